@@ -1,0 +1,146 @@
+"""Typed settings, decoded with msgspec from ``litestar.toml`` and overridden by ``TOKENGATE_*`` variables.
+
+Nested keys are addressed with a double underscore: ``TOKENGATE_DATABASE__URL`` overrides ``[database] url``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "TOKENGATE_"
+CONFIG_FILE_ENV = "TOKENGATE_CONFIG"
+DEFAULT_CONFIG_FILE = "litestar.toml"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the offending key."""
+
+
+class DatabaseSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where the data lives."""
+
+    url: str = "sqlite+aiosqlite:///tokengate.db"
+    """SQLAlchemy URL; ``postgresql+asyncpg://…`` selects PostgreSQL."""
+    echo: bool = False
+    """Log every SQL statement (development only)."""
+    pool_size: int = 10
+    """Connections per worker (PostgreSQL)."""
+
+
+class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Server secret and network trust."""
+
+    secret: str = ""
+    """Server secret for token hashing and legacy-key encryption; prefer ``TOKENGATE_SECURITY__SECRET``."""
+    secret_file: str = ".tokengate-secret"
+    """Used when ``secret`` is empty: read, or created with 64 random bytes (mode 0600) on first start."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    """Peers whose ``X-Forwarded-For`` header is believed; the first entry is then the client address."""
+
+
+class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Limits of legacy tokens and Personal Access Tokens."""
+
+    pat_enabled: bool = True
+    """Global switch for Personal Access Tokens."""
+    pat_default_allowed: bool = True
+    """Default of ``can_use_personal_access_tokens`` for new users."""
+    pat_max_per_user: int = 20
+    """Active PATs a user may hold at once."""
+    pat_max_lifetime_days: int = 365
+    """Furthest expiry a PAT may be given."""
+    pat_max_acl_entries: int = 32
+    """Networks in one PAT's allow-list."""
+    rotation_grace_seconds: int = 0
+    """How long a rotated-out PAT keeps working."""
+    usage_flush_seconds: float = 5.0
+    """How often recorded token usage is written to the database."""
+    verification_cache_size: int = 100_000
+    """Verified tokens kept in memory per worker."""
+
+
+class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Password login throttling."""
+
+    max_failures_per_username: int = 5
+    """Failures per username within the window before 429."""
+    max_failures_per_ip: int = 20
+    """Failures per client address within the window before 429."""
+    window_seconds: int = 600
+    """Length of the throttling window."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """All of tokengate's settings."""
+
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
+    login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    policy_dir: str = "policies"
+    """Directory holding the Casbin model and rule files."""
+    auto_migrate: bool = True
+    """Apply database migrations when ``tokengate run`` starts."""
+    debug: bool = False
+    """Litestar debug mode (tracebacks in responses): never in production."""
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(value)
+    return overrides
+
+
+def _parse_env_value(value: str) -> Any:
+    """Read ``20``, ``true`` or ``["10.0.0.0/8"]`` as TOML values; anything else stays a string."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file (if present), apply environment overrides and validate.
+
+    Args:
+        path: the configuration file; defaults to ``$TOKENGATE_CONFIG`` or ``./litestar.toml``.
+        environ: the environment to read overrides from; defaults to ``os.environ``.
+
+    Raises:
+        ConfigError: the file is not valid TOML, or a key is unknown or has a value of the wrong type.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    config_path = Path(path or environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+    raw: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            raw = tomllib.loads(config_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from exc
+    raw = _merge(raw.get("tokengate", raw), _env_overrides(environ))
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration ({config_path}, {ENV_PREFIX}* variables): {exc}") from exc

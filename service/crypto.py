@@ -1,0 +1,137 @@
+"""Token formats, keyed hashing and encryption: every constant that shapes a token lives here.
+
+Personal Access Tokens keep Waldur's shape ``w_<expiry unix>_<random><checksum>``; legacy keys are
+``tgl_<random><checksum>``. The random part is 256 bits in base62; the checksum is CRC-32 of everything before
+it, in base62, so a scanner (or this service, before touching the database) can reject a mistyped or forged
+token offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+RANDOM_BYTES = 32
+RANDOM_CHARS = 43  # ceil(256 / log2(62))
+CHECKSUM_CHARS = 6  # ceil(32 / log2(62))
+PAT_PREFIX = "w_"
+LEGACY_PREFIX = "tgl_"
+PAT_DISPLAY_CHARS = 8  # Waldur: token_prefix = full_token[:8]
+LEGACY_DISPLAY_CHARS = 12  # "tgl_" + 8 random characters
+HASH_HEX_CHARS = 64
+MAX_TOKEN_CHARS = 128
+_NONCE_BYTES = 12
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        chars.append(BASE62[digit])
+    return "".join(reversed(chars))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), CHECKSUM_CHARS)
+
+
+def _random_part() -> str:
+    return _base62(int.from_bytes(secrets.token_bytes(RANDOM_BYTES), "big"), RANDOM_CHARS)
+
+
+def _has_valid_checksum(token: str, random_start: int) -> bool:
+    random_part = token[random_start:]
+    if len(random_part) != RANDOM_CHARS + CHECKSUM_CHARS or any(c not in BASE62 for c in random_part):
+        return False
+    body, checksum = token[: -CHECKSUM_CHARS], token[-CHECKSUM_CHARS:]
+    return hmac.compare_digest(_checksum(body), checksum)
+
+
+def new_pat(expires_at_unix: int) -> str:
+    """A fresh PAT for a token that expires at ``expires_at_unix``."""
+    body = f"{PAT_PREFIX}{expires_at_unix}_{_random_part()}"
+    return body + _checksum(body)
+
+
+def new_legacy_key() -> str:
+    """A fresh legacy API key."""
+    body = f"{LEGACY_PREFIX}{_random_part()}"
+    return body + _checksum(body)
+
+
+def pat_expiry(token: str) -> int | None:
+    """The expiry embedded in a well-formed PAT (unix seconds), or None when the token is malformed."""
+    if len(token) > MAX_TOKEN_CHARS or not token.startswith(PAT_PREFIX):
+        return None
+    parts = token.split("_", 2)
+    if len(parts) != 3 or not parts[1].isascii() or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    if not _has_valid_checksum(token, len(parts[0]) + len(parts[1]) + 2):
+        return None
+    return int(parts[1])
+
+
+def is_legacy_key(token: str) -> bool:
+    """Whether ``token`` has the legacy-key shape and a valid checksum."""
+    return (
+        len(token) == len(LEGACY_PREFIX) + RANDOM_CHARS + CHECKSUM_CHARS
+        and token.startswith(LEGACY_PREFIX)
+        and _has_valid_checksum(token, len(LEGACY_PREFIX))
+    )
+
+
+def display_prefix(token: str) -> str:
+    """The non-secret prefix shown in listings."""
+    return token[: PAT_DISPLAY_CHARS if token.startswith(PAT_PREFIX) else LEGACY_DISPLAY_CHARS]
+
+
+@dataclass(frozen=True, slots=True)
+class Keyring:
+    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption."""
+
+    hash_key: bytes
+    encryption_key: bytes
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> Keyring:
+        """Derive independent keys with HKDF-SHA256."""
+
+        def derive(purpose: bytes) -> bytes:
+            return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(secret)
+
+        return cls(hash_key=derive(b"token-hash-v1"), encryption_key=derive(b"legacy-key-encryption-v1"))
+
+    def token_hash(self, token: str) -> str:
+        """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
+        return hmac.new(self.hash_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def encrypt(self, plaintext: str, context: bytes) -> bytes:
+        """AES-256-GCM with a random nonce; ``context`` is bound as associated data."""
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return nonce + AESGCM(self.encryption_key).encrypt(nonce, plaintext.encode(), context)
+
+    def decrypt(self, blob: bytes, context: bytes) -> str:
+        """Inverse of :meth:`encrypt`; raises ``cryptography.exceptions.InvalidTag`` on tampering."""
+        return AESGCM(self.encryption_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context).decode()
+
+
+def load_secret(secret: str, secret_file: str) -> bytes:
+    """The configured secret, or the one in ``secret_file`` (created with 64 random bytes, mode 0600, if absent)."""
+    if secret:
+        return secret.encode()
+    path = Path(secret_file)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(64))
+    return path.read_text().strip().encode()

@@ -1,0 +1,10 @@
+"""Every table, imported in one place so that migrations and ``create_all`` see the whole schema."""
+
+from service.auth_tokens.models import AuthToken
+from service.authz.models import RoleAssignment
+from service.entities.models import Entity
+from service.events.models import Event
+from service.pats.models import PersonalAccessToken
+from service.users.models import User
+
+__all__ = ["AuthToken", "Entity", "Event", "PersonalAccessToken", "RoleAssignment", "User"]

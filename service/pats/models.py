@@ -1,0 +1,39 @@
+"""Personal Access Tokens."""
+
+from __future__ import annotations
+
+import uuid as uuid_lib
+from datetime import datetime
+
+from advanced_alchemy.base import BigIntAuditBase
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.crypto import PAT_DISPLAY_CHARS
+
+
+class PersonalAccessToken(BigIntAuditBase):
+    """A scoped, expiring token. The plaintext is never stored: only its keyed hash and display prefix.
+
+    ``allowed_scopes`` holds the bindings as ``[{"type": …, "uuid": …}]``; ``allowed_networks`` canonical CIDRs.
+    A rotated-out token keeps working until ``grace_until`` when a grace period is configured.
+    """
+
+    __tablename__ = "personal_access_token"
+    __table_args__ = (Index("ix_personal_access_token_user_active", "user_id", "is_active"),)
+
+    uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(150))
+    token_prefix: Mapped[str] = mapped_column(String(PAT_DISPLAY_CHARS))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allowed_scopes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    grace_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True, default=None)
+    use_count: Mapped[int] = mapped_column(Integer, default=0)

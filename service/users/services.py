@@ -1,0 +1,113 @@
+"""User management: creation with argon2 hashes, updates, and the token revocation that deactivation implies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, update
+
+from service.auth_tokens.models import AuthToken
+from service.errors import ValidationError
+from service.events.services import EventService, EventType
+from service.pats.models import PersonalAccessToken
+from service.users.models import User
+from service.users.schemas import UserCreate, UserUpdate
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+_hasher = PasswordHasher()
+# Verifying against this keeps the time of "no such user" equal to that of "wrong password".
+_DUMMY_HASH = _hasher.hash("tokengate-dummy-password")
+
+
+async def hash_password(password: str) -> str:
+    """Argon2id hash, computed off the event loop."""
+    return await anyio.to_thread.run_sync(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    """Constant-work check of ``password`` against ``password_hash`` (an empty hash never matches)."""
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await anyio.to_thread.run_sync(check)
+
+
+class UserRepository(SQLAlchemyAsyncRepository[User]):
+    """Data access for users."""
+
+    model_type = User
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
+    """Creates and changes users; deactivation revokes every token the user holds."""
+
+    repository_type = UserRepository
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.events = EventService(session=session)
+
+    async def create_user(self, data: UserCreate, actor_id: int | None = None) -> User:
+        """Create a user; 400 when the username is taken."""
+        if await self.exists(username=data.username):
+            raise ValidationError({"username": ["A user with that username already exists."]})
+        fields = msgspec.structs.asdict(data)
+        password = fields.pop("password")
+        if fields["can_use_personal_access_tokens"] is None:
+            fields["can_use_personal_access_tokens"] = self.runtime.settings.tokens.pat_default_allowed
+        user = await self.create(User(**fields, password_hash=await hash_password(password) if password else ""))
+        await self.events.record(
+            EventType.USER_CREATED, f"User {user.username} has been created.", user_id=user.id, actor_id=actor_id
+        )
+        return user
+
+    async def update_user(self, user: User, data: UserUpdate, actor_id: int | None = None) -> User:
+        """Apply the fields sent; deactivation revokes the user's tokens in the same transaction."""
+        changes = {name: value for name, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
+        if "password" in changes:
+            changes["password_hash"] = await hash_password(changes.pop("password"))
+        deactivated = user.is_active and changes.get("is_active") is False
+        for name, value in changes.items():
+            setattr(user, name, value)
+        user = await self.update(user)
+        if deactivated:
+            await self.revoke_all_tokens(user.id)
+        await self.events.record(
+            EventType.USER_UPDATED,
+            f"User {user.username} has been updated.",
+            user_id=user.id,
+            actor_id=actor_id,
+            fields=sorted(name for name in changes if name != "password_hash"),
+        )
+        self.runtime.forget_user(user.id)
+        return user
+
+    async def revoke_all_tokens(self, user_id: int) -> None:
+        """Delete the legacy token and deactivate every Personal Access Token of ``user_id``."""
+        await self.repository.session.execute(delete(AuthToken).where(AuthToken.user_id == user_id))
+        result = await self.repository.session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.is_active.is_(True))
+            .values(is_active=False)
+        )
+        if result.rowcount:
+            await self.events.record(
+                EventType.PAT_REVOKED,
+                f"All personal access tokens ({result.rowcount}) for user {user_id} have been revoked "
+                "due to user deactivation.",
+                user_id=user_id,
+                count=result.rowcount,
+            )
