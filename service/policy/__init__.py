@@ -1,0 +1,19 @@
+"""The policy engine: Casbin rules from ``policies/`` and an in-memory mirror of the facts they apply to."""
+
+from service.policy.catalog import PermissionSpec, RoleSpec
+from service.policy.engine import CLAUSES, PolicyEngine
+from service.policy.errors import PolicyError
+from service.policy.facts import AssignmentFact, Decision, EntityFact, Subject, TokenLimits
+
+__all__ = [
+    "CLAUSES",
+    "AssignmentFact",
+    "Decision",
+    "EntityFact",
+    "PermissionSpec",
+    "PolicyEngine",
+    "PolicyError",
+    "RoleSpec",
+    "Subject",
+    "TokenLimits",
+]

@@ -1,0 +1,126 @@
+"""The in-memory mirror of the dynamic facts: the entity tree and live role assignments."""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from service.policy.facts import AssignmentFact, EntityFact
+
+NEVER = datetime.max.replace(tzinfo=UTC)
+ALWAYS = datetime.min.replace(tzinfo=UTC)
+
+
+class FactStore:
+    """Entities with cached ancestor chains, and assignments indexed by holder and by entity.
+
+    Expired assignments are kept (the database sweeps them) but never count; the sorted list of
+    expiry times tells the engine how long the current set of live assignments stays the same.
+    """
+
+    def __init__(self) -> None:
+        self.entities: dict[str, EntityFact] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._assignments: dict[str, AssignmentFact] = {}
+        self._by_holding: dict[tuple[int, str], dict[str, AssignmentFact]] = {}
+        self._by_user: dict[int, dict[str, AssignmentFact]] = {}
+        self._expiries: list[datetime] = []
+
+    def replace(self, entities: Iterable[EntityFact], assignments: Iterable[AssignmentFact]) -> None:
+        """Drop every fact and load these instead."""
+        self.entities = {entity.uuid: entity for entity in entities}
+        self._chains.clear()
+        self._assignments.clear()
+        self._by_holding.clear()
+        self._by_user.clear()
+        self._expiries.clear()
+        for assignment in assignments:
+            self.put_assignment(assignment)
+
+    def put_entity(self, entity: EntityFact) -> None:
+        """Add or update an entity.
+
+        Raises:
+            ValueError: The new parent would make the entity its own ancestor.
+        """
+        if entity.parent is not None and (entity.parent == entity.uuid or entity.uuid in self.chain(entity.parent)):
+            raise ValueError(f"entity {entity.uuid} cannot have its descendant {entity.parent} as parent")
+        self.entities[entity.uuid] = entity
+        self._chains.clear()
+
+    def remove_entity(self, uuid: str) -> None:
+        """Forget an entity; its descendants lose it (and everything above it) as ancestors."""
+        if self.entities.pop(uuid, None) is not None:
+            self._chains.clear()
+
+    def put_assignment(self, assignment: AssignmentFact) -> None:
+        """Add or update a role assignment."""
+        self.remove_assignment(assignment.uuid)
+        self._assignments[assignment.uuid] = assignment
+        self._by_holding.setdefault((assignment.user_id, assignment.entity), {})[assignment.uuid] = assignment
+        self._by_user.setdefault(assignment.user_id, {})[assignment.uuid] = assignment
+        if assignment.expires_at is not None:
+            insort(self._expiries, assignment.expires_at)
+
+    def remove_assignment(self, uuid: str) -> None:
+        """Forget a role assignment (revoked, deactivated or deleted)."""
+        assignment = self._assignments.pop(uuid, None)
+        if assignment is None:
+            return
+        key = (assignment.user_id, assignment.entity)
+        del self._by_holding[key][uuid]
+        if not self._by_holding[key]:
+            del self._by_holding[key]
+        del self._by_user[assignment.user_id][uuid]
+        if not self._by_user[assignment.user_id]:
+            del self._by_user[assignment.user_id]
+        if assignment.expires_at is not None:
+            self._expiries.pop(bisect_right(self._expiries, assignment.expires_at) - 1)
+
+    def chain(self, uuid: str) -> tuple[str, ...]:
+        """Return the entity and its known ancestors, nearest first; empty for an unknown entity."""
+        cached = self._chains.get(uuid)
+        if cached is not None:
+            return cached
+        path: list[str] = []
+        tail: tuple[str, ...] = ()
+        current = uuid
+        while current in self.entities and current not in path:  # `not in path` stops on a cycle
+            known = self._chains.get(current)
+            if known is not None:
+                tail = known
+                break
+            path.append(current)
+            current = self.entities[current].parent  # type: ignore[assignment]
+        for node in reversed(path):
+            tail = (node, *tail)
+            self._chains[node] = tail
+        return tail
+
+    def held_on(self, user_id: int, entity: str) -> Iterable[AssignmentFact]:
+        """Return the user's assignments held directly on ``entity`` (live or not)."""
+        return self._by_holding.get((user_id, entity), {}).values()
+
+    def live_of_user(self, user_id: int, now: datetime) -> list[AssignmentFact]:
+        """Return the user's assignments that are live at ``now`` and held on a known entity."""
+        return [
+            assignment
+            for assignment in self._by_user.get(user_id, {}).values()
+            if is_live(assignment, now) and assignment.entity in self.entities
+        ]
+
+    def live_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """Return ``(since, until)`` around ``now`` in which no assignment expires.
+
+        Every assignment is either expired for the whole window or live for the whole window.
+        """
+        index = bisect_right(self._expiries, now)
+        since = self._expiries[index - 1] if index else ALWAYS
+        until = self._expiries[index] if index < len(self._expiries) else NEVER
+        return since, until
+
+
+def is_live(assignment: AssignmentFact, now: datetime) -> bool:
+    """Whether the assignment has not expired at ``now``."""
+    return assignment.expires_at is None or now < assignment.expires_at
