@@ -220,6 +220,9 @@ class PolicyEngine:
         if token is not None:
             if permission not in token.scopes:
                 return Decision(False, f"token scopes do not include {permission}", "token-scope")
+            if not spec.delegable:
+                # Defence in depth: issuance refuses such scopes, so only a stale or forged token gets here.
+                return Decision(False, f"{permission} is never delegated to a token", "token-scope")
             if token.bindings:
                 if entity is None:
                     return Decision(False, "bound token cannot pass a check without a target entity", "token-binding")
