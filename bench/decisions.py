@@ -1,0 +1,79 @@
+"""Decision latency of the policy engine at tree depths 1, 4 and 8, cold (no memo) and warm.
+
+Run as ``python -m bench.decisions`` or ``python bench/decisions.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make the `service` package importable
+    sys.path.insert(0, str(ROOT))
+
+from service.policy import AssignmentFact, EntityFact, PolicyEngine, Subject, TokenLimits  # noqa: E402
+
+DEEP_POLICY = ROOT / "tests" / "unit" / "policy" / "deep_policy"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+ORGS = 200  # each org: a chain of 8 folders; the facts are there so lookups are not trivially small
+
+
+def build(memo_size: int) -> PolicyEngine:
+    """An engine on the folder policy: ORGS orgs, each with a chain f1..f8, an admin per org, a viewer at f1."""
+    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size=memo_size)
+    entities, assignments = [], []
+    for org in range(ORGS):
+        entities.append(EntityFact(f"o{org}", "org", None))
+        parent = f"o{org}"
+        for level in range(1, 9):
+            entities.append(EntityFact(f"o{org}f{level}", "folder", parent))
+            parent = f"o{org}f{level}"
+        assignments.append(AssignmentFact(f"admin{org}", org, "ORG.ADMIN", f"o{org}", None))
+        expiry = NOW.replace(year=2031)  # an expiry keeps the expiry window in play
+        assignments.append(AssignmentFact(f"viewer{org}", 10_000 + org, "FOLDER.VIEWER", f"o{org}f1", expiry))
+    engine.replace_facts(entities, assignments)
+    return engine
+
+
+def target(depth: int) -> str:
+    """The entity at ``depth`` (1 = the org itself) in org 0."""
+    return "o0" if depth == 1 else f"o0f{depth - 1}"
+
+
+def measure(engine: PolicyEngine, subject: Subject, permission: str, entity: str, expected: bool) -> float:
+    """Return µs per decision over a fixed wall-clock budget."""
+    assert engine.decide(subject, permission, entity, NOW).allowed is expected
+    runs, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < 0.3:
+        for _ in range(200):
+            engine.decide(subject, permission, entity, NOW)
+        runs += 200
+    return elapsed / runs * 1e6
+
+
+def main() -> None:
+    """Print one line per scenario."""
+    engines = {"cold": build(memo_size=0), "warm": build(memo_size=65_536)}
+    admin, stranger = Subject(0, False), Subject(5, False)
+    print(f"{'scenario':<46}{'µs/decision':>12}{'decisions/s':>14}")
+    for depth in (1, 4, 8):
+        bound = Subject(0, False, TokenLimits(frozenset({"FOLDER.READ"}), frozenset({target(min(depth, 2))})))
+        cases = [
+            ("allow, role held at the root", admin, True),
+            ("allow, PAT bound near the root", bound, True),
+            ("deny, no role anywhere on the chain", stranger, False),
+        ]
+        for memo, engine in engines.items():
+            for label, subject, expected in cases:
+                us = measure(engine, subject, "FOLDER.READ", target(depth), expected)
+                print(f"{f'depth {depth} {memo:<4} {label}':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
+    viewer = Subject(10_000, False)
+    us = measure(engines["cold"], viewer, "FOLDER.WRITE", target(8), False)
+    print(f"{'depth 8 cold deny, role held lacks permission':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
+
+
+if __name__ == "__main__":
+    main()
