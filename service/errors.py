@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
@@ -118,11 +119,26 @@ class Throttled(ApplicationError):
         )
 
 
+_AT_PATH = re.compile(r" - at `\$\.?([A-Za-z_][A-Za-z0-9_]*)")
+_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+
+
+def _field_of(item: Any) -> tuple[str, str]:
+    """``(field, message)`` of one Litestar validation item; body errors are keyed by the JSON field at fault."""
+    if not isinstance(item, dict):
+        return NON_FIELD, str(item)
+    message = str(item.get("message", item))
+    key = item.get("key") or NON_FIELD
+    if item.get("source") == "body" or key == "data":
+        match = _AT_PATH.search(message) or _NAMED_FIELD.search(message)
+        key = match.group(1) if match else NON_FIELD
+    return key, message
+
+
 def _validation_body(exc: ValidationException) -> dict[str, list[str]]:
     body: dict[str, list[str]] = {}
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        key = item.get("key") or NON_FIELD if isinstance(item, dict) else NON_FIELD
-        message = item.get("message", str(item)) if isinstance(item, dict) else str(item)
+        key, message = _field_of(item)
         body.setdefault(key, []).append(message)
     return body or {NON_FIELD: [str(exc.detail)]}
 

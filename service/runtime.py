@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
-from service.crypto import Keyring
+from service.crypto import Keyring, load_secret
+from service.db import create_alchemy_config
+from service.policy.engine import PolicyEngine
+from service.security.client_ip import IPNetwork
+from service.security.throttle import LoginThrottle
+from service.security.usage import UsageRecorder
+from service.security.verifier import TokenVerifier
 
 ServiceT = TypeVar("ServiceT")
 
@@ -23,7 +33,32 @@ class Runtime:
     settings: Settings
     keyring: Keyring
     alchemy: SQLAlchemyAsyncConfig
-    components: dict[str, Any] = field(default_factory=dict)
+    policy: PolicyEngine
+    trusted_proxies: tuple[IPNetwork, ...]
+    verifier: TokenVerifier = field(init=False)
+    usage: UsageRecorder = field(init=False)
+    throttle: LoginThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.verifier = TokenVerifier(self, self.settings.tokens.verification_cache_size)
+        self.usage = UsageRecorder(self)
+        login = self.settings.login
+        self.throttle = LoginThrottle(login.max_failures_per_username, login.max_failures_per_ip, login.window_seconds)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Load the secret and the policy, and configure the database."""
+        return cls(
+            settings=settings,
+            keyring=Keyring.from_secret(load_secret(settings.security.secret, settings.security.secret_file)),
+            alchemy=create_alchemy_config(settings),
+            policy=PolicyEngine.from_directory(Path(settings.policy_dir)),
+            trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),
+        )
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop cached credentials of ``user_id`` after a change to the user."""
+        self.verifier.forget_user(user_id)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -37,10 +72,14 @@ class Runtime:
                 raise
 
 
+RuntimeDependency = NamedDependency[SkipValidation[Runtime]]
+"""Handler/provider parameter type for the worker's :class:`Runtime` (the ``runtime`` dependency)."""
+
+
 def service_provider(service_class: Callable[..., ServiceT]) -> Callable[..., AsyncIterator[ServiceT]]:
     """A Litestar dependency that builds ``service_class`` on the request's session with the runtime attached."""
 
-    async def provide(db_session: AsyncSession, runtime: Runtime) -> AsyncIterator[ServiceT]:
+    async def provide(db_session: NamedDependency[AsyncSession], runtime: RuntimeDependency) -> AsyncIterator[ServiceT]:
         yield service_class(session=db_session, runtime=runtime)
 
     provide.__annotations__["return"] = AsyncIterator[service_class]  # type: ignore[valid-type]

@@ -16,7 +16,8 @@ class AuthToken(BigIntAuditBase):
     """A user's legacy key, stored as a keyed hash (lookup) and AEAD ciphertext (so login can return it again).
 
     ``refreshed_at`` is Waldur's sliding ``created``: the token expires ``user.token_lifetime`` seconds after it,
-    and use moves it forward (debounced). ``updated_at`` changes when the key is regenerated.
+    and use moves it forward (debounced). ``expires_at`` (``refreshed_at`` + lifetime, null for no expiry) is kept
+    beside it so that "active tokens" is a plain indexed filter. ``updated_at`` changes when the key is regenerated.
     """
 
     __tablename__ = "auth_token"
@@ -26,5 +27,6 @@ class AuthToken(BigIntAuditBase):
     key_prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     refreshed_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, index=True)
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -10,7 +11,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.errors import ValidationError
@@ -85,6 +86,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         user = await self.update(user)
         if deactivated:
             await self.revoke_all_tokens(user.id)
+        elif "token_lifetime" in changes:
+            await self._reset_token_expiry(user)
         await self.events.record(
             EventType.USER_UPDATED,
             f"User {user.username} has been updated.",
@@ -94,6 +97,12 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
         )
         self.runtime.forget_user(user.id)
         return user
+
+    async def _reset_token_expiry(self, user: User) -> None:
+        token = await self.repository.session.scalar(select(AuthToken).where(AuthToken.user_id == user.id))
+        if token is not None:
+            lifetime = user.token_lifetime
+            token.expires_at = token.refreshed_at + timedelta(seconds=lifetime) if lifetime else None
 
     async def revoke_all_tokens(self, user_id: int) -> None:
         """Delete the legacy token and deactivate every Personal Access Token of ``user_id``."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 02:56:45.343576
+Create Date: 2026-11-24 03:00:33.125228
 """
 
 from collections.abc import Sequence
@@ -86,6 +86,7 @@ def upgrade() -> None:
     sa.Column('key_prefix', sa.String(length=16), nullable=False),
     sa.Column('key_encrypted', sa.LargeBinary(), nullable=False),
     sa.Column('refreshed_at', sa.DateTimeUTC(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTimeUTC(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTimeUTC(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTimeUTC(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_auth_token_user_id_user_account'), ondelete='CASCADE'),
@@ -94,6 +95,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('user_id', name=op.f('uq_auth_token_user_id'))
     )
     with op.batch_alter_table('auth_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_auth_token_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_auth_token_key_prefix'), ['key_prefix'], unique=False)
 
     op.create_table('personal_access_token',
@@ -161,6 +163,7 @@ def downgrade() -> None:
     op.drop_table('personal_access_token')
     with op.batch_alter_table('auth_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auth_token_key_prefix'))
+        batch_op.drop_index(batch_op.f('ix_auth_token_expires_at'))
 
     op.drop_table('auth_token')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:

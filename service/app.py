@@ -1,0 +1,80 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from service import __doc__ as description
+from service.auth_tokens.controllers import AdminAuthTokenController, AuthTokenController, LoginController
+from service.cli import TokengateCLIPlugin
+from service.config import Settings, load_settings
+from service.errors import exception_to_response
+from service.runtime import Runtime
+from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
+from service.security.principal import Principal
+from service.users.controllers import UserController
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
+async def health() -> dict[str, str]:
+    """Liveness probe (no authentication)."""
+    return {"status": "ok"}
+
+
+def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
+    """Dependency: the authenticated caller."""
+    return request.user
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
+    settings = settings or load_settings()
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        runtime.usage.start()
+        try:
+            yield
+        finally:
+            await runtime.usage.stop()
+
+    return Litestar(
+        route_handlers=[health, LoginController, AuthTokenController, AdminAuthTokenController, UserController],
+        dependencies={
+            "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
+        middleware=[AuthenticationMiddleware(runtime)],
+        plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],
+        exception_handlers={Exception: exception_to_response},
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="tokengate",
+            version="0.1.0",
+            description=description,
+            components=Components(
+                security_schemes={
+                    "Token": SecurityScheme(
+                        type="apiKey", name="Authorization", security_scheme_in="header",
+                        description="`Token <key>` or `Bearer <key>`",
+                    )
+                }
+            ),
+            security=[{"Token": []}],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        state=State({"runtime": runtime}),
+        debug=settings.debug,
+    )

@@ -1,0 +1,233 @@
+"""Legacy tokens: issue at login, sliding expiry, regeneration, and the staff listings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+
+from service.auth_tokens.models import AuthToken
+from service.crypto import display_prefix, is_legacy_key, new_legacy_key
+from service.errors import AuthenticationError, Throttled
+from service.events.services import EventService, EventType
+from service.pagination import Window
+from service.users.models import User
+from service.users.services import verify_password
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+BAD_CREDENTIALS = "Invalid username/password."
+USER_DISABLED = "User account is disabled."
+
+
+class TokenOrdering(str, Enum):
+    """Seed 001 ``ordering`` values (``-`` for descending)."""
+
+    ID = "id"
+    ID_DESC = "-id"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    UPDATED_AT = "updated_at"
+    UPDATED_AT_DESC = "-updated_at"
+    USER = "user"
+    USER_DESC = "-user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminTokenQuery:
+    """Seed 001 filters, already validated."""
+
+    search: str | None = None
+    ordering: TokenOrdering | None = None
+    id_min: int | None = None
+    id_max: int | None = None
+    created_date: date | None = None
+    updated_date: date | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    updated_from: date | None = None
+    updated_to: date | None = None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _date_filters(column: Any, exact: date | None, start: date | None, end: date | None) -> list[ColumnElement[bool]]:
+    clauses = []
+    if exact is not None:
+        clauses += [column >= _day_start(exact), column < _day_start(exact) + timedelta(days=1)]
+    if start is not None:
+        clauses.append(column >= _day_start(start))
+    if end is not None:
+        clauses.append(column < _day_start(end) + timedelta(days=1))
+    return clauses
+
+
+class AuthTokenRepository(SQLAlchemyAsyncRepository[AuthToken]):
+    """Data access for legacy tokens."""
+
+    model_type = AuthToken
+
+
+class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepository]):
+    """One token per user; the key is kept only as an HMAC (lookup) and AES-GCM ciphertext (re-display at login)."""
+
+    repository_type = AuthTokenRepository
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.events = EventService(session=session)
+
+    # -- login -------------------------------------------------------------------------------------------------
+    async def login(self, username: str, password: str, ip: str) -> str:
+        """Check the password and return the user's key (the same one while valid).
+
+        Raises:
+            Throttled: too many recent failures for this username or address.
+            AuthenticationError: bad credentials or a disabled account.
+        """
+        throttle = self.runtime.throttle
+        retry_after = throttle.retry_after(username, ip)
+        if retry_after is not None:
+            raise Throttled(retry_after)
+        user = await self.repository.session.scalar(select(User).where(User.username == username))
+        if not await verify_password(user.password_hash if user else "", password) or user is None:
+            throttle.failed(username, ip)
+            await self.events.record(
+                EventType.LOGIN_FAILED,
+                f"User {username} failed to authenticate with username and password.",
+                user_id=user.id if user else None,
+                username=username,
+                source_ip=ip,
+            )
+            raise AuthenticationError(BAD_CREDENTIALS)
+        if not user.is_active:
+            raise AuthenticationError(USER_DISABLED)
+        throttle.succeeded(username)
+        user.last_login = datetime.now(UTC)
+        key = await self.obtain_key(user)
+        await self.events.record(
+            EventType.LOGIN_SUCCEEDED, f"User {username} authenticated with username and password.", user_id=user.id
+        )
+        return key
+
+    async def obtain_key(self, user: User) -> str:
+        """The user's valid key, creating or replacing (if expired or unreadable) the token as needed."""
+        token = await self.get_one_or_none(AuthToken.user_id == user.id)
+        now = datetime.now(UTC)
+        if token is not None and (token.expires_at is None or now < token.expires_at):
+            try:
+                return self.runtime.keyring.decrypt(token.key_encrypted, _context(user.id))
+            except InvalidTag:
+                pass  # the server secret changed: issue a new key below
+        key = new_legacy_key()
+        if token is None:
+            await self.create(AuthToken(user_id=user.id, **self._key_fields(key, user, now)))
+            await self.events.record(EventType.TOKEN_CREATED, f"Token for user {user.username} has been created.",
+                                     user_id=user.id)
+        else:
+            await self._replace_key(token, key, user, now)
+        return key
+
+    async def regenerate(self, token: AuthToken) -> AuthToken:
+        """Give ``token`` a new key (same id); the old key stops working at once."""
+        await self._replace_key(token, new_legacy_key(), token.user, datetime.now(UTC))
+        return token
+
+    async def _replace_key(self, token: AuthToken, key: str, user: User, now: datetime) -> None:
+        self.runtime.verifier.forget_token(token.key_hash)
+        for name, value in self._key_fields(key, user, now).items():
+            setattr(token, name, value)
+        token.updated_at = now
+        await self.update(token)
+        await self.events.record(
+            EventType.TOKEN_REGENERATED, f"Token for user {user.username} has been regenerated.", user_id=user.id
+        )
+
+    def _key_fields(self, key: str, user: User, now: datetime) -> dict[str, Any]:
+        keyring = self.runtime.keyring
+        return {
+            "key_hash": keyring.token_hash(key),
+            "key_prefix": display_prefix(key),
+            "key_encrypted": keyring.encrypt(key, _context(user.id)),
+            "refreshed_at": now,
+            "expires_at": now + timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
+        }
+
+    async def delete_token(self, token: AuthToken) -> None:
+        """Delete a user's token: every session using it ends."""
+        self.runtime.verifier.forget_token(token.key_hash)
+        await self.delete(token.id)
+        await self.events.record(
+            EventType.TOKEN_DELETED, f"Token for user {token.user.username} has been deleted.", user_id=token.user_id
+        )
+
+    # -- staff listings ----------------------------------------------------------------------------------------
+    def _active(self) -> Select[tuple[AuthToken]]:
+        now = datetime.now(UTC)
+        return (
+            select(AuthToken)
+            .join(AuthToken.user)
+            .where(or_(AuthToken.expires_at.is_(None), AuthToken.expires_at > now))
+        )
+
+    async def list_active(self, window: Window) -> tuple[list[AuthToken], int]:
+        """Seed 000: tokens that have not expired, newest user first."""
+        items, total = await self.list_and_count(
+            window.filter, statement=self._active().order_by(AuthToken.user_id.desc())
+        )
+        return list(items), total
+
+    async def get_active_for_user(self, user_id: int) -> AuthToken:
+        """Seed 000 retrieve/delete: the user's unexpired token, or 404."""
+        return await self.get_one(statement=self._active().where(AuthToken.user_id == user_id))
+
+    async def list_for_admin(self, query: AdminTokenQuery, window: Window) -> tuple[list[AuthToken], int]:
+        """Seed 001: every token, filtered, searched and ordered."""
+        clauses: list[ColumnElement[bool]] = []
+        if query.id_min is not None:
+            clauses.append(AuthToken.id >= query.id_min)
+        if query.id_max is not None:
+            clauses.append(AuthToken.id <= query.id_max)
+        clauses += _date_filters(AuthToken.created_at, query.created_date, query.created_from, query.created_to)
+        clauses += _date_filters(AuthToken.updated_at, query.updated_date, query.updated_from, query.updated_to)
+        if query.search:
+            clauses.append(self._search(query.search))
+        statement = select(AuthToken).join(AuthToken.user).where(and_(*clauses)).order_by(*_ordering(query.ordering))
+        items, total = await self.list_and_count(window.filter, statement=statement)
+        return list(items), total
+
+    def _search(self, term: str) -> ColumnElement[bool]:
+        """Waldur's search fields, matched literally; a pasted full key finds its token through its hash."""
+        matches = [
+            AuthToken.key_prefix.startswith(term[:16], autoescape=True),
+            *(column.icontains(term, autoescape=True) for column in
+              (User.username, User.mobile_number, User.first_name, User.last_name)),
+        ]
+        if term.isdigit() and len(term) <= 18:
+            matches.append(AuthToken.id == int(term))
+        if is_legacy_key(term):
+            matches.append(AuthToken.key_hash == self.runtime.keyring.token_hash(term))
+        return or_(*matches)
+
+
+def _ordering(ordering: TokenOrdering | None) -> list[Any]:
+    if ordering is None:
+        return [AuthToken.id.asc()]
+    name = ordering.value.lstrip("-")
+    column = AuthToken.user_id if name == "user" else getattr(AuthToken, name)
+    return [column.desc() if ordering.value.startswith("-") else column.asc(), AuthToken.id.asc()]
+
+
+def _context(user_id: int) -> bytes:
+    """Associated data binding a ciphertext to its row's owner."""
+    return f"auth_token:{user_id}".encode()

@@ -1,0 +1,121 @@
+"""The ``tokengate`` command: Litestar's CLI with the app preset, plus the project's own groups."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import click
+from litestar.cli._utils import LitestarGroup
+from litestar.plugins import CLIPlugin
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from service.config import Settings
+    from service.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def _run_with_runtime(app: Litestar, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    runtime: Runtime = app.state.runtime
+
+    async def main() -> T:
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.alchemy.get_engine().dispose()
+
+    return anyio.run(main)
+
+
+async def _count_staff(runtime: Runtime) -> int:
+    from sqlalchemy import func, select
+
+    from service.users.models import User
+
+    async with runtime.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(User).where(User.is_staff.is_(True))) or 0)
+
+
+def announce_first_start(settings: Settings) -> None:
+    """Tell the operator how to make the first staff user when there is none."""
+    from service.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+
+    async def main() -> int:
+        try:
+            return await _count_staff(runtime)
+        finally:
+            await runtime.alchemy.get_engine().dispose()
+
+    if anyio.run(main) == 0:
+        click.secho(
+            "No staff user yet. Create one with:  tokengate users create admin --password '<password>' --staff",
+            fg="yellow",
+        )
+
+
+@click.group(cls=LitestarGroup, name="users")
+def users_group() -> None:
+    """Manage users."""
+
+
+@users_group.command(name="create")
+@click.argument("username")
+@click.option("--password", required=True, help="The user's password (at least 8 characters).")
+@click.option("--staff", is_flag=True, default=False, help="Make the user staff.")
+def create_user(app: Litestar, username: str, password: str, staff: bool) -> None:
+    """Create a user that can log in with USERNAME and PASSWORD."""
+    import msgspec
+
+    from service.errors import ValidationError
+    from service.users.schemas import UserCreate
+    from service.users.services import UserService
+
+    try:
+        data = msgspec.convert({"username": username, "password": password, "is_staff": staff}, UserCreate)
+    except msgspec.ValidationError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+    async def work(runtime: Runtime) -> Any:
+        async with runtime.session() as session:
+            return await UserService(session=session, runtime=runtime).create_user(data)
+
+    try:
+        user = _run_with_runtime(app, work)
+    except ValidationError as exc:
+        raise click.ClickException(str(exc.errors)) from exc
+    click.echo(f"Created {'staff ' if staff else ''}user {user.username} (id {user.id}, uuid {user.uuid}).")
+
+
+class TokengateCLIPlugin(CLIPlugin):
+    """Adds the project's groups to Litestar's CLI and migrates the database before ``tokengate run`` serves."""
+
+    @contextmanager
+    def server_lifespan(self, app: Litestar) -> Iterator[None]:
+        """Bring the schema up to date once, before any worker starts, and hint at creating a staff user."""
+        from service.db import upgrade_database
+
+        settings: Settings = app.state.runtime.settings
+        if settings.auto_migrate:
+            upgrade_database(settings)
+        announce_first_start(settings)
+        yield
+
+    def on_cli_init(self, cli: click.Group) -> None:
+        """Register the project's command groups."""
+        cli.add_command(users_group)
+
+
+def main() -> None:
+    """Entry point of the ``tokengate`` console script."""
+    os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
+    from litestar.cli.main import litestar_group
+
+    litestar_group()

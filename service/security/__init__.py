@@ -1,0 +1,1 @@
+"""Authentication: header parsing, token verification with its cache, usage recording and guards."""

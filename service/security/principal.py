@@ -1,0 +1,46 @@
+"""Who is making a request, as seen after authentication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from uuid import UUID
+
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
+
+from service.policy.facts import Subject, TokenLimits
+
+
+class CredentialKind(str, Enum):
+    """How the caller authenticated."""
+
+    TOKEN = "token"  # legacy auth token: the user's full current rights
+    PAT = "pat"  # Personal Access Token: scopes ∩ the owner's current rights, bounded by bindings
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated user and the credential used (``request.user`` in handlers)."""
+
+    user_id: int
+    user_uuid: UUID
+    username: str
+    is_staff: bool
+    kind: CredentialKind
+    credential_id: int
+    limits: TokenLimits | None = None
+
+    @property
+    def is_pat(self) -> bool:
+        """Whether the request was made with a Personal Access Token."""
+        return self.kind is CredentialKind.PAT
+
+    @property
+    def subject(self) -> Subject:
+        """The policy engine's view of this caller."""
+        return Subject(user_id=self.user_id, is_staff=self.is_staff, token=self.limits)
+
+
+CurrentPrincipal = NamedDependency[SkipValidation[Principal]]
+"""Handler parameter type for the authenticated caller (the ``principal`` dependency)."""

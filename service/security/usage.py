@@ -1,0 +1,166 @@
+"""Token usage recorded in memory on the request path and written to the database in batches.
+
+Nothing here awaits the database during a request: ``record`` only updates dictionaries. ``flush`` runs every
+``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+
+from service.auth_tokens.models import AuthToken
+from service.events.services import EventService, EventType
+from service.pats.models import PersonalAccessToken
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+    from service.security.client_ip import IPAddress
+    from service.security.verifier import CachedCredential
+
+logger = logging.getLogger("tokengate.usage")
+EVENT_DEBOUNCE = timedelta(minutes=10)
+LEGACY_REFRESH_WITHOUT_LIFETIME = timedelta(seconds=600)
+
+
+@dataclass(slots=True)
+class PatUsage:
+    """Uses of one PAT since the last flush."""
+
+    count: int
+    last_used_at: datetime
+    last_used_ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An audit event raised on the request path, stored at the next flush."""
+
+    event_type: str
+    message: str
+    user_id: int
+    context: dict[str, str]
+
+
+class UsageRecorder:
+    """Collects PAT usage, legacy-token refreshes and usage events; flushes them in one transaction."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._pats: dict[int, PatUsage] = {}
+        self._legacy: dict[int, tuple[datetime, timedelta | None]] = {}
+        self._events: list[PendingEvent] = []
+        self._debounce: dict[tuple[str, int, str], datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, entry: CachedCredential, now: datetime, ip: IPAddress | None) -> None:
+        """Note one successful use of a credential."""
+        principal = entry.principal
+        if not principal.is_pat:
+            self._refresh_legacy(entry, now)
+            return
+        ip_text = str(ip) if ip is not None else None
+        usage = self._pats.get(principal.credential_id)
+        if usage is None:
+            self._pats[principal.credential_id] = PatUsage(1, now, ip_text)
+        else:
+            usage.count += 1
+            usage.last_used_at, usage.last_used_ip = now, ip_text
+        if ip_text and entry.last_used_ip and ip_text != entry.last_used_ip:
+            self._event_once(
+                EventType.PAT_USED_FROM_NEW_IP,
+                f"Personal access token {principal.credential_id} of user {principal.username} was used from "
+                f"new IP {ip_text} (previous: {entry.last_used_ip}).",
+                entry,
+                ip_text,
+                now,
+            )
+        entry.last_used_ip = ip_text or entry.last_used_ip
+
+    def denied_from_ip(self, entry: CachedCredential, ip: IPAddress | None) -> None:
+        """Note a request refused by a PAT's network ACL (one event per token and address per 10 minutes)."""
+        ip_text = str(ip) if ip is not None else "unknown"
+        self._event_once(
+            EventType.PAT_ACCESS_DENIED_FROM_IP,
+            f"Personal access token {entry.principal.credential_id} of user {entry.principal.username} was "
+            f"rejected: source address {ip_text} is outside the token network ACL.",
+            entry,
+            ip_text,
+            datetime.now(UTC),
+        )
+
+    def _refresh_legacy(self, entry: CachedCredential, now: datetime) -> None:
+        # Waldur's debounce: move the sliding window only when half the lifetime (or 10 minutes) has passed.
+        threshold = entry.lifetime / 2 if entry.lifetime else LEGACY_REFRESH_WITHOUT_LIFETIME
+        if entry.refreshed_at is None or now - entry.refreshed_at >= threshold:
+            entry.refreshed_at = now
+            self._legacy[entry.principal.credential_id] = (now, entry.lifetime)
+
+    def _event_once(self, event_type: str, message: str, entry: CachedCredential, ip: str, now: datetime) -> None:
+        key = (event_type, entry.principal.credential_id, ip)
+        last = self._debounce.get(key)
+        if last is not None and now - last < EVENT_DEBOUNCE:
+            return
+        self._debounce[key] = now
+        context = {"pat_id": str(entry.principal.credential_id), "source_ip": ip}
+        self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
+
+    async def flush(self) -> None:
+        """Write everything collected so far in one transaction."""
+        pats, self._pats = self._pats, {}
+        legacy, self._legacy = self._legacy, {}
+        events, self._events = self._events, []
+        if not (pats or legacy or events):
+            return
+        async with self.runtime.session() as session:
+            for pat_id, usage in pats.items():
+                await session.execute(
+                    update(PersonalAccessToken)
+                    .where(PersonalAccessToken.id == pat_id)
+                    .values(
+                        use_count=PersonalAccessToken.use_count + usage.count,
+                        last_used_at=usage.last_used_at,
+                        last_used_ip=usage.last_used_ip,
+                    )
+                )
+            for token_id, (refreshed_at, lifetime) in legacy.items():
+                await session.execute(
+                    update(AuthToken)
+                    .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
+                    .values(refreshed_at=refreshed_at, expires_at=refreshed_at + lifetime if lifetime else None)
+                )
+            recorder = EventService(session=session)
+            for event in events:
+                await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
+        self._prune_debounce()
+
+    def _prune_debounce(self) -> None:
+        cutoff = datetime.now(UTC) - EVENT_DEBOUNCE
+        self._debounce = {key: at for key, at in self._debounce.items() if at >= cutoff}
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.runtime.settings.tokens.usage_flush_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("usage flush failed; retrying at the next interval")
+
+    def start(self) -> None:
+        """Start the periodic flush."""
+        self._task = asyncio.create_task(self._run(), name="tokengate-usage-flush")
+
+    async def stop(self) -> None:
+        """Stop the periodic flush and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()

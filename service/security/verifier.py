@@ -1,0 +1,161 @@
+"""Token verification with a bounded, short-lived cache.
+
+The hot path costs a shape/checksum check, one HMAC and a dict lookup. A cache entry is trusted for
+``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured within that time without
+any cluster machinery; revocations made by this worker drop their entries at once. Entries hold no plaintext.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from service.auth_tokens.models import AuthToken
+from service.crypto import is_legacy_key, pat_expiry
+from service.pats.models import PersonalAccessToken
+from service.policy.facts import TokenLimits
+from service.security.client_ip import IPAddress, IPNetwork
+from service.security.principal import CredentialKind, Principal
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+CACHE_TTL_SECONDS = 0.5
+
+
+@dataclass(slots=True)
+class CachedCredential:
+    """What one successful lookup established; checked again (cheaply) on every request."""
+
+    principal: Principal
+    loaded_at: float
+    token_hash: str
+    # legacy tokens: sliding idle timeout
+    lifetime: timedelta | None = None
+    refreshed_at: datetime | None = None
+    # PATs
+    expires_at: datetime | None = None
+    networks: tuple[IPNetwork, ...] = ()
+    last_used_ip: str | None = None
+
+    def is_valid(self, now: datetime, ip: IPAddress | None) -> bool:
+        """Expiry, idle timeout and network ACL, evaluated for this request."""
+        if self.lifetime is not None and self.refreshed_at is not None and now >= self.refreshed_at + self.lifetime:
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return not self.networks or (ip is not None and any(ip in network for network in self.networks))
+
+
+class TokenVerifier:
+    """Turns a presented token into a :class:`Principal`, or None for every kind of failure."""
+
+    def __init__(self, runtime: Runtime, max_entries: int) -> None:
+        self.runtime = runtime
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, CachedCredential] = OrderedDict()
+
+    async def verify(self, token: str, ip: IPAddress | None) -> Principal | None:
+        """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database."""
+        now = datetime.now(UTC)
+        if token.startswith("w_"):
+            expiry = pat_expiry(token)
+            if expiry is None or expiry <= now.timestamp() or not self.runtime.settings.tokens.pat_enabled:
+                return None
+        elif not is_legacy_key(token):
+            return None
+        token_hash = self.runtime.keyring.token_hash(token)
+        entry = self._cache.get(token_hash)
+        if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
+            entry = await self._load(token_hash, now)
+            if entry is None:
+                self._cache.pop(token_hash, None)
+                return None
+            self._remember(entry)
+        if not entry.is_valid(now, ip):
+            if entry.networks and entry.principal.is_pat:
+                self.runtime.usage.denied_from_ip(entry, ip)
+            return None
+        self.runtime.usage.record(entry, now, ip)
+        return entry.principal
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
+        for key in [key for key, entry in self._cache.items() if entry.principal.user_id == user_id]:
+            del self._cache[key]
+
+    def forget_token(self, token_hash: str) -> None:
+        """Drop one cached credential (after revocation, rotation or an ACL change)."""
+        self._cache.pop(token_hash, None)
+
+    def _remember(self, entry: CachedCredential) -> None:
+        self._cache[entry.token_hash] = entry
+        self._cache.move_to_end(entry.token_hash)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+
+    async def _load(self, token_hash: str, now: datetime) -> CachedCredential | None:
+        async with self.runtime.session() as session:
+            legacy = await session.scalar(
+                select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
+            )
+            if legacy is not None:
+                return self._legacy_entry(legacy, token_hash) if legacy.user.is_active else None
+            pat = await session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == token_hash))
+            if pat is None:
+                return None
+            owner = await session.get(User, pat.user_id)
+        if owner is None or not owner.is_active or not owner.can_use_personal_access_tokens:
+            return None
+        if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until):
+            return None
+        return self._pat_entry(pat, owner, token_hash)
+
+    def _legacy_entry(self, token: AuthToken, token_hash: str) -> CachedCredential:
+        user = token.user
+        return CachedCredential(
+            principal=_principal(user, CredentialKind.TOKEN, token.id, None),
+            loaded_at=time.monotonic(),
+            token_hash=token_hash,
+            lifetime=timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
+            refreshed_at=token.refreshed_at,
+        )
+
+    def _pat_entry(self, pat: PersonalAccessToken, owner: User, token_hash: str) -> CachedCredential:
+        limits = TokenLimits(
+            scopes=frozenset(pat.scopes),
+            bindings=frozenset(binding["uuid"] for binding in pat.allowed_scopes if binding.get("uuid")),
+        )
+        return CachedCredential(
+            principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
+            loaded_at=time.monotonic(),
+            token_hash=token_hash,
+            expires_at=pat.expires_at if pat.grace_until is None else min(pat.expires_at, pat.grace_until),
+            networks=_networks(pat.allowed_networks),
+            last_used_ip=pat.last_used_ip,
+        )
+
+
+def _principal(user: User, kind: CredentialKind, credential_id: int, limits: TokenLimits | None) -> Principal:
+    return Principal(
+        user_id=user.id,
+        user_uuid=user.uuid,
+        username=user.username,
+        is_staff=user.is_staff,
+        kind=kind,
+        credential_id=credential_id,
+        limits=limits,
+    )
+
+
+def _networks(entries: Sequence[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(entry) for entry in entries)

@@ -1,0 +1,83 @@
+"""User management: staff manage everyone; a user may read themself."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, patch, post, route
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter
+
+from service.errors import NotFound
+from service.http import LIST_METHODS, list_operation_id, user_url
+from service.pagination import Window, paginated, provide_page
+from service.runtime import service_provider
+from service.security.guards import is_staff_request, staff_only
+from service.security.principal import CurrentPrincipal
+from service.users.models import User
+from service.users.schemas import UserCreate, UserRead, UserUpdate
+from service.users.services import UserService
+
+Users = NamedDependency[UserService]
+UserUUID = Annotated[UUID, Parameter(description="The user's UUID.")]
+
+
+def user_read(request: Request[Any, Any, Any], user: User) -> UserRead:
+    """The API shape of ``user``."""
+    return UserRead(
+        url=user_url(request, user.uuid),
+        uuid=user.uuid,
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        full_name=user.full_name,
+        email=user.email,
+        mobile_number=user.mobile_number,
+        is_active=user.is_active,
+        is_staff=user.is_staff,
+        token_lifetime=user.token_lifetime,
+        can_use_personal_access_tokens=user.can_use_personal_access_tokens,
+        date_joined=user.created_at,
+        last_login=user.last_login,
+    )
+
+
+class UserController(Controller):
+    """``/api/users/``."""
+
+    path = "/api/users"
+    tags = ["users"]
+    dependencies = {"users": Provide(service_provider(UserService)), "window": Provide(provide_page,
+                                                                                       sync_to_thread=False)}
+
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersList"), guards=[staff_only])
+    async def list_users(self, request: Request[Any, Any, Any], users: Users, window: NamedDependency[Window],
+                         username: Annotated[str | None, Parameter(max_length=128)] = None,
+                         ) -> Response[list[UserRead]]:
+        """Users ordered by id; ``username`` filters by exact name."""
+        filters = [User.username == username] if username is not None else []
+        items, total = await users.list_and_count(window.filter, *filters, order_by=User.id.asc())
+        return paginated(request, [user_read(request, user) for user in items], total, window)
+
+    @post("/", operation_id="UsersCreate", guards=[staff_only])
+    async def create_user(self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate],
+                          principal: CurrentPrincipal) -> UserRead:
+        """Create a user (staff)."""
+        return user_read(request, await users.create_user(data, actor_id=principal.user_id))
+
+    @get("/{uuid:uuid}/", operation_id="UsersRetrieve")
+    async def retrieve(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
+                       uuid: UserUUID) -> UserRead:
+        """A user: staff see anyone, others only themselves (404 otherwise)."""
+        if not is_staff_request(principal) and uuid != principal.user_uuid:
+            raise NotFound
+        return user_read(request, await users.get_one(uuid=uuid))
+
+    @patch("/{uuid:uuid}/", operation_id="UsersPartialUpdate", guards=[staff_only])
+    async def update(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
+                     uuid: UserUUID, data: JSONBody[UserUpdate]) -> UserRead:
+        """Change a user (staff); deactivation revokes all of the user's tokens."""
+        user = await users.get_one(uuid=uuid)
+        return user_read(request, await users.update_user(user, data, actor_id=principal.user_id))

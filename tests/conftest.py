@@ -1,0 +1,136 @@
+"""Shared fixtures: every integration test runs on SQLite and, when reachable, on PostgreSQL.
+
+Under ``CI=true`` an unreachable PostgreSQL fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import text
+
+from service.app import create_app
+from service.config import Settings, load_settings
+from service.db import upgrade_database
+from service.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+TABLES = ["audit_event", "personal_access_token", "auth_token", "role_assignment", "entity", "user_account"]
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def make_settings(database_url: str, tmp: Path, **overrides: str) -> Settings:
+    """Settings for a test database: a fixed secret, the shipped policy, no automatic flushing."""
+    environ = {
+        "TOKENGATE_DATABASE__URL": database_url,
+        "TOKENGATE_SECURITY__SECRET": "test-secret-" + "x" * 40,
+        "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
+        "TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS": "3600",
+        **overrides,
+    }
+    return load_settings(path=tmp / "absent.toml", environ=environ)
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database per backend for the whole run."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'tokengate.db'}"
+        upgrade_database(make_settings(url, tmp))
+        yield url
+        return
+    if not _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable and CI=true: the suite must run on it")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    name = f"tokengate_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    upgrade_database(make_settings(url, tmp))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(name="settings")
+def fx_settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture(name="app")
+async def fx_app(settings: Settings) -> AsyncIterator[Litestar]:
+    app = create_app(settings)
+    yield app
+    runtime: Runtime = app.state.runtime
+    async with runtime.session() as session:
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in TABLES:
+                await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    await runtime.alchemy.get_engine().dispose()
+
+
+@pytest.fixture(name="runtime")
+def fx_runtime(app: Litestar) -> Runtime:
+    return app.state.runtime
+
+
+@pytest.fixture(name="client")
+async def fx_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the test's event loop, with the app's lifespan running around it."""
+    async with running(app), http_client(app) as client:
+        yield client
+
+
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[None]:
+    """Run the app's lifespan in a task of its own (anyio needs one task to enter and exit it)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(serve())
+    await asyncio.wait([task, asyncio.ensure_future(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def http_client(app: Litestar, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An in-process HTTP client whose requests come from ``client_ip``."""
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver.local")
