@@ -204,8 +204,10 @@ class PolicyEngine:
         targets: dict[str, set[str]] = {}
         for assignment in self._facts.live_of_user(user_id, now or datetime.now(UTC)):
             role = self._rules.roles.get(assignment.role)
+            if role is None:  # an assignment of a role the current rules no longer declare
+                continue
             entity_type = self._facts.entities[assignment.entity].type
-            for name in role.permissions if role is not None else ():
+            for name in role.permissions:
                 spec = permissions[name]
                 if spec.delegation == "token" and entity_type in spec.bind_types:
                     targets.setdefault(name, set()).add(entity_type)

@@ -22,7 +22,7 @@ class _CompiledEnforcer(casbin.Enforcer):
         self._compiled: dict[str, Any] = {}
         super().__init__(model)
 
-    def _get_expression(self, expr: str, functions: Any = None) -> Any:  # type: ignore[override]
+    def _get_expression(self, expr: str, functions: Any = None) -> Any:
         compiled = self._compiled.get(expr)
         if compiled is None:
             compiled = self._compiled[expr] = super()._get_expression(expr, functions)

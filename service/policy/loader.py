@@ -92,7 +92,7 @@ def _read_text(path: Path) -> str:
 def _check_model(path: Path) -> str:
     """Return the text of ``model.conf`` after checking it declares what the loader relies on."""
     text = _read_text(path)
-    lines = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         match = _DEFINITION_RE.match(line)
         if match:

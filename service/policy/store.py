@@ -85,14 +85,14 @@ class FactStore:
             return cached
         path: list[str] = []
         tail: tuple[str, ...] = ()
-        current = uuid
-        while current in self.entities and current not in path:  # `not in path` stops on a cycle
+        current: str | None = uuid
+        while current is not None and current in self.entities and current not in path:  # `not in path`: cycles
             known = self._chains.get(current)
             if known is not None:
                 tail = known
                 break
             path.append(current)
-            current = self.entities[current].parent  # type: ignore[assignment]
+            current = self.entities[current].parent
         for node in reversed(path):
             tail = (node, *tail)
             self._chains[node] = tail
