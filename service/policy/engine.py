@@ -152,8 +152,8 @@ class PolicyEngine:
             now = datetime.now(UTC)
         since, until = self._window
         if not since <= now < until:
-            # An assignment expired (or time moved back past an expiry): memoised answers are stale.
-            self._changed()
+            if since is not NEVER:  # not just reset by a change: an assignment expired (or the clock went back)
+                self._changed()
             self._window = self._facts.live_window(now)
         key = (subject, permission, entity)
         decision = self._memo.get(key)

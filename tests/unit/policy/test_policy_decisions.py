@@ -231,6 +231,10 @@ def test_generation_moves_on_every_change(engine: PolicyEngine, policy_dir: Path
     engine.reload(policy_dir)
     seen.append(engine.generation)
     assert seen == sorted(set(seen))
+    engine.decide(who("carol"), "PROJECT.UPDATE", uid("gemini"), NOW)
+    assert engine.generation == seen[-1]  # questions alone change nothing
+    engine.decide(who("carol"), "PROJECT.UPDATE", uid("gemini"), NOW + HOUR)
+    assert engine.generation == seen[-1] + 1  # an expiry does
 
 
 # -- an 8-level deep tree under the test-only policy --------------------------------------------
