@@ -21,6 +21,9 @@ from service.errors import exception_to_response
 from service.runtime import Runtime
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.authz.controllers import AuthzController, RoleAssignmentController
+from service.authz.sync import FactSync
+from service.entities.controllers import EntityController
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await FactSync(runtime).load_all()
         runtime.usage.start()
         try:
             yield
@@ -51,7 +55,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.usage.stop()
 
     return Litestar(
-        route_handlers=[health, LoginController, AuthTokenController, AdminAuthTokenController, UserController],
+        route_handlers=[
+            health, LoginController, AuthTokenController, AdminAuthTokenController, UserController,
+            EntityController, RoleAssignmentController, AuthzController,
+        ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),

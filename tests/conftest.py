@@ -92,6 +92,7 @@ async def fx_app(settings: Settings) -> AsyncIterator[Litestar]:
         if session.bind.dialect.name == "postgresql":
             await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         else:
+            await session.execute(text("UPDATE entity SET parent_id = NULL"))
             for table in TABLES:
                 await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608
     await runtime.alchemy.get_engine().dispose()

@@ -1,0 +1,103 @@
+"""``/api/role-assignments/`` (staff) and ``/api/authz/check/`` (any authenticated caller)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, post, route
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter
+from sqlalchemy import select
+
+from service.authz.models import RoleAssignment
+from service.authz.schemas import CheckRequest, CheckResult, RoleAssignmentCreate, RoleAssignmentRead, ScopeRead
+from service.authz.services import Authorizer, RoleAssignmentService
+from service.entities.models import Entity
+from service.http import LIST_METHODS, absolute_url, list_operation_id
+from service.pagination import Window, paginated, provide_page
+from service.runtime import RuntimeDependency, service_provider
+from service.security.guards import staff_only
+from service.security.principal import CurrentPrincipal
+from service.users.models import User
+
+Assignments = NamedDependency[RoleAssignmentService]
+
+
+async def _reads(request: Request[Any, Any, Any], service: RoleAssignmentService,
+                 items: list[RoleAssignment]) -> list[RoleAssignmentRead]:
+    session = service.repository.session
+    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_({a.user_id for a in items})))}
+    entities = {e.id: e for e in
+                await session.scalars(select(Entity).where(Entity.id.in_({a.entity_id for a in items})))}
+    return [
+        RoleAssignmentRead(
+            url=absolute_url(request, f"/api/role-assignments/{a.uuid}/"),
+            uuid=a.uuid,
+            user=users[a.user_id].uuid,
+            user_username=users[a.user_id].username,
+            role=a.role,
+            scope=ScopeRead(type=entities[a.entity_id].type, uuid=entities[a.entity_id].uuid,
+                            name=entities[a.entity_id].name),
+            expiration_time=a.expiration_time,
+            is_active=a.is_active,
+            created=a.created_at,
+        )
+        for a in items
+    ]
+
+
+class RoleAssignmentController(Controller):
+    """Staff grant and revoke roles."""
+
+    path = "/api/role-assignments"
+    tags = ["role-assignments"]
+    guards = [staff_only]
+    dependencies = {"assignments": Provide(service_provider(RoleAssignmentService)),
+                    "window": Provide(provide_page, sync_to_thread=False)}
+
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("RoleAssignmentsList"))
+    async def list_assignments(
+        self, request: Request[Any, Any, Any], assignments: Assignments, window: NamedDependency[Window],
+        user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
+        role: Annotated[str | None, Parameter(max_length=100)] = None,
+        is_active: bool | None = None,
+    ) -> Response[list[RoleAssignmentRead]]:
+        """Assignments, newest first."""
+        filters: list[Any] = []
+        if user is not None:
+            filters.append(RoleAssignment.user_id.in_(select(User.id).where(User.uuid == user)))
+        if role is not None:
+            filters.append(RoleAssignment.role == role)
+        if is_active is not None:
+            filters.append(RoleAssignment.is_active.is_(is_active))
+        items, total = await assignments.list_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
+        return paginated(request, await _reads(request, assignments, list(items)), total, window)
+
+    @post("/", operation_id="RoleAssignmentsCreate")
+    async def grant(self, request: Request[Any, Any, Any], assignments: Assignments, principal: CurrentPrincipal,
+                    data: JSONBody[RoleAssignmentCreate]) -> RoleAssignmentRead:
+        """Grant a role on an entity; it takes effect on the next request."""
+        assignment = await assignments.grant(data, actor_id=principal.user_id)
+        return (await _reads(request, assignments, [assignment]))[0]
+
+    @delete("/{uuid:uuid}/", operation_id="RoleAssignmentsDestroy")
+    async def revoke(self, assignments: Assignments, principal: CurrentPrincipal,
+                     uuid: Annotated[UUID, Parameter(description="The assignment's UUID.")]) -> None:
+        """Revoke an assignment; the next request made with the user's tokens no longer has it."""
+        await assignments.revoke(await assignments.get_one(uuid=uuid), actor_id=principal.user_id)
+
+
+class AuthzController(Controller):
+    """Decisions for the caller's own credentials."""
+
+    path = "/api/authz"
+    tags = ["authz"]
+
+    @post("/check/", operation_id="AuthzCheck", status_code=200)
+    async def check(self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal,
+                    data: JSONBody[CheckRequest]) -> CheckResult:
+        """May the credentials of this request use ``permission`` on ``entity``? With the reason either way."""
+        async with runtime.session() as session:
+            decision = await Authorizer(runtime).check(session, principal, data.permission, data.entity)
+        return CheckResult(allowed=decision.allowed, reason=decision.reason, clause=decision.clause)

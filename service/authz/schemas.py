@@ -1,0 +1,64 @@
+"""Wire shapes of role assignments and authorisation checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class EntityRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Names an entity by type and UUID."""
+
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    uuid: UUID
+
+
+class ScopeRead(msgspec.Struct, kw_only=True):
+    """The entity a role is held on."""
+
+    type: str
+    uuid: UUID
+    name: str
+
+
+class RoleAssignmentRead(msgspec.Struct, kw_only=True):
+    """A role assignment as the API shows it."""
+
+    url: str
+    uuid: UUID
+    user: UUID
+    user_username: str
+    role: str
+    scope: ScopeRead
+    expiration_time: datetime | None
+    is_active: bool
+    created: datetime
+
+
+class RoleAssignmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Grant ``role`` to ``user`` (UUID) on ``scope``, optionally until ``expiration_time``."""
+
+    user: UUID
+    role: Name
+    scope: EntityRef
+    expiration_time: datetime | None = None
+
+
+class CheckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/authz/check/``: may the caller's own credentials use ``permission`` on ``entity``?"""
+
+    permission: Name
+    entity: EntityRef | None = None
+
+
+class CheckResult(msgspec.Struct, kw_only=True):
+    """The decision and the clause, rule and assignment behind it."""
+
+    allowed: bool
+    reason: str
+    clause: str

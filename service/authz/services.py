@@ -1,0 +1,120 @@
+"""Granting and revoking roles, and asking the policy engine on behalf of a caller."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import select
+
+from service.authz.models import RoleAssignment
+from service.authz.schemas import EntityRef, RoleAssignmentCreate
+from service.authz.sync import FactSync
+from service.entities.models import Entity
+from service.errors import NotFound, ValidationError
+from service.events.services import EventService, EventType
+from service.policy import Decision
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+    from service.security.principal import Principal
+
+
+class RoleAssignmentRepository(SQLAlchemyAsyncRepository[RoleAssignment]):
+    """Data access for role assignments."""
+
+    model_type = RoleAssignment
+
+
+class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, RoleAssignmentRepository]):
+    """Grants and revokes roles; each change reaches the policy engine as soon as it is committed."""
+
+    repository_type = RoleAssignmentRepository
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.sync = FactSync(runtime)
+        self.events = EventService(session=session)
+
+    async def grant(self, data: RoleAssignmentCreate, actor_id: int) -> RoleAssignment:
+        """Grant a role declared in the policy on an entity of the role's type."""
+        session = self.repository.session
+        errors: dict[str, list[str]] = {}
+        role = self.runtime.policy.roles.get(data.role)
+        if role is None:
+            errors["role"] = [f"Unknown role '{data.role}'. Expected one of: {sorted(self.runtime.policy.roles)}."]
+        user = await session.scalar(select(User).where(User.uuid == data.user))
+        if user is None:
+            errors["user"] = [f"User with uuid {data.user} does not exist."]
+        entity = await find_entity(session, data.scope)
+        if entity is None:
+            errors["scope"] = [f"{data.scope.type} with uuid {data.scope.uuid} does not exist."]
+        elif role is not None and entity.type != role.scope_type:
+            errors["scope"] = [f"Role {role.name} is held on entities of type '{role.scope_type}', "
+                               f"not '{entity.type}'."]
+        if data.expiration_time is not None and data.expiration_time <= datetime.now(UTC):
+            errors["expiration_time"] = ["Expiration time must be in the future."]
+        if errors:
+            raise ValidationError(errors)
+        assert user is not None and entity is not None  # noqa: S101  (errors raised above otherwise)
+        if await self.exists(user_id=user.id, role=data.role, entity_id=entity.id, is_active=True):
+            raise ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
+        assignment = await self.create(
+            RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
+                           expiration_time=data.expiration_time, created_by_id=actor_id)
+        )
+        await self.events.record(
+            EventType.ROLE_GRANTED, f"User {user.username} has been granted {data.role} on {entity.type} "
+            f"{entity.name}.", user_id=user.id, actor_id=actor_id, role=data.role, scope_uuid=str(entity.uuid),
+        )
+        await session.commit()
+        await self.sync.refresh_assignment(session, str(assignment.uuid))
+        return assignment
+
+    async def revoke(self, assignment: RoleAssignment, actor_id: int) -> None:
+        """End an assignment now; the next decision no longer counts it."""
+        session = self.repository.session
+        if assignment.is_active:
+            assignment.is_active = False
+            assignment.expiration_time = datetime.now(UTC)
+            await self.update(assignment)
+            await self.events.record(
+                EventType.ROLE_REVOKED, f"Role {assignment.role} of user {assignment.user_id} has been revoked.",
+                user_id=assignment.user_id, actor_id=actor_id, role=assignment.role,
+            )
+            await session.commit()
+        await self.sync.refresh_assignment(session, str(assignment.uuid))
+
+
+async def find_entity(session: Any, ref: EntityRef) -> Entity | None:
+    """The entity ``ref`` names, if it exists with that type."""
+    return await session.scalar(select(Entity).where(Entity.uuid == ref.uuid, Entity.type == ref.type))
+
+
+class Authorizer:
+    """Asks the policy engine about a caller's own request (the one place handlers get decisions from)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def decide(self, principal: Principal, permission: str, entity_uuid: str | None) -> Decision:
+        """The decision for ``principal`` on ``permission`` and the entity (None: a global check)."""
+        return self.runtime.policy.decide(principal.subject, permission, entity_uuid)
+
+    async def check(self, session: Any, principal: Principal, permission: str, ref: EntityRef | None) -> Decision:
+        """``POST /api/authz/check/``: 400 for an unknown permission, 404 for an unknown entity."""
+        if permission not in self.runtime.policy.permissions:
+            raise ValidationError({"permission": [f"Unknown permission '{permission}'."]})
+        if ref is not None and ref.type not in self.runtime.policy.entity_types:
+            raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
+        entity_uuid = None
+        if ref is not None:
+            if self.runtime.policy.ancestors(str(ref.uuid)) and await find_entity(session, ref) is not None:
+                entity_uuid = str(ref.uuid)
+            else:
+                raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
+        return self.decide(principal, permission, entity_uuid)

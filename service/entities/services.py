@@ -1,0 +1,96 @@
+"""The entity registry: the tree that role assignments and token bindings refer to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import delete, exists, select
+
+from service.authz.models import RoleAssignment
+from service.authz.sync import FactSync
+from service.entities.models import Entity
+from service.entities.schemas import EntityCreate, EntityUpdate
+from service.errors import Conflict, ValidationError
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+
+class EntityRepository(SQLAlchemyAsyncRepository[Entity]):
+    """Data access for entities."""
+
+    model_type = Entity
+
+
+class EntityService(SQLAlchemyAsyncRepositoryService[Entity, EntityRepository]):
+    """Registers, moves and deletes entities, keeping the policy engine's tree in step."""
+
+    repository_type = EntityRepository
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.sync = FactSync(runtime)
+
+    async def parent_uuid(self, entity: Entity) -> UUID | None:
+        """The UUID of ``entity``'s parent."""
+        if entity.parent_id is None:
+            return None
+        return await self.repository.session.scalar(select(Entity.uuid).where(Entity.id == entity.parent_id))
+
+    async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
+        policy = self.runtime.policy
+        if entity_type not in policy.entity_types:
+            raise ValidationError({"type": [f"Unknown entity type '{entity_type}'. Expected one of: "
+                                             f"{sorted(policy.entity_types)}."]})
+        parent = None
+        if parent_uuid is not None:
+            parent = await self.get_one_or_none(uuid=parent_uuid)
+            if parent is None:
+                raise ValidationError({"parent": [f"Entity with uuid {parent_uuid} does not exist."]})
+        if not policy.may_parent(entity_type, parent.type if parent else None):
+            allowed = policy.entity_types[entity_type]
+            expected = f"a parent of type {', '.join(allowed)}" if allowed else "no parent"
+            raise ValidationError({"parent": [f"An entity of type '{entity_type}' must have {expected}."]})
+        return parent
+
+    async def register(self, data: EntityCreate) -> Entity:
+        """Create an entity under a parent of an allowed type."""
+        parent = await self._parent(data.type, data.parent)
+        if data.uuid is not None and await self.exists(uuid=data.uuid):
+            raise ValidationError({"uuid": [f"Entity with uuid {data.uuid} already exists."]})
+        fields: dict[str, Any] = {"type": data.type, "name": data.name, "parent_id": parent.id if parent else None}
+        if data.uuid is not None:
+            fields["uuid"] = data.uuid
+        entity = await self.create(Entity(**fields), auto_commit=True)
+        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        return entity
+
+    async def change(self, entity: Entity, data: EntityUpdate) -> Entity:
+        """Rename or move an entity; a move under its own subtree is refused."""
+        if data.name is not msgspec.UNSET:
+            entity.name = data.name
+        if data.parent is not msgspec.UNSET:
+            parent = await self._parent(entity.type, data.parent)
+            if parent is not None and str(entity.uuid) in self.runtime.policy.ancestors(str(parent.uuid)):
+                raise ValidationError({"parent": ["An entity cannot be moved below itself."]})
+            entity.parent_id = parent.id if parent else None
+        entity = await self.update(entity, auto_commit=True)
+        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        return entity
+
+    async def remove(self, entity: Entity) -> None:
+        """Delete a leaf entity that no active role is held on (409 otherwise); revoked assignments go with it."""
+        session = self.repository.session
+        if await session.scalar(select(exists().where(Entity.parent_id == entity.id))):
+            raise Conflict("Cannot delete an entity that has children; delete or move them first.")
+        active = exists().where(RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True))
+        if await session.scalar(select(active)):
+            raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
+        await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
+        await self.delete(entity.id, auto_commit=True)
+        self.runtime.policy.remove_entity(str(entity.uuid))
