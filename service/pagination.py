@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from advanced_alchemy.filters import LimitOffset
 from litestar import Request, Response
@@ -61,12 +62,13 @@ def provide_limit_offset(
 
 
 def _link(request: Request[Any, Any, Any], window: Window, offset: int) -> str:
-    params = dict(request.query_params)
+    """The request's own URL with the window moved to ``offset``; other query parameters (repeated ones too) kept."""
     if window.by_page:
-        params.update(page=str(offset // window.limit + 1), page_size=str(window.limit))
+        paging = {"page": str(offset // window.limit + 1), "page_size": str(window.limit)}
     else:
-        params.update(limit=str(window.limit), offset=str(offset))
-    return str(request.url.with_replacements(query=params))
+        paging = {"limit": str(window.limit), "offset": str(offset)}
+    params = [(key, value) for key, value in request.query_params.multi_items() if key not in paging]
+    return str(request.url.with_replacements(query=urlencode([*params, *paging.items()])))
 
 
 def paginated(request: Request[Any, Any, Any], items: Sequence[T], total: int, window: Window) -> Response[list[T]]:
