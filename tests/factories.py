@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from sqlalchemy import select, update
 
+from service.auth_tokens.models import AuthToken
 from service.auth_tokens.services import AuthTokenService
 from service.runtime import Runtime
 from service.users.models import User
@@ -36,3 +38,16 @@ async def user_with_key(runtime: Runtime, username: str, *, staff: bool = False,
 def auth(key: str) -> dict[str, str]:
     """The Authorization header for ``key``."""
     return {"Authorization": f"Token {key}"}
+
+
+async def set_token_times(runtime: Runtime, user: User, **times: Any) -> None:
+    """Overwrite timestamps (``created_at``, ``updated_at``, ``refreshed_at``, ``expires_at``) of ``user``'s token."""
+    async with runtime.session() as session:
+        await session.execute(update(AuthToken).where(AuthToken.user_id == user.id).values(**times))
+    runtime.forget_user(user.id)
+
+
+async def token_of(runtime: Runtime, user: User) -> AuthToken | None:
+    """``user``'s legacy token row, or None."""
+    async with runtime.session() as session:
+        return await session.scalar(select(AuthToken).where(AuthToken.user_id == user.id))
