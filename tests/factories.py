@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from sqlalchemy import select, update
 
 from service.auth_tokens.models import AuthToken
 from service.auth_tokens.services import AuthTokenService
+from service.authz.models import RoleAssignment
+from service.authz.schemas import EntityRef, RoleAssignmentCreate
+from service.authz.services import RoleAssignmentService
+from service.entities.models import Entity
+from service.entities.schemas import EntityCreate
+from service.entities.services import EntityService
 from service.runtime import Runtime
 from service.users.models import User
 from service.users.schemas import UserCreate
@@ -51,3 +59,28 @@ async def token_of(runtime: Runtime, user: User) -> AuthToken | None:
     """``user``'s legacy token row, or None."""
     async with runtime.session() as session:
         return await session.scalar(select(AuthToken).where(AuthToken.user_id == user.id))
+
+
+async def make_entity(runtime: Runtime, entity_type: str, name: str | None = None, *, parent: Entity | None = None,
+                      uuid: UUID | None = None) -> Entity:
+    """Register an entity through the entity service (so the policy engine mirrors it)."""
+    data = EntityCreate(type=entity_type, name=name or entity_type, parent=parent.uuid if parent else None, uuid=uuid)
+    async with runtime.session() as session:
+        return await EntityService(session=session, runtime=runtime).register(data)
+
+
+async def grant(runtime: Runtime, user: User, role: str, entity: Entity, *, expiration_time: datetime | None = None,
+                actor: User | None = None) -> RoleAssignment:
+    """Grant ``role`` on ``entity`` to ``user`` through the role-assignment service."""
+    data = RoleAssignmentCreate(user=user.uuid, role=role, scope=EntityRef(type=entity.type, uuid=entity.uuid),
+                                expiration_time=expiration_time)
+    async with runtime.session() as session:
+        return await RoleAssignmentService(session=session, runtime=runtime).grant(data, actor_id=(actor or user).id)
+
+
+async def revoke(runtime: Runtime, assignment: RoleAssignment, *, actor: User | None = None) -> None:
+    """Revoke ``assignment`` through the role-assignment service."""
+    async with runtime.session() as session:
+        service = RoleAssignmentService(session=session, runtime=runtime)
+        await service.revoke(await service.get_one(uuid=assignment.uuid),
+                             actor_id=actor.id if actor else assignment.user_id)
