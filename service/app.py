@@ -24,6 +24,7 @@ from service.security.principal import Principal
 from service.authz.controllers import AuthzController, RoleAssignmentController
 from service.authz.sync import FactSync
 from service.entities.controllers import EntityController
+from service.pats.controllers import PersonalAccessTokenController
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             health, LoginController, AuthTokenController, AdminAuthTokenController, UserController,
-            EntityController, RoleAssignmentController, AuthzController,
+            EntityController, RoleAssignmentController, AuthzController, PersonalAccessTokenController,
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),

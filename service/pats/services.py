@@ -1,0 +1,285 @@
+"""Personal Access Tokens: issue under the policy, rotate atomically, revoke, restrict by network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import func, select, update
+
+from service.crypto import display_prefix, new_pat
+from service.db import lock_row
+from service.entities.models import Entity
+from service.errors import ActionError, NotFound, ValidationError
+from service.events.services import EventService, EventType
+from service.pats.models import PersonalAccessToken
+from service.pats.network import NetworkAclError, normalize_network_acl
+from service.pats.schemas import AllowedScopeOut, PatCreate
+from service.policy import PermissionSpec
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+    from service.security.principal import Principal
+
+GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
+DELETED = "(deleted)"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Naive datetimes in input are taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
+    """Data access for PATs."""
+
+    model_type = PersonalAccessToken
+
+
+class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatRepository]):
+    """Every PAT operation; mutations commit before they return so the response never outruns the database."""
+
+    repository_type = PatRepository
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.events = EventService(session=session)
+
+    @property
+    def _session(self) -> Any:
+        return self.repository.session
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    async def visible(self, principal: Principal, uuid: UUID, *, staff_view: bool) -> PersonalAccessToken:
+        """The token ``uuid`` if the caller owns it (or, with ``staff_view``, any token); 404 otherwise."""
+        token = await self.get_one_or_none(uuid=uuid)
+        if token is None or (token.user_id != principal.user_id and not staff_view):
+            raise NotFound
+        return token
+
+    async def bindings_out(self, tokens: list[PersonalAccessToken]) -> dict[int, list[AllowedScopeOut]]:
+        """Each token's bindings with entity names, looked up in one query."""
+        uuids = {UUID(b["uuid"]) for token in tokens for b in token.allowed_scopes if b.get("uuid")}
+        names: dict[str, tuple[str, str]] = {}
+        if uuids:
+            rows = await self._session.execute(select(Entity.uuid, Entity.type, Entity.name).where(Entity.uuid.in_(uuids)))
+            names = {str(uuid): (entity_type, name) for uuid, entity_type, name in rows}
+        out: dict[int, list[AllowedScopeOut]] = {}
+        for token in tokens:
+            items = []
+            for binding in token.allowed_scopes:
+                found = names.get(binding.get("uuid", ""))
+                if found is None or found[0] != binding.get("type"):
+                    items.append(AllowedScopeOut(type=binding.get("type", ""), uuid=None, name=DELETED))
+                else:
+                    items.append(AllowedScopeOut(type=found[0], uuid=UUID(binding["uuid"]), name=found[1]))
+            out[token.id] = items
+        return out
+
+    # -- issuing -----------------------------------------------------------------------------------------------
+    async def issue(self, owner: User, data: PatCreate) -> tuple[PersonalAccessToken, str]:
+        """Validate ``data`` against the limits and the policy, then create the token (201 with the plaintext)."""
+        fields = self._validate_fields(owner, data)
+        await lock_row(self._session, User, owner.id)  # serialises concurrent creations by one user
+        self._validate_allowed(owner)
+        active = await self._session.scalar(
+            select(func.count()).select_from(PersonalAccessToken).where(
+                PersonalAccessToken.user_id == owner.id, PersonalAccessToken.is_active.is_(True))
+        )
+        limit = self.runtime.settings.tokens.pat_max_per_user
+        if active >= limit:
+            raise ValidationError(f"Maximum number of active tokens ({limit}) reached.")
+        bindings = await self._validate_bindings(owner, data, fields["scopes"])
+        token, plaintext = self._new_row(owner.id, fields["name"], fields["scopes"], bindings, fields["networks"],
+                                         fields["expires_at"])
+        await self.create(token)
+        await self.events.record(
+            EventType.PAT_CREATED, f"Personal access token {token.name} has been created for user {owner.username}.",
+            user_id=owner.id, pat_uuid=token.uuid.hex, pat_name=token.name,
+        )
+        await self._session.commit()
+        return token, plaintext
+
+    def _new_row(self, user_id: int, name: str, scopes: list[str], bindings: list[dict[str, str]],
+                 networks: list[str], expires_at: datetime) -> tuple[PersonalAccessToken, str]:
+        plaintext = new_pat(int(expires_at.timestamp()))
+        token = PersonalAccessToken(
+            user_id=user_id, name=name, token_prefix=display_prefix(plaintext),
+            token_hash=self.runtime.keyring.token_hash(plaintext), scopes=scopes, allowed_scopes=bindings,
+            allowed_networks=networks, expires_at=expires_at, is_active=True,
+        )
+        return token, plaintext
+
+    def _validate_allowed(self, owner: User) -> None:
+        if not self.runtime.settings.tokens.pat_enabled:
+            raise ValidationError("Personal access tokens are disabled on this server.")
+        if not owner.can_use_personal_access_tokens:
+            raise ValidationError("You are not allowed to create personal access tokens.")
+
+    def _validate_fields(self, owner: User, data: PatCreate) -> dict[str, Any]:
+        """Field-level checks, collected per field as DRF does."""
+        errors: dict[str, Any] = {}
+        name = data.name.strip()
+        if not name:
+            errors["name"] = ["This field may not be blank."]
+        scope_errors = self._scope_errors(owner, data.scopes)
+        if scope_errors:
+            errors["scopes"] = scope_errors
+        expires_at = as_utc(data.expires_at)
+        now = datetime.now(UTC)
+        max_days = self.runtime.settings.tokens.pat_max_lifetime_days
+        if expires_at <= now:
+            errors["expires_at"] = ["Expiration must be in the future."]
+        elif expires_at > now + timedelta(days=max_days):
+            errors["expires_at"] = [f"Expiration cannot exceed {max_days} days from now."]
+        type_errors = [self._type_error(binding.type) for binding in data.allowed_scopes]
+        if any(type_errors):
+            errors["allowed_scopes"] = [{"type": [e]} if e else {} for e in type_errors]
+        try:
+            networks = self.normalize_networks(data.allowed_networks)
+        except NetworkAclError as exc:
+            errors["allowed_networks"] = exc.messages
+            networks = []
+        if errors:
+            raise ValidationError(errors)
+        return {"name": name, "scopes": list(dict.fromkeys(data.scopes)), "expires_at": expires_at,
+                "networks": networks}
+
+    def normalize_networks(self, entries: list[str]) -> list[str]:
+        """Canonical allow-list within the configured size."""
+        return normalize_network_acl(entries, self.runtime.settings.tokens.pat_max_acl_entries)
+
+    def _type_error(self, entity_type: str) -> str | None:
+        types = self.runtime.policy.entity_types
+        return None if entity_type in types else f"Unknown scope type '{entity_type}'. Expected one of: {sorted(types)}."
+
+    def _scope_errors(self, owner: User, scopes: list[str]) -> list[str]:
+        """Waldur's messages, then the policy's stricter rule: only what the owner may delegate now."""
+        permissions = self.runtime.policy.permissions
+        invalid = [scope for scope in scopes if scope not in permissions]
+        if invalid:
+            return [f"Invalid scope(s): {invalid}"]
+        if not scopes:
+            return ["At least one scope is required."]
+        if "STAFF.ACCESS" in scopes and not owner.is_staff:
+            return ["Only staff users can request the STAFF.ACCESS scope."]
+        if "SUPPORT.ACCESS" in scopes and not owner.is_staff:
+            return ["Only staff or support users can request the SUPPORT.ACCESS scope."]
+        never = [scope for scope in scopes if not permissions[scope].delegable]
+        if never:
+            return [f"These permissions can never be delegated to a token: {never}"]
+        delegable = set(self.runtime.policy.delegable_scopes(owner.id, owner.is_staff))
+        missing = [scope for scope in scopes if scope not in delegable]
+        if missing:
+            return [f"You do not currently hold these permissions and cannot delegate them: {missing}"]
+        return []
+
+    async def _validate_bindings(self, owner: User, data: PatCreate, scopes: list[str]) -> list[dict[str, str]]:
+        if not data.allowed_scopes:
+            return []
+        if any(scope in GLOBAL_SCOPES for scope in scopes):
+            raise ValidationError({"allowed_scopes": [
+                "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS — those scopes are global."]})
+        policy = self.runtime.policy
+        specs: list[PermissionSpec] = [policy.permissions[scope] for scope in scopes]
+        requested = {binding.uuid for binding in data.allowed_scopes}
+        found = {
+            uuid: entity_type
+            for uuid, entity_type in await self._session.execute(
+                select(Entity.uuid, Entity.type).where(Entity.uuid.in_(requested)))
+        }
+        errors: list[str] = []
+        for binding in data.allowed_scopes:
+            if found.get(binding.uuid) != binding.type:
+                errors.append(f"{binding.type} with uuid {binding.uuid} does not exist.")
+                continue
+            bindable = [spec.name for spec in specs if binding.type in spec.bind_types]
+            if not bindable:
+                errors.append(f"None of the requested scopes may be bound to a {binding.type}.")
+            elif not any(policy.holds(owner.id, owner.is_staff, name, str(binding.uuid)) for name in bindable):
+                errors.append(f"You do not hold any of the requested permissions on {binding.type} {binding.uuid}.")
+        if errors:
+            raise ValidationError({"allowed_scopes": errors})
+        unique = dict.fromkeys((b.type, str(b.uuid)) for b in data.allowed_scopes)
+        return [{"type": entity_type, "uuid": uuid} for entity_type, uuid in unique]
+
+    # -- changing ----------------------------------------------------------------------------------------------
+    async def _locked(self, token: PersonalAccessToken) -> PersonalAccessToken:
+        """Take the row lock, then re-read the row: concurrent rotations and ACL changes run one at a time."""
+        await lock_row(self._session, PersonalAccessToken, token.id)
+        await self._session.refresh(token)
+        return token
+
+    async def rotate(self, token: PersonalAccessToken, owner: User) -> tuple[PersonalAccessToken, str]:
+        """Replace ``token`` by a new one with the same name, scopes, bindings, networks and expiry."""
+        token = await self._locked(token)
+        if not token.is_active:
+            raise ActionError("Cannot rotate an inactive token.")
+        successor, plaintext = self._new_row(token.user_id, token.name, list(token.scopes), list(token.allowed_scopes),
+                                             list(token.allowed_networks), token.expires_at)
+        await self.create(successor)
+        grace = self.runtime.settings.tokens.rotation_grace_seconds
+        token.is_active = False
+        token.grace_until = datetime.now(UTC) + timedelta(seconds=grace) if grace > 0 else None
+        await self.update(token)
+        await self.events.record(
+            EventType.PAT_ROTATED, f"Personal access token {token.name} of user {owner.username} has been rotated.",
+            user_id=owner.id, pat_uuid=token.uuid.hex, new_pat_uuid=successor.uuid.hex, pat_name=token.name,
+        )
+        await self._session.commit()
+        self.runtime.verifier.forget_token(token.token_hash)
+        return successor, plaintext
+
+    async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
+        """Soft revoke: ``is_active`` false; the token stops working at once."""
+        await self._session.execute(
+            update(PersonalAccessToken).where(PersonalAccessToken.id == token.id).values(is_active=False,
+                                                                                        grace_until=None))
+        await self.events.record(
+            EventType.PAT_REVOKED, f"Personal access token {token.name} has been revoked.",
+            user_id=token.user_id, actor_id=actor.user_id, pat_uuid=token.uuid.hex, pat_name=token.name,
+        )
+        await self._session.commit()
+        self.runtime.verifier.forget_token(token.token_hash)
+        await self._session.refresh(token)
+
+    async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
+        """Replace the allow-list of an active token."""
+        try:
+            networks = self.normalize_networks(entries)
+        except NetworkAclError as exc:
+            raise ValidationError({"allowed_networks": exc.messages}) from exc
+        token = await self._locked(token)
+        if not token.is_active:
+            raise ActionError("Cannot change the network ACL of an inactive token.")
+        old = list(token.allowed_networks)
+        token.allowed_networks = networks
+        await self.update(token)
+        await self.events.record(
+            EventType.PAT_NETWORK_ACL_UPDATED, f"Network ACL of personal access token {token.name} has been updated.",
+            user_id=token.user_id, pat_uuid=token.uuid.hex, pat_name=token.name, old_allowed_networks=old,
+            new_allowed_networks=networks,
+        )
+        await self._session.commit()
+        self.runtime.verifier.forget_token(token.token_hash)
+        return token
+
+    async def expire_due(self) -> int:
+        """Deactivate active tokens past their expiry, one ``pat_expired`` event each; returns how many."""
+        now = datetime.now(UTC)
+        due = list(await self._session.scalars(
+            select(PersonalAccessToken).where(PersonalAccessToken.is_active.is_(True),
+                                              PersonalAccessToken.expires_at <= now).limit(1000)))
+        for token in due:
+            token.is_active = False
+            await self.events.record(
+                EventType.PAT_EXPIRED, f"Personal access token {token.name} has expired.", user_id=token.user_id,
+                pat_uuid=token.uuid.hex, pat_name=token.name,
+            )
+        await self._session.commit()
+        return len(due)

@@ -1,0 +1,86 @@
+"""A small world for PAT tests: a customer with two projects, a resource, an owner, and a staff user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from service.runtime import Runtime
+from service.users.models import User
+from tests.factories import auth, user_with_key
+
+
+@dataclass
+class World:
+    """Entities and users shared by the PAT tests."""
+
+    staff: User
+    staff_headers: dict[str, str]
+    owner: User
+    owner_headers: dict[str, str]
+    customer: str
+    project: str
+    sibling: str
+    resource: str
+    other_customer: str
+
+
+def in_days(days: float) -> str:
+    """An ISO timestamp ``days`` from now."""
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+async def post_ok(client: AsyncClient, path: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """POST that must succeed; returns the body."""
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def make_entity(client: AsyncClient, headers: dict[str, str], entity_type: str, name: str,
+                      parent: str | None = None) -> str:
+    """Register an entity; returns its uuid."""
+    return (await post_ok(client, "/api/entities/", headers, {"type": entity_type, "name": name,
+                                                              "parent": parent}))["uuid"]
+
+
+async def grant(client: AsyncClient, headers: dict[str, str], user: User, role: str, entity_type: str,
+                entity: str) -> str:
+    """Grant a role; returns the assignment uuid."""
+    body = {"user": str(user.uuid), "role": role, "scope": {"type": entity_type, "uuid": entity}}
+    return (await post_ok(client, "/api/role-assignments/", headers, body))["uuid"]
+
+
+@pytest.fixture(name="world")
+async def fx_world(client: AsyncClient, runtime: Runtime) -> World:
+    staff, staff_key = await user_with_key(runtime, "root", staff=True)
+    owner, owner_key = await user_with_key(runtime, "owner")
+    headers = auth(staff_key)
+    customer = await make_entity(client, headers, "customer", "ACME")
+    project = await make_entity(client, headers, "project", "Apollo", customer)
+    sibling = await make_entity(client, headers, "project", "Gemini", customer)
+    resource = await make_entity(client, headers, "resource", "vm-1", project)
+    other_customer = await make_entity(client, headers, "customer", "Globex")
+    await grant(client, headers, owner, "CUSTOMER.OWNER", "customer", customer)
+    return World(staff, headers, owner, auth(owner_key), customer, project, sibling, resource, other_customer)
+
+
+async def create_pat(client: AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    """Create a PAT (default: PROJECT.UPDATE for 30 days); returns the 201 body."""
+    payload = {"name": "ci", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(30), **body}
+    response = await client.post("/api/personal-access-tokens/", json=payload, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def check(client: AsyncClient, token: str, permission: str, entity_type: str | None = None,
+                entity: str | None = None) -> Any:
+    """``POST /api/authz/check/`` with ``token``; returns the response."""
+    body: dict[str, Any] = {"permission": permission}
+    if entity is not None:
+        body["entity"] = {"type": entity_type, "uuid": entity}
+    return await client.post("/api/authz/check/", json=body, headers=auth(token))
