@@ -1,10 +1,16 @@
-"""Read and check a policy directory: ``model.conf`` plus Casbin CSV policy files."""
+"""Read and check a policy directory: ``model.conf`` plus Casbin CSV policy files.
+
+Every rule is checked in one place. Loading stops at the first problem (:func:`load_rules`); ``tokengate policy
+check`` runs the same checks in collecting mode (:func:`parse_directory` with ``Problems(collect=True)``), which
+skips each offending line to go on and report the rest, and also reports the *review* findings that loading
+tolerates because they cannot make a decision wrong (see ``service.policy.lint``).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -33,9 +39,46 @@ _ROLE_RE = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_-]+)+")
 _DEFINITION_RE = re.compile(r"\s*(\w+)\s*=")
 
 
+class Problems:
+    """Where the checks report problems: raise the first one (loading) or collect them all (linting)."""
+
+    def __init__(self, collect: bool = False) -> None:
+        """Create an empty report.
+
+        Args:
+            collect: Keep going and record every problem instead of raising the first.
+        """
+        self.collect = collect
+        self.found: list[PolicyError] = []
+
+    def add(self, file: str, line: int, message: str) -> None:
+        """Report a problem at ``file:line``.
+
+        Raises:
+            PolicyError: Unless collecting.
+        """
+        error = PolicyError(file, line, message)
+        if not self.collect:
+            raise error
+        self.found.append(error)
+
+    def review(self, file: str, line: int, message: str) -> None:
+        """Report something loading accepts but a reviewer should fix: recorded only when collecting."""
+        if self.collect:
+            self.found.append(PolicyError(file, line, message))
+
+
 @dataclass(frozen=True, slots=True)
-class _Row:
-    """One policy line: its type, fields and where it came from."""
+class Row:
+    """One policy line: its type, fields and where it came from.
+
+    Attributes:
+        ptype: Policy type (``p``, ``p2`` ...).
+        values: The fields after the type, stripped.
+        file: Path of the file, as it was opened.
+        line: 1-based line number.
+        source: ``DIRECTORY/FILE:LINE``, the short form shown in explanations.
+    """
 
     ptype: str
     values: tuple[str, ...]
@@ -43,8 +86,26 @@ class _Row:
     line: int
     source: str
 
-    def error(self, message: str) -> PolicyError:
-        return PolicyError(self.file, self.line, message)
+
+@dataclass(slots=True)
+class Parsed:
+    """Everything read from a policy directory, including the lines each fact came from.
+
+    Attributes:
+        model_text: Contents of ``model.conf``, or None if it is unusable.
+        rows: Well-formed lines per policy type, in file order.
+        entity_types: Entity type -> allowed parent types.
+        permissions: Permission name -> spec.
+        roles: Role name -> spec.
+        grant_sources: (role, permission) -> ``file:line`` of the grant rule.
+    """
+
+    model_text: str | None = None
+    rows: dict[str, list[Row]] = field(default_factory=lambda: {ptype: [] for ptype in FIELDS})
+    entity_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    permissions: dict[str, PermissionSpec] = field(default_factory=dict)
+    roles: dict[str, RoleSpec] = field(default_factory=dict)
+    grant_sources: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def load_rules(directory: Path) -> Rules:
@@ -59,39 +120,58 @@ def load_rules(directory: Path) -> Rules:
     Raises:
         PolicyError: Anything missing, malformed or inconsistent, located by file and line.
     """
-    model_text = _check_model(directory / MODEL_FILE)
-    files = sorted(directory.glob("*.csv"))
-    if not files:
-        raise PolicyError(str(directory), 0, "no *.csv policy files")
-    rows: dict[str, list[_Row]] = {ptype: [] for ptype in FIELDS}
-    for file in files:
-        for row in _read_rows(file, f"{directory.name}/{file.name}"):
-            rows[row.ptype].append(row)
-    entity_types = _entity_types(rows["p5"], str(directory))
-    permissions = _permissions(rows["p3"], rows["p4"], entity_types)
-    roles, grant_sources = _roles(rows["p2"], rows["p"], permissions, entity_types)
+    parsed = parse_directory(directory, Problems())
+    assert parsed.model_text is not None  # Problems() raised otherwise
     grants: dict[str, list[str]] = {}
-    for role, perm in grant_sources:
+    for role, perm in parsed.grant_sources:
         grants.setdefault(perm, []).append(role)
     return Rules(
-        permissions=MappingProxyType(permissions),
-        roles=MappingProxyType(roles),
-        entity_types=MappingProxyType(entity_types),
-        grant_sources=MappingProxyType(grant_sources),
-        matcher=GrantMatcher(model_text, grants),
+        permissions=MappingProxyType(parsed.permissions),
+        roles=MappingProxyType(parsed.roles),
+        entity_types=MappingProxyType(parsed.entity_types),
+        grant_sources=MappingProxyType(parsed.grant_sources),
+        matcher=GrantMatcher(parsed.model_text, grants),
     )
 
 
-def _read_text(path: Path) -> str:
+def parse_directory(directory: Path, problems: Problems) -> Parsed:
+    """Read and check ``directory``, reporting each problem to ``problems``.
+
+    Args:
+        directory: A policy directory.
+        problems: Raises the first problem, or collects them all and lets parsing skip the offending lines.
+
+    Returns:
+        What could be read; complete only if no problem was reported.
+    """
+    parsed = Parsed(model_text=_check_model(directory / MODEL_FILE, problems))
+    files = sorted(directory.glob("*.csv"))
+    if not files:
+        problems.add(str(directory), 0, "no *.csv policy files")
+    for file in files:
+        for row in _read_rows(file, f"{directory.name}/{file.name}", problems):
+            parsed.rows[row.ptype].append(row)
+    parsed.entity_types = _entity_types(parsed.rows["p5"], str(directory), problems)
+    parsed.permissions = _permissions(parsed.rows["p3"], parsed.rows["p4"], parsed.entity_types, problems)
+    parsed.roles, parsed.grant_sources = _roles(
+        parsed.rows["p2"], parsed.rows["p"], parsed.permissions, parsed.entity_types, problems
+    )
+    return parsed
+
+
+def _read_text(path: Path, problems: Problems) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(str(path), 0, f"cannot read: {exc}") from exc
+        problems.add(str(path), 0, f"cannot read: {exc}")
+        return None
 
 
-def _check_model(path: Path) -> str:
+def _check_model(path: Path, problems: Problems) -> str | None:
     """Return the text of ``model.conf`` after checking it declares what the loader relies on."""
-    text = _read_text(path)
+    text = _read_text(path, problems)
+    if text is None:
+        return None
     lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         match = _DEFINITION_RE.match(line)
@@ -101,100 +181,121 @@ def _check_model(path: Path) -> str:
     try:
         model.load_model_from_text(text)
     except Exception as exc:  # pycasbin raises bare exceptions of many kinds on malformed text
-        raise PolicyError(str(path), 0, f"not a valid Casbin model: {exc}") from exc
+        problems.add(str(path), 0, f"not a valid Casbin model: {exc}")
+        return None
+    before = len(problems.found)
     if "g" in model.keys():
-        raise PolicyError(str(path), lines.get("g", 0), "role definitions (g) are not supported")
+        problems.add(str(path), lines.get("g", 0), "role definitions (g) are not supported")
     if "m" not in model.keys() or "m" not in model["m"]:
-        raise PolicyError(str(path), 0, "missing [matchers] m")
+        problems.add(str(path), 0, "missing [matchers] m")
     requests = model["r"]["r"].tokens if "r" in model.keys() and "r" in model["r"] else []
     if requests != [f"r_{name}" for name in REQUEST_FIELDS]:
-        raise PolicyError(str(path), lines.get("r", 0), f"request must be: r = {', '.join(REQUEST_FIELDS)}")
+        problems.add(str(path), lines.get("r", 0), f"request must be: r = {', '.join(REQUEST_FIELDS)}")
     declared = model["p"] if "p" in model.keys() else {}
     for ptype, names in FIELDS.items():
         if ptype not in declared or declared[ptype].tokens != [f"{ptype}_{name}" for name in names]:
-            raise PolicyError(str(path), lines.get(ptype, 0), f"policy type must be: {ptype} = {', '.join(names)}")
+            problems.add(str(path), lines.get(ptype, 0), f"policy type must be: {ptype} = {', '.join(names)}")
     for ptype in declared:
         if ptype not in FIELDS:
-            raise PolicyError(str(path), lines.get(ptype, 0), f"policy type {ptype} is not understood by tokengate")
-    return text
+            problems.add(str(path), lines.get(ptype, 0), f"policy type {ptype} is not understood by tokengate")
+    return text if len(problems.found) == before else None
 
 
-def _read_rows(path: Path, display: str) -> Iterator[_Row]:
-    """Yield the policy lines of one CSV file; ``#`` comments and blank lines are skipped."""
-    for number, raw in enumerate(_read_text(path).splitlines(), 1):
+def _read_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
+    """Yield the well-formed policy lines of one CSV file; ``#`` comments and blank lines are skipped."""
+    for number, raw in enumerate((_read_text(path, problems) or "").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         ptype, *values = (field.strip() for field in line.split(","))
         names = FIELDS.get(ptype)
         if names is None:
-            raise PolicyError(str(path), number, f"unknown policy type {ptype!r}; expected one of {', '.join(FIELDS)}")
-        if len(values) != len(names):
+            problems.add(str(path), number, f"unknown policy type {ptype!r}; expected one of {', '.join(FIELDS)}")
+        elif ptype == "p3" and (len(values) == len(names) - 1 or values[3:4] == [""]):
+            problems.add(str(path), number, f"permission {values[0]} has no description (empty field)")
+        elif len(values) != len(names):
             hint = " (descriptions may not contain commas)" if len(values) > len(names) else ""
-            raise PolicyError(
-                str(path), number, f"{ptype} takes {len(names)} fields ({', '.join(names)}), got {len(values)}{hint}"
-            )
-        if not all(values):
-            raise PolicyError(str(path), number, "empty field")
-        yield _Row(ptype, tuple(values), str(path), number, f"{display}:{number}")
+            message = f"{ptype} takes {len(names)} fields ({', '.join(names)}), got {len(values)}{hint}"
+            problems.add(str(path), number, message)
+        elif not all(values):
+            problems.add(str(path), number, f"empty field {names[values.index('')]}")
+        else:
+            yield Row(ptype, tuple(values), str(path), number, f"{display}:{number}")
 
 
-def _entity_types(rows: list[_Row], directory: str) -> dict[str, tuple[str, ...]]:
+def _same_or_contradicts(row: Row, first: Row, what: str) -> str:
+    """Message for a second declaration of ``what``: a plain duplicate, or one that says something else."""
+    verb = "duplicates" if row.values == first.values else "contradicts"
+    return f"{what} already declared at {first.source} (this line {verb} it)"
+
+
+def _entity_types(rows: list[Row], directory: str, problems: Problems) -> dict[str, tuple[str, ...]]:
     parents: dict[str, list[str]] = {}
     roots: set[str] = set()
     for row in rows:
         child, parent = row.values
         if not _TYPE_RE.fullmatch(child):
-            raise row.error(f"entity type {child!r} must be lower_snake_case")
+            problems.add(row.file, row.line, f"entity type {child!r} must be lower_snake_case")
+            continue
         known = parents.setdefault(child, [])
         if parent in known or (parent == ROOT_PARENT and child in roots):
-            raise row.error(f"duplicate entity type line for {child}")
-        if parent == ROOT_PARENT:
+            problems.add(row.file, row.line, f"duplicate entity type line for {child}")
+        elif (parent == ROOT_PARENT and known) or (parent != ROOT_PARENT and child in roots):
+            problems.add(row.file, row.line, f"entity type {child} cannot be both a root ('-') and have parent types")
+        elif parent == ROOT_PARENT:
             roots.add(child)
         else:
             known.append(parent)
-        if child in roots and known:
-            raise row.error(f"entity type {child} cannot be both a root ('-') and have parent types")
     if not parents:
-        raise PolicyError(directory, 0, "no entity types declared (p5 lines)")
+        problems.add(directory, 0, "no entity types declared (p5 lines)")
     for row in rows:
         if row.values[1] != ROOT_PARENT and row.values[1] not in parents:
-            raise row.error(f"parent type {row.values[1]!r} is not declared (add a p5 line for it)")
-    return {child: tuple(known) for child, known in parents.items()}
+            problems.add(row.file, row.line, f"parent type {row.values[1]!r} is not declared (add a p5 line for it)")
+    return {child: tuple(p for p in known if p in parents) for child, known in parents.items()}
 
 
-def _permissions(
-    declarations: list[_Row], bindings: list[_Row], entity_types: dict[str, tuple[str, ...]]
-) -> dict[str, PermissionSpec]:
-    declared: dict[str, _Row] = {}
+def _permission_declarations(declarations: list[Row], problems: Problems) -> dict[str, Row]:
+    declared: dict[str, Row] = {}
     for row in declarations:
         name, scope, delegation, _ = row.values
         if not _PERMISSION_RE.fullmatch(name):
-            raise row.error(f"permission {name!r} must look like CATEGORY.ACTION")
-        if name in declared:
-            raise row.error(f"permission {name} already declared at {declared[name].source}")
-        if scope not in SCOPES:
-            raise row.error(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-        if delegation not in DELEGATIONS:
-            raise row.error(f"delegation must be one of {', '.join(DELEGATIONS)}, not {delegation!r}")
-        declared[name] = row
+            problems.add(row.file, row.line, f"permission {name!r} must look like CATEGORY.ACTION")
+        elif name in declared:
+            problems.add(row.file, row.line, _same_or_contradicts(row, declared[name], f"permission {name}"))
+        elif scope not in SCOPES:
+            problems.add(row.file, row.line, f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        elif delegation not in DELEGATIONS:
+            problems.add(row.file, row.line, f"delegation must be one of {', '.join(DELEGATIONS)}, not {delegation!r}")
+        else:
+            declared[name] = row
+    return declared
+
+
+def _permissions(
+    declarations: list[Row], bindings: list[Row], entity_types: dict[str, tuple[str, ...]], problems: Problems
+) -> dict[str, PermissionSpec]:
+    declared = _permission_declarations(declarations, problems)
     bind_types: dict[str, list[str]] = {name: [] for name in declared}
     for row in bindings:
         name, entity_type = row.values
         if name not in declared:
-            raise row.error(f"unknown permission {name} (declare it with a p3 line)")
-        if declared[name].values[1] == "global":
-            raise row.error(f"global permission {name} can never be bound to an entity")
-        if entity_type not in entity_types:
-            raise row.error(f"unknown entity type {entity_type!r}")
-        if entity_type in bind_types[name]:
-            raise row.error(f"duplicate bind type {entity_type} for {name}")
-        bind_types[name].append(entity_type)
+            problems.add(row.file, row.line, f"unknown permission {name} (declare it with a p3 line)")
+        elif declared[name].values[1] == "global":
+            problems.add(row.file, row.line, f"global permission {name} can never be bound to an entity")
+        elif entity_type not in entity_types:
+            problems.add(row.file, row.line, f"unknown entity type {entity_type!r}: a bind type must be declared by p5")
+        elif entity_type in bind_types[name]:
+            problems.add(row.file, row.line, f"duplicate bind type {entity_type} for {name}")
+        else:
+            if declared[name].values[2] == "never":
+                message = f"{name} is never delegated to a token: a p4 line offers it to tokens"
+                problems.review(row.file, row.line, message)
+            bind_types[name].append(entity_type)
     specs = {}
     for name, row in declared.items():
         _, scope, delegation, description = row.values
-        if scope == "entity" and not bind_types[name]:
-            raise row.error(f"entity permission {name} has no bind type (add p4 lines)")
+        if scope == "entity" and delegation != "never" and not bind_types[name]:
+            problems.add(row.file, row.line, f"entity permission {name} has no bind type (add p4 lines)")
         specs[name] = PermissionSpec(
             name=name,
             description=description,
@@ -207,34 +308,44 @@ def _permissions(
     return specs
 
 
-def _roles(
-    declarations: list[_Row],
-    grants: list[_Row],
-    permissions: dict[str, PermissionSpec],
-    entity_types: dict[str, tuple[str, ...]],
-) -> tuple[dict[str, RoleSpec], dict[tuple[str, str], str]]:
-    declared: dict[str, _Row] = {}
+def _role_declarations(
+    declarations: list[Row], entity_types: dict[str, tuple[str, ...]], problems: Problems
+) -> dict[str, Row]:
+    declared: dict[str, Row] = {}
     for row in declarations:
         name, scope_type, _ = row.values
         if not _ROLE_RE.fullmatch(name):
-            raise row.error(f"role {name!r} must look like TYPE.NAME")
-        if name in declared:
-            raise row.error(f"role {name} already declared at {declared[name].source}")
-        if scope_type not in entity_types:
-            raise row.error(f"unknown entity type {scope_type!r}")
-        declared[name] = row
+            problems.add(row.file, row.line, f"role {name!r} must look like TYPE.NAME")
+        elif name in declared:
+            problems.add(row.file, row.line, _same_or_contradicts(row, declared[name], f"role {name}"))
+        elif scope_type not in entity_types:
+            problems.add(row.file, row.line, f"unknown entity type {scope_type!r}")
+        else:
+            declared[name] = row
+    return declared
+
+
+def _roles(
+    declarations: list[Row],
+    grants: list[Row],
+    permissions: dict[str, PermissionSpec],
+    entity_types: dict[str, tuple[str, ...]],
+    problems: Problems,
+) -> tuple[dict[str, RoleSpec], dict[tuple[str, str], str]]:
+    declared = _role_declarations(declarations, entity_types, problems)
     sources: dict[tuple[str, str], str] = {}
     for row in grants:
         role, perm = row.values
         if role not in declared:
-            raise row.error(f"unknown role {role} (declare it with a p2 line)")
-        if perm not in permissions:
-            raise row.error(f"unknown permission {perm} (declare it with a p3 line)")
-        if permissions[perm].global_only:
-            raise row.error(f"global permission {perm} is never granted by roles")
-        if (role, perm) in sources:
-            raise row.error(f"{role} already grants {perm} at {sources[(role, perm)]}")
-        sources[(role, perm)] = row.source
+            problems.add(row.file, row.line, f"unknown role {role} (declare it with a p2 line)")
+        elif perm not in permissions:
+            problems.add(row.file, row.line, f"unknown permission {perm} (declare it with a p3 line)")
+        elif permissions[perm].global_only:
+            problems.add(row.file, row.line, f"global permission {perm} is never granted by roles")
+        elif (role, perm) in sources:
+            problems.add(row.file, row.line, f"{role} already grants {perm} at {sources[(role, perm)]}")
+        else:
+            sources[(role, perm)] = row.source
     specs = {
         name: RoleSpec(
             name=name,
