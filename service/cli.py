@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -110,11 +111,18 @@ class TokengateCLIPlugin(CLIPlugin):
 
     def on_cli_init(self, cli: click.Group) -> None:
         """Register the project's command groups."""
+        from service.policy.cli import policy_group
+
         cli.add_command(users_group)
+        cli.add_command(policy_group)
 
 
 def main() -> None:
     """Entry point of the ``tokengate`` console script."""
+    if sys.argv[1:2] == ["policy"]:  # runs without building the app, so a broken policy can still be checked
+        from service.policy.cli import policy_group
+
+        policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
     from litestar.cli.main import litestar_group
 
