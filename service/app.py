@@ -25,6 +25,7 @@ from service.authz.controllers import AuthzController, RoleAssignmentController
 from service.authz.sync import FactSync
 from service.entities.controllers import EntityController
 from service.pats.controllers import PersonalAccessTokenController
+from service.policy.controllers import PolicyController
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health, LoginController, AuthTokenController, AdminAuthTokenController, UserController,
             EntityController, RoleAssignmentController, AuthzController, PersonalAccessTokenController,
+            PolicyController,
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
