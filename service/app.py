@@ -24,6 +24,7 @@ from service.security.principal import Principal
 from service.authz.controllers import AuthzController, RoleAssignmentController
 from service.authz.sync import FactSync
 from service.entities.controllers import EntityController
+from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
 from service.policy.controllers import PolicyController
 from service.users.controllers import UserController
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health, LoginController, AuthTokenController, AdminAuthTokenController, UserController,
             EntityController, RoleAssignmentController, AuthzController, PersonalAccessTokenController,
             PolicyController,
+            EventController,
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),

@@ -11,12 +11,21 @@ from litestar.params import JSONBody, Parameter
 from sqlalchemy import select
 
 from service.authz.models import RoleAssignment
-from service.authz.schemas import CheckRequest, CheckResult, RoleAssignmentCreate, RoleAssignmentRead, ScopeRead
+from service.authz.schemas import (
+    CheckRequest,
+    CheckResult,
+    IntrospectRequest,
+    IntrospectResponse,
+    RoleAssignmentCreate,
+    RoleAssignmentRead,
+    ScopeRead,
+)
 from service.authz.services import Authorizer, RoleAssignmentService
 from service.entities.models import Entity
 from service.http import LIST_METHODS, absolute_url, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.runtime import RuntimeDependency, service_provider
+from service.security.client_ip import parse_ip
 from service.security.guards import staff_only
 from service.security.principal import CurrentPrincipal
 from service.users.models import User
@@ -101,3 +110,26 @@ class AuthzController(Controller):
         async with runtime.session() as session:
             decision = await Authorizer(runtime).check(session, principal, data.permission, data.entity)
         return CheckResult(allowed=decision.allowed, reason=decision.reason, clause=decision.clause)
+
+    @post("/introspect/", operation_id="AuthzIntrospect", status_code=200, guards=[staff_only])
+    async def introspect(self, runtime: RuntimeDependency, data: JSONBody[IntrospectRequest]) -> IntrospectResponse:
+        """Is ``token`` active, whose is it, what may it do — and, if asked, may it use ``permission`` here?
+
+        A token with a network allow-list is active only for a ``client_ip`` inside it. Usage is not recorded.
+        """
+        subject = await runtime.verifier.verify(data.token, parse_ip(data.client_ip), record=False)
+        if subject is None:
+            return IntrospectResponse(active=False)
+        expiry = runtime.verifier.expiry_of(subject)
+        limits = subject.limits
+        decision = None
+        if data.permission is not None:
+            async with runtime.session() as session:
+                verdict = await Authorizer(runtime).check(session, subject, data.permission, data.entity)
+            decision = CheckResult(allowed=verdict.allowed, reason=verdict.reason, clause=verdict.clause)
+        return IntrospectResponse(
+            active=True, token_type=subject.kind.value, username=subject.username, user_uuid=subject.user_uuid,
+            is_staff=subject.is_staff, scope=" ".join(sorted(limits.scopes)) if limits else None,
+            bindings=sorted(UUID(b) for b in limits.bindings) if limits else None,
+            exp=int(expiry.timestamp()) if expiry else None, decision=decision,
+        )

@@ -62,3 +62,26 @@ class CheckResult(msgspec.Struct, kw_only=True):
     allowed: bool
     reason: str
     clause: str
+
+
+class IntrospectRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """RFC 7662-style introspection by a resource server, optionally with a decision to make."""
+
+    token: Annotated[str, msgspec.Meta(max_length=256)]
+    client_ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    permission: Name | None = None
+    entity: EntityRef | None = None
+
+
+class IntrospectResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``active: false`` and nothing else for any token that would not authenticate."""
+
+    active: bool
+    token_type: str | None = None
+    username: str | None = None
+    user_uuid: UUID | None = None
+    is_staff: bool | None = None
+    scope: str | None = None
+    bindings: list[UUID] | None = None
+    exp: int | None = None
+    decision: CheckResult | None = None

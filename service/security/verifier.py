@@ -64,8 +64,11 @@ class TokenVerifier:
         self.max_entries = max_entries
         self._cache: OrderedDict[str, CachedCredential] = OrderedDict()
 
-    async def verify(self, token: str, ip: IPAddress | None) -> Principal | None:
-        """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database."""
+    async def verify(self, token: str, ip: IPAddress | None, *, record: bool = True) -> Principal | None:
+        """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database.
+
+        ``record=False`` (introspection on behalf of a resource server) leaves usage and events untouched.
+        """
         now = datetime.now(UTC)
         if token.startswith("w_"):
             expiry = pat_expiry(token)
@@ -82,11 +85,22 @@ class TokenVerifier:
                 return None
             self._remember(entry)
         if not entry.is_valid(now, ip):
-            if entry.networks and entry.principal.is_pat:
+            if record and entry.networks and entry.principal.is_pat:
                 self.runtime.usage.denied_from_ip(entry, ip)
             return None
-        self.runtime.usage.record(entry, now, ip)
+        if record:
+            self.runtime.usage.record(entry, now, ip)
         return entry.principal
+
+    def expiry_of(self, principal: Principal) -> datetime | None:
+        """When the cached credential of ``principal`` stops working by itself (None: only by idle timeout)."""
+        for entry in self._cache.values():
+            if entry.principal is principal:
+                if entry.expires_at is not None:
+                    return entry.expires_at
+                if entry.lifetime is not None and entry.refreshed_at is not None:
+                    return entry.refreshed_at + entry.lifetime
+        return None
 
     def forget_user(self, user_id: int) -> None:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""

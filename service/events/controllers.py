@@ -1,0 +1,58 @@
+"""``/api/events/``: staff read every event, users their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, route
+from litestar.di import NamedDependency, Provide
+from litestar.params import Parameter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.events.models import Event
+from service.events.schemas import EventRead
+from service.events.services import EventService
+from service.http import LIST_METHODS, list_operation_id
+from service.pagination import Window, paginated, provide_page
+from service.security.guards import is_staff_request
+from service.security.principal import CurrentPrincipal
+from service.users.models import User
+
+
+async def provide_events(db_session: NamedDependency[AsyncSession]) -> AsyncIterator[EventService]:
+    """Dependency: the event service on the request's session."""
+    yield EventService(session=db_session)
+
+
+class EventController(Controller):
+    """Audit events, newest first."""
+
+    path = "/api/events"
+    tags = ["events"]
+    dependencies = {"events": Provide(provide_events), "window": Provide(provide_page, sync_to_thread=False)}
+
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EventsList"))
+    async def list_events(
+        self, request: Request[Any, Any, Any], events: NamedDependency[EventService], principal: CurrentPrincipal,
+        window: NamedDependency[Window],
+        event_type: Annotated[str | None, Parameter(max_length=64, description="Only events of this type.")] = None,
+        user: Annotated[UUID | None, Parameter(description="Staff: only events about this user.")] = None,
+    ) -> Response[list[EventRead]]:
+        """Events about the caller (staff: about anyone)."""
+        filters: list[Any] = []
+        if not is_staff_request(principal):
+            filters.append(Event.user_id == principal.user_id)
+        elif user is not None:
+            filters.append(Event.user_id.in_(select(User.id).where(User.uuid == user)))
+        if event_type is not None:
+            filters.append(Event.event_type == event_type)
+        items, total = await events.list_and_count(window.filter, *filters, order_by=Event.id.desc())
+        session = events.repository.session
+        user_ids = {e.user_id for e in items if e.user_id is not None}
+        uuids = dict((await session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))).tuples().all())
+        body = [EventRead(uuid=e.uuid, event_type=e.event_type, message=e.message, user=uuids.get(e.user_id),
+                          created=e.created_at, context=e.context) for e in items]
+        return paginated(request, body, total, window)

@@ -1,0 +1,61 @@
+"""Audit events (``/api/events/``) and token introspection (``/api/authz/introspect/``)."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from service.runtime import Runtime
+from tests.factories import auth, user_with_key
+from tests.integration.pats.conftest import World, create_pat, fx_world  # noqa: F401  (fixture)
+
+INTROSPECT = "/api/authz/introspect/"
+
+
+async def test_users_see_their_own_events_staff_see_all(client: AsyncClient, world: World, runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers, name="deploy")
+    await client.delete(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)
+    own = (await client.get("/api/events/", headers=world.owner_headers)).json()
+    types = [event["event_type"] for event in own]
+    assert types[:2] == ["pat_revoked", "pat_created"]
+    assert all(event["user"] == str(world.owner.uuid) for event in own)
+    assert all(created["token"] not in str(event) for event in own)
+    stranger, stranger_key = await user_with_key(runtime, "stranger")
+    theirs = (await client.get("/api/events/", headers=auth(stranger_key))).json()
+    assert {event["event_type"] for event in theirs} == {"user_created", "token_created"}
+    assert all(event["user"] == str(stranger.uuid) for event in theirs)
+    by_type = await client.get("/api/events/", headers=world.staff_headers, params={"event_type": "role_granted"})
+    assert [event["event_type"] for event in by_type.json()] == ["role_granted"]
+    assert by_type.headers["x-result-count"] == "1"
+
+
+async def test_introspection_reports_active_pat_and_decides(client: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers, allowed_scopes=[{"type": "project",
+                                                                              "uuid": world.project}])
+    body = {"token": created["token"], "permission": "PROJECT.UPDATE",
+            "entity": {"type": "project", "uuid": world.project}}
+    response = await client.post(INTROSPECT, json=body, headers=world.staff_headers)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["active"] is True and report["token_type"] == "pat" and report["username"] == "owner"
+    assert report["scope"] == "PROJECT.UPDATE" and report["bindings"] == [world.project]
+    assert report["decision"]["allowed"] is True
+    body["entity"] = {"type": "project", "uuid": world.sibling}
+    assert (await client.post(INTROSPECT, json=body, headers=world.staff_headers)).json()["decision"] == {
+        "allowed": False, "clause": "token-binding",
+        "reason": f"entity {world.sibling} is neither bound to the token nor below a bound entity"}
+
+
+async def test_introspection_of_bad_tokens_says_only_inactive(client: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers, allowed_networks=["10.0.0.0/8"])
+    for token, ip in ((created["token"], None), (created["token"], "192.0.2.1"), ("garbage", None)):
+        response = await client.post(INTROSPECT, json={"token": token, "client_ip": ip}, headers=world.staff_headers)
+        assert response.json() == {"active": False}
+    inside = await client.post(INTROSPECT, json={"token": created["token"], "client_ip": "10.1.2.3"},
+                               headers=world.staff_headers)
+    assert inside.json()["active"] is True
+
+
+async def test_introspection_is_staff_only(client: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    response = await client.post(INTROSPECT, json={"token": created["token"]}, headers=world.owner_headers)
+    assert response.status_code == 403
