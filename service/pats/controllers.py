@@ -88,7 +88,8 @@ class PersonalAccessTokenController(Controller):
         token, plaintext = await pats.issue(await _owner(pats, principal), data)
         return await created_response(pats, token, plaintext)
 
-    @get("/available_scopes/", operation_id="PersonalAccessTokensAvailableScopesList")
+    @route("/available_scopes/", http_method=LIST_METHODS,
+           operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"))
     async def available_scopes(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
                                principal: CurrentPrincipal, window: Page) -> Response[list[AvailableScope]]:
         """Permissions the caller may put in a token now, from the policy and their live roles."""
@@ -97,7 +98,8 @@ class PersonalAccessTokenController(Controller):
         items = [AvailableScope(permission=n, description=policy.permissions[n].description) for n in names]
         return paginated(request, items[window.offset:window.offset + window.limit], len(items), window)
 
-    @get("/available_binding_targets/", operation_id="PersonalAccessTokensAvailableBindingTargetsList")
+    @route("/available_binding_targets/", http_method=LIST_METHODS,
+           operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"))
     async def available_binding_targets(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
                                         principal: CurrentPrincipal, window: Page) -> Response[list[BindingTarget]]:
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
