@@ -104,11 +104,10 @@ class AuthzController(Controller):
     tags = ["authz"]
 
     @post("/check/", operation_id="AuthzCheck", status_code=200)
-    async def check(self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal,
+    async def check(self, runtime: RuntimeDependency, principal: CurrentPrincipal,
                     data: JSONBody[CheckRequest]) -> CheckResult:
         """May the credentials of this request use ``permission`` on ``entity``? With the reason either way."""
-        async with runtime.session() as session:
-            decision = await Authorizer(runtime).check(session, principal, data.permission, data.entity)
+        decision = Authorizer(runtime).check(principal, data.permission, data.entity)
         return CheckResult(allowed=decision.allowed, reason=decision.reason, clause=decision.clause)
 
     @post("/introspect/", operation_id="AuthzIntrospect", status_code=200, guards=[staff_only])
@@ -124,8 +123,7 @@ class AuthzController(Controller):
         limits = subject.limits
         decision = None
         if data.permission is not None:
-            async with runtime.session() as session:
-                verdict = await Authorizer(runtime).check(session, subject, data.permission, data.entity)
+            verdict = Authorizer(runtime).check(subject, data.permission, data.entity)
             decision = CheckResult(allowed=verdict.allowed, reason=verdict.reason, clause=verdict.clause)
         return IntrospectResponse(
             active=True, token_type=subject.kind.value, username=subject.username, user_uuid=subject.user_uuid,

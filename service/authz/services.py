@@ -56,7 +56,10 @@ class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, Rol
         elif role is not None and entity.type != role.scope_type:
             errors["scope"] = [f"Role {role.name} is held on entities of type '{role.scope_type}', "
                                f"not '{entity.type}'."]
-        if data.expiration_time is not None and data.expiration_time <= datetime.now(UTC):
+        expiration_time = data.expiration_time
+        if expiration_time is not None and expiration_time.tzinfo is None:
+            expiration_time = expiration_time.replace(tzinfo=UTC)  # naive means UTC, as Waldur (TIME_ZONE=UTC) reads it
+        if expiration_time is not None and expiration_time <= datetime.now(UTC):
             errors["expiration_time"] = ["Expiration time must be in the future."]
         if errors:
             raise ValidationError(errors)
@@ -65,7 +68,7 @@ class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, Rol
             raise ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
         assignment = await self.create(
             RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
-                           expiration_time=data.expiration_time, created_by_id=actor_id)
+                           expiration_time=expiration_time, created_by_id=actor_id)
         )
         await self.events.record(
             EventType.ROLE_GRANTED, f"User {user.username} has been granted {data.role} on {entity.type} "
@@ -105,16 +108,19 @@ class Authorizer:
         """The decision for ``principal`` on ``permission`` and the entity (None: a global check)."""
         return self.runtime.policy.decide(principal.subject, permission, entity_uuid)
 
-    async def check(self, session: Any, principal: Principal, permission: str, ref: EntityRef | None) -> Decision:
-        """``POST /api/authz/check/``: 400 for an unknown permission, 404 for an unknown entity."""
-        if permission not in self.runtime.policy.permissions:
+    def check(self, principal: Principal, permission: str, ref: EntityRef | None) -> Decision:
+        """``POST /api/authz/check/``: 400 for an unknown permission or type, 404 for an unknown entity.
+
+        Answered from the engine's mirror alone: no database round-trip on this path.
+        """
+        policy = self.runtime.policy
+        if permission not in policy.permissions:
             raise ValidationError({"permission": [f"Unknown permission '{permission}'."]})
-        if ref is not None and ref.type not in self.runtime.policy.entity_types:
+        if ref is None:
+            return self.decide(principal, permission, None)
+        if ref.type not in policy.entity_types:
             raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
-        entity_uuid = None
-        if ref is not None:
-            if self.runtime.policy.ancestors(str(ref.uuid)) and await find_entity(session, ref) is not None:
-                entity_uuid = str(ref.uuid)
-            else:
-                raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
-        return self.decide(principal, permission, entity_uuid)
+        entity = policy.entity(str(ref.uuid))
+        if entity is None or entity.type != ref.type:
+            raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
+        return self.decide(principal, permission, entity.uuid)

@@ -129,6 +129,10 @@ class PolicyEngine:
         """Return the entity itself, then its parent, up to the root; empty for an unknown entity."""
         return list(self._facts.chain(uuid))
 
+    def entity(self, uuid: str) -> EntityFact | None:
+        """The mirrored entity ``uuid``, or None when it is unknown."""
+        return self._facts.entities.get(uuid)
+
     def _changed(self) -> None:
         self._generation += 1
         self._memo.clear()
