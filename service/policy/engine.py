@@ -133,6 +133,14 @@ class PolicyEngine:
         """The mirrored entity ``uuid``, or None when it is unknown."""
         return self._facts.entities.get(uuid)
 
+    def held_on(self, user_id: int, entity: str) -> list[AssignmentFact]:
+        """Return the user's mirrored assignments held directly on ``entity``, live or expired (for explanations)."""
+        return list(self._facts.held_on(user_id, entity))
+
+    def grant_rule(self, role: str, permission: str) -> str | None:
+        """Return ``file:line`` of the rule by which ``role`` grants ``permission``, or None if it does not."""
+        return self._rules.grant_sources.get((role, permission))
+
     def _changed(self) -> None:
         self._generation += 1
         self._memo.clear()
