@@ -81,6 +81,8 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
     """One token per user; the key is kept only as an HMAC (lookup) and AES-GCM ciphertext (re-display at login)."""
 
     repository_type = AuthTokenRepository
+    # A window-function count comes back with the rows, so a page past the end would report a total of 0.
+    count_with_window_function = False
 
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(session=session, **kwargs)

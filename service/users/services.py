@@ -55,6 +55,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
     """Creates and changes users; deactivation revokes every token the user holds."""
 
     repository_type = UserRepository
+    # A window-function count comes back with the rows, so a page past the end would report a total of 0.
+    count_with_window_function = False
 
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(session=session, **kwargs)
