@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -84,3 +85,14 @@ async def revoke(runtime: Runtime, assignment: RoleAssignment, *, actor: User | 
         service = RoleAssignmentService(session=session, runtime=runtime)
         await service.revoke(await service.get_one(uuid=assignment.uuid),
                              actor_id=actor.id if actor else assignment.user_id)
+
+
+async def find_user(runtime: Runtime, username: str) -> User:
+    """The user called ``username``, fresh from the database."""
+    async with runtime.session() as session:
+        return (await session.execute(select(User).where(User.username == username))).scalar_one()
+
+
+def parse_links(header: str) -> dict[str, str]:
+    """``{rel: url}`` of an RFC 5988 ``Link`` header."""
+    return {rel: url for url, rel in re.findall(r'<([^>]*)>; rel="([a-z]+)"', header)}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, make_key, make_user, set_token_times, token_of, user_with_key
+from tests.factories import auth, make_key, make_user, parse_links, set_token_times, token_of, user_with_key
 
 SEED_000_FIELDS = {
     "url",
@@ -21,11 +20,6 @@ SEED_000_FIELDS = {
     "user_is_active",
     "user_token_lifetime",
 }
-
-
-def links(response_link: str) -> dict[str, str]:
-    """``{rel: url}`` of an RFC 5988 ``Link`` header."""
-    return {rel: url for url, rel in re.findall(r'<([^>]*)>; rel="([a-z]+)"', response_link)}
 
 
 async def test_list_has_exactly_the_seed_fields(client: AsyncClient, runtime: Runtime) -> None:
@@ -135,17 +129,17 @@ async def test_pagination_links_count_and_head(client: AsyncClient, runtime: Run
     assert page2.status_code == 200
     assert len(page2.json()) == 3
     assert page2.headers["x-result-count"] == "7"
-    rels = links(page2.headers["link"])
+    rels = parse_links(page2.headers["link"])
     assert set(rels) == {"first", "prev", "next", "last"}
     assert "page=1" in rels["first"] and "page=1" in rels["prev"]
     assert "page=3" in rels["next"] and "page=3" in rels["last"]
     assert all("page_size=3" in url for url in rels.values())
 
     first = await client.get("/api/auth-tokens/", params={"page_size": 3}, headers=auth(staff_key))
-    assert set(links(first.headers["link"])) == {"first", "next", "last"}
+    assert set(parse_links(first.headers["link"])) == {"first", "next", "last"}
     last = await client.get("/api/auth-tokens/", params={"page": 3, "page_size": 3}, headers=auth(staff_key))
     assert len(last.json()) == 1
-    assert set(links(last.headers["link"])) == {"first", "prev", "last"}
+    assert set(parse_links(last.headers["link"])) == {"first", "prev", "last"}
     seen = [item["user_username"] for r in (first, page2, last) for item in r.json()]
     assert len(set(seen)) == 7  # the pages partition the list
 

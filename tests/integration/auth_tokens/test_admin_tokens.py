@@ -1,0 +1,195 @@
+"""Seed 001: ``GET /api/users/auth_tokens`` (filters, search, ordering, limit/offset) and ``.../regenerate``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from httpx import AsyncClient
+
+from service.runtime import Runtime
+from tests.factories import (
+    auth,
+    find_user,
+    make_key,
+    make_user,
+    parse_links,
+    set_token_times,
+    token_of,
+    user_with_key,
+)
+
+LIST = "/api/users/auth_tokens"
+ITEM_FIELDS = {"id", "key", "user_data", "created_at", "updated_at"}
+
+
+def at(day: str, hour: int = 12, minute: int = 0) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    """A staff caller and two token holders whose ids, creation, update and user order all disagree."""
+
+    staff_key: str
+    ids: dict[str, int]
+    keys: dict[str, str]
+    prefixes: dict[str, str]
+
+    def expand(self, value: str) -> str:
+        return value.format(
+            alice_id=self.ids["alice"], bob_id=self.ids["bob"], bob_key=self.keys["bob"],
+            bob_prefix=self.prefixes["bob"],
+        )
+
+
+@pytest.fixture(name="world")
+async def fx_world(runtime: Runtime) -> World:
+    _, staff_key = await user_with_key(runtime, "root", staff=True)
+    # bob's user row comes first, alice's token first: user order and token id order disagree
+    bob = await make_user(runtime, "bob", first_name="Rob%", last_name="Brown")
+    alice = await make_user(runtime, "alice", first_name="Alicia", last_name="Smith_Jones",
+                            mobile_number="+00 000 0000")
+    keys = {"alice": await make_key(runtime, alice), "bob": await make_key(runtime, bob)}
+    # alice: created and updated later than bob; bob created in the last minute of its day
+    await set_token_times(runtime, alice, created_at=at("2024-03-10"), updated_at=at("2024-05-10"))
+    await set_token_times(runtime, bob, created_at=at("2024-01-10", 23, 59), updated_at=at("2024-04-10"))
+    rows = {name: await token_of(runtime, user) for name, user in (("alice", alice), ("bob", bob))}
+    return World(
+        staff_key=staff_key,
+        ids={name: row.id for name, row in rows.items() if row is not None},
+        keys=keys,
+        prefixes={name: row.key_prefix for name, row in rows.items() if row is not None},
+    )
+
+
+async def names(client: AsyncClient, world: World, **params: str) -> list[str]:
+    response = await client.get(LIST, params=params, headers=auth(world.staff_key))
+    assert response.status_code == 200, response.text
+    return [item["user_data"]["username"] for item in response.json()]
+
+
+async def test_item_shape_and_key_is_only_the_display_prefix(client: AsyncClient, world: World) -> None:
+    for path in (LIST, LIST + "/"):
+        response = await client.get(path, params={"ordering": "id"}, headers=auth(world.staff_key))
+        assert response.status_code == 200, path
+        body = response.json()
+        assert isinstance(body, list)
+        alice = next(item for item in body if item["user_data"]["username"] == "alice")
+        assert set(alice) == ITEM_FIELDS
+        assert alice["id"] == world.ids["alice"]
+        assert alice["user_data"] == {"id": alice["user_data"]["id"], "username": "alice",
+                                      "full_name": "Alicia Smith_Jones"}
+        assert alice["key"] == world.keys["alice"][:12]
+        assert world.keys["alice"] not in response.text
+        assert datetime.fromisoformat(alice["created_at"]) == at("2024-03-10")
+        assert datetime.fromisoformat(alice["updated_at"]) == at("2024-05-10")
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "kept", "dropped"),
+    [
+        ("id_min", "{bob_id}", "bob", "alice"),
+        ("id_max", "{alice_id}", "alice", "bob"),
+        ("created_date", "2024-03-10", "alice", "bob"),
+        ("created_date", "2024-01-10", "bob", "alice"),  # 23:59 still belongs to its day
+        ("updated_date", "2024-04-10", "bob", "alice"),
+        ("created_from", "2024-03-10", "alice", "bob"),  # the from-day is included
+        ("created_to", "2024-01-10", "bob", "alice"),  # the to-day is included to its end
+        ("updated_from", "2024-05-10", "alice", "bob"),
+        ("updated_to", "2024-04-10", "bob", "alice"),
+        ("search", "{bob_id}", "bob", "alice"),  # token id
+        ("search", "{bob_prefix}", "bob", "alice"),  # key display prefix
+        ("search", "{bob_key}", "bob", "alice"),  # a full key pasted in: found through its hash
+        ("search", "LIC", "alice", "bob"),  # username, case-insensitive
+        ("search", "+00 000", "alice", "bob"),  # mobile number
+        ("search", "alicia", "alice", "bob"),  # first name
+        ("search", "brown", "bob", "alice"),  # last name
+        ("search", "%", "bob", "alice"),  # a literal %, not a wildcard
+        ("search", "_", "alice", "bob"),  # a literal _, not a wildcard
+    ],
+)
+async def test_each_filter_keeps_one_row_and_drops_another(
+    client: AsyncClient, world: World, param: str, value: str, kept: str, dropped: str
+) -> None:
+    found = await names(client, world, **{param: world.expand(value)})
+    assert kept in found
+    assert dropped not in found
+
+
+async def test_filters_combine(client: AsyncClient, world: World) -> None:
+    assert await names(client, world, created_from="2024-01-01", created_to="2024-12-31", search="b") == ["bob"]
+    assert await names(client, world, search="nobody-has-this") == []
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("id", ["alice", "bob"]),
+        ("-id", ["bob", "alice"]),
+        ("created_at", ["bob", "alice"]),
+        ("-created_at", ["alice", "bob"]),
+        ("updated_at", ["bob", "alice"]),
+        ("-updated_at", ["alice", "bob"]),
+        ("user", ["bob", "alice"]),
+        ("-user", ["alice", "bob"]),
+    ],
+)
+async def test_each_ordering_key_both_ways(client: AsyncClient, world: World, ordering: str,
+                                           expected: list[str]) -> None:
+    found = await names(client, world, ordering=ordering)
+    assert [name for name in found if name != "root"] == expected
+
+
+async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -> None:
+    response = await client.get(LIST, params={"ordering": "id", "limit": 1, "offset": 1},
+                                headers=auth(world.staff_key))
+    assert response.status_code == 200
+    assert [item["user_data"]["username"] for item in response.json()] == ["alice"]
+    assert response.headers["x-result-count"] == "3"
+    links = parse_links(response.headers["link"])
+    assert set(links) == {"first", "prev", "next", "last"}
+    assert "offset=0" in links["prev"] and "offset=2" in links["next"] and "offset=2" in links["last"]
+    assert all("limit=1" in url and "ordering=id" in url for url in links.values())  # other parameters kept
+    past = await client.get(LIST, params={"offset": 50}, headers=auth(world.staff_key))
+    assert past.status_code == 200
+    assert past.json() == []
+    assert past.headers["x-result-count"] == "3"
+    head = await client.head(LIST, params={"search": "bob"}, headers=auth(world.staff_key))
+    assert head.status_code == 200
+    assert head.headers["x-result-count"] == "1"
+    assert head.content == b""
+
+
+async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, runtime: Runtime,
+                                                           world: World) -> None:
+    old_key, token_id = world.keys["bob"], world.ids["bob"]
+    assert (await client.get(LIST, headers=auth(old_key))).status_code == 403  # bob is not staff, but valid
+    response = await client.post(f"{LIST}/{token_id}/regenerate", headers=auth(world.staff_key))
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert set(body) == ITEM_FIELDS
+    assert body["id"] == token_id
+    assert body["key"] != world.prefixes["bob"]
+    assert body["key"].startswith("tgl_")
+    assert datetime.fromisoformat(body["updated_at"]) > at("2024-04-10")
+    rejected = await client.get(LIST, headers=auth(old_key))
+    assert rejected.status_code == 401
+    assert rejected.json() == {"detail": "Invalid token."}
+    row = await token_of(runtime, await find_user(runtime, "bob"))
+    assert row is not None and row.id == token_id and row.key_prefix == body["key"]
+    new_key = await make_key(runtime, await find_user(runtime, "bob"))  # what bob's next login returns
+    assert new_key != old_key and new_key.startswith(body["key"])
+    assert (await client.get(LIST, headers=auth(new_key))).status_code == 403
+
+
+async def test_regenerate_unknown_id_is_404_and_needs_staff(client: AsyncClient, world: World) -> None:
+    missing = await client.post(f"{LIST}/999999/regenerate", headers=auth(world.staff_key))
+    assert missing.status_code == 404
+    forbidden = await client.post(f"{LIST}/{world.ids['alice']}/regenerate", headers=auth(world.keys["bob"]))
+    assert forbidden.status_code == 403
+    assert (await client.post(f"{LIST}/{world.ids['alice']}/regenerate")).status_code == 401
+    assert (await client.get(LIST, headers=auth(world.keys["alice"]))).status_code == 403  # alice's key unchanged
+
