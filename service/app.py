@@ -22,7 +22,7 @@ from service.runtime import Runtime
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
 from service.authz.controllers import AuthzController, RoleAssignmentController
-from service.authz.sync import FactSync
+from service.authz.sync import FactSync, FactWatcher
 from service.entities.controllers import EntityController
 from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
@@ -51,10 +51,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
+        watcher = FactWatcher(runtime, settings.sync_interval_seconds)
+        watcher.start()
         runtime.usage.start()
         try:
             yield
         finally:
+            await watcher.stop()
             await runtime.usage.stop()
 
     return Litestar(

@@ -84,6 +84,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
     policy_dir: str = "policies"
     """Directory holding the Casbin model and rule files."""
+    sync_interval_seconds: float = 0.5
+    """How often each worker picks up role and entity changes made by other workers."""
     auto_migrate: bool = True
     """Apply database migrations when ``tokengate run`` starts."""
     debug: bool = False

@@ -15,7 +15,10 @@ class RoleAssignment(BigIntAuditBase):
     """``user`` holds ``role`` on ``entity`` until ``expiration_time`` (if any) while ``is_active``."""
 
     __tablename__ = "role_assignment"
-    __table_args__ = (Index("ix_role_assignment_user_active", "user_id", "is_active"),)
+    __table_args__ = (
+        Index("ix_role_assignment_user_active", "user_id", "is_active"),
+        Index("ix_role_assignment_updated_at", "updated_at"),
+    )
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"))

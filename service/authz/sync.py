@@ -1,17 +1,23 @@
 """Keeps the policy engine's in-memory facts equal to the database.
 
 At start-up every entity and active assignment is loaded; after each committed change the service refreshes
-just the rows it touched, so a role revoked a moment ago is already gone from the next decision.
+just the rows it touched, so a role revoked a moment ago is already gone from the next decision in this worker.
+Other workers and instances catch up through :class:`FactWatcher`, which polls the rows changed since its last
+look (indexed ``updated_at``) every ``sync_interval_seconds``: a change is honoured everywhere within about that
+time, on SQLite and PostgreSQL alike, with no machinery beyond the database all workers already share.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 _Parent = aliased(Entity)
+logger = logging.getLogger("tokengate.sync")
 
 
 def _entity_rows() -> Select[Any]:
@@ -90,3 +97,62 @@ class FactSync:
             self.runtime.policy.remove_assignment(uuid)
         else:
             self.runtime.policy.put_assignment(_assignment_fact(row))
+
+
+class FactWatcher:
+    """Polls for entities and assignments changed by other workers and applies them to this worker's engine."""
+
+    # Rows are re-read this far back, so a writer whose clock or commit lags a little is still seen.
+    OVERLAP = timedelta(seconds=5)
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self.since = datetime.now(UTC) - self.OVERLAP
+        self._task: asyncio.Task[None] | None = None
+
+    async def poll(self) -> None:
+        """Apply every change committed since the last poll; resynchronise fully when an entity was deleted."""
+        started = datetime.now(UTC)
+        policy = self.runtime.policy
+        async with self.runtime.session() as session:
+            entities = [_entity_fact(row) for row in
+                        (await session.execute(_entity_rows().where(Entity.updated_at >= self.since))).tuples()]
+            changed = [str(uuid) for uuid in await session.scalars(
+                select(RoleAssignment.uuid).where(RoleAssignment.updated_at >= self.since))]
+            live = {str(row[0]): _assignment_fact(row) for row in (await session.execute(
+                _assignment_rows().where(RoleAssignment.updated_at >= self.since))).tuples()}
+            total = await session.scalar(select(func.count()).select_from(Entity))
+        for fact in _in_tree_order(entities):
+            if policy.entity(fact.uuid) != fact:
+                policy.put_entity(fact)
+        for uuid in changed:
+            fact = live.get(uuid)
+            if fact is None:
+                if policy.assignment(uuid) is not None:
+                    policy.remove_assignment(uuid)
+            elif policy.assignment(uuid) != fact:
+                policy.put_assignment(fact)
+        if total != policy.entity_count:
+            await FactSync(self.runtime).load_all()
+        self.since = started - self.OVERLAP
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except Exception:
+                logger.exception("fact poll failed; retrying at the next interval")
+
+    def start(self) -> None:
+        """Start polling in the background."""
+        self._task = asyncio.create_task(self._run(), name="tokengate-fact-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid as uuid_lib
 
 from advanced_alchemy.base import BigIntAuditBase
-from sqlalchemy import BigInteger, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -13,6 +13,7 @@ class Entity(BigIntAuditBase):
     """A node of the entity tree; which types may parent which is declared in ``policies/``."""
 
     __tablename__ = "entity"
+    __table_args__ = (Index("ix_entity_updated_at", "updated_at"),)
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     type: Mapped[str] = mapped_column(String(64), index=True)

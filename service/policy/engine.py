@@ -129,9 +129,18 @@ class PolicyEngine:
         """Return the entity itself, then its parent, up to the root; empty for an unknown entity."""
         return list(self._facts.chain(uuid))
 
+    @property
+    def entity_count(self) -> int:
+        """How many entities are mirrored."""
+        return len(self._facts.entities)
+
     def entity(self, uuid: str) -> EntityFact | None:
         """The mirrored entity ``uuid``, or None when it is unknown."""
         return self._facts.entities.get(uuid)
+
+    def assignment(self, uuid: str) -> AssignmentFact | None:
+        """The mirrored (active) assignment ``uuid``, or None."""
+        return self._facts.assignment(uuid)
 
     def held_on(self, user_id: int, entity: str) -> list[AssignmentFact]:
         """Return the user's mirrored assignments held directly on ``entity``, live or expired (for explanations)."""

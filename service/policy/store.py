@@ -63,6 +63,10 @@ class FactStore:
         if assignment.expires_at is not None:
             insort(self._expiries, assignment.expires_at)
 
+    def assignment(self, uuid: str) -> AssignmentFact | None:
+        """The mirrored assignment ``uuid``, if any."""
+        return self._assignments.get(uuid)
+
     def remove_assignment(self, uuid: str) -> None:
         """Forget a role assignment (revoked, deactivated or deleted)."""
         assignment = self._assignments.pop(uuid, None)

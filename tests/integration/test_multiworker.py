@@ -1,0 +1,79 @@
+"""Two workers (two apps, one database): a change made through one is honoured by the other within a second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from httpx import AsyncClient
+from litestar import Litestar
+
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import http_client, running
+from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
+
+DEADLINE = 1.0
+
+
+@pytest.fixture(name="worker_b")
+async def fx_worker_b(settings: Settings, world: World) -> AsyncIterator[AsyncClient]:
+    app: Litestar = create_app(settings)
+    async with running(app), http_client(app) as client:
+        yield client
+
+
+async def within_deadline(condition: Callable[[], Awaitable[bool]]) -> float:
+    """Seconds until ``condition`` holds; fails past the deadline."""
+    start = time.monotonic()
+    while not await condition():
+        assert time.monotonic() - start < DEADLINE, "change not honoured by the other worker within 1 s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def test_pat_revoked_through_a_is_refused_by_b(client: AsyncClient, worker_b: AsyncClient,
+                                                     world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
+    response = await client.delete(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)
+    assert response.status_code == 204
+
+    async def refused() -> bool:
+        return (await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 401
+
+    await within_deadline(refused)
+
+
+async def test_role_revoked_through_a_denies_on_b(client: AsyncClient, worker_b: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project",
+                        world.project)).json()["allowed"] is True
+    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
+                                    params={"user": str(world.owner.uuid)})).json()
+    for assignment in assignments:
+        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
+                                    headers=world.staff_headers)).status_code == 204
+
+    async def denied() -> bool:
+        response = await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
+        return response.status_code == 200 and response.json()["allowed"] is False
+
+    await within_deadline(denied)
+
+
+async def test_entity_registered_through_a_is_known_to_b(client: AsyncClient, worker_b: AsyncClient,
+                                                         world: World) -> None:
+    created = await client.post("/api/entities/", json={"type": "project", "name": "new", "parent": world.customer},
+                                headers=world.staff_headers)
+    project = created.json()["uuid"]
+    legacy = world.owner_headers
+
+    async def known() -> bool:
+        response = await worker_b.post("/api/authz/check/", headers=legacy, json={
+            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": project}})
+        return response.status_code == 200 and response.json()["allowed"] is True
+
+    await within_deadline(known)
