@@ -64,7 +64,12 @@ class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, Rol
         if errors:
             raise ValidationError(errors)
         assert user is not None and entity is not None  # noqa: S101  (errors raised above otherwise)
-        if await self.exists(user_id=user.id, role=data.role, entity_id=entity.id, is_active=True):
+        live = select(RoleAssignment.id).where(
+            RoleAssignment.user_id == user.id, RoleAssignment.role == data.role, RoleAssignment.entity_id == entity.id,
+            RoleAssignment.is_active.is_(True),
+            RoleAssignment.expiration_time.is_(None) | (RoleAssignment.expiration_time > datetime.now(UTC)),
+        )
+        if await session.scalar(live.limit(1)) is not None:  # an expired assignment grants nothing: no duplicate
             raise ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
         assignment = await self.create(
             RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
