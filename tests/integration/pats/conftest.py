@@ -6,9 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from httpx import AsyncClient
+from litestar import Litestar
+from sqlalchemy import func, select
+from waldur_api_client.client import AuthenticatedClient
 
+from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.users.models import User
 from tests.factories import auth, user_with_key
@@ -84,3 +89,34 @@ async def check(client: AsyncClient, token: str, permission: str, entity_type: s
     if entity is not None:
         body["entity"] = {"type": entity_type, "uuid": entity}
     return await client.post("/api/authz/check/", json=body, headers=auth(token))
+
+
+PATS = "/api/personal-access-tokens/"
+BASE_URL = "http://testserver.local"
+
+
+def key_of(headers: dict[str, str]) -> str:
+    """The token in an ``Authorization`` header built by :func:`tests.factories.auth`."""
+    return headers["Authorization"].split(" ", 1)[1]
+
+
+def waldur(app: Litestar, key: str, client_ip: str = "127.0.0.1") -> AuthenticatedClient:
+    """The published ``waldur-api-client`` talking to ``app`` in-process from ``client_ip``."""
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+    return AuthenticatedClient(base_url=BASE_URL, token=key, httpx_args={"transport": transport})
+
+
+async def use_token(client: AsyncClient, runtime: Runtime, token: str) -> None:
+    """Make one authenticated request with ``token`` and flush usage, so it has ``last_used_at``/``last_used_ip``."""
+    response = await client.get(PATS, headers=auth(token))
+    assert response.status_code == 200, response.text
+    await runtime.usage.flush()
+
+
+async def count_pats(runtime: Runtime, user: User, *, active_only: bool = False) -> int:
+    """How many PAT rows ``user`` has (only ``is_active`` ones with ``active_only``)."""
+    query = select(func.count()).select_from(PersonalAccessToken).where(PersonalAccessToken.user_id == user.id)
+    if active_only:
+        query = query.where(PersonalAccessToken.is_active.is_(True))
+    async with runtime.session() as session:
+        return int(await session.scalar(query) or 0)
