@@ -1,0 +1,95 @@
+"""``policy explain --user/--token``: explain a decision for a real user or PAT, from the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from sqlalchemy import select
+
+from service.authz.sync import FactSync
+from service.entities.models import Entity
+from service.pats.models import PersonalAccessToken
+from service.policy.explain import explain
+from service.policy.facts import Subject, TokenLimits
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from service.runtime import Runtime
+
+
+class NotFoundError(LookupError):
+    """The user, token or entity named on the command line does not exist."""
+
+
+async def explain_from_database(
+    runtime: Runtime,
+    permission: str,
+    entity: str | None,
+    now: datetime,
+    *,
+    username: str | None = None,
+    token_uuid: str | None = None,
+) -> list[str]:
+    """Load the facts, then decide and trace ``permission`` on ``entity`` for a user or one of their PATs.
+
+    Args:
+        runtime: A runtime built from the service's settings.
+        permission: Permission asked for.
+        entity: Entity uuid, or None.
+        now: Time of the question.
+        username: The user (password or legacy-token rights).
+        token_uuid: The uuid of a PAT (its scopes and bindings limit its owner's rights); never its secret.
+
+    Returns:
+        The trace, notes first.
+
+    Raises:
+        NotFoundError: No such user or token.
+    """
+    await FactSync(runtime).load_all()
+    entity = str(UUID(entity)) if entity is not None else None
+    async with runtime.session() as session:
+        subject, label, notes = await _subject(session, now, username, token_uuid)
+        bindings = subject.token.bindings if subject.token else frozenset()
+        names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *bindings])
+    _, lines = explain(runtime.policy, subject, permission, entity, now,
+                       entity_label=lambda uuid: names.get(uuid, uuid), subject_label=label)
+    return [*notes, *lines]
+
+
+async def _subject(
+    session: AsyncSession, now: datetime, username: str | None, token_uuid: str | None
+) -> tuple[Subject, str, list[str]]:
+    """The subject, how to name it, and notes on what the service checks before the policy."""
+    token: PersonalAccessToken | None = None
+    if token_uuid is not None:
+        token = await session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.uuid == UUID(token_uuid)))
+        if token is None:
+            raise NotFoundError(f"no personal access token with uuid {token_uuid}")
+        user = await session.get(User, token.user_id)
+    else:
+        user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}")
+    notes = [] if user.is_active else ["note: this user is deactivated: the service refuses all their tokens"]
+    if token is None:
+        return Subject(user.id, user.is_staff), user.username, notes
+    if not token.is_active or token.expires_at <= now:
+        notes.append("note: this token is revoked or expired: the service answers 401 before asking the policy")
+    if token.allowed_networks:
+        notes.append(f"note: the token is only accepted from {', '.join(token.allowed_networks)}")
+    bound = frozenset(str(b["uuid"]) for b in token.allowed_scopes if b.get("uuid"))
+    subject = Subject(user.id, user.is_staff, TokenLimits(frozenset(token.scopes), bound))
+    return subject, f"{user.username} via token {token.name!r} ({token.uuid})", notes
+
+
+async def _entity_names(session: AsyncSession, uuids: list[str]) -> dict[str, str]:
+    """``uuid -> "name [uuid]"`` for the entities named in a trace."""
+    if not uuids:
+        return {}
+    rows = await session.execute(select(Entity.uuid, Entity.name).where(Entity.uuid.in_([UUID(u) for u in uuids])))
+    return {str(uuid): f"{name} [{uuid}]" for uuid, name in rows.tuples()}

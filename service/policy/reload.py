@@ -1,0 +1,54 @@
+"""Reload the rules without a restart: ``kill -HUP <pid>`` (issue 4).
+
+A reload that fails keeps the rules in force and logs the problem as ``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from service.policy.engine import PolicyEngine
+from service.policy.errors import PolicyError
+
+logger = logging.getLogger("tokengate.policy")
+
+
+def reload_policy(engine: PolicyEngine, directory: Path) -> bool:
+    """Swap in the rules of ``directory``; on a problem keep the old ones.
+
+    Returns:
+        Whether the new rules are in force.
+    """
+    try:
+        engine.reload(directory)
+    except PolicyError as exc:
+        logger.error("%s (policy reload failed: the previous rules stay in force)", exc)
+        return False
+    logger.info("policy reloaded from %s", directory)
+    return True
+
+
+def install_sighup_reload(engine: PolicyEngine, directory: Path) -> Callable[[], None]:
+    """Reload the policy whenever the process receives SIGHUP; call from the app's lifespan.
+
+    Args:
+        engine: The worker's engine.
+        directory: The configured policy directory.
+
+    Returns:
+        A function that removes the handler again (call it when the lifespan ends).
+    """
+    loop = asyncio.get_running_loop()
+    sighup = getattr(signal, "SIGHUP", None)
+    if sighup is None:  # Windows
+        return lambda: None
+    try:
+        loop.add_signal_handler(sighup, reload_policy, engine, directory)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or a loop without signals
+        logger.warning("cannot reload the policy on SIGHUP in this process: restart to change the rules")
+        return lambda: None
+    return lambda: loop.remove_signal_handler(sighup)
