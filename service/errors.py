@@ -129,7 +129,9 @@ def _field_of(item: Any) -> tuple[str, str]:
         return NON_FIELD, str(item)
     message = str(item.get("message", item))
     key = item.get("key") or NON_FIELD
-    if item.get("source") == "body" or key == "data":
+    # Litestar names the body field at fault in ``key``; errors about the body as a whole come keyed ``data``, and
+    # then a missing or unknown field is named only in the message.
+    if key == "data":
         match = _AT_PATH.search(message) or _NAMED_FIELD.search(message)
         key = match.group(1) if match else NON_FIELD
     return key, message
