@@ -215,7 +215,7 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
             *(column.icontains(term, autoescape=True) for column in
               (User.username, User.mobile_number, User.first_name, User.last_name)),
         ]
-        if term.isdigit() and len(term) <= 18:
+        if term.isascii() and term.isdigit() and len(term) <= 18:  # "²".isdigit() is True, int("²") fails
             matches.append(AuthToken.id == int(term))
         if is_legacy_key(term):
             matches.append(AuthToken.key_hash == self.runtime.keyring.token_hash(term))
