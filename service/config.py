@@ -106,11 +106,17 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def _parse_env_value(value: str) -> Any:
-    """Read ``20``, ``true`` or ``["10.0.0.0/8"]`` as TOML values; anything else stays a string."""
+    """Read TOML arrays, tables and quoted strings (``["10.0.0.0/8"]``); leave every other value a string.
+
+    Scalars stay strings because only the target field knows their type: the lax conversion in
+    :func:`load_settings` turns ``"20"`` into ``20`` for an integer setting and ``"true"`` into ``True`` for a
+    boolean one, while a secret that happens to look like a number (``12345678``) stays the string it is.
+    """
     try:
-        return tomllib.loads(f"v = {value}")["v"]
+        parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         return value
+    return parsed if isinstance(parsed, str | list | dict) else value
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
