@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from service import __doc__ as description
 from service.auth_tokens.controllers import AdminAuthTokenController, AuthTokenController, LoginController
 from service.cli import TokengateCLIPlugin
+from service.background import Periodic
 from service.config import Settings, load_settings
 from service.errors import exception_to_response
 from service.runtime import Runtime
@@ -26,10 +27,12 @@ from service.authz.sync import FactSync, FactWatcher
 from service.entities.controllers import EntityController
 from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
+from service.pats.services import PatService
 from service.policy.controllers import PolicyController
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
+EXPIRY_SWEEP_SECONDS = 60.0
 
 
 @get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
@@ -43,6 +46,12 @@ def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 
+async def expire_tokens(runtime: Runtime) -> int:
+    """Deactivate PATs past their expiry (one ``pat_expired`` event each)."""
+    async with runtime.session() as session:
+        return await PatService(session=session, runtime=runtime).expire_due()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
     settings = settings or load_settings()
@@ -51,14 +60,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
-        watcher = FactWatcher(runtime, settings.sync_interval_seconds)
-        watcher.start()
-        runtime.usage.start()
+        loops = [
+            Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
+            Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll),
+            Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
+        ]
+        for loop in loops:
+            loop.start()
         try:
             yield
         finally:
-            await watcher.stop()
-            await runtime.usage.stop()
+            for loop in loops:
+                await loop.stop()
+            await runtime.usage.flush()
 
     return Litestar(
         route_handlers=[

@@ -9,9 +9,6 @@ time, on SQLite and PostgreSQL alike, with no machinery beyond the database all 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 _Parent = aliased(Entity)
-logger = logging.getLogger("tokengate.sync")
 
 
 def _entity_rows() -> Select[Any]:
@@ -105,11 +101,9 @@ class FactWatcher:
     # Rows are re-read this far back, so a writer whose clock or commit lags a little is still seen.
     OVERLAP = timedelta(seconds=5)
 
-    def __init__(self, runtime: Runtime, interval: float) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.interval = interval
         self.since = datetime.now(UTC) - self.OVERLAP
-        self._task: asyncio.Task[None] | None = None
 
     async def poll(self) -> None:
         """Apply every change committed since the last poll; resynchronise fully when an entity was deleted."""
@@ -136,23 +130,3 @@ class FactWatcher:
         if total != policy.entity_count:
             await FactSync(self.runtime).load_all()
         self.since = started - self.OVERLAP
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.poll()
-            except Exception:
-                logger.exception("fact poll failed; retrying at the next interval")
-
-    def start(self) -> None:
-        """Start polling in the background."""
-        self._task = asyncio.create_task(self._run(), name="tokengate-fact-watcher")
-
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

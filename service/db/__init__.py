@@ -48,6 +48,7 @@ def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         engine_instance=create_engine(settings),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         before_send_handler="autocommit",
+        set_default_exception_handler=False,  # service.errors maps repository errors to Waldur-shaped bodies
         alembic_config=AlembicAsyncConfig(
             script_location=str(MIGRATIONS_DIR),
             version_table_name=VERSION_TABLE,

@@ -270,16 +270,20 @@ class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatReposi
         return token
 
     async def expire_due(self) -> int:
-        """Deactivate active tokens past their expiry, one ``pat_expired`` event each; returns how many."""
-        now = datetime.now(UTC)
-        due = list(await self._session.scalars(
-            select(PersonalAccessToken).where(PersonalAccessToken.is_active.is_(True),
-                                              PersonalAccessToken.expires_at <= now).limit(1000)))
-        for token in due:
-            token.is_active = False
+        """Deactivate active tokens past their expiry, one ``pat_expired`` event each; returns how many.
+
+        One atomic ``UPDATE … RETURNING``, so several workers sweeping at once never report a token twice.
+        """
+        expired = (await self._session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.is_active.is_(True), PersonalAccessToken.expires_at <= datetime.now(UTC))
+            .values(is_active=False)
+            .returning(PersonalAccessToken.uuid, PersonalAccessToken.name, PersonalAccessToken.user_id)
+        )).all()
+        for uuid, name, user_id in expired:
             await self.events.record(
-                EventType.PAT_EXPIRED, f"Personal access token {token.name} has expired.", user_id=token.user_id,
-                pat_uuid=token.uuid.hex, pat_name=token.name,
+                EventType.PAT_EXPIRED, f"Personal access token {name} has expired.", user_id=user_id,
+                pat_uuid=uuid.hex, pat_name=name,
             )
         await self._session.commit()
-        return len(due)
+        return len(expired)

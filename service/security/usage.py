@@ -1,14 +1,11 @@
 """Token usage recorded in memory on the request path and written to the database in batches.
 
-Nothing here awaits the database during a request: ``record`` only updates dictionaries. ``flush`` runs every
-``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing.
+Nothing here awaits the database during a request: ``record`` only updates dictionaries. The app runs ``flush``
+every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,7 +21,6 @@ if TYPE_CHECKING:
     from service.security.client_ip import IPAddress
     from service.security.verifier import CachedCredential
 
-logger = logging.getLogger("tokengate.usage")
 EVENT_DEBOUNCE = timedelta(minutes=10)
 LEGACY_REFRESH_WITHOUT_LIFETIME = timedelta(seconds=600)
 
@@ -57,7 +53,6 @@ class UsageRecorder:
         self._legacy: dict[int, tuple[datetime, timedelta | None]] = {}
         self._events: list[PendingEvent] = []
         self._debounce: dict[tuple[str, int, str], datetime] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def record(self, entry: CachedCredential, now: datetime, ip: IPAddress | None) -> None:
         """Note one successful use of a credential."""
@@ -112,12 +107,33 @@ class UsageRecorder:
         self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
 
     async def flush(self) -> None:
-        """Write everything collected so far in one transaction."""
+        """Write everything collected so far in one transaction; on failure keep it for the next flush."""
         pats, self._pats = self._pats, {}
         legacy, self._legacy = self._legacy, {}
         events, self._events = self._events, []
         if not (pats or legacy or events):
             return
+        try:
+            await self._write(pats, legacy, events)
+        except BaseException:
+            self._restore(pats, legacy, events)
+            raise
+        self._prune_debounce()
+
+    def _restore(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[datetime, timedelta | None]],
+                 events: list[PendingEvent]) -> None:
+        for pat_id, usage in pats.items():
+            newer = self._pats.get(pat_id)
+            if newer is None:
+                self._pats[pat_id] = usage
+            else:
+                newer.count += usage.count
+        for token_id, refresh in legacy.items():
+            self._legacy.setdefault(token_id, refresh)
+        self._events[:0] = events
+
+    async def _write(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[datetime, timedelta | None]],
+                     events: list[PendingEvent]) -> None:
         async with self.runtime.session() as session:
             for pat_id, usage in pats.items():
                 await session.execute(
@@ -138,29 +154,7 @@ class UsageRecorder:
             recorder = EventService(session=session)
             for event in events:
                 await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
-        self._prune_debounce()
 
     def _prune_debounce(self) -> None:
         cutoff = datetime.now(UTC) - EVENT_DEBOUNCE
         self._debounce = {key: at for key, at in self._debounce.items() if at >= cutoff}
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.runtime.settings.tokens.usage_flush_seconds)
-            try:
-                await self.flush()
-            except Exception:
-                logger.exception("usage flush failed; retrying at the next interval")
-
-    def start(self) -> None:
-        """Start the periodic flush."""
-        self._task = asyncio.create_task(self._run(), name="tokengate-usage-flush")
-
-    async def stop(self) -> None:
-        """Stop the periodic flush and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
