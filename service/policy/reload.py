@@ -51,4 +51,8 @@ def install_sighup_reload(engine: PolicyEngine, directory: Path) -> Callable[[],
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or a loop without signals
         logger.warning("cannot reload the policy on SIGHUP in this process: restart to change the rules")
         return lambda: None
-    return lambda: loop.remove_signal_handler(sighup)
+
+    def remove() -> None:
+        loop.remove_signal_handler(sighup)
+
+    return remove
