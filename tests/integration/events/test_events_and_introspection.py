@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
 from httpx import AsyncClient
+from sqlalchemy import update
+
+from service.app import expire_tokens
+from service.pats.models import PersonalAccessToken
 
 from service.runtime import Runtime
 from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import World, create_pat, fx_world  # noqa: F401  (fixture)
+from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
 INTROSPECT = "/api/authz/introspect/"
 
@@ -59,3 +66,34 @@ async def test_introspection_is_staff_only(client: AsyncClient, world: World) ->
     created = await create_pat(client, world.owner_headers)
     response = await client.post(INTROSPECT, json={"token": created["token"]}, headers=world.owner_headers)
     assert response.status_code == 403
+
+
+async def test_expiry_sweep_deactivates_once_with_one_event(client: AsyncClient, world: World,
+                                                            runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers, name="short-lived")
+    async with runtime.session() as session:
+        await session.execute(update(PersonalAccessToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert await expire_tokens(runtime) == 1
+    assert await expire_tokens(runtime) == 0
+    token = (await client.get(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)).json()
+    assert token["is_active"] is False
+    expired = await client.get("/api/events/", headers=world.owner_headers, params={"event_type": "pat_expired"})
+    assert [event["context"]["pat_name"] for event in expired.json()] == ["short-lived"]
+
+
+async def test_usage_survives_a_failed_flush(client: AsyncClient, world: World, runtime: Runtime,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    created = await create_pat(client, world.owner_headers)
+    await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
+
+    async def broken(*_: object) -> None:
+        raise ConnectionError("database away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.usage, "_write", broken)
+        with pytest.raises(ConnectionError):
+            await runtime.usage.flush()
+    await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
+    await runtime.usage.flush()
+    token = (await client.get(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)).json()
+    assert token["use_count"] == 2
