@@ -54,11 +54,11 @@ def measure(engine: PolicyEngine, subject: Subject, permission: str, entity: str
     return elapsed / runs * 1e6
 
 
-def main() -> None:
-    """Print one line per scenario."""
+def scenarios() -> list[tuple[int, str, str, float]]:
+    """Measure every scenario: ``(depth, "cold"|"warm", label, µs per decision)``."""
     engines = {"cold": build(memo_size=0), "warm": build(memo_size=65_536)}
     admin, stranger = Subject(0, False), Subject(5, False)
-    print(f"{'scenario':<46}{'µs/decision':>12}{'decisions/s':>14}")
+    rows: list[tuple[int, str, str, float]] = []
     for depth in (1, 4, 8):
         bound = Subject(0, False, TokenLimits(frozenset({"FOLDER.READ"}), frozenset({target(min(depth, 2))})))
         cases = [
@@ -68,11 +68,18 @@ def main() -> None:
         ]
         for memo, engine in engines.items():
             for label, subject, expected in cases:
-                us = measure(engine, subject, "FOLDER.READ", target(depth), expected)
-                print(f"{f'depth {depth} {memo:<4} {label}':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
+                rows.append((depth, memo, label, measure(engine, subject, "FOLDER.READ", target(depth), expected)))
     viewer = Subject(10_000, False)
-    us = measure(engines["cold"], viewer, "FOLDER.WRITE", target(8), False)
-    print(f"{'depth 8 cold deny, role held lacks permission':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
+    rows.append((8, "cold", "deny, role held lacks permission",
+                 measure(engines["cold"], viewer, "FOLDER.WRITE", target(8), False)))
+    return rows
+
+
+def main() -> None:
+    """Print one line per scenario."""
+    print(f"{'scenario':<46}{'µs/decision':>12}{'decisions/s':>14}")
+    for depth, memo, label, us in scenarios():
+        print(f"{f'depth {depth} {memo:<4} {label}':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""Load generation against 127.0.0.1: wrk when installed, else a bounded Python generator in its own process.
+
+The Python generator speaks raw HTTP/1.1 over keep-alive sockets (asyncio, uvloop when available): httpx costs more
+per request than the server under test. It also drives the dynamic phases (PAT rotation needs the successor's uuid
+from each response), which wrk cannot do.
+
+Run as ``python -m bench.loadgen SPEC.json`` (used by :func:`run_python`); it prints one JSON line of results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LoadResult:
+    """What one load phase measured."""
+
+    tool: str
+    requests: int
+    errors: int  # responses with an unexpected status, plus socket errors
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Request:
+    """One HTTP request; ``{uuid}`` in ``path`` is replaced per connection (see ``uuids``/``follow``)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+    expect: int = 200
+
+
+def wrk_available() -> bool:
+    """Whether the wrk binary is on PATH."""
+    return shutil.which("wrk") is not None
+
+
+def run(port: int, request: Request, duration: float, connections: int, *, prefer_wrk: bool = True) -> LoadResult:
+    """Drive ``request`` at ``127.0.0.1:port`` for ``duration`` seconds with ``connections`` keep-alive connections."""
+    if prefer_wrk and wrk_available():
+        return run_wrk(port, request, duration, connections)
+    return run_python(port, request, duration, connections)
+
+
+# -- wrk ---------------------------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _lua_string(value: str | bytes) -> str:
+    text = value.decode() if isinstance(value, bytes) else value
+    return "[==[" + text + "]==]"
+
+
+def run_wrk(port: int, request: Request, duration: float, connections: int) -> LoadResult:
+    """One wrk run (one thread: the machine has few cores and the server needs them)."""
+    lines = [f"wrk.method = {_lua_string(request.method)}"]
+    if request.body:
+        lines.append(f"wrk.body = {_lua_string(request.body)}")
+    lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in request.headers.items()]
+    # count unexpected statuses ourselves: wrk only reports non-2xx/3xx
+    lines += [
+        f"local expect = {request.expect}",
+        "bad = 0",
+        "function response(status, headers, body) if status ~= expect then bad = bad + 1 end end",
+        "function done(summary, latency, requests) end",
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s",
+             "-s", script.name, f"http://127.0.0.1:{port}{request.path}"],
+            check=True, capture_output=True, text=True, timeout=duration + 30,
+        ).stdout
+    finally:
+        os.environ.get("BENCH_DEBUG") or os.unlink(script.name)
+    if os.environ.get("BENCH_DEBUG"):
+        print(out)
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    assert m is not None
+    requests = int(m.group(1))
+    seconds = float(m.group(2)) * _UNITS[m.group(3)] / 1e3
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+
+    def pct(p: str) -> float:
+        hit = re.search(rf"^\s+{p}%\s+([\d.]+)(\w+)", out, re.M)
+        return float(hit.group(1)) * _UNITS[hit.group(2)] if hit else float("nan")
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rps = float(rate.group(1)) if rate else requests / seconds
+    return LoadResult("wrk", requests, errors, seconds, rps, pct("50"), pct("99"))
+
+
+# -- Python generator ----------------------------------------------------------------------------------------------
+
+
+def run_python(port: int, request: Request, duration: float, connections: int, *,
+               uuids: list[str] | None = None, follow: str | None = None) -> LoadResult:
+    """Run the Python generator in a separate process (so it never shares a core's GIL with the caller).
+
+    Args:
+        uuids: one starting value per connection for ``{uuid}`` in the path.
+        follow: a JSON field of each response that becomes the connection's next ``{uuid}`` (PAT rotation).
+    """
+    spec = {"port": port, "request": {**asdict(request), "body": request.body.decode()}, "duration": duration,
+            "connections": connections, "uuids": uuids, "follow": follow}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.loadgen", handle.name], cwd=ROOT, check=True,
+                             capture_output=True, text=True, timeout=duration + 60).stdout
+    finally:
+        os.unlink(handle.name)
+    return LoadResult(**json.loads(out.strip().splitlines()[-1]))
+
+
+def _encode(request: dict, path: str) -> bytes:
+    head = [f"{request['method']} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    head += [f"{k}: {v}" for k, v in request["headers"].items()]
+    body = request["body"].encode()
+    head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _connection(port: int, spec: dict, uuid: str | None, deadline: float, stats: dict) -> None:
+    request, follow = spec["request"], spec["follow"]
+    static = _encode(request, request["path"]) if uuid is None else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    latencies: list[float] = stats["latencies"]
+    try:
+        while time.perf_counter() < deadline:
+            payload = static or _encode(request, request["path"].replace("{uuid}", uuid or ""))
+            start = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length) if length else b""
+            latencies.append(time.perf_counter() - start)
+            if status != request["expect"]:
+                stats["errors"] += 1
+            elif follow:
+                uuid = json.loads(body)[follow]
+    except (OSError, asyncio.IncompleteReadError):
+        stats["errors"] += 1
+    finally:
+        writer.close()
+
+
+async def _main(spec: dict) -> dict:
+    stats: dict = {"latencies": [], "errors": 0}
+    uuids = spec["uuids"] or [None] * spec["connections"]
+    start = time.perf_counter()
+    deadline = start + spec["duration"]
+    await asyncio.gather(*(_connection(spec["port"], spec, u, deadline, stats) for u in uuids))
+    seconds = time.perf_counter() - start
+    lat = sorted(stats["latencies"])
+    n = len(lat)
+
+    def pct(p: float) -> float:
+        return lat[min(n - 1, int(n * p))] * 1e3 if n else float("nan")
+
+    return asdict(LoadResult("python", n, stats["errors"], seconds, n / seconds, pct(0.50), pct(0.99)))
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as spec_file:
+        spec = json.load(spec_file)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        print(json.dumps(asyncio.run(_main(spec))))
+    else:
+        print(json.dumps(uvloop.run(_main(spec))))

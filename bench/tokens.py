@@ -1,0 +1,236 @@
+"""Token verification at 1 000 vs 1 000 000 stored PATs, and memory of the verification cache.
+
+Verification is measured on the verifier's cache-miss path (shape and checksum, one HMAC, the lookup by unique
+keyed hash and the owner's row): the path every token takes once per ``CACHE_TTL_SECONDS`` per worker. Filler rows
+are bulk-inserted with distinct keyed hashes, so the unique index really holds that many entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import hmac
+import statistics
+import time
+import tracemalloc
+import uuid as uuid_lib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+CHUNK = 50_000
+
+
+@dataclass
+class VerifyResult:
+    """Median µs per cache-miss verification at each stored-token count."""
+
+    backend: str
+    counts: list[int]
+    median_us: list[float]
+
+    @property
+    def ratio(self) -> float:
+        """Time at the largest count over time at the smallest."""
+        return self.median_us[-1] / self.median_us[0]
+
+
+def verification_scaling(backend: str, url: str, counts: tuple[int, ...], probes: int = 200,
+                         budget_s: float = 3.0) -> VerifyResult:
+    """Fill the PAT table to each of ``counts`` in turn and time cache-miss verifications of ``probes`` tokens."""
+    from bench.world import settings_for
+    from service.db import upgrade_database
+
+    settings = settings_for(url)
+    upgrade_database(settings)
+    return asyncio.run(_scaling(backend, settings, counts, probes, budget_s))
+
+
+async def _scaling(backend: str, settings: Any, counts: tuple[int, ...], probes: int,
+                   budget_s: float) -> VerifyResult:
+    from service.crypto import display_prefix, new_pat
+    from service.pats.models import PersonalAccessToken
+    from service.runtime import Runtime
+    from service.users.schemas import UserCreate
+    from service.users.services import UserService
+
+    runtime = Runtime.build(settings)
+    try:
+        async with runtime.session() as session:
+            owner = await UserService(session=session, runtime=runtime).create_user(UserCreate(username="bench-v"))
+        expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+        tokens = [new_pat(int(expires_at.timestamp())) for _ in range(probes)]
+        async with runtime.session() as session:
+            session.add_all(PersonalAccessToken(
+                user_id=owner.id, name="probe", token_prefix=display_prefix(t),
+                token_hash=runtime.keyring.token_hash(t), scopes=["RESOURCE.UPDATE"], allowed_scopes=[],
+                allowed_networks=[], expires_at=expires_at, is_active=True) for t in tokens)
+        stored, timings = probes, []
+        for count in counts:
+            if count > stored:
+                await _fill(runtime, settings.database.url, stored, count - stored)
+                stored = count
+            timings.append(await _time_misses(runtime, tokens, budget_s))
+        return VerifyResult(backend, list(counts), timings)
+    finally:
+        await runtime.alchemy.get_engine().dispose()
+
+
+async def _time_misses(runtime: Any, tokens: list[str], budget_s: float) -> float:
+    verifier = runtime.verifier
+    from ipaddress import ip_address
+
+    ip = ip_address("127.0.0.1")
+    for token in tokens[:20]:  # warm the connection pool and statement caches
+        verifier.forget_token(runtime.keyring.token_hash(token))
+        assert await verifier.verify(token, ip, record=False) is not None
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while time.perf_counter() < deadline:
+        for token in tokens:
+            verifier._cache.clear()
+            start = time.perf_counter()
+            principal = await verifier.verify(token, ip, record=False)
+            samples.append(time.perf_counter() - start)
+            assert principal is not None
+    return statistics.median(samples) * 1e6
+
+
+def _filler_hashes(key: bytes, start: int, n: int) -> list[str]:
+    return [hmac.new(key, f"bench-filler-{i}".encode(), hashlib.sha256).hexdigest() for i in range(start, start + n)]
+
+
+async def _fill(runtime: Any, url: str, start: int, n: int) -> None:
+    """Bulk-insert ``n`` filler PATs, copying every column but id, uuid and hash from a probe row."""
+    if url.startswith("sqlite"):
+        await asyncio.to_thread(_fill_sqlite, url.split(":///", 1)[1], runtime.keyring.hash_key, start, n)
+    else:
+        await _fill_postgres(url, runtime.keyring.hash_key, start, n)
+
+
+def _fill_sqlite(path: str, key: bytes, start: int, n: int) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        cursor = db.execute("SELECT * FROM personal_access_token LIMIT 1")
+        columns = [c[0] for c in cursor.description]
+        template = dict(zip(columns, cursor.fetchone(), strict=True))
+        hyphens = "-" in str(template["uuid"])
+        columns.remove("id")
+        sql = (f"INSERT INTO personal_access_token ({', '.join(columns)}) "
+               f"VALUES ({', '.join('?' for _ in columns)})")
+        db.execute("PRAGMA synchronous=OFF")
+        for offset in range(0, n, CHUNK):
+            hashes = _filler_hashes(key, start + offset, min(CHUNK, n - offset))
+            rows = []
+            for token_hash in hashes:
+                row = {**template, "token_hash": token_hash, "name": "filler"}
+                u = uuid_lib.uuid4()
+                row["uuid"] = str(u) if hyphens else u.hex
+                rows.append(tuple(row[c] for c in columns))
+            db.executemany(sql, rows)
+        db.commit()
+        db.execute("ANALYZE personal_access_token")
+        db.commit()
+    finally:
+        db.close()
+
+
+async def _fill_postgres(url: str, key: bytes, start: int, n: int) -> None:
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        template = await connection.fetchrow("SELECT * FROM personal_access_token LIMIT 1")
+        columns = [c for c in template.keys() if c != "id"]
+        for offset in range(0, n, CHUNK):
+            hashes = _filler_hashes(key, start + offset, min(CHUNK, n - offset))
+            records = []
+            for token_hash in hashes:
+                row = {**dict(template), "token_hash": token_hash, "name": "filler", "uuid": uuid_lib.uuid4()}
+                records.append(tuple(row[c] for c in columns))
+            await connection.copy_records_to_table("personal_access_token", records=records, columns=columns)
+        await connection.execute("ANALYZE personal_access_token")
+    finally:
+        await connection.close()
+
+
+# -- memory --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryResult:
+    """Bytes the verification cache holds for ``entries`` distinct verified PATs."""
+
+    entries: int
+    bytes: int
+    plaintext_found: bool
+
+    @property
+    def per_entry(self) -> float:
+        """Bytes per cached verification."""
+        return self.bytes / self.entries
+
+
+def cache_memory(entries: int = 100_000) -> MemoryResult:
+    """Verify ``entries`` distinct PATs through :meth:`TokenVerifier.verify` and measure what the cache retains.
+
+    The database is replaced by an in-memory map of the same rows (built before tracing), so what is measured is
+    what the verifier keeps: a cached credential per token, keyed by its hash.
+    """
+    from bench.world import ROOT, SECRET
+    from service.config import load_settings
+    from service.crypto import new_pat
+    from service.runtime import Runtime
+
+    settings = load_settings(path=ROOT / "bench" / "no-such-litestar.toml", environ={
+        "TOKENGATE_SECURITY__SECRET": SECRET, "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
+        "TOKENGATE_DATABASE__URL": "sqlite+aiosqlite:///:memory:",
+        "TOKENGATE_TOKENS__VERIFICATION_CACHE_SIZE": str(max(entries, 1))})
+    runtime = Runtime.build(settings)
+    verifier = runtime.verifier
+    expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    owner = SimpleNamespace(id=1, uuid=uuid_lib.uuid4(), username="bench-owner", is_staff=False, is_active=True,
+                            can_use_personal_access_tokens=True)
+    customer = str(uuid_lib.uuid4())
+    tokens = [new_pat(int(expires_at.timestamp())) for _ in range(entries)]
+    rows = {
+        runtime.keyring.token_hash(t): SimpleNamespace(
+            id=i, scopes=["RESOURCE.UPDATE"], allowed_scopes=[{"type": "customer", "uuid": customer}],
+            allowed_networks=[], expires_at=expires_at, grace_until=None, last_used_ip=None, is_active=True)
+        for i, t in enumerate(tokens)
+    }
+
+    async def load(token_hash: str, now: datetime) -> Any:
+        return verifier._pat_entry(rows[token_hash], owner, token_hash)
+
+    verifier._load = load  # type: ignore[method-assign]
+
+    async def fill() -> None:
+        for token in tokens:
+            assert await verifier.verify(token, None, record=False) is not None
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    asyncio.run(fill())
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    cached = verifier._cache
+    assert len(cached) == entries
+    sample = set(tokens[:1000])
+    plaintext = any(value in sample for entry in list(cached.values())[:1000] for value in vars_of(entry))
+    return MemoryResult(entries, after - before, plaintext)
+
+
+def vars_of(entry: Any) -> list[Any]:
+    """Every attribute value of a cached credential and of its principal (for the no-plaintext check)."""
+    values = [getattr(entry, name) for name in entry.__slots__]
+    principal = entry.principal
+    values += [getattr(principal, name) for name in principal.__slots__]
+    return values

@@ -1,0 +1,209 @@
+"""Bench databases, the data they hold, and the servers that serve them (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid as uuid_lib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+SECRET = "bench-secret-" + "b" * 40
+
+
+@dataclass
+class World:
+    """What the bench created: credentials and the target of the authenticated call."""
+
+    backend: str
+    url: str
+    env: dict[str, str]
+    staff_key: str
+    owner_key: str
+    owner_id: int
+    pat: str
+    pat_uuid: str
+    customer: str
+    project: str
+    resource: str
+
+
+def postgres_reachable() -> bool:
+    """Whether something listens on 127.0.0.1:5432."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def database(backend: str, workdir: Path, label: str) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file in ``workdir`` or a throwaway PostgreSQL database (dropped after)."""
+    if backend == "sqlite":
+        path = workdir / f"{label}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"tokengate_bench_{label}_{uuid_lib.uuid4().hex[:8]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def service_env(url: str) -> dict[str, str]:
+    """``TOKENGATE_*`` variables for a bench server and for the bench process itself."""
+    return {
+        "TOKENGATE_CONFIG": str(ROOT / "bench" / "no-such-litestar.toml"),  # defaults + these variables only
+        "TOKENGATE_DATABASE__URL": url,
+        "TOKENGATE_SECURITY__SECRET": SECRET,
+        "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
+        # the create-throughput phase issues thousands of tokens for one user; the default cap is 20
+        "TOKENGATE_TOKENS__PAT_MAX_PER_USER": "10000000",
+        "TOKENGATE_AUTO_MIGRATE": "false",
+        "TOKENGATE_DEBUG": "false",
+    }
+
+
+def settings_for(url: str):
+    """The settings a bench server on ``url`` runs with."""
+    from service.config import load_settings
+
+    env = service_env(url)
+    return load_settings(path=env["TOKENGATE_CONFIG"], environ=env)
+
+
+def prepare(backend: str, url: str) -> World:
+    """Migrate, then create the bench data through the service layer."""
+    from service.db import upgrade_database
+
+    settings = settings_for(url)
+    upgrade_database(settings)
+    return asyncio.run(_populate(backend, url, settings))
+
+
+async def _populate(backend: str, url: str, settings) -> World:
+    from service.auth_tokens.services import AuthTokenService
+    from service.authz.schemas import EntityRef, RoleAssignmentCreate
+    from service.authz.services import RoleAssignmentService
+    from service.entities.schemas import EntityCreate
+    from service.entities.services import EntityService
+    from service.pats.schemas import AllowedScopeIn, PatCreate
+    from service.pats.services import PatService
+    from service.runtime import Runtime
+    from service.users.schemas import UserCreate
+    from service.users.services import UserService
+
+    runtime = Runtime.build(settings)
+    try:
+        async def user(name: str, staff: bool):
+            async with runtime.session() as session:
+                return await UserService(session=session, runtime=runtime).create_user(
+                    UserCreate(username=name, is_staff=staff))
+
+        async def key(u) -> str:
+            async with runtime.session() as session:
+                return await AuthTokenService(session=session, runtime=runtime).obtain_key(u)
+
+        async def entity(kind: str, name: str, parent=None):
+            async with runtime.session() as session:
+                return await EntityService(session=session, runtime=runtime).register(
+                    EntityCreate(type=kind, name=name, parent=parent.uuid if parent else None))
+
+        staff, owner = await user("bench-staff", True), await user("bench-owner", False)
+        customer = await entity("customer", "ACME")
+        project = await entity("project", "Apollo", customer)
+        resource = await entity("resource", "vm-1", project)
+        async with runtime.session() as session:
+            await RoleAssignmentService(session=session, runtime=runtime).grant(
+                RoleAssignmentCreate(user=owner.uuid, role="CUSTOMER.OWNER",
+                                     scope=EntityRef(type="customer", uuid=customer.uuid)), actor_id=staff.id)
+        async with runtime.session() as session:
+            token, plaintext = await PatService(session=session, runtime=runtime).issue(owner, PatCreate(
+                name="bench", scopes=["RESOURCE.UPDATE"], expires_at=datetime.now(UTC) + timedelta(days=30),
+                allowed_scopes=[AllowedScopeIn(type="customer", uuid=customer.uuid)]))
+        return World(backend, url, service_env(url), await key(staff), await key(owner), owner.id, plaintext,
+                     str(token.uuid), str(customer.uuid), str(project.uuid), str(resource.uuid))
+    finally:
+        await runtime.alchemy.get_engine().dispose()
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_server(target: str, env: dict[str, str], workers: int, *, factory: bool = False,
+                   lifespan: str = "on") -> Iterator[int]:
+    """Serve ``target`` with uvicorn (uvloop + httptools, never plain asyncio: PERF-NOTES) on a free port."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+               "--log-level", "warning", "--lifespan", lifespan]
+    if factory:
+        command.append("--factory")
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        _wait_ready(port, process, workers)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(port: int, process: subprocess.Popen, workers: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        raise RuntimeError("server did not answer /health within 60 s")
+    time.sleep(1.0 + 0.5 * workers)  # let every worker finish its lifespan start-up, not just the first
+
+
+def call(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+    """One request, for checking that a phase's request does what it should before timing it."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body or None, method=method,
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
