@@ -188,6 +188,7 @@ async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, 
 async def test_regenerate_unknown_id_is_404_and_needs_staff(client: AsyncClient, world: World) -> None:
     missing = await client.post(f"{LIST}/999999/regenerate", headers=auth(world.staff_key))
     assert missing.status_code == 404
+    assert missing.json() == {"detail": "Not found."}
     forbidden = await client.post(f"{LIST}/{world.ids['alice']}/regenerate", headers=auth(world.keys["bob"]))
     assert forbidden.status_code == 403
     assert (await client.post(f"{LIST}/{world.ids['alice']}/regenerate")).status_code == 401

@@ -77,7 +77,7 @@ async def test_retrieve_by_integer_user_id(client: AsyncClient, runtime: Runtime
     assert set(response.json()) == SEED_000_FIELDS
     missing = await client.get(f"/api/auth-tokens/{alice.id + 1000}/", headers=auth(staff_key))
     assert missing.status_code == 404
-    assert "detail" in missing.json()
+    assert missing.json() == {"detail": "Not found."}
 
 
 async def test_user_without_token_is_404(client: AsyncClient, runtime: Runtime) -> None:
