@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _run_with_runtime(app: Litestar, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    runtime: Runtime = app.state.runtime
+def run_with(runtime: Runtime, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``work`` on a fresh event loop, then release the runtime's database connections."""
 
     async def main() -> T:
         try:
@@ -47,15 +47,7 @@ def announce_first_start(settings: Settings) -> None:
     """Tell the operator how to make the first staff user when there is none."""
     from service.runtime import Runtime
 
-    runtime = Runtime.build(settings)
-
-    async def main() -> int:
-        try:
-            return await _count_staff(runtime)
-        finally:
-            await runtime.alchemy.get_engine().dispose()
-
-    if anyio.run(main) == 0:
+    if run_with(Runtime.build(settings), _count_staff) == 0:
         click.secho(
             "No staff user yet. Create one with:  tokengate users create admin --password '<password>' --staff",
             fg="yellow",
@@ -89,7 +81,7 @@ def create_user(app: Litestar, username: str, password: str, staff: bool) -> Non
             return await UserService(session=session, runtime=runtime).create_user(data)
 
     try:
-        user = _run_with_runtime(app, work)
+        user = run_with(app.state.runtime, work)
     except ValidationError as exc:
         raise click.ClickException(str(exc.errors)) from exc
     click.echo(f"Created {'staff ' if staff else ''}user {user.username} (id {user.id}, uuid {user.uuid}).")
@@ -117,6 +109,20 @@ class TokengateCLIPlugin(CLIPlugin):
         cli.add_command(policy_group)
 
 
+def _fail_fast_on_bad_configuration() -> None:
+    """A broken ``litestar.toml``, ``TOKENGATE_*`` variable or policy ends the command with one clear line."""
+    from pathlib import Path
+
+    from service.config import ConfigError, load_settings
+    from service.policy import PolicyEngine, PolicyError
+
+    try:
+        PolicyEngine.from_directory(Path(load_settings().policy_dir))
+    except (ConfigError, PolicyError) as exc:
+        click.secho(f"tokengate: {exc}", fg="red", err=True)
+        sys.exit(2)
+
+
 def main() -> None:
     """Entry point of the ``tokengate`` console script."""
     if sys.argv[1:2] == ["policy"]:  # runs without building the app, so a broken policy can still be checked
@@ -124,6 +130,7 @@ def main() -> None:
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
+    _fail_fast_on_bad_configuration()
     from litestar.cli.main import litestar_group
 
     litestar_group()

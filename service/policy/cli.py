@@ -156,13 +156,13 @@ def _explain_scenario(path: Path, directory: Path, case_key: str | None, subject
 
 
 def _explain_database(permission: str, entity: str | None, user: str | None, token: str | None) -> list[str]:
-    from service.app import create_app
-    from service.cli import _run_with_runtime
+    from service.cli import run_with
+    from service.config import load_settings
     from service.policy.dbexplain import NotFoundError, explain_from_database
+    from service.runtime import Runtime
 
-    app = create_app()
     try:
-        return _run_with_runtime(app, lambda runtime: explain_from_database(
+        return run_with(Runtime.build(load_settings()), lambda runtime: explain_from_database(
             runtime, permission, entity, datetime.now(UTC), username=user, token_uuid=token))
     except (NotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
