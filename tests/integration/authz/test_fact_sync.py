@@ -1,0 +1,100 @@
+"""Facts stay in sync: a restarted worker (or a full reload) decides exactly as the one that saw the changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from litestar import Litestar
+
+from service.app import create_app
+from service.authz.sync import FactSync
+from service.config import Settings
+from service.entities.models import Entity
+from service.runtime import Runtime
+from tests.conftest import http_client, running
+from tests.factories import grant, make_entity, revoke
+from tests.integration.authz.support import Caller, Tree, make_caller
+
+PERMISSIONS = ["CUSTOMER.UPDATE", "PROJECT.UPDATE", "RESOURCE.LIST", "RESOURCE.TERMINATE", "OFFERING.UPDATE",
+               "ORDER.LIST"]
+
+Matrix = dict[tuple[str, str, str], tuple[bool, str, str]]
+
+
+async def decisions(client: httpx.AsyncClient, callers: dict[str, Caller], entities: dict[str, Entity]) -> Matrix:
+    """Every (caller, permission, entity) decision as ``(allowed, clause, reason)``, asked through HTTP."""
+    matrix: Matrix = {}
+    for who, caller in callers.items():
+        for permission in PERMISSIONS:
+            for name, entity in entities.items():
+                response = await client.post("/api/authz/check/", headers=caller.headers, json={
+                    "permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}})
+                assert response.status_code == 200, response.text
+                body = response.json()
+                matrix[(who, permission, name)] = (body["allowed"], body["clause"], body["reason"])
+    return matrix
+
+
+async def history(client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str]) -> tuple[
+        dict[str, Caller], dict[str, Entity]]:
+    """Grants, a revocation, an expiry still ahead, a move, a rename and a deletion, all through the services/API."""
+    callers = {name: await make_caller(runtime, name) for name in ("alice", "bob", "carol", "dave")}
+    await grant(runtime, callers["alice"].user, "CUSTOMER.OWNER", tree.acme)
+    await grant(runtime, callers["bob"].user, "PROJECT.MANAGER", tree.web)
+    revoked = await grant(runtime, callers["bob"].user, "CUSTOMER.OWNER", tree.initech)
+    await revoke(runtime, revoked)
+    await grant(runtime, callers["carol"].user, "PROJECT.ADMIN", tree.billing,
+                expiration_time=datetime.now(UTC) + timedelta(hours=1))
+    await grant(runtime, callers["dave"].user, "OFFERING.MANAGER", tree.shop)
+    extra = await make_entity(runtime, "resource", "extra", parent=tree.data)
+    moved = await client.patch(f"/api/entities/{tree.data.uuid}/", headers=staff,
+                               json={"parent": str(tree.initech.uuid)})
+    assert moved.status_code == 200, moved.text
+    deleted = await client.delete(f"/api/entities/{tree.billing_db.uuid}/", headers=staff)
+    assert deleted.status_code == 204
+    callers["staff"] = await make_caller(runtime, "root2", staff=True)
+    entities = {name: tree[name] for name in Tree.__dataclass_fields__ if name != "billing_db"}
+    entities["extra"] = extra
+    return callers, entities
+
+
+async def test_a_restarted_app_decides_as_before(
+    client: httpx.AsyncClient, settings: Settings, runtime: Runtime, tree: Tree, staff: dict[str, str],
+) -> None:
+    callers, entities = await history(client, runtime, tree, staff)
+    before = await decisions(client, callers, entities)
+    assert before[("alice", "PROJECT.UPDATE", "web")][0] is True
+    assert before[("alice", "PROJECT.UPDATE", "data")][0] is False  # data moved to initech
+    assert before[("bob", "CUSTOMER.UPDATE", "initech")][0] is False  # revoked
+    assert before[("carol", "RESOURCE.TERMINATE", "billing")][0] is True
+    assert before[("dave", "OFFERING.UPDATE", "shop")][0] is True
+
+    restarted: Litestar = create_app(settings)
+    try:
+        assert restarted.state.runtime is not runtime
+        async with running(restarted), http_client(restarted) as fresh:
+            after = await decisions(fresh, callers, entities)
+            ancestors = {name: restarted.state.runtime.policy.ancestors(str(entity.uuid))
+                         for name, entity in entities.items()}
+            gone = await fresh.post("/api/authz/check/", headers=callers["staff"].headers, json={
+                "permission": "RESOURCE.LIST", "entity": {"type": "resource", "uuid": str(tree.billing_db.uuid)}})
+    finally:
+        await restarted.state.runtime.alchemy.get_engine().dispose()
+    assert after == before
+    assert ancestors == {name: runtime.policy.ancestors(str(entity.uuid)) for name, entity in entities.items()}
+    assert ancestors["extra"] == [str(entities["extra"].uuid), str(tree.data.uuid), str(tree.initech.uuid)]
+    assert gone.status_code == 404
+
+
+async def test_load_all_rebuilds_the_same_facts(
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str],
+) -> None:
+    callers, entities = await history(client, runtime, tree, staff)
+    before = await decisions(client, callers, entities)
+    runtime.policy.replace_facts([], [])
+    emptied = await client.post("/api/authz/check/", headers=callers["alice"].headers, json={
+        "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(tree.web.uuid)}})
+    assert emptied.status_code == 404  # the engine knows nothing until the facts are loaded again
+    await FactSync(runtime).load_all()
+    assert await decisions(client, callers, entities) == before
