@@ -125,7 +125,9 @@ class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatReposi
         """Field-level checks, collected per field as DRF does."""
         errors: dict[str, Any] = {}
         name = data.name.strip()
-        if not name:
+        if "\x00" in name:  # DRF's ProhibitNullCharactersValidator; PostgreSQL text cannot hold NUL either
+            errors["name"] = ["Null characters are not allowed."]
+        elif not name:
             errors["name"] = ["This field may not be blank."]
         scope_errors = self._scope_errors(owner, data.scopes)
         if scope_errors:
