@@ -46,6 +46,7 @@ OWNER_CASES: list[tuple[str, Body, str, Any]] = [
     ("name-blank", body(name=""), "name", ["This field may not be blank."]),
     ("name-whitespace", body(name="  \t "), "name", ["This field may not be blank."]),
     ("name-151-chars", body(name="n" * 151), "name", None),
+    ("name-nul", body(name="a\x00b"), "name", ["Null characters are not allowed."]),
     ("name-missing", lambda w: {"scopes": ["PROJECT.UPDATE"], "expires_at": in_days(1)}, "name", None),
     ("name-not-a-string", body(name=7), "name", None),
     ("scopes-empty", body(scopes=[]), "scopes", ["At least one scope is required."]),
@@ -213,3 +214,12 @@ async def test_staff_without_the_flag_cannot_create_either(client: AsyncClient, 
     assert response.status_code == 400
     assert response.json() == {"non_field_errors": ["You are not allowed to create personal access tokens."]}
     assert await count_pats(runtime, staff) == 0
+
+
+@pytest.mark.parametrize("name", ["n" * 150, "{pat_name} {0} %s", "ünïcødé ✓", "  padded  "])
+async def test_awkward_valid_names(client: AsyncClient, world: World, runtime: Runtime, name: str) -> None:
+    created = await create_pat(client, world.owner_headers, name=name)
+    assert created["name"] == name.strip()
+    rotated = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
+    assert rotated.status_code == 201 and rotated.json()["name"] == name.strip()
+    assert (await client.delete(f"{PATS}{rotated.json()['uuid']}/", headers=world.owner_headers)).status_code == 204
