@@ -70,7 +70,7 @@ class UsageRecorder:
         if ip_text and entry.last_used_ip and ip_text != entry.last_used_ip:
             self._event_once(
                 EventType.PAT_USED_FROM_NEW_IP,
-                f"Personal access token {principal.credential_id} of user {principal.username} was used from "
+                f"Personal access token {entry.pat_name} for user {principal.username} was used from "
                 f"new IP {ip_text} (previous: {entry.last_used_ip}).",
                 entry,
                 ip_text,
@@ -83,7 +83,7 @@ class UsageRecorder:
         ip_text = str(ip) if ip is not None else "unknown"
         self._event_once(
             EventType.PAT_ACCESS_DENIED_FROM_IP,
-            f"Personal access token {entry.principal.credential_id} of user {entry.principal.username} was "
+            f"Personal access token {entry.pat_name} for user {entry.principal.username} was "
             f"rejected: source address {ip_text} is outside the token network ACL.",
             entry,
             ip_text,
@@ -103,7 +103,7 @@ class UsageRecorder:
         if last is not None and now - last < EVENT_DEBOUNCE:
             return
         self._debounce[key] = now
-        context = {"pat_id": str(entry.principal.credential_id), "source_ip": ip}
+        context = {"pat_uuid": entry.pat_uuid, "pat_name": entry.pat_name, "source_ip": ip}
         self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
 
     async def flush(self) -> None:

@@ -46,6 +46,8 @@ class CachedCredential:
     expires_at: datetime | None = None
     networks: tuple[IPNetwork, ...] = ()
     last_used_ip: str | None = None
+    pat_uuid: str = ""
+    pat_name: str = ""
 
     def is_valid(self, now: datetime, ip: IPAddress | None) -> bool:
         """Expiry, idle timeout and network ACL, evaluated for this request."""
@@ -156,6 +158,8 @@ class TokenVerifier:
             expires_at=pat.expires_at if pat.grace_until is None else min(pat.expires_at, pat.grace_until),
             networks=_networks(pat.allowed_networks),
             last_used_ip=pat.last_used_ip,
+            pat_uuid=pat.uuid.hex,
+            pat_name=pat.name,
         )
 
 
