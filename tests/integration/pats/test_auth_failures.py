@@ -120,3 +120,15 @@ async def test_inactive_owner(client: AsyncClient, world: World) -> None:
     assert deactivated.status_code == 200
     response = await client.get(PATS, headers=headers)
     assert response.status_code == 401 and response.json() == INVALID
+
+
+async def test_deactivation_revokes_for_good(client: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    headers = {"Authorization": f"Token {created['token']}"}
+    user_path = f"/api/users/{world.owner.uuid}/"
+    assert (await client.patch(user_path, json={"is_active": False}, headers=world.staff_headers)).status_code == 200
+    assert (await client.patch(user_path, json={"is_active": True}, headers=world.staff_headers)).status_code == 200
+    response = await client.get(PATS, headers=headers)
+    assert response.status_code == 401 and response.json() == INVALID
+    shown = (await client.get(f"{PATS}{created['uuid']}/", headers=world.staff_headers)).json()
+    assert shown["is_active"] is False

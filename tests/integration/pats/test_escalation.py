@@ -169,3 +169,17 @@ async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(clie
         False, "token-binding")
     rotated = await client.post(f"{PATS}{owners['uuid']}/rotate/", headers=world.owner_headers)
     assert rotated.status_code == 201 and rotated.json()["allowed_scopes"][0] == deleted
+
+
+async def test_demoted_staff_token_loses_staff_powers_at_once(client: AsyncClient, world: World,
+                                                              runtime: Runtime) -> None:
+    admin, key = await user_with_key(runtime, "admin2", staff=True)
+    token = (await create_pat(client, auth(key), scopes=["STAFF.ACCESS"]))["token"]
+    unbound = (await create_pat(client, auth(key), scopes=["CUSTOMER.UPDATE"]))["token"]
+    assert (await client.get("/api/auth-tokens/", headers=auth(token))).status_code == 200
+    assert await decision(client, unbound, "CUSTOMER.UPDATE", "customer", world.other_customer) == (True, "staff")
+    demoted = await client.patch(f"/api/users/{admin.uuid}/", json={"is_staff": False}, headers=world.staff_headers)
+    assert demoted.status_code == 200 and demoted.json()["is_staff"] is False
+    assert (await client.get("/api/auth-tokens/", headers=auth(token))).status_code == 403
+    assert await decision(client, token, "STAFF.ACCESS") == (False, "global-permission")
+    assert await decision(client, unbound, "CUSTOMER.UPDATE", "customer", world.other_customer) == (False, "role")
