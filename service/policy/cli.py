@@ -161,9 +161,10 @@ def _explain_database(permission: str, entity: str | None, user: str | None, tok
     from service.policy.dbexplain import NotFoundError, explain_from_database
     from service.runtime import Runtime
 
+    runtime = Runtime.build(load_settings())
     try:
-        return run_with(Runtime.build(load_settings()), lambda runtime: explain_from_database(
-            runtime, permission, entity, datetime.now(UTC), username=user, token_uuid=token))
+        return run_with(runtime, lambda rt: explain_from_database(
+            rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token))
     except (NotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
