@@ -225,12 +225,6 @@ async def test_retrieve(client: AsyncClient, staff: dict[str, str], runtime: Run
     assert body["parent"] == str(customer.uuid)
     missing = await client.get(f"{URL}{uuid.uuid4()}/", headers=staff)
     assert missing.status_code == 404
-
-
-@pytest.mark.xfail(strict=True, reason="advanced-alchemy's plugin registers its own RepositoryError handler, which "
-                   "outranks exception_to_response: the body is Litestar's {status_code, detail} (service/db)")
-async def test_unknown_entity_is_a_waldur_shaped_404(client: AsyncClient, staff: dict[str, str]) -> None:
-    missing = await client.get(f"{URL}{uuid.uuid4()}/", headers=staff)
     assert missing.json() == {"detail": "Not found."}
 
 
@@ -305,6 +299,25 @@ async def test_move_refused(client: AsyncClient, staff: dict[str, str], runtime:
 async def test_patch_unknown_entity(client: AsyncClient, staff: dict[str, str]) -> None:
     response = await client.patch(f"{URL}{uuid.uuid4()}/", headers=staff, json={"name": "x"})
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("body", [{"type": "project"}, {"uuid": str(uuid.UUID(int=7))}, {"name": ""},
+                                  {"parent": "nope"}])
+async def test_patch_validates_the_body(client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+                                        body: dict[str, Any]) -> None:
+    """Type and uuid are fixed once registered; unknown or malformed fields are refused."""
+    customer = await make_entity(runtime, "customer", "ACME")
+    response = await client.patch(entity_url(customer), headers=staff, json=body)
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == list(body)
+    after = (await client.get(entity_url(customer), headers=staff)).json()
+    assert (after["type"], after["uuid"], after["name"]) == ("customer", str(customer.uuid), "ACME")
+
+
+async def test_list_refuses_a_malformed_parent_filter(client: AsyncClient, staff: dict[str, str]) -> None:
+    response = await client.get(URL, headers=staff, params={"parent": "nope"})
+    assert response.status_code == 400
+    assert "parent" in response.json()
 
 
 # -- delete --------------------------------------------------------------------------------------------------
