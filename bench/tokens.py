@@ -200,7 +200,8 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
     tokens = [new_pat(int(expires_at.timestamp())) for _ in range(entries)]
     rows = {
         runtime.keyring.token_hash(t): SimpleNamespace(
-            id=i, scopes=["RESOURCE.UPDATE"], allowed_scopes=[{"type": "customer", "uuid": customer}],
+            id=i, uuid=uuid_lib.uuid4(), name=f"bench-{i}", scopes=["RESOURCE.UPDATE"],
+            allowed_scopes=[{"type": "customer", "uuid": customer}],
             allowed_networks=[], expires_at=expires_at, grace_until=None, last_used_ip=None, is_active=True)
         for i, t in enumerate(tokens)
     }
