@@ -90,9 +90,11 @@ class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, Rol
             assignment.is_active = False
             assignment.expiration_time = datetime.now(UTC)
             await self.update(assignment)
+            username = await session.scalar(select(User.username).where(User.id == assignment.user_id))
+            entity = await session.get_one(Entity, assignment.entity_id)
             await self.events.record(
-                EventType.ROLE_REVOKED, f"Role {assignment.role} of user {assignment.user_id} has been revoked.",
-                user_id=assignment.user_id, actor_id=actor_id, role=assignment.role,
+                EventType.ROLE_REVOKED, f"User {username} has lost {assignment.role} on {entity.type} {entity.name}.",
+                user_id=assignment.user_id, actor_id=actor_id, role=assignment.role, scope_uuid=str(entity.uuid),
             )
             await session.commit()
         await self.sync.refresh_assignment(session, str(assignment.uuid))
