@@ -219,3 +219,19 @@ async def test_a_role_holder_cannot_grant_through_this_endpoint(
     response = await client.post(URL, headers=alice.headers, json=grant_body(bob.user, "PROJECT.ADMIN", tree.web))
     assert response.status_code == 403
     assert (await check(client, bob, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is False
+
+
+async def test_grant_and_revoke_are_audited(client: AsyncClient, staff: dict[str, str], tree: Tree,
+                                            alice: Caller) -> None:
+    granted = await client.post(URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web))
+    assert granted.status_code == 201
+    assert (await client.delete(f"{URL}{granted.json()['uuid']}/", headers=staff)).status_code == 204
+    events = await client.get("/api/events/", headers=staff, params={"user": str(alice.user.uuid), "page_size": 100})
+    assert events.status_code == 200, events.text
+    by_type = {event["event_type"]: event for event in events.json()}
+    assert {"role_granted", "role_revoked"} <= set(by_type)
+    for event in (by_type["role_granted"], by_type["role_revoked"]):
+        assert event["user"] == str(alice.user.uuid)
+        assert "alice" in event["message"]
+        assert "PROJECT.ADMIN" in event["message"]
+        assert event["context"]["role"] == "PROJECT.ADMIN"
