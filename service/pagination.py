@@ -68,7 +68,10 @@ def _link(request: Request[Any, Any, Any], window: Window, offset: int) -> str:
     else:
         paging = {"limit": str(window.limit), "offset": str(offset)}
     params = [(key, value) for key, value in request.query_params.multi_items() if key not in paging]
-    return str(request.url.with_replacements(query=urlencode([*params, *paging.items()])))
+    # Litestar strips the trailing slash from scope["path"]; the links keep the path as the client sent it.
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else ""
+    return str(request.url.with_replacements(path=path, query=urlencode([*params, *paging.items()])))
 
 
 def paginated(request: Request[Any, Any, Any], items: Sequence[T], total: int, window: Window) -> Response[list[T]]:
