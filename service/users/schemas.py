@@ -61,5 +61,5 @@ class UserUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mobile_number: Mobile | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     is_staff: bool | msgspec.UnsetType = msgspec.UNSET
-    token_lifetime: TokenLifetime | None | msgspec.UnsetType = msgspec.UNSET
+    token_lifetime: TokenLifetime | msgspec.UnsetType | None = msgspec.UNSET
     can_use_personal_access_tokens: bool | msgspec.UnsetType = msgspec.UNSET
