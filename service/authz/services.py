@@ -16,6 +16,7 @@ from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
 from service.events.services import EventService, EventType
 from service.policy import Decision
+from service.timeutil import as_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -56,14 +57,12 @@ class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, Rol
         elif role is not None and entity.type != role.scope_type:
             errors["scope"] = [f"Role {role.name} is held on entities of type '{role.scope_type}', "
                                f"not '{entity.type}'."]
-        expiration_time = data.expiration_time
-        if expiration_time is not None and expiration_time.tzinfo is None:
-            expiration_time = expiration_time.replace(tzinfo=UTC)  # naive means UTC, as Waldur (TIME_ZONE=UTC) reads it
+        expiration_time = as_utc(data.expiration_time) if data.expiration_time is not None else None
         if expiration_time is not None and expiration_time <= datetime.now(UTC):
             errors["expiration_time"] = ["Expiration time must be in the future."]
         if errors:
             raise ValidationError(errors)
-        assert user is not None and entity is not None  # noqa: S101  (errors raised above otherwise)
+        assert user is not None and entity is not None
         live = select(RoleAssignment.id).where(
             RoleAssignment.user_id == user.id, RoleAssignment.role == data.role, RoleAssignment.entity_id == entity.id,
             RoleAssignment.is_active.is_(True),

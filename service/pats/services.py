@@ -19,6 +19,7 @@ from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.schemas import AllowedScopeOut, PatCreate
 from service.policy import PermissionSpec
+from service.timeutil import as_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
 DELETED = "(deleted)"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Naive datetimes in input are taken as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
@@ -67,7 +63,8 @@ class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatReposi
         uuids = {UUID(b["uuid"]) for token in tokens for b in token.allowed_scopes if b.get("uuid")}
         names: dict[str, tuple[str, str]] = {}
         if uuids:
-            rows = await self._session.execute(select(Entity.uuid, Entity.type, Entity.name).where(Entity.uuid.in_(uuids)))
+            statement = select(Entity.uuid, Entity.type, Entity.name).where(Entity.uuid.in_(uuids))
+            rows = await self._session.execute(statement)
             names = {str(uuid): (entity_type, name) for uuid, entity_type, name in rows}
         out: dict[int, list[AllowedScopeOut]] = {}
         for token in tokens:
@@ -158,7 +155,9 @@ class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatReposi
 
     def _type_error(self, entity_type: str) -> str | None:
         types = self.runtime.policy.entity_types
-        return None if entity_type in types else f"Unknown scope type '{entity_type}'. Expected one of: {sorted(types)}."
+        if entity_type in types:
+            return None
+        return f"Unknown scope type '{entity_type}'. Expected one of: {sorted(types)}."
 
     def _scope_errors(self, owner: User, scopes: list[str]) -> list[str]:
         """Waldur's messages, then the policy's stricter rule: only what the owner may delegate now."""

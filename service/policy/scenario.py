@@ -17,6 +17,7 @@ import yaml
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
 from service.policy.facts import AssignmentFact, EntityFact, Subject, TokenLimits
+from service.timeutil import as_utc
 
 EXPECTATIONS = {"allow": True, "deny": False}
 _CASE_FIELDS = ("subject", "permission", "entity", "expect", "clause")
@@ -152,7 +153,7 @@ def _at(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         raise TypeError("expected a timestamp such as 2030-01-01T12:00:00Z")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value)
 
 
 class _Reader:
