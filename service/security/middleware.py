@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
 
     from service.runtime import Runtime
+    from service.security.client_ip import IPAddress
 
 SKIP_AUTH = "skip_auth"
 _KEYWORDS = (b"token", b"bearer")
+_ADDRESS_MEMO_SIZE = 1024
+_ADDRESS_MEMO_KEY_CHARS = 128
 
 
 def _unauthorized(detail: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -68,6 +71,8 @@ class AuthenticationMiddleware(ASGIMiddleware):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.trusted_proxies = runtime.trusted_proxies
+        # (peer, X-Forwarded-For) -> client address: parsing costs more than the rest of a cached verification
+        self._addresses: dict[tuple[str | None, str | None], IPAddress | None] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Authenticate, then pass the request on."""
@@ -78,7 +83,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
         if token is not None:
             peer = scope["client"][0] if scope.get("client") else None
             forwarded = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
-            ip = client_ip(peer, forwarded, self.trusted_proxies)
+            ip = self._client_ip(peer, forwarded)
             scope["state"]["client_ip"] = ip
             principal = await self.runtime.verifier.verify(token, ip)
         if principal is None:
@@ -86,6 +91,17 @@ class AuthenticationMiddleware(ASGIMiddleware):
         scope["user"] = principal
         scope["auth"] = principal.kind
         await next_app(scope, receive, send)
+
+    def _client_ip(self, peer: str | None, forwarded: str | None) -> IPAddress | None:
+        key = (peer, forwarded)
+        if key in self._addresses:
+            return self._addresses[key]
+        ip = client_ip(peer, forwarded, self.trusted_proxies)
+        if forwarded is None or len(forwarded) <= _ADDRESS_MEMO_KEY_CHARS:  # long headers: not worth keeping
+            if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
+                self._addresses.clear()
+            self._addresses[key] = ip
+        return ip
 
     @staticmethod
     async def _reject(send: Send, response: tuple[dict[str, object], dict[str, object]]) -> None:
