@@ -6,10 +6,48 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import HttpMethod, Request
+from litestar.openapi.datastructures import ResponseSpec
 
 LIST_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ErrorDetail(msgspec.Struct):
+    """The body of every error but validation: ``{"detail": "..."}``."""
+
+    detail: str
+
+
+ValidationErrors = dict[str, Any] | list[str]
+"""Waldur's 400 body: ``{field: [messages]}``, or ``[message]`` when an action is refused."""
+
+_ERRORS: dict[int, tuple[Any, str]] = {
+    400: (ValidationErrors, "Invalid input: `{field: [messages]}`, or `[message]` for a refused action."),
+    401: (ErrorDetail, "Missing, malformed, unknown, expired or revoked credentials (one body for all)."),
+    403: (ErrorDetail, "Authenticated, but not allowed to do this (staff only, or a PAT managing tokens)."),
+    404: (ErrorDetail, "No such object visible to the caller, or a page past the last one."),
+    409: (ErrorDetail, "Valid, but clashes with the current state."),
+    413: (ErrorDetail, "The request body is larger than 1 MiB."),
+    429: (ErrorDetail, "Too many failed attempts; retry after the number of seconds in `Retry-After`."),
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the error statuses a handler answers with, in their Waldur shapes."""
+    return {
+        code: ResponseSpec(data_container=_ERRORS[code][0], description=_ERRORS[code][1], generate_examples=False)
+        for code in codes
+    }
+
+
+READ = error_responses(400, 401, 404)
+"""A read of one object or a list page by any authenticated caller."""
+STAFF_READ = error_responses(400, 401, 403, 404)
+"""A staff-only read."""
+WRITE = error_responses(400, 401, 403, 404, 409, 413)
+"""A change with a body (or a guarded action) that may also be refused for state or size."""
 
 
 def absolute_url(request: Request[Any, Any, Any], path: str) -> str:

@@ -18,7 +18,16 @@ from service.auth_tokens.schemas import (
     TokenUserData,
 )
 from service.auth_tokens.services import AdminTokenQuery, AuthTokenService, TokenOrdering
-from service.http import LIST_METHODS, NO_STORE, absolute_url, client_address, list_operation_id, user_url
+from service.http import (
+    LIST_METHODS,
+    NO_STORE,
+    STAFF_READ,
+    absolute_url,
+    client_address,
+    error_responses,
+    list_operation_id,
+    user_url,
+)
 from service.pagination import Window, paginated, provide_limit_offset, provide_page
 from service.runtime import service_provider
 from service.security.guards import staff_only
@@ -36,7 +45,8 @@ class LoginController(Controller):
     tags = ["auth"]
     dependencies = {"tokens": provide_tokens}
 
-    @post("/password/", operation_id="ApiAuthPassword", opt={SKIP_AUTH: True}, status_code=200, security=[])
+    @post("/password/", operation_id="ApiAuthPassword", responses=error_responses(400, 401, 413, 429),
+          opt={SKIP_AUTH: True}, status_code=200, security=[])
     async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest],
                     tokens: Tokens) -> Response[LoginResponse]:
         """Exchange a username and password for the user's API token (the same one while it is valid)."""
@@ -66,20 +76,20 @@ class AuthTokenController(Controller):
     guards = [staff_only]
     dependencies = {"tokens": provide_tokens, "window": Provide(provide_page, sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("AuthTokensList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("AuthTokensList"), responses=STAFF_READ)
     async def list_tokens(self, request: Request[Any, Any, Any], tokens: Tokens,
                           window: NamedDependency[Window]) -> Response[list[AuthTokenRead]]:
         """List unexpired tokens (``HEAD`` for the count only)."""
         items, total = await tokens.list_active(window)
         return paginated(request, [_auth_token_read(request, token) for token in items], total, window)
 
-    @get("/{user_id:int}/", operation_id="AuthTokensRetrieve")
+    @get("/{user_id:int}/", operation_id="AuthTokensRetrieve", responses=STAFF_READ)
     async def retrieve(self, request: Request[Any, Any, Any], tokens: Tokens,
                        user_id: UserId) -> AuthTokenRead:
         """A user's token."""
         return _auth_token_read(request, await tokens.get_active_for_user(user_id))
 
-    @delete("/{user_id:int}/", operation_id="AuthTokensDestroy")
+    @delete("/{user_id:int}/", operation_id="AuthTokensDestroy", responses=STAFF_READ)
     async def destroy(self, tokens: Tokens, user_id: UserId) -> None:
         """Delete a user's token: they are logged out everywhere."""
         await tokens.delete_token(await tokens.get_active_for_user(user_id))
@@ -133,14 +143,14 @@ class AdminAuthTokenController(Controller):
         "filters": Provide(provide_admin_query, sync_to_thread=False),
     }
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersAuthTokensList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersAuthTokensList"), responses=STAFF_READ)
     async def list_tokens(self, request: Request[Any, Any, Any], tokens: Tokens, window: NamedDependency[Window],
                           filters: NamedDependency[AdminTokenQuery]) -> Response[list[AdminAuthTokenRead]]:
         """Every token; ``key`` shows the display prefix only."""
         items, total = await tokens.list_for_admin(filters, window)
         return paginated(request, [_admin_read(token) for token in items], total, window)
 
-    @post("/{token_id:int}/regenerate", operation_id="UsersAuthTokensRegenerate", status_code=200)
+    @post("/{token_id:int}/regenerate", operation_id="UsersAuthTokensRegenerate", responses=STAFF_READ, status_code=200)
     async def regenerate(self, tokens: Tokens,
                          token_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> Response[AdminAuthTokenRead]:
         """Replace the token's key (same id); the owner gets the new key at their next login."""

@@ -22,7 +22,7 @@ from service.authz.schemas import (
 )
 from service.authz.services import Authorizer, RoleAssignmentService
 from service.entities.models import Entity
-from service.http import LIST_METHODS, absolute_url, list_operation_id
+from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, error_responses, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.runtime import RuntimeDependency, service_provider
 from service.security.client_ip import parse_ip
@@ -65,7 +65,7 @@ class RoleAssignmentController(Controller):
     dependencies = {"assignments": Provide(service_provider(RoleAssignmentService)),
                     "window": Provide(provide_page, sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("RoleAssignmentsList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("RoleAssignmentsList"), responses=STAFF_READ)
     async def list_assignments(
         self, request: Request[Any, Any, Any], assignments: Assignments, window: NamedDependency[Window],
         user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
@@ -83,14 +83,14 @@ class RoleAssignmentController(Controller):
         items, total = await assignments.list_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
         return paginated(request, await _reads(request, assignments, list(items)), total, window)
 
-    @post("/", operation_id="RoleAssignmentsCreate")
+    @post("/", operation_id="RoleAssignmentsCreate", responses=WRITE)
     async def grant(self, request: Request[Any, Any, Any], assignments: Assignments, principal: CurrentPrincipal,
                     data: JSONBody[RoleAssignmentCreate]) -> RoleAssignmentRead:
         """Grant a role on an entity; it takes effect on the next request."""
         assignment = await assignments.grant(data, actor_id=principal.user_id)
         return (await _reads(request, assignments, [assignment]))[0]
 
-    @delete("/{uuid:uuid}/", operation_id="RoleAssignmentsDestroy")
+    @delete("/{uuid:uuid}/", operation_id="RoleAssignmentsDestroy", responses=STAFF_READ)
     async def revoke(self, assignments: Assignments, principal: CurrentPrincipal,
                      uuid: Annotated[UUID, Parameter(description="The assignment's UUID.")]) -> None:
         """Revoke an assignment; the next request made with the user's tokens no longer has it."""
@@ -103,14 +103,14 @@ class AuthzController(Controller):
     path = "/api/authz"
     tags = ["authz"]
 
-    @post("/check/", operation_id="AuthzCheck", status_code=200)
+    @post("/check/", operation_id="AuthzCheck", responses=error_responses(400, 401, 404, 413), status_code=200)
     async def check(self, runtime: RuntimeDependency, principal: CurrentPrincipal,
                     data: JSONBody[CheckRequest]) -> CheckResult:
         """May the credentials of this request use ``permission`` on ``entity``? With the reason either way."""
         decision = Authorizer(runtime).check(principal, data.permission, data.entity)
         return CheckResult(allowed=decision.allowed, reason=decision.reason, clause=decision.clause)
 
-    @post("/introspect/", operation_id="AuthzIntrospect", status_code=200, guards=[staff_only])
+    @post("/introspect/", operation_id="AuthzIntrospect", responses=WRITE, status_code=200, guards=[staff_only])
     async def introspect(self, runtime: RuntimeDependency, data: JSONBody[IntrospectRequest]) -> IntrospectResponse:
         """Is ``token`` active, whose is it, what may it do — and, if asked, may it use ``permission`` here?
 

@@ -12,7 +12,7 @@ from litestar.params import JSONBody, Parameter
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityRead, EntityUpdate
 from service.entities.services import EntityService
-from service.http import LIST_METHODS, absolute_url, list_operation_id
+from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.runtime import service_provider
 from service.security.guards import staff_only
@@ -42,7 +42,7 @@ class EntityController(Controller):
     dependencies = {"entities": Provide(service_provider(EntityService)),
                     "window": Provide(provide_page, sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EntitiesList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EntitiesList"), responses=STAFF_READ)
     async def list_entities(
         self, request: Request[Any, Any, Any], entities: Entities, window: NamedDependency[Window],
         type: Annotated[str | None, Parameter(max_length=64, description="Only entities of this type.")] = None,
@@ -58,25 +58,25 @@ class EntityController(Controller):
         items, total = await entities.list_and_count(window.filter, *filters, order_by=Entity.id.asc())
         return paginated(request, [await entity_read(request, entities, e) for e in items], total, window)
 
-    @post("/", operation_id="EntitiesCreate")
+    @post("/", operation_id="EntitiesCreate", responses=WRITE)
     async def create(self, request: Request[Any, Any, Any], entities: Entities,
                      data: JSONBody[EntityCreate]) -> EntityRead:
         """Register an entity under a parent of a type the policy allows."""
         return await entity_read(request, entities, await entities.register(data))
 
-    @get("/{uuid:uuid}/", operation_id="EntitiesRetrieve")
+    @get("/{uuid:uuid}/", operation_id="EntitiesRetrieve", responses=STAFF_READ)
     async def retrieve(self, request: Request[Any, Any, Any], entities: Entities, uuid: EntityUUID) -> EntityRead:
         """One entity."""
         return await entity_read(request, entities, await entities.get_one(uuid=uuid))
 
-    @patch("/{uuid:uuid}/", operation_id="EntitiesPartialUpdate")
+    @patch("/{uuid:uuid}/", operation_id="EntitiesPartialUpdate", responses=WRITE)
     async def update(self, request: Request[Any, Any, Any], entities: Entities, uuid: EntityUUID,
                      data: JSONBody[EntityUpdate]) -> EntityRead:
         """Rename or move an entity; permissions inherited through it follow at once."""
         entity = await entities.change(await entities.get_one(uuid=uuid), data)
         return await entity_read(request, entities, entity)
 
-    @delete("/{uuid:uuid}/", operation_id="EntitiesDestroy")
+    @delete("/{uuid:uuid}/", operation_id="EntitiesDestroy", responses=WRITE)
     async def destroy(self, entities: Entities, uuid: EntityUUID) -> None:
         """Delete a leaf entity with no active roles on it (409 otherwise)."""
         await entities.remove(await entities.get_one(uuid=uuid))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.events.models import Event
 from service.events.schemas import EventRead
 from service.events.services import EventService
-from service.http import LIST_METHODS, list_operation_id
+from service.http import LIST_METHODS, READ, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.security.guards import is_staff_request
 from service.security.principal import CurrentPrincipal
@@ -34,7 +34,7 @@ class EventController(Controller):
     tags = ["events"]
     dependencies = {"events": Provide(provide_events), "window": Provide(provide_page, sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EventsList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EventsList"), responses=READ)
     async def list_events(
         self, request: Request[Any, Any, Any], events: NamedDependency[EventService], principal: CurrentPrincipal,
         window: NamedDependency[Window],

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 from sqlalchemy import select
 
-from service.http import LIST_METHODS, NO_STORE, list_operation_id
+from service.http import LIST_METHODS, NO_STORE, READ, WRITE, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.pats.models import PersonalAccessToken
 from service.pats.schemas import (
@@ -65,7 +65,7 @@ class PersonalAccessTokenController(Controller):
     dependencies = {"pats": Provide(service_provider(PatService)), "window": Provide(provide_page,
                                                                                       sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("PersonalAccessTokensList"))
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("PersonalAccessTokensList"), responses=READ)
     async def list_tokens(
         self, request: Request[Any, Any, Any], pats: Pats, principal: CurrentPrincipal, window: Page,
         user: Annotated[UUID | None, Parameter(description="Staff: only this user's tokens.")] = None,
@@ -81,7 +81,7 @@ class PersonalAccessTokenController(Controller):
         bindings = await pats.bindings_out(list(items))
         return paginated(request, [pat_read(t, bindings[t.id]) for t in items], total, window)
 
-    @post("/", operation_id="PersonalAccessTokensCreate", guards=[no_pat])
+    @post("/", operation_id="PersonalAccessTokensCreate", responses=WRITE, guards=[no_pat])
     async def create(self, pats: Pats, principal: CurrentPrincipal,
                      data: JSONBody[PatCreate]) -> Response[PatCreated]:
         """Create a token; the plaintext is in this response only."""
@@ -89,7 +89,7 @@ class PersonalAccessTokenController(Controller):
         return await created_response(pats, token, plaintext)
 
     @route("/available_scopes/", http_method=LIST_METHODS,
-           operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"))
+           operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"), responses=READ)
     async def available_scopes(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
                                principal: CurrentPrincipal, window: Page) -> Response[list[AvailableScope]]:
         """Permissions the caller may put in a token now, from the policy and their live roles."""
@@ -99,7 +99,7 @@ class PersonalAccessTokenController(Controller):
         return paginated(request, items[window.offset:window.offset + window.limit], len(items), window)
 
     @route("/available_binding_targets/", http_method=LIST_METHODS,
-           operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"))
+           operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"), responses=READ)
     async def available_binding_targets(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
                                         principal: CurrentPrincipal, window: Page) -> Response[list[BindingTarget]]:
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
@@ -107,26 +107,26 @@ class PersonalAccessTokenController(Controller):
         items = [BindingTarget(permission=p, types=t) for p, t in sorted(targets.items())]
         return paginated(request, items[window.offset:window.offset + window.limit], len(items), window)
 
-    @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve")
+    @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:
         """One token (owner or staff)."""
         token = await pats.visible(principal, uuid, staff_view=is_staff_request(principal))
         return pat_read(token, (await pats.bindings_out([token]))[token.id])
 
-    @delete("/{uuid:uuid}/", operation_id="PersonalAccessTokensDestroy", guards=[no_pat])
+    @delete("/{uuid:uuid}/", operation_id="PersonalAccessTokensDestroy", responses=WRITE, guards=[no_pat])
     async def revoke(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> None:
         """Revoke a token (owner or staff): it stays listed with ``is_active: false``."""
         await pats.revoke(await pats.visible(principal, uuid, staff_view=is_staff_request(principal)), principal)
 
-    @post("/{uuid:uuid}/rotate/", operation_id="PersonalAccessTokensRotate", guards=[no_pat])
+    @post("/{uuid:uuid}/rotate/", operation_id="PersonalAccessTokensRotate", responses=WRITE, guards=[no_pat])
     async def rotate(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> Response[PatCreated]:
         """Atomically revoke the token and issue its successor with the same settings."""
         token = await pats.visible(principal, uuid, staff_view=False)
         successor, plaintext = await pats.rotate(token, await _owner(pats, principal))
         return await created_response(pats, successor, plaintext)
 
-    @post("/{uuid:uuid}/set_network_acl/", operation_id="PersonalAccessTokensSetNetworkAcl", guards=[no_pat],
-          status_code=200)
+    @post("/{uuid:uuid}/set_network_acl/", operation_id="PersonalAccessTokensSetNetworkAcl", responses=WRITE,
+          guards=[no_pat], status_code=200)
     async def set_network_acl(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID,
                               data: JSONBody[NetworkAclUpdate]) -> PatRead:
         """Replace the token's network allow-list (``[]``: unrestricted)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
+from service.http import error_responses
 from service.policy.matrix import PolicyMatrix, build_matrix
 from service.runtime import RuntimeDependency
 
@@ -14,7 +15,8 @@ class PolicyController(Controller):
     path = "/api/policy"
     tags = ["policy"]
 
-    @get("/matrix/", operation_id="PolicyMatrix", summary="Role-permission matrix of the running policy")
+    @get("/matrix/", operation_id="PolicyMatrix", responses=error_responses(401),
+          summary="Role-permission matrix of the running policy")
     async def matrix(self, runtime: RuntimeDependency) -> PolicyMatrix:
         """Every role and the permissions it grants, each permission's bind types and delegation, the hierarchy."""
         return build_matrix(runtime.policy)

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.errors import NotFound
-from service.http import LIST_METHODS, list_operation_id, user_url
+from service.http import LIST_METHODS, READ, STAFF_READ, WRITE, list_operation_id, user_url
 from service.pagination import Window, paginated, provide_page
 from service.runtime import service_provider
 from service.security.guards import is_staff_request, staff_only
@@ -52,7 +52,8 @@ class UserController(Controller):
     dependencies = {"users": Provide(service_provider(UserService)), "window": Provide(provide_page,
                                                                                        sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersList"), guards=[staff_only])
+    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersList"), responses=STAFF_READ,
+            guards=[staff_only])
     async def list_users(self, request: Request[Any, Any, Any], users: Users, window: NamedDependency[Window],
                          username: Annotated[str | None, Parameter(max_length=128)] = None,
                          ) -> Response[list[UserRead]]:
@@ -61,13 +62,13 @@ class UserController(Controller):
         items, total = await users.list_and_count(window.filter, *filters, order_by=User.id.asc())
         return paginated(request, [user_read(request, user) for user in items], total, window)
 
-    @post("/", operation_id="UsersCreate", guards=[staff_only])
+    @post("/", operation_id="UsersCreate", responses=WRITE, guards=[staff_only])
     async def create_user(self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate],
                           principal: CurrentPrincipal) -> UserRead:
         """Create a user (staff)."""
         return user_read(request, await users.create_user(data, actor_id=principal.user_id))
 
-    @get("/{uuid:uuid}/", operation_id="UsersRetrieve")
+    @get("/{uuid:uuid}/", operation_id="UsersRetrieve", responses=READ)
     async def retrieve(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
                        uuid: UserUUID) -> UserRead:
         """A user: staff see anyone, others only themselves (404 otherwise)."""
@@ -75,7 +76,7 @@ class UserController(Controller):
             raise NotFound
         return user_read(request, await users.get_one(uuid=uuid))
 
-    @patch("/{uuid:uuid}/", operation_id="UsersPartialUpdate", guards=[staff_only])
+    @patch("/{uuid:uuid}/", operation_id="UsersPartialUpdate", responses=WRITE, guards=[staff_only])
     async def update(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
                      uuid: UserUUID, data: JSONBody[UserUpdate]) -> UserRead:
         """Change a user (staff); deactivation revokes all of the user's tokens."""
