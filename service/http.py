@@ -10,6 +10,8 @@ import msgspec
 from litestar import HttpMethod, Request
 from litestar.openapi.datastructures import ResponseSpec
 
+from service.security.client_ip import client_ip
+
 LIST_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -61,11 +63,16 @@ def user_url(request: Request[Any, Any, Any], user_uuid: UUID) -> str:
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The client address the authentication middleware resolved, or the peer's."""
+    """The client address: as the authentication middleware resolved it, or resolved the same way here.
+
+    Routes the middleware skips (login) need the same rule: the peer, or the first ``X-Forwarded-For`` entry when
+    the peer is a trusted proxy — otherwise everyone behind the proxy shares one login-throttle bucket.
+    """
     ip = request.scope["state"].get("client_ip")
-    if ip is not None:
-        return str(ip)
-    return request.client.host if request.client else "unknown"
+    if ip is None:
+        peer = request.client.host if request.client else None
+        ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.runtime.trusted_proxies)
+    return str(ip) if ip is not None else "unknown"
 
 
 def list_operation_id(name: str) -> Callable[..., str]:
