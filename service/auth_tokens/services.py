@@ -146,7 +146,7 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
         return token
 
     async def _replace_key(self, token: AuthToken, key: str, user: User, now: datetime) -> None:
-        self.runtime.verifier.forget_token(token.key_hash)
+        old_hash = token.key_hash
         for name, value in self._key_fields(key, user, now).items():
             setattr(token, name, value)
         token.updated_at = now
@@ -154,6 +154,10 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
         await self.events.record(
             EventType.TOKEN_REGENERATED, f"Token for user {user.username} has been regenerated.", user_id=user.id
         )
+        # Commit first, forget second: forgetting before the commit lets a concurrent request re-cache the old key
+        # from the still-committed row, and the old key then works after the response said it was replaced.
+        await self.repository.session.commit()
+        self.runtime.verifier.forget_token(old_hash)
 
     def _key_fields(self, key: str, user: User, now: datetime) -> dict[str, Any]:
         keyring = self.runtime.keyring
@@ -167,11 +171,12 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
 
     async def delete_token(self, token: AuthToken) -> None:
         """Delete a user's token: every session using it ends."""
-        self.runtime.verifier.forget_token(token.key_hash)
         await self.delete(token.id)
         await self.events.record(
             EventType.TOKEN_DELETED, f"Token for user {token.user.username} has been deleted.", user_id=token.user_id
         )
+        await self.repository.session.commit()  # before forgetting: see _replace_key
+        self.runtime.verifier.forget_token(token.key_hash)
 
     # -- staff listings ----------------------------------------------------------------------------------------
     def _active(self) -> Select[tuple[AuthToken]]:

@@ -65,6 +65,7 @@ class TokenVerifier:
         self.runtime = runtime
         self.max_entries = max_entries
         self._cache: OrderedDict[str, CachedCredential] = OrderedDict()
+        self._forgets = 0  # bumped by every forget_*: see verify
 
     async def verify(self, token: str, ip: IPAddress | None, *, record: bool = True) -> Principal | None:
         """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database.
@@ -81,11 +82,13 @@ class TokenVerifier:
         token_hash = self.runtime.keyring.token_hash(token)
         entry = self._cache.get(token_hash)
         if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
+            forgets = self._forgets
             entry = await self._load(token_hash, now)
             if entry is None:
                 self._cache.pop(token_hash, None)
                 return None
-            self._remember(entry)
+            if forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
+                self._remember(entry)
         if not entry.is_valid(now, ip):
             if record and entry.networks and entry.principal.is_pat:
                 self.runtime.usage.denied_from_ip(entry, ip)
@@ -106,11 +109,13 @@ class TokenVerifier:
 
     def forget_user(self, user_id: int) -> None:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
+        self._forgets += 1
         for key in [key for key, entry in self._cache.items() if entry.principal.user_id == user_id]:
             del self._cache[key]
 
     def forget_token(self, token_hash: str) -> None:
         """Drop one cached credential (after revocation, rotation or an ACL change)."""
+        self._forgets += 1
         self._cache.pop(token_hash, None)
 
     def _remember(self, entry: CachedCredential) -> None:

@@ -97,6 +97,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             actor_id=actor_id,
             fields=sorted(name for name in changes if name != "password_hash"),
         )
+        # Commit before forgetting cached credentials, or a concurrent request re-caches them from the old rows.
+        await self.repository.session.commit()
         self.runtime.forget_user(user.id)
         return user
 
