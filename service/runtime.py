@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,6 +36,8 @@ class Runtime:
     alchemy: SQLAlchemyAsyncConfig
     policy: PolicyEngine
     trusted_proxies: tuple[IPNetwork, ...]
+    fact_versions: dict[str, datetime] = field(default_factory=dict)
+    """``updated_at`` of every entity and assignment row mirrored in ``policy`` (see ``service.authz.sync``)."""
     verifier: TokenVerifier = field(init=False)
     usage: UsageRecorder = field(init=False)
     throttle: LoginThrottle = field(init=False)

@@ -5,16 +5,19 @@ just the rows it touched, so a role revoked a moment ago is already gone from th
 Other workers and instances catch up through :class:`FactWatcher`, which polls the rows changed since its last
 look (indexed ``updated_at``) every ``sync_interval_seconds``: a change is honoured everywhere within about that
 time, on SQLite and PostgreSQL alike, with no machinery beyond the database all workers already share.
+
+Each row's ``updated_at`` is its version: a row read before a newer version was applied (a poll that overlapped a
+local revocation, say) is ignored, so a stale read can never bring a revoked role back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,28 +29,25 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 _Parent = aliased(Entity)
+ENTITY_ROWS: Select[Any] = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).outerjoin(
+    _Parent, Entity.parent_id == _Parent.id
+)
+ASSIGNMENT_ROWS: Select[Any] = select(
+    RoleAssignment.uuid, RoleAssignment.user_id, RoleAssignment.role, Entity.uuid, RoleAssignment.expiration_time,
+    RoleAssignment.is_active, RoleAssignment.updated_at,
+).join(Entity, RoleAssignment.entity_id == Entity.id)
 
 
-def _entity_rows() -> Select[Any]:
-    return select(Entity.uuid, Entity.type, _Parent.uuid).outerjoin(_Parent, Entity.parent_id == _Parent.id)
-
-
-def _assignment_rows() -> Select[Any]:
-    return (
-        select(RoleAssignment.uuid, RoleAssignment.user_id, RoleAssignment.role, Entity.uuid,
-               RoleAssignment.expiration_time)
-        .join(Entity, RoleAssignment.entity_id == Entity.id)
-        .where(RoleAssignment.is_active.is_(True))
-    )
-
-
-def _entity_fact(row: tuple[object, str, object]) -> EntityFact:
-    uuid, entity_type, parent = row
+def _entity_fact(row: Row[Any]) -> EntityFact:
+    uuid, entity_type, parent, _ = row
     return EntityFact(uuid=str(uuid), type=entity_type, parent=str(parent) if parent else None)
 
 
-def _assignment_fact(row: tuple[object, int, str, object, datetime | None]) -> AssignmentFact:
-    uuid, user_id, role, entity, expires_at = row
+def _assignment_fact(row: Row[Any]) -> AssignmentFact | None:
+    """The fact for an active assignment, None for a revoked one."""
+    uuid, user_id, role, entity, expires_at, is_active, _ = row
+    if not is_active:
+        return None
     return AssignmentFact(uuid=str(uuid), user_id=user_id, role=role, entity=str(entity), expires_at=expires_at)
 
 
@@ -65,34 +65,69 @@ def _in_tree_order(facts: list[EntityFact]) -> Iterable[EntityFact]:
 
 
 class FactSync:
-    """Loads facts into ``runtime.policy`` and refreshes single rows after changes."""
+    """Loads facts into ``runtime.policy`` and applies changed rows, newest version wins."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.versions = runtime.fact_versions
 
     async def load_all(self) -> None:
         """Replace the engine's facts with the database's."""
         async with self.runtime.session() as session:
-            entities = [_entity_fact(row) for row in (await session.execute(_entity_rows())).tuples()]
-            assignments = [_assignment_fact(row) for row in (await session.execute(_assignment_rows())).tuples()]
+            entity_rows = (await session.execute(ENTITY_ROWS)).all()
+            assignment_rows = (await session.execute(
+                ASSIGNMENT_ROWS.where(RoleAssignment.is_active.is_(True)))).all()
+        self.versions.clear()
+        self.versions.update({str(row[0]): row[-1] for row in (*entity_rows, *assignment_rows)})
+        entities = [_entity_fact(row) for row in entity_rows]
+        assignments = [fact for row in assignment_rows if (fact := _assignment_fact(row)) is not None]
         self.runtime.policy.replace_facts(list(_in_tree_order(entities)), assignments)
+
+    def _is_new(self, row: Row[Any]) -> bool:
+        uuid, version = str(row[0]), row[-1]
+        known = self.versions.get(uuid)
+        if known is not None and version < known:
+            return False
+        self.versions[uuid] = version
+        return True
+
+    def apply_entities(self, rows: Sequence[Row[Any]]) -> None:
+        """Mirror these entity rows (parents first), skipping any older than what is mirrored."""
+        policy = self.runtime.policy
+        fresh = {str(row[0]) for row in rows if self._is_new(row)}
+        for fact in _in_tree_order([_entity_fact(row) for row in rows]):
+            if fact.uuid in fresh and policy.entity(fact.uuid) != fact:
+                policy.put_entity(fact)
+
+    def apply_assignments(self, rows: Sequence[Row[Any]]) -> None:
+        """Mirror these assignment rows (inactive: forgotten), skipping any older than what is mirrored."""
+        policy = self.runtime.policy
+        for row in rows:
+            if not self._is_new(row):
+                continue
+            uuid, fact = str(row[0]), _assignment_fact(row)
+            if fact is None:
+                if policy.assignment(uuid) is not None:
+                    policy.remove_assignment(uuid)
+            elif policy.assignment(uuid) != fact:
+                policy.put_assignment(fact)
 
     async def refresh_entity(self, session: AsyncSession, uuid: str) -> None:
         """Mirror one entity as it now is in the database (gone: forgotten)."""
-        row = (await session.execute(_entity_rows().where(Entity.uuid == UUID(uuid)))).tuples().first()
-        if row is None:
-            self.runtime.policy.remove_entity(uuid)
+        rows = (await session.execute(ENTITY_ROWS.where(Entity.uuid == UUID(uuid)))).all()
+        if rows:
+            self.apply_entities(rows)
         else:
-            self.runtime.policy.put_entity(_entity_fact(row))
+            self.versions.pop(uuid, None)
+            self.runtime.policy.remove_entity(uuid)
 
     async def refresh_assignment(self, session: AsyncSession, uuid: str) -> None:
         """Mirror one assignment as it now is (inactive or gone: forgotten)."""
-        statement = _assignment_rows().where(RoleAssignment.uuid == UUID(uuid))
-        row = (await session.execute(statement)).tuples().first()
-        if row is None:
+        rows = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.uuid == UUID(uuid)))).all()
+        if rows:
+            self.apply_assignments(rows)
+        elif self.runtime.policy.assignment(uuid) is not None:
             self.runtime.policy.remove_assignment(uuid)
-        else:
-            self.runtime.policy.put_assignment(_assignment_fact(row))
 
 
 class FactWatcher:
@@ -102,31 +137,23 @@ class FactWatcher:
     OVERLAP = timedelta(seconds=5)
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+        self.sync = FactSync(runtime)
         self.since = datetime.now(UTC) - self.OVERLAP
 
     async def poll(self) -> None:
-        """Apply every change committed since the last poll; resynchronise fully when an entity was deleted."""
+        """Apply every change committed since the last poll, and forget entities deleted elsewhere."""
         started = datetime.now(UTC)
-        policy = self.runtime.policy
-        async with self.runtime.session() as session:
-            entities = [_entity_fact(row) for row in
-                        (await session.execute(_entity_rows().where(Entity.updated_at >= self.since))).tuples()]
-            changed = [str(uuid) for uuid in await session.scalars(
-                select(RoleAssignment.uuid).where(RoleAssignment.updated_at >= self.since))]
-            live = {str(row[0]): _assignment_fact(row) for row in (await session.execute(
-                _assignment_rows().where(RoleAssignment.updated_at >= self.since))).tuples()}
+        policy = self.sync.runtime.policy
+        async with self.sync.runtime.session() as session:
+            entity_rows = (await session.execute(ENTITY_ROWS.where(Entity.updated_at >= self.since))).all()
+            assignment_rows = (await session.execute(
+                ASSIGNMENT_ROWS.where(RoleAssignment.updated_at >= self.since))).all()
             total = await session.scalar(select(func.count()).select_from(Entity))
-        for fact in _in_tree_order(entities):
-            if policy.entity(fact.uuid) != fact:
-                policy.put_entity(fact)
-        for uuid in changed:
-            fact = live.get(uuid)
-            if fact is None:
-                if policy.assignment(uuid) is not None:
-                    policy.remove_assignment(uuid)
-            elif policy.assignment(uuid) != fact:
-                policy.put_assignment(fact)
-        if total != policy.entity_count:
-            await FactSync(self.runtime).load_all()
+            existing = set(map(str, await session.scalars(select(Entity.uuid)))) if total != policy.entity_count \
+                else None
+        self.sync.apply_entities(entity_rows)
+        self.sync.apply_assignments(assignment_rows)
+        if existing is not None:
+            for uuid in policy.entity_uuids() - existing:
+                policy.remove_entity(uuid)
         self.since = started - self.OVERLAP

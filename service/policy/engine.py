@@ -134,6 +134,10 @@ class PolicyEngine:
         """How many entities are mirrored."""
         return len(self._facts.entities)
 
+    def entity_uuids(self) -> set[str]:
+        """Every mirrored entity's uuid."""
+        return set(self._facts.entities)
+
     def entity(self, uuid: str) -> EntityFact | None:
         """The mirrored entity ``uuid``, or None when it is unknown."""
         return self._facts.entities.get(uuid)

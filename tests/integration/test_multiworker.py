@@ -11,7 +11,10 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from service.app import create_app
+from service.authz.models import RoleAssignment
+from service.authz.sync import ASSIGNMENT_ROWS, FactSync
 from service.config import Settings
+from service.runtime import Runtime
 from tests.conftest import http_client, running
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
@@ -77,3 +80,17 @@ async def test_entity_registered_through_a_is_known_to_b(client: AsyncClient, wo
         return response.status_code == 200 and response.json()["allowed"] is True
 
     await within_deadline(known)
+
+
+async def test_a_stale_poll_cannot_bring_a_revoked_role_back(client: AsyncClient, world: World,
+                                                            runtime: Runtime) -> None:
+    """A poll that read the assignment before a local revocation applies its rows after it: they lose."""
+    created = await create_pat(client, world.owner_headers)
+    async with runtime.session() as session:
+        stale = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.is_active.is_(True)))).all()
+    assert stale, "the owner's assignment should be active before the revocation"
+    for row in stale:
+        assert (await client.delete(f"/api/role-assignments/{row[0]}/", headers=world.staff_headers)).status_code == 204
+    FactSync(runtime).apply_assignments(stale)
+    response = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
+    assert response.json()["allowed"] is False
