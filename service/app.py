@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -15,20 +16,21 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from service import __doc__ as description
 from service.auth_tokens.controllers import AdminAuthTokenController, AuthTokenController, LoginController
-from service.cli import TokengateCLIPlugin
-from service.background import Periodic
-from service.config import Settings, load_settings
-from service.errors import exception_to_response
-from service.runtime import Runtime, RuntimeDependency
-from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
-from service.security.principal import Principal
 from service.authz.controllers import AuthzController, RoleAssignmentController
 from service.authz.sync import FactSync, FactWatcher
+from service.background import Periodic
+from service.cli import TokengateCLIPlugin
+from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
+from service.errors import exception_to_response
 from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService
 from service.policy.controllers import PolicyController
+from service.policy.reload import install_sighup_reload
+from service.runtime import Runtime, RuntimeDependency
+from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
+from service.security.principal import Principal
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -72,9 +74,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ]
         for loop in loops:
             loop.start()
+        stop_reloading = install_sighup_reload(runtime.policy, Path(settings.policy_dir))
         try:
             yield
         finally:
+            stop_reloading()
             for loop in loops:
                 await loop.stop()
             await runtime.usage.flush()
