@@ -7,6 +7,7 @@ any cluster machinery; revocations made by this worker drop their entries at onc
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from service.auth_tokens.models import AuthToken
-from service.crypto import is_legacy_key, pat_expiry
+from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
 from service.pats.models import PersonalAccessToken
 from service.policy.facts import TokenLimits
 from service.security.client_ip import IPAddress, IPNetwork
@@ -66,29 +67,32 @@ class TokenVerifier:
         self.max_entries = max_entries
         self._cache: OrderedDict[str, CachedCredential] = OrderedDict()
         self._forgets = 0  # bumped by every forget_*: see verify
+        self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
 
     async def verify(self, token: str, ip: IPAddress | None, *, record: bool = True) -> Principal | None:
         """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database.
 
-        ``record=False`` (introspection on behalf of a resource server) leaves usage and events untouched.
+        A cached token costs one HMAC and a dict lookup (its shape was checked when it was cached). ``record=False``
+        (introspection on behalf of a resource server) leaves usage and events untouched.
         """
-        now = datetime.now(UTC)
-        if token.startswith("w_"):
-            expiry = pat_expiry(token)
-            if expiry is None or expiry <= now.timestamp() or not self.runtime.settings.tokens.pat_enabled:
-                return None
-        elif not is_legacy_key(token):
+        if len(token) > MAX_TOKEN_CHARS:
             return None
+        now = datetime.now(UTC)
         token_hash = self.runtime.keyring.token_hash(token)
         entry = self._cache.get(token_hash)
         if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
+            kind = self._offline_kind(token, now)
+            if kind is None:
+                return None
             forgets = self._forgets
-            entry = await self._load(token_hash, now)
+            entry = await self._load_once(kind, token_hash, now)
             if entry is None:
                 self._cache.pop(token_hash, None)
                 return None
             if forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
                 self._remember(entry)
+        if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
+            return None
         if not entry.is_valid(now, ip):
             if record and entry.networks and entry.principal.is_pat:
                 self.runtime.usage.denied_from_ip(entry, ip)
@@ -96,6 +100,24 @@ class TokenVerifier:
         if record:
             self.runtime.usage.record(entry, now, ip)
         return entry.principal
+
+    def _offline_kind(self, token: str, now: datetime) -> CredentialKind | None:
+        """What ``token`` claims to be, judged without the database: None for malformed, forged or expired."""
+        if token.startswith(PAT_PREFIX):
+            expiry = pat_expiry(token)
+            if expiry is None or expiry <= now.timestamp() or not self.runtime.settings.tokens.pat_enabled:
+                return None
+            return CredentialKind.PAT
+        return CredentialKind.TOKEN if is_legacy_key(token) else None
+
+    async def _load_once(self, kind: CredentialKind, token_hash: str, now: datetime) -> CachedCredential | None:
+        """One database lookup per token at a time: concurrent misses for the same token share it."""
+        pending = self._loading.get(token_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(kind, token_hash, now))
+            self._loading[token_hash] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(token_hash, None))
+        return await asyncio.shield(pending)
 
     def expiry_of(self, principal: Principal) -> datetime | None:
         """When the cached credential of ``principal`` stops working by itself (None: only by idle timeout)."""
@@ -124,18 +146,22 @@ class TokenVerifier:
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
 
-    async def _load(self, token_hash: str, now: datetime) -> CachedCredential | None:
+    async def _load(self, kind: CredentialKind, token_hash: str, now: datetime) -> CachedCredential | None:
         async with self.runtime.session() as session:
-            legacy = await session.scalar(
-                select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
-            )
-            if legacy is not None:
-                return self._legacy_entry(legacy, token_hash) if legacy.user.is_active else None
-            pat = await session.scalar(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == token_hash))
-            if pat is None:
-                return None
-            owner = await session.get(User, pat.user_id)
-        if owner is None or not owner.is_active or not owner.can_use_personal_access_tokens:
+            if kind is CredentialKind.TOKEN:
+                legacy = await session.scalar(
+                    select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
+                )
+                return self._legacy_entry(legacy, token_hash) if legacy and legacy.user.is_active else None
+            row = (await session.execute(
+                select(PersonalAccessToken, User)
+                .join(User, User.id == PersonalAccessToken.user_id)
+                .where(PersonalAccessToken.token_hash == token_hash)
+            )).first()
+        if row is None:
+            return None
+        pat, owner = row
+        if not owner.is_active or not owner.can_use_personal_access_tokens:
             return None
         if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until):
             return None
