@@ -94,7 +94,7 @@ async def fx_app(settings: Settings) -> AsyncIterator[Litestar]:
         else:
             await session.execute(text("UPDATE entity SET parent_id = NULL"))
             for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+                await session.execute(text(f"DELETE FROM {table}"))
     await runtime.alchemy.get_engine().dispose()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -27,7 +27,7 @@ BAD_CREDENTIALS = "Invalid username/password."
 USER_DISABLED = "User account is disabled."
 
 
-class TokenOrdering(str, Enum):
+class TokenOrdering(StrEnum):
     """Seed 001 ``ordering`` values (``-`` for descending)."""
 
     ID = "id"

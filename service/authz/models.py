@@ -1,4 +1,4 @@
-"""Role assignments: user × role × entity, the dynamic facts the policy decides on."""
+"""Role assignments: user, role and entity, the dynamic facts the policy decides on."""
 
 from __future__ import annotations
 

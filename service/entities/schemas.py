@@ -36,4 +36,4 @@ class EntityUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Rename or move an entity (``parent: null`` moves it to the root, where its type allows)."""
 
     name: EntityName | msgspec.UnsetType = msgspec.UNSET
-    parent: UUID | None | msgspec.UnsetType = msgspec.UNSET
+    parent: UUID | msgspec.UnsetType | None = msgspec.UNSET

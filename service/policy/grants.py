@@ -10,7 +10,6 @@ from typing import Any
 import casbin
 from casbin.model import Model
 
-
 # pycasbin logs every allow at INFO and every deny at WARNING (and the model at load): on the decision path that is
 # a log line per request. Decisions are explained by the engine instead; Casbin's own errors still get through.
 logging.getLogger("casbin").setLevel(logging.ERROR)

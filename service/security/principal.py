@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from uuid import UUID
 
 from litestar.di import NamedDependency
@@ -12,7 +12,7 @@ from litestar.params import SkipValidation
 from service.policy.facts import Subject, TokenLimits
 
 
-class CredentialKind(str, Enum):
+class CredentialKind(StrEnum):
     """How the caller authenticated."""
 
     TOKEN = "token"  # legacy auth token: the user's full current rights

@@ -149,7 +149,11 @@ class UsageRecorder:
                 await session.execute(
                     update(AuthToken)
                     .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
-                    .values(refreshed_at=refreshed_at, expires_at=refreshed_at + lifetime if lifetime else None)
+                    .values(
+                        refreshed_at=refreshed_at,
+                        expires_at=refreshed_at + lifetime if lifetime else None,
+                        updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
+                    )
                 )
             recorder = EventService(session=session)
             for event in events:

@@ -10,7 +10,6 @@ from sqlalchemy import update
 
 from service.app import expire_tokens
 from service.pats.models import PersonalAccessToken
-
 from service.runtime import Runtime
 from tests.factories import auth, user_with_key
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)

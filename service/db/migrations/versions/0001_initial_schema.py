@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 03:00:33.125228
 """
 
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from advanced_alchemy.types import DateTimeUTC
 from alembic import op
-
 
 sa.DateTimeUTC = DateTimeUTC  # type: ignore[attr-defined]
 

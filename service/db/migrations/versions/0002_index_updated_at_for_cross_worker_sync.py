@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
-
 sa.DateTimeUTC = DateTimeUTC  # type: ignore[attr-defined]
 
 revision: str = '0002'
