@@ -179,7 +179,7 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
         self.runtime.verifier.forget_token(token.key_hash)
 
     # -- staff listings ----------------------------------------------------------------------------------------
-    def _active(self) -> Select[tuple[AuthToken]]:
+    def _active(self) -> Select[Any]:
         now = datetime.now(UTC)
         return (
             select(AuthToken)
@@ -209,7 +209,9 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
         clauses += _date_filters(AuthToken.updated_at, query.updated_date, query.updated_from, query.updated_to)
         if query.search:
             clauses.append(self._search(query.search))
-        statement = select(AuthToken).join(AuthToken.user).where(and_(*clauses)).order_by(*_ordering(query.ordering))
+        statement: Select[Any] = (
+            select(AuthToken).join(AuthToken.user).where(and_(*clauses)).order_by(*_ordering(query.ordering))
+        )
         items, total = await self.list_and_count(window.filter, statement=statement)
         return list(items), total
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.orm import aliased
 
 from service.authz.models import RoleAssignment
@@ -28,22 +28,23 @@ from service.policy import AssignmentFact, EntityFact
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
+AnySession = AsyncSession | async_scoped_session[AsyncSession]
 _Parent = aliased(Entity)
-ENTITY_ROWS: Select[Any] = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).outerjoin(
+ENTITY_ROWS = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).outerjoin(
     _Parent, Entity.parent_id == _Parent.id
 )
-ASSIGNMENT_ROWS: Select[Any] = select(
+ASSIGNMENT_ROWS = select(
     RoleAssignment.uuid, RoleAssignment.user_id, RoleAssignment.role, Entity.uuid, RoleAssignment.expiration_time,
     RoleAssignment.is_active, RoleAssignment.updated_at,
 ).join(Entity, RoleAssignment.entity_id == Entity.id)
 
 
-def _entity_fact(row: Row[Any]) -> EntityFact:
+def _entity_fact(row: Any) -> EntityFact:
     uuid, entity_type, parent, _ = row
     return EntityFact(uuid=str(uuid), type=entity_type, parent=str(parent) if parent else None)
 
 
-def _assignment_fact(row: Row[Any]) -> AssignmentFact | None:
+def _assignment_fact(row: Any) -> AssignmentFact | None:
     """The fact for an active assignment, None for a revoked one."""
     uuid, user_id, role, entity, expires_at, is_active, _ = row
     if not is_active:
@@ -78,12 +79,13 @@ class FactSync:
             assignment_rows = (await session.execute(
                 ASSIGNMENT_ROWS.where(RoleAssignment.is_active.is_(True)))).all()
         self.versions.clear()
-        self.versions.update({str(row[0]): row[-1] for row in (*entity_rows, *assignment_rows)})
+        rows: list[Any] = [*entity_rows, *assignment_rows]
+        self.versions.update({str(row[0]): row[-1] for row in rows})
         entities = [_entity_fact(row) for row in entity_rows]
         assignments = [fact for row in assignment_rows if (fact := _assignment_fact(row)) is not None]
         self.runtime.policy.replace_facts(list(_in_tree_order(entities)), assignments)
 
-    def _is_new(self, row: Row[Any]) -> bool:
+    def _is_new(self, row: Any) -> bool:
         uuid, version = str(row[0]), row[-1]
         known = self.versions.get(uuid)
         if known is not None and version < known:
@@ -91,7 +93,7 @@ class FactSync:
         self.versions[uuid] = version
         return True
 
-    def apply_entities(self, rows: Sequence[Row[Any]]) -> None:
+    def apply_entities(self, rows: Sequence[Any]) -> None:
         """Mirror these entity rows (parents first), skipping any older than what is mirrored."""
         policy = self.runtime.policy
         fresh = {str(row[0]) for row in rows if self._is_new(row)}
@@ -99,7 +101,7 @@ class FactSync:
             if fact.uuid in fresh and policy.entity(fact.uuid) != fact:
                 policy.put_entity(fact)
 
-    def apply_assignments(self, rows: Sequence[Row[Any]]) -> None:
+    def apply_assignments(self, rows: Sequence[Any]) -> None:
         """Mirror these assignment rows (inactive: forgotten), skipping any older than what is mirrored."""
         policy = self.runtime.policy
         for row in rows:
@@ -112,7 +114,7 @@ class FactSync:
             elif policy.assignment(uuid) != fact:
                 policy.put_assignment(fact)
 
-    async def refresh_entity(self, session: AsyncSession, uuid: str) -> None:
+    async def refresh_entity(self, session: AnySession, uuid: str) -> None:
         """Mirror one entity as it now is in the database (gone: forgotten)."""
         rows = (await session.execute(ENTITY_ROWS.where(Entity.uuid == UUID(uuid)))).all()
         if rows:
@@ -121,7 +123,7 @@ class FactSync:
             self.versions.pop(uuid, None)
             self.runtime.policy.remove_entity(uuid)
 
-    async def refresh_assignment(self, session: AsyncSession, uuid: str) -> None:
+    async def refresh_assignment(self, session: AnySession, uuid: str) -> None:
         """Mirror one assignment as it now is (inactive or gone: forgotten)."""
         rows = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.uuid == UUID(uuid)))).all()
         if rows:

@@ -71,7 +71,7 @@ async def lock_row(session: AsyncSession, model: Any, row_id: int) -> None:
     PostgreSQL gets ``SELECT … FOR UPDATE``; SQLite has no row locks, so a no-op ``UPDATE`` takes the database
     write lock instead. Either way, concurrent transactions that lock the same row run one after another.
     """
-    if session.bind.dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         await session.execute(update(model).where(model.id == row_id).values(id=model.id))
     else:
         await session.execute(select(model.id).where(model.id == row_id).with_for_update())

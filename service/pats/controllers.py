@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from service.http import LIST_METHODS, NO_STORE, READ, WRITE, list_operation_id
 from service.pagination import Window, paginated, provide_page
@@ -71,6 +71,7 @@ class PersonalAccessTokenController(Controller):
         user: Annotated[UUID | None, Parameter(description="Staff: only this user's tokens.")] = None,
     ) -> Response[list[PatRead]]:
         """Own tokens, newest first (staff: everyone's, or one user's with ``?user=``)."""
+        filters: list[ColumnElement[bool]]
         if is_staff_request(principal):
             filters = [] if user is None else [
                 PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == user))]

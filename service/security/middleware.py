@@ -7,6 +7,7 @@ a flood of garbage tokens is cheaper than valid traffic. Handlers opt out with `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
@@ -45,7 +46,7 @@ _INVALID = _unauthorized(INVALID_TOKEN)
 _MISSING = _unauthorized(NOT_AUTHENTICATED)
 
 
-def parse_authorization(headers: list[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
+def parse_authorization(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
     """Return ``(present, token)``: whether an Authorization header came, and the token if well-formed.
 
     One header, ``Token <key>`` or ``Bearer <key>`` (keyword case-insensitive), a single ASCII word.
@@ -81,7 +82,8 @@ class AuthenticationMiddleware(ASGIMiddleware):
             return await self._reject(send, _MISSING)
         principal = None
         if token is not None:
-            peer = scope["client"][0] if scope.get("client") else None
+            client = scope.get("client")
+            peer = client[0] if client else None
             forwarded = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
             ip = self._client_ip(peer, forwarded)
             scope["state"]["client_ip"] = ip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
@@ -41,7 +41,7 @@ class PendingEvent:
     event_type: str
     message: str
     user_id: int
-    context: dict[str, str]
+    context: dict[str, Any]
 
 
 class UsageRecorder:

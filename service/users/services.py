@@ -11,7 +11,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.errors import ValidationError
@@ -111,7 +111,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
     async def revoke_all_tokens(self, user_id: int) -> None:
         """Delete the legacy token and deactivate every Personal Access Token of ``user_id``."""
         await self.repository.session.execute(delete(AuthToken).where(AuthToken.user_id == user_id))
-        result = await self.repository.session.execute(
+        result: CursorResult[Any] = await self.repository.session.execute(  # type: ignore[assignment]
             update(PersonalAccessToken)
             .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.is_active.is_(True))
             .values(is_active=False)
