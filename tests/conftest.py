@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -62,20 +62,39 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable and CI=true: the suite must run on it")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    name = f"tokengate_test_{uuid.uuid4().hex[:12]}"
+    with throwaway_postgres("tokengate_test") as url:
+        upgrade_database(make_settings(url, tmp))
+        yield url
 
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    upgrade_database(make_settings(url, tmp))
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+async def _pg_admin(sql: str) -> None:
+    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the duration of the block (dropped after, even if in use)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def reset_database(runtime: Runtime) -> None:
+    """Empty every table (the per-backend database is shared by the whole run)."""
+    async with runtime.session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            await session.execute(text("UPDATE entity SET parent_id = NULL"))
+            for table in TABLES:
+                await session.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(name="settings")
@@ -88,13 +107,7 @@ async def fx_app(settings: Settings) -> AsyncIterator[Litestar]:
     app = create_app(settings)
     yield app
     runtime: Runtime = app.state.runtime
-    async with runtime.session() as session:
-        if session.bind.dialect.name == "postgresql":
-            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            await session.execute(text("UPDATE entity SET parent_id = NULL"))
-            for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))
+    await reset_database(runtime)
     await runtime.alchemy.get_engine().dispose()
 
 

@@ -18,12 +18,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import text
 
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import TABLES, http_client, make_settings, running
+from tests.conftest import http_client, make_settings, reset_database, running
 
 T = TypeVar("T")
 
@@ -62,17 +61,6 @@ def counted(client: httpx.AsyncClient) -> httpx.AsyncClient:
 def security_client(app: Litestar, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
     """An in-process client from ``client_ip`` whose traffic is counted."""
     return counted(http_client(app, client_ip=client_ip))
-
-
-async def reset_database(runtime: Runtime) -> None:
-    """Empty every table (the session-scoped database is shared with the rest of the suite)."""
-    async with runtime.session() as session:
-        if session.bind.dialect.name == "postgresql":
-            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            await session.execute(text("UPDATE entity SET parent_id = NULL"))
-            for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))
 
 
 class Harness:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
@@ -35,7 +34,7 @@ from service.db import upgrade_database
 from service.events.models import Event
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import PG_HOST, PG_PORT, ROOT, make_settings
+from tests.conftest import ROOT, make_settings, throwaway_postgres
 from tests.factories import grant, make_entity, user_with_key
 from tests.security.conftest import STATS, counted
 
@@ -69,20 +68,8 @@ def fx_durable_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     if database_url.startswith("sqlite"):
         yield f"sqlite+aiosqlite:///{tmp_path / 'durable.db'}"
         return
-    name = f"tokengate_durable_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_postgres("tokengate_durable") as url:
+        yield url
 
 
 class Server:
