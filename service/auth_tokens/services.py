@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
 from service.auth_tokens.models import AuthToken
 from service.crypto import display_prefix, is_legacy_key, new_legacy_key
@@ -189,7 +189,7 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
 
     async def list_active(self, window: Window) -> tuple[list[AuthToken], int]:
         """Seed 000: tokens that have not expired, newest user first."""
-        items, total = await self.list_and_count(
+        items, total = await self.get_many_and_count(
             window.filter, statement=self._active().order_by(AuthToken.user_id.desc())
         )
         return list(items), total
@@ -210,9 +210,9 @@ class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepo
         if query.search:
             clauses.append(self._search(query.search))
         statement: Select[Any] = (
-            select(AuthToken).join(AuthToken.user).where(and_(*clauses)).order_by(*_ordering(query.ordering))
+            select(AuthToken).join(AuthToken.user).where(*clauses).order_by(*_ordering(query.ordering))
         )
-        items, total = await self.list_and_count(window.filter, statement=statement)
+        items, total = await self.get_many_and_count(window.filter, statement=statement)
         return list(items), total
 
     def _search(self, term: str) -> ColumnElement[bool]:

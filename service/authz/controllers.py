@@ -70,7 +70,7 @@ class RoleAssignmentController(Controller):
         self, request: Request[Any, Any, Any], assignments: Assignments, window: NamedDependency[Window],
         user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
         role: Annotated[str | None, Parameter(max_length=100)] = None,
-        is_active: bool | None = None,
+        is_active: Annotated[bool | None, Parameter(description="Only active (true) or revoked (false).")] = None,
     ) -> Response[list[RoleAssignmentRead]]:
         """Assignments, newest first."""
         filters: list[Any] = []
@@ -80,7 +80,7 @@ class RoleAssignmentController(Controller):
             filters.append(RoleAssignment.role == role)
         if is_active is not None:
             filters.append(RoleAssignment.is_active.is_(is_active))
-        items, total = await assignments.list_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
+        items, total = await assignments.get_many_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
         return paginated(request, await _reads(request, assignments, list(items)), total, window)
 
     @post("/", operation_id="RoleAssignmentsCreate", responses=WRITE)

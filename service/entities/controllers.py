@@ -55,7 +55,7 @@ class EntityController(Controller):
         if parent is not None:
             parent_entity = await entities.get_one_or_none(uuid=parent)
             filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
-        items, total = await entities.list_and_count(window.filter, *filters, order_by=Entity.id.asc())
+        items, total = await entities.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
         return paginated(request, [await entity_read(request, entities, e) for e in items], total, window)
 
     @post("/", operation_id="EntitiesCreate", responses=WRITE)

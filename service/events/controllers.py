@@ -49,11 +49,11 @@ class EventController(Controller):
             filters.append(Event.user_id.in_(select(User.id).where(User.uuid == user)))
         if event_type is not None:
             filters.append(Event.event_type == event_type)
-        items, total = await events.list_and_count(window.filter, *filters, order_by=Event.id.desc())
+        items, total = await events.get_many_and_count(window.filter, *filters, order_by=Event.id.desc())
         session = events.repository.session
         user_ids = {e.user_id for e in items if e.user_id is not None}
         rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))
-        uuids: dict[int | None, UUID] = dict(rows.tuples().all())
+        uuids: dict[int | None, UUID] = dict(rows.all())
         body = [EventRead(uuid=e.uuid, event_type=e.event_type, message=e.message, user=uuids.get(e.user_id),
                           created=e.created_at, context=e.context) for e in items]
         return paginated(request, body, total, window)

@@ -77,7 +77,7 @@ class PersonalAccessTokenController(Controller):
                 PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == user))]
         else:
             filters = [PersonalAccessToken.user_id == principal.user_id]
-        items, total = await pats.list_and_count(
+        items, total = await pats.get_many_and_count(
             window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()])
         bindings = await pats.bindings_out(list(items))
         return paginated(request, [pat_read(t, bindings[t.id]) for t in items], total, window)

@@ -92,4 +92,4 @@ async def _entity_names(session: AsyncSession, uuids: list[str]) -> dict[str, st
     if not uuids:
         return {}
     rows = await session.execute(select(Entity.uuid, Entity.name).where(Entity.uuid.in_([UUID(u) for u in uuids])))
-    return {str(uuid): f"{name} [{uuid}]" for uuid, name in rows.tuples()}
+    return {str(uuid): f"{name} [{uuid}]" for uuid, name in rows}
