@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from advanced_alchemy.base import ModelProtocol
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.config import Settings
 from service.crypto import Keyring, load_secret
 from service.db import create_alchemy_config
+from service.events.services import EventService
 from service.policy.engine import PolicyEngine
 from service.security.client_ip import IPNetwork
 from service.security.throttle import LoginThrottle
@@ -25,6 +29,8 @@ from service.security.usage import UsageRecorder
 from service.security.verifier import TokenVerifier
 
 ServiceT = TypeVar("ServiceT")
+ModelT = TypeVar("ModelT", bound=ModelProtocol)
+RepositoryT = TypeVar("RepositoryT", bound=SQLAlchemyAsyncRepository[Any])
 
 
 @dataclass(eq=False)
@@ -73,6 +79,15 @@ class Runtime:
             except BaseException:
                 await session.rollback()
                 raise
+
+
+class DomainService(SQLAlchemyAsyncRepositoryService[ModelT, RepositoryT]):
+    """A repository service that knows the worker's runtime and records audit events in its own transaction."""
+
+    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(session=session, **kwargs)
+        self.runtime = runtime
+        self.events = EventService(session=session)
 
 
 RuntimeDependency = NamedDependency[SkipValidation[Runtime]]

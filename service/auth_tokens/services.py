@@ -8,20 +8,20 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import ColumnElement, Select, or_, select
 
 from service.auth_tokens.models import AuthToken
 from service.crypto import display_prefix, is_legacy_key, new_legacy_key
 from service.errors import AuthenticationError, Throttled
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pagination import Window
+from service.runtime import DomainService
 from service.users.models import User
 from service.users.services import verify_password
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    pass
 
 BAD_CREDENTIALS = "Invalid username/password."
 USER_DISABLED = "User account is disabled."
@@ -77,17 +77,12 @@ class AuthTokenRepository(SQLAlchemyAsyncRepository[AuthToken]):
     model_type = AuthToken
 
 
-class AuthTokenService(SQLAlchemyAsyncRepositoryService[AuthToken, AuthTokenRepository]):
+class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
     """One token per user; the key is kept only as an HMAC (lookup) and AES-GCM ciphertext (re-display at login)."""
 
     repository_type = AuthTokenRepository
     # A window-function count comes back with the rows, so a page past the end would report a total of 0.
     count_with_window_function = False
-
-    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(session=session, **kwargs)
-        self.runtime = runtime
-        self.events = EventService(session=session)
 
     # -- login -------------------------------------------------------------------------------------------------
     async def login(self, username: str, password: str, ip: str) -> str:

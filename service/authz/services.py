@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select
 
 from service.authz.models import RoleAssignment
@@ -14,8 +13,9 @@ from service.authz.schemas import EntityRef, RoleAssignmentCreate
 from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.policy import Decision
+from service.runtime import DomainService
 from service.timeutil import as_utc
 from service.users.models import User
 
@@ -30,16 +30,14 @@ class RoleAssignmentRepository(SQLAlchemyAsyncRepository[RoleAssignment]):
     model_type = RoleAssignment
 
 
-class RoleAssignmentService(SQLAlchemyAsyncRepositoryService[RoleAssignment, RoleAssignmentRepository]):
+class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentRepository]):
     """Grants and revokes roles; each change reaches the policy engine as soon as it is committed."""
 
     repository_type = RoleAssignmentRepository
 
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(session=session, **kwargs)
-        self.runtime = runtime
+        super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
-        self.events = EventService(session=session)
 
     async def grant(self, data: RoleAssignmentCreate, actor_id: int) -> RoleAssignment:
         """Grant a role declared in the policy on an entity of the role's type."""

@@ -7,7 +7,6 @@ from uuid import UUID
 
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import delete, exists, select
 
 from service.authz.models import RoleAssignment
@@ -15,6 +14,7 @@ from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
+from service.runtime import DomainService
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -26,14 +26,13 @@ class EntityRepository(SQLAlchemyAsyncRepository[Entity]):
     model_type = Entity
 
 
-class EntityService(SQLAlchemyAsyncRepositoryService[Entity, EntityRepository]):
+class EntityService(DomainService[Entity, EntityRepository]):
     """Registers, moves and deletes entities, keeping the policy engine's tree in step."""
 
     repository_type = EntityRepository
 
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(session=session, **kwargs)
-        self.runtime = runtime
+        super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
 
     async def parent_uuid(self, entity: Entity) -> UUID | None:

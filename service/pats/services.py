@@ -7,23 +7,22 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
 from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.schemas import AllowedScopeOut, PatCreate
 from service.policy import PermissionSpec
+from service.runtime import DomainService
 from service.timeutil import as_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
     from service.security.principal import Principal
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
@@ -36,15 +35,10 @@ class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
     model_type = PersonalAccessToken
 
 
-class PatService(SQLAlchemyAsyncRepositoryService[PersonalAccessToken, PatRepository]):
+class PatService(DomainService[PersonalAccessToken, PatRepository]):
     """Every PAT operation; mutations commit before they return so the response never outruns the database."""
 
     repository_type = PatRepository
-
-    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(session=session, **kwargs)
-        self.runtime = runtime
-        self.events = EventService(session=session)
 
     @property
     def _session(self) -> Any:

@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CursorResult, delete, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.errors import ValidationError
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
+from service.runtime import DomainService
 from service.users.models import User
 from service.users.schemas import UserCreate, UserUpdate
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    pass
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of "no such user" equal to that of "wrong password".
@@ -51,17 +51,12 @@ class UserRepository(SQLAlchemyAsyncRepository[User]):
     model_type = User
 
 
-class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
+class UserService(DomainService[User, UserRepository]):
     """Creates and changes users; deactivation revokes every token the user holds."""
 
     repository_type = UserRepository
     # A window-function count comes back with the rows, so a page past the end would report a total of 0.
     count_with_window_function = False
-
-    def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(session=session, **kwargs)
-        self.runtime = runtime
-        self.events = EventService(session=session)
 
     async def create_user(self, data: UserCreate, actor_id: int | None = None) -> User:
         """Create a user; 400 when the username is taken."""
