@@ -8,7 +8,6 @@ token offline.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -113,7 +112,7 @@ class Keyring:
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
-        return hmac.new(self.hash_key, token.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self.hash_key, token.encode(), "sha256").hex()  # the C one-shot: ~1 µs
 
     def encrypt(self, plaintext: str, context: bytes) -> bytes:
         """AES-256-GCM with a random nonce; ``context`` is bound as associated data."""

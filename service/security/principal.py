@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
@@ -36,10 +36,11 @@ class Principal:
         """Whether the request was made with a Personal Access Token."""
         return self.kind is CredentialKind.PAT
 
-    @property
-    def subject(self) -> Subject:
-        """The policy engine's view of this caller."""
-        return Subject(user_id=self.user_id, is_staff=self.is_staff, token=self.limits)
+    subject: Subject = field(init=False, repr=False, compare=False)
+    """The policy engine's view of this caller (built once: it keys the decision memo on every request)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", Subject(user_id=self.user_id, is_staff=self.is_staff, token=self.limits))
 
 
 CurrentPrincipal = NamedDependency[SkipValidation[Principal]]
