@@ -117,10 +117,10 @@ class AuthzController(Controller):
 
         A token with a network allow-list is active only for a ``client_ip`` inside it. Usage is not recorded.
         """
-        subject = await runtime.verifier.verify(data.token, parse_ip(data.client_ip), record=False)
-        if subject is None:
+        credential = await runtime.verifier.inspect(data.token, parse_ip(data.client_ip))
+        if credential is None:
             return IntrospectResponse(active=False)
-        expiry = runtime.verifier.expiry_of(subject)
+        subject, expiry = credential.principal, credential.stops_at()
         limits = subject.limits
         decision = None
         if data.permission is not None:

@@ -50,6 +50,14 @@ class CachedCredential:
     pat_uuid: str = ""
     pat_name: str = ""
 
+    def stops_at(self) -> datetime | None:
+        """When the credential stops working by itself if nothing else happens (None: never)."""
+        if self.expires_at is not None:
+            return self.expires_at
+        if self.lifetime is not None and self.refreshed_at is not None:
+            return self.refreshed_at + self.lifetime
+        return None
+
     def is_valid(self, now: datetime, ip: IPAddress | None) -> bool:
         """Expiry, idle timeout and network ACL, evaluated for this request."""
         if self.lifetime is not None and self.refreshed_at is not None and now >= self.refreshed_at + self.lifetime:
@@ -69,12 +77,20 @@ class TokenVerifier:
         self._forgets = 0  # bumped by every forget_*: see verify
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
 
-    async def verify(self, token: str, ip: IPAddress | None, *, record: bool = True) -> Principal | None:
-        """Authenticate ``token`` from ``ip``; malformed, bad-checksum and expired PATs never reach the database.
+    async def verify(self, token: str, ip: IPAddress | None) -> Principal | None:
+        """Authenticate ``token`` from ``ip`` and record the use.
 
-        A cached token costs one HMAC and a dict lookup (its shape was checked when it was cached). ``record=False``
-        (introspection on behalf of a resource server) leaves usage and events untouched.
+        Malformed, bad-checksum and expired PATs never reach the database; a cached token costs one HMAC and a dict
+        lookup (its shape was checked when it was cached).
         """
+        entry = await self._credential(token, ip, record=True)
+        return entry.principal if entry is not None else None
+
+    async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
+        """What ``verify`` would accept, without recording a use (introspection for resource servers)."""
+        return await self._credential(token, ip, record=False)
+
+    async def _credential(self, token: str, ip: IPAddress | None, *, record: bool) -> CachedCredential | None:
         if len(token) > MAX_TOKEN_CHARS:
             return None
         now = datetime.now(UTC)
@@ -99,7 +115,7 @@ class TokenVerifier:
             return None
         if record:
             self.runtime.usage.record(entry, now, ip)
-        return entry.principal
+        return entry
 
     def _offline_kind(self, token: str, now: datetime) -> CredentialKind | None:
         """What ``token`` claims to be, judged without the database: None for malformed, forged or expired."""
@@ -118,16 +134,6 @@ class TokenVerifier:
             self._loading[token_hash] = pending
             pending.add_done_callback(lambda _: self._loading.pop(token_hash, None))
         return await asyncio.shield(pending)
-
-    def expiry_of(self, principal: Principal) -> datetime | None:
-        """When the cached credential of ``principal`` stops working by itself (None: only by idle timeout)."""
-        for entry in self._cache.values():
-            if entry.principal is principal:
-                if entry.expires_at is not None:
-                    return entry.expires_at
-                if entry.lifetime is not None and entry.refreshed_at is not None:
-                    return entry.refreshed_at + entry.lifetime
-        return None
 
     def forget_user(self, user_id: int) -> None:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""

@@ -44,6 +44,7 @@ async def test_introspection_reports_active_pat_and_decides(client: AsyncClient,
     report = response.json()
     assert report["active"] is True and report["token_type"] == "pat" and report["username"] == "owner"
     assert report["scope"] == "PROJECT.UPDATE" and report["bindings"] == [world.project]
+    assert report["exp"] == int(datetime.fromisoformat(created["expires_at"]).timestamp())
     assert report["decision"]["allowed"] is True
     body["entity"] = {"type": "project", "uuid": world.sibling}
     assert (await client.post(INTROSPECT, json=body, headers=world.staff_headers)).json()["decision"] == {
