@@ -43,11 +43,9 @@ async def _count_staff(runtime: Runtime) -> int:
         return int(await session.scalar(select(func.count()).select_from(User).where(User.is_staff.is_(True))) or 0)
 
 
-def announce_first_start(settings: Settings) -> None:
+def announce_first_start(runtime: Runtime) -> None:
     """Tell the operator how to make the first staff user when there is none."""
-    from service.runtime import Runtime
-
-    if run_with(Runtime.build(settings), _count_staff) == 0:
+    if run_with(runtime, _count_staff) == 0:
         click.secho(
             "No staff user yet. Create one with:  tokengate users create admin --password '<password>' --staff",
             fg="yellow",
@@ -98,7 +96,7 @@ class TokengateCLIPlugin(CLIPlugin):
         settings: Settings = app.state.runtime.settings
         if settings.auto_migrate:
             upgrade_database(settings)
-        announce_first_start(settings)
+        announce_first_start(app.state.runtime)
         yield
 
     def on_cli_init(self, cli: click.Group) -> None:
