@@ -161,32 +161,34 @@ def free_port() -> int:
 @contextmanager
 def uvicorn_server(target: str, env: dict[str, str], workers: int, *, factory: bool = False,
                    lifespan: str = "on") -> Iterator[int]:
-    """Serve ``target`` with uvicorn (uvloop + httptools, never plain asyncio: PERF-NOTES) on a free port."""
+    """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio:
+    PERF-NOTES), each on its own ``SO_REUSEPORT`` socket so connections spread evenly (see ``bench/serve.py``)."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-               "--log-level", "warning", "--lifespan", lifespan]
+    command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
     if factory:
         command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    processes = [subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE) for _ in range(workers)]
     try:
-        _wait_ready(port, process, workers)
+        _wait_ready(port, processes)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def _wait_ready(port: int, process: subprocess.Popen, workers: int) -> None:
+def _wait_ready(port: int, processes: list[subprocess.Popen]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
                 if response.status == 200:
@@ -195,7 +197,7 @@ def _wait_ready(port: int, process: subprocess.Popen, workers: int) -> None:
             time.sleep(0.2)
     else:
         raise RuntimeError("server did not answer /health within 60 s")
-    time.sleep(1.0 + 0.5 * workers)  # let every worker finish its lifespan start-up, not just the first
+    time.sleep(1.0 + 0.5 * len(processes))  # let every worker finish its lifespan start-up, not just the first
 
 
 def call(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             ),
             security=[{"Token": []}],
+            # the schema and its documentation pages are public
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),
         request_max_body_size=MAX_BODY_BYTES,
         state=State({"runtime": runtime}),

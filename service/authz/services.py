@@ -121,10 +121,10 @@ class Authorizer:
         if permission not in policy.permissions:
             raise ValidationError({"permission": [f"Unknown permission '{permission}'."]})
         if ref is None:
-            return self.decide(principal, permission, None)
+            return policy.decide(principal.subject, permission, None)
         if ref.type not in policy.entity_types:
             raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
         entity = policy.entity(str(ref.uuid))
         if entity is None or entity.type != ref.type:
             raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
-        return self.decide(principal, permission, entity.uuid)
+        return policy.decide(principal.subject, permission, entity.uuid)

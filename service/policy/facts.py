@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -66,6 +66,14 @@ class Subject:
     user_id: int
     is_staff: bool
     token: TokenLimits | None = None
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # a subject keys the decision memo on every request: hash it once
+        object.__setattr__(self, "_hash", hash((self.user_id, self.is_staff, self.token)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,14 @@
 
 Litestar's ``AbstractAuthenticationMiddleware`` raises through the exception machinery on failure, which costs
 more than a successful request (PERF-NOTES). Here a failure is answered directly with a pre-encoded 401 body, so
-a flood of garbage tokens is cheaper than valid traffic. Handlers opt out with ``opt={"skip_auth": True}``.
+a flood of garbage tokens is cheaper than valid traffic. Handlers and routers opt out with
+``opt={"skip_auth": True}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -46,46 +47,60 @@ _INVALID = _unauthorized(INVALID_TOKEN)
 _MISSING = _unauthorized(NOT_AUTHENTICATED)
 
 
-def parse_authorization(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
-    """Return ``(present, token)``: whether an Authorization header came, and the token if well-formed.
+class RequestCredentials(NamedTuple):
+    """What authentication reads off a request's headers."""
 
-    One header, ``Token <key>`` or ``Bearer <key>`` (keyword case-insensitive), a single ASCII word.
+    present: bool
+    """Whether an ``Authorization`` header came."""
+    token: str | None
+    """The token, if that header is well-formed."""
+    forwarded_for: bytes | None
+    """The first ``X-Forwarded-For`` header, raw."""
+
+
+def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> RequestCredentials:
+    """Read the credentials off the headers in one pass (this runs on every request).
+
+    A well-formed ``Authorization`` header is a single one, ``Token <key>`` or ``Bearer <key>`` (keyword
+    case-insensitive), with a single ASCII word as the key.
     """
-    values = [value for name, value in headers if name == b"authorization"]
-    if not values:
-        return False, None
-    if len(values) > 1:
-        return True, None
-    parts = values[0].split()
-    if len(parts) != 2 or parts[0].lower() not in _KEYWORDS or not parts[1].isascii():
-        return True, None
-    return True, parts[1].decode("ascii")
+    authorization = forwarded_for = None
+    repeated = False
+    for name, value in headers:
+        if name == b"authorization":
+            repeated = repeated or authorization is not None
+            authorization = value
+        elif name == b"x-forwarded-for" and forwarded_for is None:
+            forwarded_for = value
+    if authorization is None:
+        return RequestCredentials(False, None, forwarded_for)
+    parts = authorization.split()
+    if repeated or len(parts) != 2 or parts[0].lower() not in _KEYWORDS or not parts[1].isascii():
+        return RequestCredentials(True, None, forwarded_for)
+    return RequestCredentials(True, parts[1].decode("ascii"), forwarded_for)
 
 
 class AuthenticationMiddleware(ASGIMiddleware):
     """Sets ``scope["user"]`` to the :class:`~service.security.principal.Principal` or answers 401."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_opt_key = SKIP_AUTH
-    exclude_path_pattern = ("^/schema",)
+    exclude_opt_key = SKIP_AUTH  # a per-handler flag; a path pattern would cost a regex search on every request
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.trusted_proxies = runtime.trusted_proxies
         # (peer, X-Forwarded-For) -> client address: parsing costs more than the rest of a cached verification
-        self._addresses: dict[tuple[str | None, str | None], IPAddress | None] = {}
+        self._addresses: dict[tuple[str | None, bytes | None], IPAddress | None] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Authenticate, then pass the request on."""
-        present, token = parse_authorization(scope["headers"])
+        present, token, forwarded_for = read_credentials(scope["headers"])
         if not present:
             return await self._reject(send, _MISSING)
         principal = None
         if token is not None:
             client = scope.get("client")
-            peer = client[0] if client else None
-            forwarded = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
-            ip = self._client_ip(peer, forwarded)
+            ip = self._client_ip(client[0] if client else None, forwarded_for)
             scope["state"]["client_ip"] = ip
             principal = await self.runtime.verifier.verify(token, ip)
         if principal is None:
@@ -94,12 +109,13 @@ class AuthenticationMiddleware(ASGIMiddleware):
         scope["auth"] = principal.kind
         await next_app(scope, receive, send)
 
-    def _client_ip(self, peer: str | None, forwarded: str | None) -> IPAddress | None:
-        key = (peer, forwarded)
+    def _client_ip(self, peer: str | None, forwarded_for: bytes | None) -> IPAddress | None:
+        """The client's address, memoised: the same object for the same peer and header (see ``UsageRecorder``)."""
+        key = (peer, forwarded_for)
         if key in self._addresses:
             return self._addresses[key]
-        ip = client_ip(peer, forwarded, self.trusted_proxies)
-        if forwarded is None or len(forwarded) <= _ADDRESS_MEMO_KEY_CHARS:  # long headers: not worth keeping
+        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.trusted_proxies)
+        if forwarded_for is None or len(forwarded_for) <= _ADDRESS_MEMO_KEY_CHARS:  # long headers: not worth keeping
             if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
                 self._addresses.clear()
             self._addresses[key] = ip

@@ -31,15 +31,14 @@ class Principal:
     credential_id: int
     limits: TokenLimits | None = None
 
-    @property
-    def is_pat(self) -> bool:
-        """Whether the request was made with a Personal Access Token."""
-        return self.kind is CredentialKind.PAT
-
+    is_pat: bool = field(init=False, repr=False, compare=False)
+    """Whether the request was made with a Personal Access Token."""
     subject: Subject = field(init=False, repr=False, compare=False)
     """The policy engine's view of this caller (built once: it keys the decision memo on every request)."""
 
     def __post_init__(self) -> None:
+        # derived once per cached credential rather than on every request
+        object.__setattr__(self, "is_pat", self.kind is CredentialKind.PAT)
         object.__setattr__(self, "subject", Subject(user_id=self.user_id, is_staff=self.is_staff, token=self.limits))
 
 

@@ -32,6 +32,9 @@ class PatUsage:
     count: int
     last_used_at: datetime
     last_used_ip: str | None
+    entry: CachedCredential
+    """The cache entry and client address object of the last use: see ``UsageRecorder.record``."""
+    address: IPAddress | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +63,19 @@ class UsageRecorder:
         if not principal.is_pat:
             self._refresh_legacy(entry, now)
             return
-        ip_text = str(ip) if ip is not None else None
         usage = self._pats.get(principal.credential_id)
+        if usage is not None and usage.entry is entry and usage.address is ip:
+            # The common case, on every request: the same cached credential used again from the same address object
+            # (the middleware memoises addresses), so there is no new address to compare or spell out.
+            usage.count += 1
+            usage.last_used_at = now
+            return
+        ip_text = str(ip) if ip is not None else None
         if usage is None:
-            self._pats[principal.credential_id] = PatUsage(1, now, ip_text)
+            self._pats[principal.credential_id] = PatUsage(1, now, ip_text, entry, ip)
         else:
             usage.count += 1
-            usage.last_used_at, usage.last_used_ip = now, ip_text
+            usage.last_used_at, usage.last_used_ip, usage.entry, usage.address = now, ip_text, entry, ip
         if ip_text and entry.last_used_ip and ip_text != entry.last_used_ip:
             self._event_once(
                 EventType.PAT_USED_FROM_NEW_IP,

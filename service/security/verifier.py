@@ -1,6 +1,7 @@
 """Token verification with a bounded, short-lived cache.
 
-The hot path costs a shape/checksum check, one HMAC and a dict lookup. A cache entry is trusted for
+The hot path costs one keyed BLAKE2s and a dict lookup; a miss adds a shape/checksum check and the HMAC by which
+tokens are stored. A cache entry is trusted for
 ``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured within that time without
 any cluster machinery; revocations made by this worker drop their entries at once. Entries hold no plaintext.
 """
@@ -8,7 +9,9 @@ any cluster machinery; revocations made by this worker drop their entries at onc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -68,57 +71,80 @@ class CachedCredential:
 
 
 class TokenVerifier:
-    """Turns a presented token into a :class:`Principal`, or None for every kind of failure."""
+    """Turns a presented token into a :class:`Principal`, or None for every kind of failure.
+
+    The cache is keyed by a BLAKE2s of the token under a random per-process key: half the cost of the stored
+    HMAC-SHA256, which is computed only on a miss, and no plaintext or stored hash in the key.
+    """
 
     def __init__(self, runtime: Runtime, max_entries: int) -> None:
         self.runtime = runtime
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, CachedCredential] = OrderedDict()
-        self._forgets = 0  # bumped by every forget_*: see verify
+        self._cache_hasher = hashlib.blake2s(key=secrets.token_bytes(32), digest_size=16)
+        self._cache: OrderedDict[bytes, CachedCredential] = OrderedDict()
+        self._cache_keys: dict[str, bytes] = {}  # stored token hash -> cache key, for forget_token
+        self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
 
     async def verify(self, token: str, ip: IPAddress | None) -> Principal | None:
         """Authenticate ``token`` from ``ip`` and record the use.
 
-        Malformed, bad-checksum and expired PATs never reach the database; a cached token costs one HMAC and a dict
-        lookup (its shape was checked when it was cached).
+        A cached token costs one BLAKE2s and a dict lookup; malformed, bad-checksum and expired PATs never reach the
+        database.
         """
-        entry = await self._credential(token, ip, record=True)
-        return entry.principal if entry is not None else None
+        now = datetime.now(UTC)
+        entry = self._cached(token) or await self._load_token(token, now)
+        if entry is None or not self._admits(entry, now, ip, record=True):
+            return None
+        self.runtime.usage.record(entry, now, ip)
+        return entry.principal
 
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept, without recording a use (introspection for resource servers)."""
-        return await self._credential(token, ip, record=False)
+        now = datetime.now(UTC)
+        entry = self._cached(token) or await self._load_token(token, now)
+        return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
-    async def _credential(self, token: str, ip: IPAddress | None, *, record: bool) -> CachedCredential | None:
+    def _cache_key(self, token: str) -> bytes:
+        hasher = self._cache_hasher.copy()
+        hasher.update(token.encode())
+        return hasher.digest()
+
+    def _cached(self, token: str) -> CachedCredential | None:
+        """The cached credential for ``token`` if it is still fresh (the hot path: no await)."""
         if len(token) > MAX_TOKEN_CHARS:
             return None
-        now = datetime.now(UTC)
-        token_hash = self.runtime.keyring.token_hash(token)
-        entry = self._cache.get(token_hash)
-        if entry is None or time.monotonic() - entry.loaded_at > CACHE_TTL_SECONDS:
-            kind = self._offline_kind(token, now)
-            if kind is None:
-                return None
-            forgets = self._forgets
-            entry = await self._load_once(kind, token_hash, now)
-            if entry is None:
-                self._cache.pop(token_hash, None)
-                return None
-            if forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
-                self._remember(entry)
-        if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
+        entry = self._cache.get(self._cache_key(token))
+        return entry if entry is not None and time.monotonic() - entry.loaded_at <= CACHE_TTL_SECONDS else None
+
+    async def _load_token(self, token: str, now: datetime) -> CachedCredential | None:
+        """Look ``token`` up in the database (after the offline checks) and cache what is found."""
+        kind = self._offline_kind(token, now)
+        if kind is None:
             return None
-        if not entry.is_valid(now, ip):
-            if record and entry.networks and entry.principal.is_pat:
-                self.runtime.usage.denied_from_ip(entry, ip)
-            return None
-        if record:
-            self.runtime.usage.record(entry, now, ip)
+        cache_key = self._cache_key(token)
+        forgets = self._forgets
+        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now)
+        if entry is None:
+            self._drop(cache_key)
+        elif forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
+            self._remember(cache_key, entry)
         return entry
+
+    def _admits(self, entry: CachedCredential, now: datetime, ip: IPAddress | None, *, record: bool) -> bool:
+        """Whether the credential works now, from ``ip``; a refusal by a PAT's network ACL is recorded if asked."""
+        if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
+            return False
+        if entry.is_valid(now, ip):
+            return True
+        if record and entry.networks and entry.principal.is_pat:
+            self.runtime.usage.denied_from_ip(entry, ip)
+        return False
 
     def _offline_kind(self, token: str, now: datetime) -> CredentialKind | None:
         """What ``token`` claims to be, judged without the database: None for malformed, forged or expired."""
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
         if token.startswith(PAT_PREFIX):
             expiry = pat_expiry(token)
             if expiry is None or expiry <= now.timestamp() or not self.runtime.settings.tokens.pat_enabled:
@@ -139,18 +165,31 @@ class TokenVerifier:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
         self._forgets += 1
         for key in [key for key, entry in self._cache.items() if entry.principal.user_id == user_id]:
-            del self._cache[key]
+            self._drop(key)
 
     def forget_token(self, token_hash: str) -> None:
         """Drop one cached credential (after revocation, rotation or an ACL change)."""
         self._forgets += 1
-        self._cache.pop(token_hash, None)
+        cache_key = self._cache_keys.get(token_hash)
+        if cache_key is not None:
+            self._drop(cache_key)
 
-    def _remember(self, entry: CachedCredential) -> None:
-        self._cache[entry.token_hash] = entry
-        self._cache.move_to_end(entry.token_hash)
+    def _remember(self, cache_key: bytes, entry: CachedCredential) -> None:
+        previous = self._drop(cache_key)
+        if previous is not None and previous.principal == entry.principal:
+            # keep the object a reload found unchanged: decision memo keys then match by identity
+            entry.principal = previous.principal
+        self._cache[cache_key] = entry
+        self._cache_keys[entry.token_hash] = cache_key
         while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+            _, evicted = self._cache.popitem(last=False)
+            del self._cache_keys[evicted.token_hash]
+
+    def _drop(self, cache_key: bytes) -> CachedCredential | None:
+        entry = self._cache.pop(cache_key, None)
+        if entry is not None:
+            del self._cache_keys[entry.token_hash]
+        return entry
 
     async def _load(self, kind: CredentialKind, token_hash: str, now: datetime) -> CachedCredential | None:
         async with self.runtime.session() as session:

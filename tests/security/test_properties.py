@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.security.middleware import parse_authorization
+from service.security.middleware import read_credentials
 from tests.security.conftest import STATS, Harness, Identities, build_identities
 
 pytestmark = pytest.mark.fuzz
@@ -42,9 +42,10 @@ token_like = st.one_of(
 @given(headers=st.lists(st.tuples(header_names, token_like), max_size=6))
 def test_authorization_parser_never_raises(headers: list[tuple[bytes, bytes]]) -> None:
     STATS.examples += 1
-    present, token = parse_authorization(headers)
+    present, token, forwarded_for = read_credentials(headers)
     values = [value for name, value in headers if name == b"authorization"]
     assert present is bool(values)
+    assert forwarded_for == next((value for name, value in headers if name == b"x-forwarded-for"), None)
     if token is not None:
         assert len(values) == 1
         keyword, word = values[0].split()
@@ -58,7 +59,7 @@ def test_authorization_parser_never_raises(headers: list[tuple[bytes, bytes]]) -
                     min_size=1, max_size=200))
 def test_authorization_parser_accepts_every_single_ascii_word(keyword: str, word: str) -> None:
     STATS.examples += 1
-    assert parse_authorization([(b"authorization", f"{keyword} {word}".encode())]) == (True, word)
+    assert read_credentials([(b"authorization", f"{keyword} {word}".encode())]) == (True, word, None)
 
 
 async def asgi_request(harness: Harness, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -99,7 +100,7 @@ def test_middleware_answers_every_garbage_header_with_401(harness: Harness) -> N
         # lower-case names, as an ASGI server delivers them
         headers = [(name.lower(), value) for name, value in extra]
         status, response_headers, body = harness.run(asgi_request(harness, "GET", path, headers))
-        present, token = parse_authorization(headers)
+        present, token, _ = read_credentials(headers)
         if token is None or token != valid.split()[1].decode():
             assert status == 401, (headers, status, body)
             assert response_headers[b"www-authenticate"] == b"Token"
