@@ -200,3 +200,17 @@ async def test_use_from_a_new_address_is_recorded(client: AsyncClient, app: Lite
     assert (shown["use_count"], shown["last_used_ip"]) == (2, "198.51.100.7")
     moved = await events_of(runtime, "pat_used_from_new_ip")
     assert len(moved) == 1 and "198.51.100.7" in moved[0].message and "127.0.0.1" in moved[0].message
+
+
+async def test_alternating_addresses_between_flushes_are_all_recorded(client: AsyncClient, app: Litestar,
+                                                                       world: World, runtime: Runtime) -> None:
+    """Repeated use from one address takes a shortcut; a switch of address in between must still be seen."""
+    created = await create_pat(client, world.owner_headers)
+    async with http_client(app, "198.51.100.7") as first, http_client(app, "203.0.113.9") as second:
+        for caller in (first, first, second, first):
+            assert (await caller.get(PATS, headers=auth(created["token"]))).status_code == 200
+    await runtime.usage.flush()
+    shown = await retrieve(client, world, created["uuid"])
+    assert (shown["use_count"], shown["last_used_ip"]) == (4, "198.51.100.7")
+    moved = await events_of(runtime, "pat_used_from_new_ip")
+    assert [event.context["source_ip"] for event in moved] == ["203.0.113.9", "198.51.100.7"]
