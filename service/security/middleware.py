@@ -9,7 +9,7 @@ a flood of garbage tokens is cheaper than valid traffic. Handlers and routers op
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -47,22 +47,12 @@ _INVALID = _unauthorized(INVALID_TOKEN)
 _MISSING = _unauthorized(NOT_AUTHENTICATED)
 
 
-class RequestCredentials(NamedTuple):
-    """What authentication reads off a request's headers."""
+def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None, bytes | None]:
+    """Read ``(present, token, forwarded_for)`` off the headers in one pass (this runs on every request).
 
-    present: bool
-    """Whether an ``Authorization`` header came."""
-    token: str | None
-    """The token, if that header is well-formed."""
-    forwarded_for: bytes | None
-    """The first ``X-Forwarded-For`` header, raw."""
-
-
-def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> RequestCredentials:
-    """Read the credentials off the headers in one pass (this runs on every request).
-
-    A well-formed ``Authorization`` header is a single one, ``Token <key>`` or ``Bearer <key>`` (keyword
-    case-insensitive), with a single ASCII word as the key.
+    ``present``: whether an ``Authorization`` header came; ``token``: its key, if the header is well-formed: a single
+    one, ``Token <key>`` or ``Bearer <key>`` (keyword case-insensitive), with a single ASCII word as the key;
+    ``forwarded_for``: the first ``X-Forwarded-For`` header, raw.
     """
     authorization = forwarded_for = None
     repeated = False
@@ -73,11 +63,11 @@ def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> RequestCredentia
         elif name == b"x-forwarded-for" and forwarded_for is None:
             forwarded_for = value
     if authorization is None:
-        return RequestCredentials(False, None, forwarded_for)
+        return False, None, forwarded_for
     parts = authorization.split()
     if repeated or len(parts) != 2 or parts[0].lower() not in _KEYWORDS or not parts[1].isascii():
-        return RequestCredentials(True, None, forwarded_for)
-    return RequestCredentials(True, parts[1].decode("ascii"), forwarded_for)
+        return True, None, forwarded_for
+    return True, parts[1].decode("ascii"), forwarded_for
 
 
 class AuthenticationMiddleware(ASGIMiddleware):
