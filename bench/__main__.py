@@ -1,9 +1,9 @@
 """``python -m bench``: tokengate's benchmarks, side by side in one run, written to ``bench/RESULTS.md``.
 
 Everything runs on 127.0.0.1: fresh databases (SQLite; PostgreSQL too when 127.0.0.1:5432 answers — a throwaway
-database, dropped after), the service under uvicorn (uvloop + httptools, ``--workers N``), the Django REST framework
-+ knox peer under the same server, and a load generator in a separate process (wrk if installed, else the bounded
-Python generator in ``bench/loadgen.py``). Absolute numbers are reported; the targets are ratios of the same run.
+database, dropped after), the service as N uvicorn processes (uvloop + httptools) on ``SO_REUSEPORT`` sockets
+(see ``bench/serve.py``), the Django REST framework + knox peer served the same way, and a load generator in a
+separate process (wrk if installed, else the bounded Python generator in ``bench/loadgen.py``). Absolute numbers are reported; the targets are ratios of the same run.
 """
 
 from __future__ import annotations

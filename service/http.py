@@ -63,15 +63,13 @@ def user_url(request: Request[Any, Any, Any], user_uuid: UUID) -> str:
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The client address: as the authentication middleware resolved it, or resolved the same way here.
+    """The client address for routes the authentication middleware skips (login), by the middleware's rule.
 
-    Routes the middleware skips (login) need the same rule: the peer, or the first ``X-Forwarded-For`` entry when
-    the peer is a trusted proxy — otherwise everyone behind the proxy shares one login-throttle bucket.
+    The peer, or the first ``X-Forwarded-For`` entry when the peer is a trusted proxy — otherwise everyone behind the
+    proxy would share one login-throttle bucket.
     """
-    ip = request.scope["state"].get("client_ip")
-    if ip is None:
-        peer = request.client.host if request.client else None
-        ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.runtime.trusted_proxies)
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.runtime.trusted_proxies)
     return str(ip) if ip is not None else "unknown"
 
 

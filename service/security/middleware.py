@@ -91,12 +91,10 @@ class AuthenticationMiddleware(ASGIMiddleware):
         if token is not None:
             client = scope.get("client")
             ip = self._client_ip(client[0] if client else None, forwarded_for)
-            scope["state"]["client_ip"] = ip
             principal = await self.runtime.verifier.verify(token, ip)
         if principal is None:
             return await self._reject(send, _INVALID)
         scope["user"] = principal
-        scope["auth"] = principal.kind
         await next_app(scope, receive, send)
 
     def _client_ip(self, peer: str | None, forwarded_for: bytes | None) -> IPAddress | None:

@@ -41,7 +41,8 @@ class CachedCredential:
     """What one successful lookup established; checked again (cheaply) on every request."""
 
     principal: Principal
-    loaded_at: float
+    fresh_until: float
+    """``time.monotonic()`` after which the entry is looked up again."""
     token_hash: str
     # legacy tokens: sliding idle timeout
     lifetime: timedelta | None = None
@@ -93,8 +94,12 @@ class TokenVerifier:
         database.
         """
         now = datetime.now(UTC)
-        entry = self._cached(token) or await self._load_token(token, now)
-        if entry is None or not self._admits(entry, now, ip, record=True):
+        cache_key, entry = self._lookup(token)
+        if entry is None:
+            entry = await self._load_token(token, cache_key, now)
+            if entry is None:
+                return None
+        if not self._admits(entry, now, ip, record=True):
             return None
         self.runtime.usage.record(entry, now, ip)
         return entry.principal
@@ -102,27 +107,26 @@ class TokenVerifier:
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept, without recording a use (introspection for resource servers)."""
         now = datetime.now(UTC)
-        entry = self._cached(token) or await self._load_token(token, now)
+        cache_key, entry = self._lookup(token)
+        if entry is None:
+            entry = await self._load_token(token, cache_key, now)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
-    def _cache_key(self, token: str) -> bytes:
+    def _lookup(self, token: str) -> tuple[bytes, CachedCredential | None]:
+        """The token's cache key, and its cached credential if still fresh (the hot path: no await)."""
+        if len(token) > MAX_TOKEN_CHARS:  # rejected offline: not worth hashing
+            return b"", None
         hasher = self._cache_hasher.copy()
         hasher.update(token.encode())
-        return hasher.digest()
+        cache_key = hasher.digest()
+        entry = self._cache.get(cache_key)
+        return cache_key, entry if entry is not None and time.monotonic() <= entry.fresh_until else None
 
-    def _cached(self, token: str) -> CachedCredential | None:
-        """The cached credential for ``token`` if it is still fresh (the hot path: no await)."""
-        if len(token) > MAX_TOKEN_CHARS:
-            return None
-        entry = self._cache.get(self._cache_key(token))
-        return entry if entry is not None and time.monotonic() - entry.loaded_at <= CACHE_TTL_SECONDS else None
-
-    async def _load_token(self, token: str, now: datetime) -> CachedCredential | None:
+    async def _load_token(self, token: str, cache_key: bytes, now: datetime) -> CachedCredential | None:
         """Look ``token`` up in the database (after the offline checks) and cache what is found."""
         kind = self._offline_kind(token, now)
         if kind is None:
             return None
-        cache_key = self._cache_key(token)
         forgets = self._forgets
         entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now)
         if entry is None:
@@ -216,7 +220,7 @@ class TokenVerifier:
         user = token.user
         return CachedCredential(
             principal=_principal(user, CredentialKind.TOKEN, token.id, None),
-            loaded_at=time.monotonic(),
+            fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
             token_hash=token_hash,
             lifetime=timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
             refreshed_at=token.refreshed_at,
@@ -229,7 +233,7 @@ class TokenVerifier:
         )
         return CachedCredential(
             principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
-            loaded_at=time.monotonic(),
+            fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
             token_hash=token_hash,
             expires_at=pat.expires_at if pat.grace_until is None else min(pat.expires_at, pat.grace_until),
             networks=_networks(pat.allowed_networks),
