@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import urllib.request
 from collections.abc import Iterator
+from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import bench.__main__  # noqa: F401  (the entry point imports)
 from bench import loadgen
+from bench.__main__ import Rounds
+from bench.loadgen import LoadResult
 from bench.tokens import cache_memory
+from bench.world import uvicorn_server
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -51,3 +56,32 @@ def test_cache_memory_holds_no_plaintext() -> None:
     assert result.entries == 500
     assert result.bytes > 0
     assert not result.plaintext_found
+
+
+def _result(rps: float, p50: float = 1.0, seconds: float = 2.0) -> LoadResult:
+    return LoadResult("wrk", int(rps * seconds), 0, seconds, rps, p50, p50 * 3)
+
+
+def test_rounds_ratio_is_the_median_of_per_round_ratios() -> None:
+    check = Rounds([_result(80), _result(40), _result(90)])  # the middle round was disturbed
+    bare = Rounds([_result(100), _result(100), _result(100)])
+    assert check.ratio_to(bare) == pytest.approx(0.8)
+    total = check.total
+    assert (total.requests, total.seconds, total.rps) == (420, 6.0, 70.0)
+    assert total.p50_ms == 1.0
+
+
+async def pid_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that answers with the serving process's pid."""
+    body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_bench_workers_each_take_connections() -> None:
+    with uvicorn_server("tests.unit.test_bench_smoke:pid_app", {}, 2, lifespan="off") as port:
+        pids = set()
+        for _ in range(40):  # a new connection each time: the kernel spreads them across the two sockets
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                pids.add(response.read())
+    assert len(pids) == 2
