@@ -177,9 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run every benchmark and write RESULTS.md."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for both stacks (default 2)")
-    parser.add_argument("--duration", type=float, default=12.0, help="seconds per load phase (default 12)")
-    parser.add_argument("--rounds", type=int, default=6,
-                        help="interleaved rounds the check/bare comparison is split into (default 6)")
+    parser.add_argument("--duration", type=float, default=24.0, help="seconds per load phase (default 24)")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="interleaved rounds the check/bare comparison is split into (default 12)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections for read phases")
     parser.add_argument("--write-connections", type=int, default=4, help="connections for create/rotate phases")
     parser.add_argument("--tokens", type=int, default=1_000_000, help="stored PATs for the scaling figure")
