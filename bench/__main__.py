@@ -3,7 +3,8 @@
 Everything runs on 127.0.0.1: fresh databases (SQLite; PostgreSQL too when 127.0.0.1:5432 answers — a throwaway
 database, dropped after), the service as N uvicorn processes (uvloop + httptools) on ``SO_REUSEPORT`` sockets
 (see ``bench/serve.py``), the Django REST framework + knox peer served the same way, and a load generator in a
-separate process (wrk if installed, else the bounded Python generator in ``bench/loadgen.py``). Absolute numbers are reported; the targets are ratios of the same run.
+separate process (wrk if installed, else the bounded Python generator in ``bench/loadgen.py``). Absolute numbers
+are reported; the targets are ratios of the same run.
 """
 
 from __future__ import annotations
@@ -233,8 +234,9 @@ def main(argv: list[str] | None = None) -> None:
 
         counts = (1_000, args.tokens) if args.tokens > 1_000 else (100, args.tokens)
         for backend in backends:
-            with database(backend, workdir, "verify") as url:
-                scaling = verification_scaling(backend, url, counts)
+            with (database(backend, workdir, "verify_small") as small,
+                  database(backend, workdir, "verify_large") as large):
+                scaling = verification_scaling(backend, [small, large], counts)
             report.say(f"[4] token verification, cache-miss path (HMAC + lookup by unique hash) — {backend}")
             for count, us in zip(scaling.counts, scaling.median_us, strict=True):
                 report.say(f"    {count:>10,} stored PATs   median {us:8.1f} µs per verification")

@@ -6,8 +6,8 @@ import os
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
