@@ -8,6 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
+from litestar.types import Scope
 from sqlalchemy import select
 
 from service.authz.models import RoleAssignment
@@ -27,7 +28,7 @@ from service.pagination import Window, paginated, provide_page
 from service.runtime import RuntimeDependency, service_provider
 from service.security.client_ip import parse_ip
 from service.security.guards import staff_only
-from service.security.principal import CurrentPrincipal, Principal
+from service.security.principal import CurrentPrincipal
 from service.users.models import User
 
 Assignments = NamedDependency[RoleAssignmentService]
@@ -104,11 +105,11 @@ class AuthzController(Controller):
     tags = ["authz"]
 
     @post("/check/", operation_id="AuthzCheck", responses=error_responses(400, 401, 404, 413), status_code=200)
-    async def check(self, request: Request[Principal, Any, Any], data: JSONBody[CheckRequest]) -> CheckResult:
+    async def check(self, scope: Scope, data: JSONBody[CheckRequest]) -> CheckResult:
         """May the credentials of this request use ``permission`` on ``entity``? With the reason either way."""
-        # The hot path of every resource server: the runtime and caller are read off the request rather than
-        # injected, which spares Litestar two dependency resolutions per call (about a tenth of its cost).
-        decision = Authorizer(request.app.state.runtime).check(request.user, data.permission, data.entity)
+        # The hot path of every resource server: the runtime and caller are read off the ASGI scope rather than
+        # injected (two dependency resolutions) or read through a Request (properties): about a tenth of its cost.
+        decision = Authorizer(scope["litestar_app"].state.runtime).check(scope["user"], data.permission, data.entity)
         return CheckResult(allowed=decision.allowed, reason=decision.reason, clause=decision.clause)
 
     @post("/introspect/", operation_id="AuthzIntrospect", responses=WRITE, status_code=200, guards=[staff_only])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,10 @@ async def find_entity(session: Any, ref: EntityRef) -> Entity | None:
     return await session.scalar(select(Entity).where(Entity.uuid == ref.uuid, Entity.type == ref.type))
 
 
+# str(UUID) is Python-level formatting, and the check path asks about the same entities over and over
+_uuid_text = functools.lru_cache(maxsize=65_536)(str)
+
+
 class Authorizer:
     """Asks the policy engine about a caller's own request (the one place handlers get decisions from)."""
 
@@ -124,7 +129,7 @@ class Authorizer:
             return policy.decide(principal.subject, permission, None)
         if ref.type not in policy.entity_types:
             raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
-        entity = policy.entity(str(ref.uuid))
+        entity = policy.entity(_uuid_text(ref.uuid))
         if entity is None or entity.type != ref.type:
             raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
         return policy.decide(principal.subject, permission, entity.uuid)
