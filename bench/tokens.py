@@ -241,6 +241,8 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
     assert len(cached) == entries
     sample = set(tokens[:1000])
     plaintext = any(value in sample for entry in list(cached.values())[:1000] for value in vars_of(entry))
+    encoded = {token.encode() for token in sample}
+    plaintext = plaintext or any(key in encoded for key in list(cached)[:1000])
     return MemoryResult(entries, after - before, plaintext)
 
 
