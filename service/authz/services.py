@@ -113,10 +113,6 @@ class Authorizer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def decide(self, principal: Principal, permission: str, entity_uuid: str | None) -> Decision:
-        """The decision for ``principal`` on ``permission`` and the entity (None: a global check)."""
-        return self.runtime.policy.decide(principal.subject, permission, entity_uuid)
-
     def check(self, principal: Principal, permission: str, ref: EntityRef | None) -> Decision:
         """``POST /api/authz/check/``: 400 for an unknown permission or type, 404 for an unknown entity.
 

@@ -1,9 +1,9 @@
 """Token verification with a bounded, short-lived cache.
 
 The hot path costs one keyed BLAKE2s and a dict lookup; a miss adds a shape/checksum check and the HMAC by which
-tokens are stored. A cache entry is trusted for
-``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured within that time without
-any cluster machinery; revocations made by this worker drop their entries at once. Entries hold no plaintext.
+tokens are stored. A cache entry is trusted for ``CACHE_TTL_SECONDS``, so a revocation made by another worker or
+instance is honoured within that time without any cluster machinery; revocations made by this worker drop their
+entries at once. Entries hold no plaintext.
 """
 
 from __future__ import annotations
