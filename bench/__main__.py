@@ -67,13 +67,6 @@ def _expect_ok(port: int, request: Request, check: str) -> None:
         raise RuntimeError(f"{request.method} {request.path} answered {status} {body[:300]!r}, expected {check!r}")
 
 
-def phase(args: argparse.Namespace, port: int, request: Request, *, connections: int | None = None) -> LoadResult:
-    """A short warm-up, then one measured phase."""
-    conns = connections or args.connections
-    loadgen.run(port, request, min(2.0, args.duration), conns, prefer_wrk=not args.python_load)
-    return loadgen.run(port, request, args.duration, conns, prefer_wrk=not args.python_load)
-
-
 @dataclass
 class Rounds:
     """One request's share of interleaved phases: a round each, in turn with the others."""
@@ -171,7 +164,7 @@ def peer_phase(args: argparse.Namespace, report: Report, world: World, workdir: 
     with uvicorn_server("bench.peer_drf.asgi:application", env, args.workers, lifespan="off") as port:
         request = _check_request(world, key)
         _expect_ok(port, request, '"allowed":true')
-        return phase(args, port, request)
+        return interleaved(args, port, {"peer": request})["peer"].total
 
 
 def main(argv: list[str] | None = None) -> None:
