@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
 from service.policy.facts import AssignmentFact, Decision, EntityFact, Subject
 from service.policy.loader import load_rules
-from service.policy.store import ALWAYS, NEVER, FactStore, is_live
+from service.policy.store import FactStore, is_live
 
 # Decision clauses, in evaluation order (DESIGN §3); every Decision names the one that decided it.
 CLAUSES = (
@@ -24,6 +26,7 @@ CLAUSES = (
 )
 
 _MemoKey = tuple[Subject, str, str | None]
+_NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question computes the window
 
 
 class PolicyEngine:
@@ -48,7 +51,7 @@ class PolicyEngine:
         self._facts = FactStore()
         self._memo: dict[_MemoKey, Decision] = {}
         self._memo_size = memo_size
-        self._window = (NEVER, ALWAYS)  # empty: the first question computes it
+        self._window = _NO_WINDOW
         self._generation = 0
 
     @classmethod
@@ -157,7 +160,7 @@ class PolicyEngine:
     def _changed(self) -> None:
         self._generation += 1
         self._memo.clear()
-        self._window = (NEVER, ALWAYS)
+        self._window = _NO_WINDOW
 
     # -- questions ---------------------------------------------------------------------------
 
@@ -173,17 +176,16 @@ class PolicyEngine:
         Returns:
             The decision, naming the clause that decided it.
         """
-        if now is None:
-            now = datetime.now(UTC)
+        at = time.time() if now is None else now.timestamp()  # a float: cheaper than datetimes on every request
         since, until = self._window
-        if not since <= now < until:
-            if since is not NEVER:  # not just reset by a change: an assignment expired (or the clock went back)
+        if not since <= at < until:
+            if self._window is not _NO_WINDOW:  # not just reset by a change: an assignment expired (or clock moved)
                 self._changed()
-            self._window = self._facts.live_window(now)
+            self._window = self._facts.live_window(at)
         key = (subject, permission, entity)
         decision = self._memo.get(key)
         if decision is None:
-            decision = self._evaluate(subject, permission, entity, now)
+            decision = self._evaluate(subject, permission, entity, now or datetime.fromtimestamp(at, UTC))
             if self._memo_size:
                 if len(self._memo) >= self._memo_size:
                     del self._memo[next(iter(self._memo))]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right, insort
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from service.policy.facts import AssignmentFact, EntityFact
-
-NEVER = datetime.max.replace(tzinfo=UTC)
-ALWAYS = datetime.min.replace(tzinfo=UTC)
 
 
 class FactStore:
@@ -25,7 +23,7 @@ class FactStore:
         self._assignments: dict[str, AssignmentFact] = {}
         self._by_holding: dict[tuple[int, str], dict[str, AssignmentFact]] = {}
         self._by_user: dict[int, dict[str, AssignmentFact]] = {}
-        self._expiries: list[datetime] = []
+        self._expiries: list[float] = []  # sorted expiry times of the assignments that have one (epoch seconds)
 
     def replace(self, entities: Iterable[EntityFact], assignments: Iterable[AssignmentFact]) -> None:
         """Drop every fact and load these instead."""
@@ -61,7 +59,7 @@ class FactStore:
         self._by_holding.setdefault((assignment.user_id, assignment.entity), {})[assignment.uuid] = assignment
         self._by_user.setdefault(assignment.user_id, {})[assignment.uuid] = assignment
         if assignment.expires_at is not None:
-            insort(self._expiries, assignment.expires_at)
+            insort(self._expiries, assignment.expires_at.timestamp())
 
     def assignment(self, uuid: str) -> AssignmentFact | None:
         """The mirrored assignment ``uuid``, if any."""
@@ -80,7 +78,7 @@ class FactStore:
         if not self._by_user[assignment.user_id]:
             del self._by_user[assignment.user_id]
         if assignment.expires_at is not None:
-            self._expiries.pop(bisect_right(self._expiries, assignment.expires_at) - 1)
+            self._expiries.pop(bisect_right(self._expiries, assignment.expires_at.timestamp()) - 1)
 
     def chain(self, uuid: str) -> tuple[str, ...]:
         """Return the entity and its known ancestors, nearest first; empty for an unknown entity."""
@@ -114,14 +112,14 @@ class FactStore:
             if is_live(assignment, now) and assignment.entity in self.entities
         ]
 
-    def live_window(self, now: datetime) -> tuple[datetime, datetime]:
-        """Return ``(since, until)`` around ``now`` in which no assignment expires.
+    def live_window(self, now: float) -> tuple[float, float]:
+        """Return ``(since, until)`` around ``now`` (epoch seconds) in which no assignment expires.
 
         Every assignment is either expired for the whole window or live for the whole window.
         """
         index = bisect_right(self._expiries, now)
-        since = self._expiries[index - 1] if index else ALWAYS
-        until = self._expiries[index] if index < len(self._expiries) else NEVER
+        since = self._expiries[index - 1] if index else -math.inf
+        until = self._expiries[index] if index < len(self._expiries) else math.inf
         return since, until
 
 

@@ -6,6 +6,7 @@ every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses n
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from service.security.client_ip import IPAddress
     from service.security.verifier import CachedCredential
 
-EVENT_DEBOUNCE = timedelta(minutes=10)
-LEGACY_REFRESH_WITHOUT_LIFETIME = timedelta(seconds=600)
+EVENT_DEBOUNCE_SECONDS = 600.0
+LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 
 
 @dataclass(slots=True)
@@ -30,7 +31,8 @@ class PatUsage:
     """Uses of one PAT since the last flush."""
 
     count: int
-    last_used_at: datetime
+    last_used_at: float
+    """``time.time()`` of the last use."""
     last_used_ip: str | None
     entry: CachedCredential
     """The cache entry and client address object of the last use: see ``UsageRecorder.record``."""
@@ -53,12 +55,12 @@ class UsageRecorder:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._pats: dict[int, PatUsage] = {}
-        self._legacy: dict[int, tuple[datetime, timedelta | None]] = {}
+        self._legacy: dict[int, tuple[float, float | None]] = {}  # token id -> (refreshed at, lifetime)
         self._events: list[PendingEvent] = []
-        self._debounce: dict[tuple[str, int, str], datetime] = {}
+        self._debounce: dict[tuple[str, int, str], float] = {}
 
-    def record(self, entry: CachedCredential, now: datetime, ip: IPAddress | None) -> None:
-        """Note one successful use of a credential."""
+    def record(self, entry: CachedCredential, now: float, ip: IPAddress | None) -> None:
+        """Note one successful use of a credential at ``now`` (``time.time()``)."""
         principal = entry.principal
         if not principal.is_pat:
             self._refresh_legacy(entry, now)
@@ -96,20 +98,20 @@ class UsageRecorder:
             f"rejected: source address {ip_text} is outside the token network ACL.",
             entry,
             ip_text,
-            datetime.now(UTC),
+            time.time(),
         )
 
-    def _refresh_legacy(self, entry: CachedCredential, now: datetime) -> None:
+    def _refresh_legacy(self, entry: CachedCredential, now: float) -> None:
         # Waldur's debounce: move the sliding window only when half the lifetime (or 10 minutes) has passed.
-        threshold = entry.lifetime / 2 if entry.lifetime else LEGACY_REFRESH_WITHOUT_LIFETIME
-        if entry.refreshed_at is None or now - entry.refreshed_at >= threshold:
-            entry.refreshed_at = now
+        threshold = entry.lifetime / 2 if entry.lifetime else LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS
+        if now - entry.refreshed_at >= threshold:
+            entry.slide(now)
             self._legacy[entry.principal.credential_id] = (now, entry.lifetime)
 
-    def _event_once(self, event_type: str, message: str, entry: CachedCredential, ip: str, now: datetime) -> None:
+    def _event_once(self, event_type: str, message: str, entry: CachedCredential, ip: str, now: float) -> None:
         key = (event_type, entry.principal.credential_id, ip)
         last = self._debounce.get(key)
-        if last is not None and now - last < EVENT_DEBOUNCE:
+        if last is not None and now - last < EVENT_DEBOUNCE_SECONDS:
             return
         self._debounce[key] = now
         context = {"pat_uuid": entry.pat_uuid, "pat_name": entry.pat_name, "source_ip": ip}
@@ -129,7 +131,7 @@ class UsageRecorder:
             raise
         self._prune_debounce()
 
-    def _restore(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[datetime, timedelta | None]],
+    def _restore(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]],
                  events: list[PendingEvent]) -> None:
         for pat_id, usage in pats.items():
             newer = self._pats.get(pat_id)
@@ -141,7 +143,7 @@ class UsageRecorder:
             self._legacy.setdefault(token_id, refresh)
         self._events[:0] = events
 
-    async def _write(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[datetime, timedelta | None]],
+    async def _write(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]],
                      events: list[PendingEvent]) -> None:
         async with self.runtime.session() as session:
             for pat_id, usage in pats.items():
@@ -150,17 +152,18 @@ class UsageRecorder:
                     .where(PersonalAccessToken.id == pat_id)
                     .values(
                         use_count=PersonalAccessToken.use_count + usage.count,
-                        last_used_at=usage.last_used_at,
+                        last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
                         last_used_ip=usage.last_used_ip,
                     )
                 )
-            for token_id, (refreshed_at, lifetime) in legacy.items():
+            for token_id, (refreshed_ts, lifetime) in legacy.items():
+                refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
                 await session.execute(
                     update(AuthToken)
                     .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
                     .values(
                         refreshed_at=refreshed_at,
-                        expires_at=refreshed_at + lifetime if lifetime else None,
+                        expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
                         updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
                     )
                 )
@@ -169,5 +172,5 @@ class UsageRecorder:
                 await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
 
     def _prune_debounce(self) -> None:
-        cutoff = datetime.now(UTC) - EVENT_DEBOUNCE
+        cutoff = time.time() - EVENT_DEBOUNCE_SECONDS
         self._debounce = {key: at for key, at in self._debounce.items() if at >= cutoff}

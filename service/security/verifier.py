@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import math
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -38,17 +39,22 @@ CACHE_TTL_SECONDS = 0.5
 
 @dataclass(slots=True)
 class CachedCredential:
-    """What one successful lookup established; checked again (cheaply) on every request."""
+    """What one successful lookup established; checked again (cheaply) on every request.
+
+    Times here are plain ``time.time()`` seconds: on the request path they are cheaper to take and compare than
+    aware datetimes.
+    """
 
     principal: Principal
     fresh_until: float
     """``time.monotonic()`` after which the entry is looked up again."""
     token_hash: str
+    valid_until: float = math.inf
+    """When the credential stops working by itself: a PAT's expiry, a legacy token's idle timeout."""
     # legacy tokens: sliding idle timeout
-    lifetime: timedelta | None = None
-    refreshed_at: datetime | None = None
+    lifetime: float | None = None
+    refreshed_at: float = 0.0
     # PATs
-    expires_at: datetime | None = None
     networks: tuple[IPNetwork, ...] = ()
     last_used_ip: str | None = None
     pat_uuid: str = ""
@@ -56,17 +62,17 @@ class CachedCredential:
 
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
-        if self.expires_at is not None:
-            return self.expires_at
-        if self.lifetime is not None and self.refreshed_at is not None:
-            return self.refreshed_at + self.lifetime
-        return None
+        return datetime.fromtimestamp(self.valid_until, UTC) if self.valid_until != math.inf else None
 
-    def is_valid(self, now: datetime, ip: IPAddress | None) -> bool:
+    def slide(self, now: float) -> None:
+        """A legacy token was used at ``now``: its idle timeout restarts."""
+        self.refreshed_at = now
+        if self.lifetime is not None:
+            self.valid_until = now + self.lifetime
+
+    def is_valid(self, now: float, ip: IPAddress | None) -> bool:
         """Expiry, idle timeout and network ACL, evaluated for this request."""
-        if self.lifetime is not None and self.refreshed_at is not None and now >= self.refreshed_at + self.lifetime:
-            return False
-        if self.expires_at is not None and now >= self.expires_at:
+        if now >= self.valid_until:
             return False
         return not self.networks or (ip is not None and any(ip in network for network in self.networks))
 
@@ -93,7 +99,7 @@ class TokenVerifier:
         A cached token costs one BLAKE2s and a dict lookup; malformed, bad-checksum and expired PATs never reach the
         database.
         """
-        now = datetime.now(UTC)
+        now = time.time()
         cache_key, entry = self._lookup(token)
         if entry is None:
             entry = await self._load_token(token, cache_key, now)
@@ -106,7 +112,7 @@ class TokenVerifier:
 
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept, without recording a use (introspection for resource servers)."""
-        now = datetime.now(UTC)
+        now = time.time()
         cache_key, entry = self._lookup(token)
         if entry is None:
             entry = await self._load_token(token, cache_key, now)
@@ -122,7 +128,7 @@ class TokenVerifier:
         entry = self._cache.get(cache_key)
         return cache_key, entry if entry is not None and time.monotonic() <= entry.fresh_until else None
 
-    async def _load_token(self, token: str, cache_key: bytes, now: datetime) -> CachedCredential | None:
+    async def _load_token(self, token: str, cache_key: bytes, now: float) -> CachedCredential | None:
         """Look ``token`` up in the database (after the offline checks) and cache what is found."""
         kind = self._offline_kind(token, now)
         if kind is None:
@@ -135,7 +141,7 @@ class TokenVerifier:
             self._remember(cache_key, entry)
         return entry
 
-    def _admits(self, entry: CachedCredential, now: datetime, ip: IPAddress | None, *, record: bool) -> bool:
+    def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
         """Whether the credential works now, from ``ip``; a refusal by a PAT's network ACL is recorded if asked."""
         if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
             return False
@@ -145,18 +151,18 @@ class TokenVerifier:
             self.runtime.usage.denied_from_ip(entry, ip)
         return False
 
-    def _offline_kind(self, token: str, now: datetime) -> CredentialKind | None:
+    def _offline_kind(self, token: str, now: float) -> CredentialKind | None:
         """What ``token`` claims to be, judged without the database: None for malformed, forged or expired."""
         if len(token) > MAX_TOKEN_CHARS:
             return None
         if token.startswith(PAT_PREFIX):
             expiry = pat_expiry(token)
-            if expiry is None or expiry <= now.timestamp() or not self.runtime.settings.tokens.pat_enabled:
+            if expiry is None or expiry <= now or not self.runtime.settings.tokens.pat_enabled:
                 return None
             return CredentialKind.PAT
         return CredentialKind.TOKEN if is_legacy_key(token) else None
 
-    async def _load_once(self, kind: CredentialKind, token_hash: str, now: datetime) -> CachedCredential | None:
+    async def _load_once(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
         """One database lookup per token at a time: concurrent misses for the same token share it."""
         pending = self._loading.get(token_hash)
         if pending is None:
@@ -195,7 +201,7 @@ class TokenVerifier:
             del self._cache_keys[entry.token_hash]
         return entry
 
-    async def _load(self, kind: CredentialKind, token_hash: str, now: datetime) -> CachedCredential | None:
+    async def _load(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
         async with self.runtime.session() as session:
             if kind is CredentialKind.TOKEN:
                 legacy = await session.scalar(
@@ -212,18 +218,21 @@ class TokenVerifier:
         pat, owner = row
         if not owner.is_active or not owner.can_use_personal_access_tokens:
             return None
-        if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until):
+        if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until.timestamp()):
             return None
         return self._pat_entry(pat, owner, token_hash)
 
     def _legacy_entry(self, token: AuthToken, token_hash: str) -> CachedCredential:
         user = token.user
+        refreshed_at = token.refreshed_at.timestamp()
+        lifetime = float(user.token_lifetime) if user.token_lifetime else None
         return CachedCredential(
             principal=_principal(user, CredentialKind.TOKEN, token.id, None),
             fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
             token_hash=token_hash,
-            lifetime=timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
-            refreshed_at=token.refreshed_at,
+            valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
+            lifetime=lifetime,
+            refreshed_at=refreshed_at,
         )
 
     def _pat_entry(self, pat: PersonalAccessToken, owner: User, token_hash: str) -> CachedCredential:
@@ -235,7 +244,7 @@ class TokenVerifier:
             principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
             fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
             token_hash=token_hash,
-            expires_at=pat.expires_at if pat.grace_until is None else min(pat.expires_at, pat.grace_until),
+            valid_until=min(pat.expires_at, pat.grace_until or pat.expires_at).timestamp(),
             networks=_networks(pat.allowed_networks),
             last_used_ip=pat.last_used_ip,
             pat_uuid=pat.uuid.hex,
