@@ -15,18 +15,13 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
 from service.errors import INVALID_TOKEN, NOT_AUTHENTICATED
-from service.security.client_ip import client_ip
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
 
     from service.runtime import Runtime
-    from service.security.client_ip import IPAddress
 
 SKIP_AUTH = "skip_auth"
-_KEYWORDS = (b"token", b"bearer")
-_ADDRESS_MEMO_SIZE = 1024
-_ADDRESS_MEMO_KEY_CHARS = 128
 
 
 def _unauthorized(detail: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -47,27 +42,19 @@ _INVALID = _unauthorized(INVALID_TOKEN)
 _MISSING = _unauthorized(NOT_AUTHENTICATED)
 
 
-def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None, bytes | None]:
-    """Read ``(present, token, forwarded_for)`` off the headers in one pass (this runs on every request).
+def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | None, bytes | None]:
+    """Read ``(authorization, forwarded_for)`` off the headers in one pass (this runs on every request).
 
-    ``present``: whether an ``Authorization`` header came; ``token``: its key, if the header is well-formed: a single
-    one, ``Token <key>`` or ``Bearer <key>`` (keyword case-insensitive), with a single ASCII word as the key;
-    ``forwarded_for``: the first ``X-Forwarded-For`` header, raw.
+    ``authorization``: the ``Authorization`` header's value, None without one, and ``b""`` (never valid) when it
+    is repeated; ``forwarded_for``: the first ``X-Forwarded-For`` header, raw.
     """
     authorization = forwarded_for = None
-    repeated = False
     for name, value in headers:
         if name == b"authorization":
-            repeated = repeated or authorization is not None
-            authorization = value
+            authorization = value if authorization is None else b""
         elif name == b"x-forwarded-for" and forwarded_for is None:
             forwarded_for = value
-    if authorization is None:
-        return False, None, forwarded_for
-    parts = authorization.split()
-    if repeated or len(parts) != 2 or parts[0].lower() not in _KEYWORDS or not parts[1].isascii():
-        return True, None, forwarded_for
-    return True, parts[1].decode("ascii"), forwarded_for
+    return authorization, forwarded_for
 
 
 class AuthenticationMiddleware(ASGIMiddleware):
@@ -77,37 +64,22 @@ class AuthenticationMiddleware(ASGIMiddleware):
     exclude_opt_key = SKIP_AUTH  # a per-handler flag; a path pattern would cost a regex search on every request
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.trusted_proxies = runtime.trusted_proxies
-        # (peer, X-Forwarded-For) -> client address: parsing costs more than the rest of a cached verification
-        self._addresses: dict[tuple[str | None, bytes | None], IPAddress | None] = {}
+        self.verifier = runtime.verifier
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Authenticate, then pass the request on."""
-        present, token, forwarded_for = read_credentials(scope["headers"])
-        if not present:
+        authorization, forwarded_for = read_credentials(scope["headers"])
+        if authorization is None:
             return await self._reject(send, _MISSING)
-        principal = None
-        if token is not None:
-            client = scope.get("client")
-            ip = self._client_ip(client[0] if client else None, forwarded_for)
-            principal = await self.runtime.verifier.verify(token, ip)
+        client = scope.get("client")
+        peer = client[0] if client else None
+        principal = self.verifier.repeat(authorization, peer, forwarded_for)
         if principal is None:
-            return await self._reject(send, _INVALID)
+            principal = await self.verifier.verify(authorization, peer, forwarded_for)
+            if principal is None:
+                return await self._reject(send, _INVALID)
         scope["user"] = principal
         await next_app(scope, receive, send)
-
-    def _client_ip(self, peer: str | None, forwarded_for: bytes | None) -> IPAddress | None:
-        """The client's address, memoised: the same object for the same peer and header (see ``UsageRecorder``)."""
-        key = (peer, forwarded_for)
-        if key in self._addresses:
-            return self._addresses[key]
-        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.trusted_proxies)
-        if forwarded_for is None or len(forwarded_for) <= _ADDRESS_MEMO_KEY_CHARS:  # long headers: not worth keeping
-            if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
-                self._addresses.clear()
-            self._addresses[key] = ip
-        return ip
 
     @staticmethod
     async def _reject(send: Send, response: tuple[dict[str, object], dict[str, object]]) -> None:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
-LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 
 
 @dataclass(slots=True)
@@ -35,8 +34,7 @@ class PatUsage:
     """``time.time()`` of the last use."""
     last_used_ip: str | None
     entry: CachedCredential
-    """The cache entry and client address object of the last use: see ``UsageRecorder.record``."""
-    address: IPAddress | None
+    """The cache entry the last use came through: see ``repeat``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +64,12 @@ class UsageRecorder:
             self._refresh_legacy(entry, now)
             return
         usage = self._pats.get(principal.credential_id)
-        if usage is not None and usage.entry is entry and usage.address is ip:
-            # The common case, on every request: the same cached credential used again from the same address object
-            # (the middleware memoises addresses), so there is no new address to compare or spell out.
-            usage.count += 1
-            usage.last_used_at = now
-            return
         ip_text = str(ip) if ip is not None else None
         if usage is None:
-            self._pats[principal.credential_id] = PatUsage(1, now, ip_text, entry, ip)
+            self._pats[principal.credential_id] = PatUsage(1, now, ip_text, entry)
         else:
             usage.count += 1
-            usage.last_used_at, usage.last_used_ip, usage.entry, usage.address = now, ip_text, entry, ip
+            usage.last_used_at, usage.last_used_ip, usage.entry = now, ip_text, entry
         if ip_text and entry.last_used_ip and ip_text != entry.last_used_ip:
             self._event_once(
                 EventType.PAT_USED_FROM_NEW_IP,
@@ -88,6 +80,18 @@ class UsageRecorder:
                 now,
             )
         entry.last_used_ip = ip_text or entry.last_used_ip
+
+    def repeat(self, entry: CachedCredential, now: float) -> bool:
+        """Count one more PAT use like the last one recorded through ``entry`` (same client address).
+
+        False when there is none since the last flush to add to: then the use must be recorded with ``record``.
+        """
+        usage = self._pats.get(entry.principal.credential_id)
+        if usage is None or usage.entry is not entry:
+            return False
+        usage.count += 1
+        usage.last_used_at = now
+        return True
 
     def denied_from_ip(self, entry: CachedCredential, ip: IPAddress | None) -> None:
         """Note a request refused by a PAT's network ACL (one event per token and address per 10 minutes)."""
@@ -102,9 +106,7 @@ class UsageRecorder:
         )
 
     def _refresh_legacy(self, entry: CachedCredential, now: float) -> None:
-        # Waldur's debounce: move the sliding window only when half the lifetime (or 10 minutes) has passed.
-        threshold = entry.lifetime / 2 if entry.lifetime else LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS
-        if now - entry.refreshed_at >= threshold:
+        if now >= entry.refresh_due():
             entry.slide(now)
             self._legacy[entry.principal.credential_id] = (now, entry.lifetime)
 

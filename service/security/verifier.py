@@ -1,9 +1,13 @@
 """Token verification with a bounded, short-lived cache.
 
-The hot path costs one keyed BLAKE2s and a dict lookup; a miss adds a shape/checksum check and the HMAC by which
-tokens are stored. A cache entry is trusted for ``CACHE_TTL_SECONDS``, so a revocation made by another worker or
-instance is honoured within that time without any cluster machinery; revocations made by this worker drop their
-entries at once. Entries hold no plaintext.
+Credentials are verified as presented: the value of the ``Authorization`` header. A request that repeats, from the
+same client address, a header admitted moments ago costs one keyed BLAKE2s, a dict lookup and a clock read
+(:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is parsed, malformed,
+forged and expired PATs are refused offline, and a miss looks the token up by the HMAC by which tokens are stored.
+
+A cache entry is trusted for ``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured
+within that time without any cluster machinery; revocations made by this worker drop their entries at once. Entries
+hold no plaintext.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from service.auth_tokens.models import AuthToken
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
 from service.pats.models import PersonalAccessToken
 from service.policy.facts import TokenLimits
-from service.security.client_ip import IPAddress, IPNetwork
+from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.principal import CredentialKind, Principal
 from service.users.models import User
 
@@ -35,19 +39,33 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 CACHE_TTL_SECONDS = 0.5
+LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
+_KEYWORDS = (b"token", b"bearer")
+
+
+def token_from_header(authorization: bytes) -> str | None:
+    """The key in an ``Authorization`` header value, or None unless it is well-formed.
+
+    Well-formed: ``Token <key>`` or ``Bearer <key>`` (keyword case-insensitive), with a single ASCII word of at most
+    ``MAX_TOKEN_CHARS`` as the key.
+    """
+    parts = authorization.split()
+    if (len(parts) != 2 or parts[0].lower() not in _KEYWORDS or len(parts[1]) > MAX_TOKEN_CHARS
+            or not parts[1].isascii()):
+        return None
+    return parts[1].decode("ascii")
 
 
 @dataclass(slots=True)
 class CachedCredential:
     """What one successful lookup established; checked again (cheaply) on every request.
 
-    Times here are plain ``time.time()`` seconds: on the request path they are cheaper to take and compare than
-    aware datetimes.
+    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request. Entries
+    are used only while ``loaded_at <= now``, so a clock stepped back makes them stale rather than longer-lived.
     """
 
     principal: Principal
-    fresh_until: float
-    """``time.monotonic()`` after which the entry is looked up again."""
+    loaded_at: float
     token_hash: str
     valid_until: float = math.inf
     """When the credential stops working by itself: a PAT's expiry, a legacy token's idle timeout."""
@@ -59,10 +77,23 @@ class CachedCredential:
     last_used_ip: str | None = None
     pat_uuid: str = ""
     pat_name: str = ""
+    # the last request admitted through this entry, and until when an identical one needs no checks (see ``repeat``)
+    peer: str | None = None
+    forwarded_for: bytes | None = None
+    repeat_until: float = -math.inf
+
+    @property
+    def fresh_until(self) -> float:
+        """When the entry must be looked up again."""
+        return self.loaded_at + CACHE_TTL_SECONDS
 
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
         return datetime.fromtimestamp(self.valid_until, UTC) if self.valid_until != math.inf else None
+
+    def refresh_due(self) -> float:
+        """When a use of this legacy token moves its sliding window (Waldur: after half the lifetime, or 10 min)."""
+        return self.refreshed_at + (self.lifetime / 2 if self.lifetime else LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS)
 
     def slide(self, now: float) -> None:
         """A legacy token was used at ``now``: its idle timeout restarts."""
@@ -76,12 +107,23 @@ class CachedCredential:
             return False
         return not self.networks or (ip is not None and any(ip in network for network in self.networks))
 
+    def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
+        """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
+
+        Until the entry goes stale, the token expires or a legacy refresh falls due, the same request from there
+        needs no checks.
+        """
+        self.peer, self.forwarded_for = peer, forwarded_for
+        self.repeat_until = min(self.fresh_until, self.valid_until,
+                                math.inf if self.principal.is_pat else self.refresh_due())
+
 
 class TokenVerifier:
-    """Turns a presented token into a :class:`Principal`, or None for every kind of failure.
+    """Turns a presented credential into a :class:`Principal`, or None for every kind of failure.
 
-    The cache is keyed by a BLAKE2s of the token under a random per-process key: half the cost of the stored
-    HMAC-SHA256, which is computed only on a miss, and no plaintext or stored hash in the key.
+    The cache is keyed by a BLAKE2s of the header value under a random per-process key: half the cost of the stored
+    HMAC-SHA256, which is computed only on a miss, and no plaintext or stored hash in the key. A token has at most
+    one entry: presenting it in another form (``Bearer`` for ``Token``) replaces it.
     """
 
     def __init__(self, runtime: Runtime, max_entries: int) -> None:
@@ -93,14 +135,36 @@ class TokenVerifier:
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
 
-    async def verify(self, token: str, ip: IPAddress | None) -> Principal | None:
-        """Authenticate ``token`` from ``ip`` and record the use.
+    def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
+        """The hot path: the principal, if this very header was admitted from the same client moments ago.
 
-        A cached token costs one BLAKE2s and a dict lookup; malformed, bad-checksum and expired PATs never reach the
-        database.
+        Nothing that was checked then can differ: the token, the client address (hence the network ACL verdict),
+        freshness, expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
         """
+        hasher = self._cache_hasher.copy()
+        hasher.update(authorization)
+        entry = self._cache.get(hasher.digest())
+        if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for:
+            return None
         now = time.time()
-        cache_key, entry = self._lookup(token)
+        if not entry.loaded_at <= now < entry.repeat_until:
+            return None
+        principal = entry.principal
+        if principal.is_pat and not self.runtime.usage.repeat(entry, now):
+            return None
+        return principal
+
+    async def verify(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
+        """Authenticate an ``Authorization`` value sent by ``peer`` (with ``X-Forwarded-For``); record the use.
+
+        Malformed, bad-checksum and expired PATs never reach the database.
+        """
+        token = token_from_header(authorization)
+        if token is None:
+            return None
+        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.runtime.trusted_proxies)
+        now = time.time()
+        cache_key, entry = self._lookup(authorization, now)
         if entry is None:
             entry = await self._load_token(token, cache_key, now)
             if entry is None:
@@ -108,25 +172,24 @@ class TokenVerifier:
         if not self._admits(entry, now, ip, record=True):
             return None
         self.runtime.usage.record(entry, now, ip)
+        entry.admitted(peer, forwarded_for)
         return entry.principal
 
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
-        """What ``verify`` would accept, without recording a use (introspection for resource servers)."""
+        """What ``verify`` would accept from ``ip``, without recording a use (introspection for resource servers)."""
         now = time.time()
-        cache_key, entry = self._lookup(token)
+        cache_key, entry = self._lookup(b"Token " + token.encode(), now)  # shares the entry of a client's header
         if entry is None:
             entry = await self._load_token(token, cache_key, now)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
-    def _lookup(self, token: str) -> tuple[bytes, CachedCredential | None]:
-        """The token's cache key, and its cached credential if still fresh (the hot path: no await)."""
-        if len(token) > MAX_TOKEN_CHARS:  # rejected offline: not worth hashing
-            return b"", None
+    def _lookup(self, presented: bytes, now: float) -> tuple[bytes, CachedCredential | None]:
+        """The cache key of a presented credential, and its cached entry if still fresh."""
         hasher = self._cache_hasher.copy()
-        hasher.update(token.encode())
+        hasher.update(presented)
         cache_key = hasher.digest()
         entry = self._cache.get(cache_key)
-        return cache_key, entry if entry is not None and time.monotonic() <= entry.fresh_until else None
+        return cache_key, entry if entry is not None and entry.loaded_at <= now < entry.fresh_until else None
 
     async def _load_token(self, token: str, cache_key: bytes, now: float) -> CachedCredential | None:
         """Look ``token`` up in the database (after the offline checks) and cache what is found."""
@@ -185,6 +248,9 @@ class TokenVerifier:
             self._drop(cache_key)
 
     def _remember(self, cache_key: bytes, entry: CachedCredential) -> None:
+        other_form = self._cache_keys.get(entry.token_hash)
+        if other_form is not None and other_form != cache_key:
+            self._drop(other_form)
         previous = self._drop(cache_key)
         if previous is not None and previous.principal == entry.principal:
             # keep the object a reload found unchanged: decision memo keys then match by identity
@@ -228,7 +294,7 @@ class TokenVerifier:
         lifetime = float(user.token_lifetime) if user.token_lifetime else None
         return CachedCredential(
             principal=_principal(user, CredentialKind.TOKEN, token.id, None),
-            fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
+            loaded_at=time.time(),
             token_hash=token_hash,
             valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
             lifetime=lifetime,
@@ -242,7 +308,7 @@ class TokenVerifier:
         )
         return CachedCredential(
             principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
-            fresh_until=time.monotonic() + CACHE_TTL_SECONDS,
+            loaded_at=time.time(),
             token_hash=token_hash,
             valid_until=min(pat.expires_at, pat.grace_until or pat.expires_at).timestamp(),
             networks=_networks(pat.allowed_networks),

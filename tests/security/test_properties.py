@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.crypto import MAX_TOKEN_CHARS
 from service.security.middleware import read_credentials
+from service.security.verifier import token_from_header
 from tests.security.conftest import STATS, Harness, Identities, build_identities
 
 pytestmark = pytest.mark.fuzz
@@ -42,10 +44,11 @@ token_like = st.one_of(
 @given(headers=st.lists(st.tuples(header_names, token_like), max_size=6))
 def test_authorization_parser_never_raises(headers: list[tuple[bytes, bytes]]) -> None:
     STATS.examples += 1
-    present, token, forwarded_for = read_credentials(headers)
+    authorization, forwarded_for = read_credentials(headers)
     values = [value for name, value in headers if name == b"authorization"]
-    assert present is bool(values)
+    assert authorization == (None if not values else values[0] if len(values) == 1 else b"")  # repeated: never valid
     assert forwarded_for == next((value for name, value in headers if name == b"x-forwarded-for"), None)
+    token = token_from_header(authorization) if authorization is not None else None
     if token is not None:
         assert len(values) == 1
         keyword, word = values[0].split()
@@ -59,7 +62,9 @@ def test_authorization_parser_never_raises(headers: list[tuple[bytes, bytes]]) -
                     min_size=1, max_size=200))
 def test_authorization_parser_accepts_every_single_ascii_word(keyword: str, word: str) -> None:
     STATS.examples += 1
-    assert read_credentials([(b"authorization", f"{keyword} {word}".encode())]) == (True, word, None)
+    header = f"{keyword} {word}".encode()
+    assert read_credentials([(b"authorization", header)]) == (header, None)
+    assert token_from_header(header) == (word if len(word) <= MAX_TOKEN_CHARS else None)
 
 
 async def asgi_request(harness: Harness, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -100,12 +105,14 @@ def test_middleware_answers_every_garbage_header_with_401(harness: Harness) -> N
         # lower-case names, as an ASGI server delivers them
         headers = [(name.lower(), value) for name, value in extra]
         status, response_headers, body = harness.run(asgi_request(harness, "GET", path, headers))
-        present, token, _ = read_credentials(headers)
+        authorization, _ = read_credentials(headers)
+        token = token_from_header(authorization) if authorization is not None else None
         if token is None or token != valid.split()[1].decode():
             assert status == 401, (headers, status, body)
             assert response_headers[b"www-authenticate"] == b"Token"
             detail = json.loads(body)["detail"]
-            expected = "Invalid token." if present else "Authentication credentials were not provided."
+            missing = "Authentication credentials were not provided."
+            expected = "Invalid token." if authorization is not None else missing
             assert detail == expected
         else:
             assert status in (200, 404)

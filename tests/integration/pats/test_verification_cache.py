@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time as real_time
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security import verifier as verifier_module
 from service.users.models import User
@@ -13,16 +18,20 @@ from tests.factories import auth
 from tests.integration.pats.conftest import PATS, World, check, create_pat
 
 
+def auth_header(token: str) -> bytes:
+    return f"Token {token}".encode()
+
+
 async def test_reload_keeps_an_unchanged_principal_and_sees_a_changed_one(
         client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     created = await create_pat(client, world.owner_headers)
     monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", -1.0)  # every verification reloads from the database
-    first = await runtime.verifier.verify(created["token"], None)
-    again = await runtime.verifier.verify(created["token"], None)
+    first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    again = await runtime.verifier.verify(auth_header(created["token"]), None, None)
     assert first is not None and again is first  # same object: decision memo keys match by identity
     async with runtime.session() as session:  # behind the service's back: only a reload can see it
         await session.execute(update(User).where(User.id == world.owner.id).values(username="renamed"))
-    changed = await runtime.verifier.verify(created["token"], None)
+    changed = await runtime.verifier.verify(auth_header(created["token"]), None, None)
     assert changed is not None and changed is not first and changed.username == "renamed"
 
 
@@ -38,3 +47,91 @@ async def test_revoking_a_token_evicted_from_a_full_cache(client: AsyncClient, w
         assert response.status_code == 204, response.text
         answer = await client.get(PATS, headers=auth(created["token"]))
         assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+
+
+class Clock:
+    """Stands in for the ``time`` module in the verifier: real time plus an offset the test moves."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return real_time.time() + self.offset
+
+
+async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
+        client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    expiry = int(real_time.time()) + 86_400  # a whole second, as PATs carry their expiry
+    created = await create_pat(client, world.owner_headers, expires_at=datetime.fromtimestamp(expiry, UTC).isoformat())
+    clock = Clock()
+    monkeypatch.setattr(verifier_module, "time", clock)
+    clock.offset = expiry - real_time.time() - 0.2  # a moment before the expiry
+    for _ in range(3):  # the second and third repeat the first: answered from the cache
+        assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
+    clock.offset += 0.3  # past the expiry, while the cache entry is still fresh
+    answer = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
+    assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+
+
+async def test_a_clock_stepped_back_makes_cached_entries_stale_not_longer_lived(
+        client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = await create_pat(client, world.owner_headers)
+    clock = Clock()
+    monkeypatch.setattr(verifier_module, "time", clock)
+    loads = 0
+    load = runtime.verifier._load
+
+    async def counting_load(*args: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await load(*args)
+
+    monkeypatch.setattr(runtime.verifier, "_load", counting_load)
+    for _ in range(3):
+        assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
+    assert loads == 1
+    clock.offset = -3600  # NTP steps the clock back an hour: entries loaded "in the future" are looked up again
+    assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
+    assert loads == 2
+
+
+async def test_token_and_bearer_forms_work_alike_and_one_revocation_refuses_both(
+        client: AsyncClient, world: World, runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers)
+    forms = [f"Token {created['token']}", f"Bearer {created['token']}", f"token  {created['token']}"]
+    for form in forms * 2:
+        response = await client.get(PATS, headers={"Authorization": form})
+        assert response.status_code == 200, (form, response.text)
+    response = await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)
+    assert response.status_code == 204, response.text
+    for form in forms:
+        answer = await client.get(PATS, headers={"Authorization": form})
+        assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+    await runtime.usage.flush()
+    async with runtime.session() as session:
+        token_hash = runtime.keyring.token_hash(created["token"])
+        uses = await session.scalar(select(PersonalAccessToken.use_count)
+                                    .where(PersonalAccessToken.token_hash == token_hash))
+    assert uses == 6
+
+
+async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
+        client: AsyncClient, world: World, runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers)
+    token_hash = runtime.keyring.token_hash(created["token"])
+
+    async def uses() -> tuple[int, Any]:
+        await runtime.usage.flush()
+        async with runtime.session() as session:
+            row = (await session.execute(select(PersonalAccessToken.use_count, PersonalAccessToken.last_used_at)
+                                         .where(PersonalAccessToken.token_hash == token_hash))).one()
+        return row[0], row[1]
+
+    for _ in range(3):
+        assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    count, first_seen = await uses()
+    assert count == 3 and first_seen is not None
+    for _ in range(2):  # the first after a flush is recorded in full again, the second is a repeat
+        assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    count, last_seen = await uses()
+    assert count == 5 and last_seen >= first_seen
