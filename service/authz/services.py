@@ -22,8 +22,8 @@ from service.timeutil import as_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
+    from service.policy import PolicyEngine, Subject
     from service.runtime import Runtime
-    from service.security.principal import Principal
 
 
 class RoleAssignmentRepository(SQLAlchemyAsyncRepository[RoleAssignment]):
@@ -114,25 +114,18 @@ def _uuid_text(value: int) -> str:
     return str(UUID(int=value))
 
 
-class Authorizer:
-    """Asks the policy engine about a caller's own request (the one place handlers get decisions from)."""
+def authorize(policy: PolicyEngine, subject: Subject, permission: str, ref: EntityRef | None) -> Decision:
+    """May ``subject`` use ``permission`` on ``ref``? 400 for an unknown permission or type, 404 for an unknown entity.
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def check(self, principal: Principal, permission: str, ref: EntityRef | None) -> Decision:
-        """``POST /api/authz/check/``: 400 for an unknown permission or type, 404 for an unknown entity.
-
-        Answered from the engine's mirror alone: no database round-trip on this path.
-        """
-        policy = self.runtime.policy
-        if permission not in policy.permissions:
-            raise ValidationError({"permission": [f"Unknown permission '{permission}'."]})
-        if ref is None:
-            return policy.decide(principal.subject, permission, None)
-        if ref.type not in policy.entity_types:
-            raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
-        entity = policy.entity(_uuid_text(ref.uuid.int))
-        if entity is None or entity.type != ref.type:
-            raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
-        return policy.decide(principal.subject, permission, entity.uuid)
+    Answered from the engine's mirror alone: no database round-trip on this path (``POST /api/authz/check/``).
+    """
+    if permission not in policy.permissions:
+        raise ValidationError({"permission": [f"Unknown permission '{permission}'."]})
+    if ref is None:
+        return policy.decide(subject, permission, None)
+    if ref.type not in policy.entity_types:
+        raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
+    entity = policy.entity(_uuid_text(ref.uuid.int))
+    if entity is None or entity.type != ref.type:
+        raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
+    return policy.decide(subject, permission, entity.uuid)

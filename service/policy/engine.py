@@ -47,7 +47,7 @@ class PolicyEngine:
             rules: Loaded rules (see :meth:`from_directory`).
             memo_size: Most decisions remembered at once; 0 disables the memo.
         """
-        self._rules = rules
+        self._use(rules)
         self._facts = FactStore()
         self._memo: dict[_MemoKey, Decision] = {}
         self._memo_size = memo_size
@@ -65,7 +65,7 @@ class PolicyEngine:
 
     def reload(self, path: Path) -> None:
         """Swap in the rules of ``path``; on PolicyError keep the old rules and re-raise."""
-        self._rules = load_rules(path)
+        self._use(load_rules(path))
         self._changed()
 
     @property
@@ -75,20 +75,15 @@ class PolicyEngine:
 
     # -- catalogue ---------------------------------------------------------------------------
 
-    @property
-    def permissions(self) -> Mapping[str, PermissionSpec]:
+    def _use(self, rules: Rules) -> None:
+        # the catalogue is read on every check: plain attributes, not properties
+        self._rules = rules
+        self.permissions: Mapping[str, PermissionSpec] = rules.permissions
         """Permission name -> spec, in declaration order."""
-        return self._rules.permissions
-
-    @property
-    def roles(self) -> Mapping[str, RoleSpec]:
+        self.roles: Mapping[str, RoleSpec] = rules.roles
         """Role name -> spec, in declaration order."""
-        return self._rules.roles
-
-    @property
-    def entity_types(self) -> Mapping[str, tuple[str, ...]]:
+        self.entity_types: Mapping[str, tuple[str, ...]] = rules.entity_types
         """Entity type -> allowed parent types (empty for a root type)."""
-        return self._rules.entity_types
 
     def may_parent(self, child_type: str, parent_type: str | None) -> bool:
         """Whether an entity of ``child_type`` may sit under one of ``parent_type`` (None: at the root)."""
