@@ -35,6 +35,7 @@ from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
 EXPIRY_SWEEP_SECONDS = 60.0
+BROADCAST_RECONNECT_SECONDS = 5.0  # a lost LISTEN connection is reopened this soon (polling covers the gap)
 
 
 @get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
@@ -67,10 +68,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
+        await runtime.broadcast.listen()
+        fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
+        runtime.broadcast.on_facts = fact_watch.wake
         loops = [
             Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
-            Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll),
+            fact_watch,
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
+            Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
         for loop in loops:
             loop.start()
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             stop_reloading()
             for loop in loops:
                 await loop.stop()
+            await runtime.broadcast.close()
             await runtime.usage.flush()
 
     return Litestar(

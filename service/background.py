@@ -11,21 +11,31 @@ logger = logging.getLogger("tokengate.background")
 
 
 class Periodic:
-    """Runs ``work`` every ``interval`` seconds until stopped; a failure is logged and retried next time."""
+    """Runs ``work`` every ``interval`` seconds, or sooner when woken, until stopped.
+
+    A failure is logged and retried next time.
+    """
 
     def __init__(self, name: str, interval: float, work: Callable[[], Awaitable[object]]) -> None:
         self.name = name
         self.interval = interval
         self.work = work
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.interval)
+            self._woken.clear()
             try:
                 await self.work()
             except Exception:
                 logger.exception("%s failed; retrying in %s s", self.name, self.interval)
+
+    def wake(self) -> None:
+        """Run the work now rather than at the end of the interval."""
+        self._woken.set()
 
     def start(self) -> None:
         """Start the loop."""

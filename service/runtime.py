@@ -18,6 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.broadcast import FACTS, TOKEN, USER, Broadcast
 from service.config import Settings
 from service.crypto import Keyring, load_secret
 from service.db import create_alchemy_config
@@ -47,9 +48,11 @@ class Runtime:
     verifier: TokenVerifier = field(init=False)
     usage: UsageRecorder = field(init=False)
     throttle: LoginThrottle = field(init=False)
+    broadcast: Broadcast = field(init=False)
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(self, self.settings.tokens.verification_cache_size)
+        self.broadcast = Broadcast(self)
         self.usage = UsageRecorder(self)
         login = self.settings.login
         self.throttle = LoginThrottle(login.max_failures_per_username, login.max_failures_per_ip, login.window_seconds)
@@ -65,9 +68,19 @@ class Runtime:
             trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),
         )
 
-    def forget_user(self, user_id: int) -> None:
-        """Drop cached credentials of ``user_id`` after a change to the user."""
+    async def forget_user(self, user_id: int) -> None:
+        """After a committed change to a user: drop their cached credentials here and in every other worker."""
         self.verifier.forget_user(user_id)
+        await self.broadcast.announce(USER, str(user_id))
+
+    async def forget_token(self, token_hash: str) -> None:
+        """After a committed revocation, rotation or ACL change: drop the credential here and everywhere else."""
+        self.verifier.forget_token(token_hash)
+        await self.broadcast.announce(TOKEN, token_hash)
+
+    async def facts_changed(self) -> None:
+        """After committed entity or role changes (already mirrored here): have every other worker poll now."""
+        await self.broadcast.announce(FACTS)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -53,7 +53,7 @@ async def set_token_times(runtime: Runtime, user: User, **times: Any) -> None:
     """Overwrite timestamps (``created_at``, ``updated_at``, ``refreshed_at``, ``expires_at``) of ``user``'s token."""
     async with runtime.session() as session:
         await session.execute(update(AuthToken).where(AuthToken.user_id == user.id).values(**times))
-    runtime.forget_user(user.id)
+    await runtime.forget_user(user.id)
 
 
 async def token_of(runtime: Runtime, user: User) -> AuthToken | None:

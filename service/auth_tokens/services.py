@@ -152,7 +152,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         # Commit first, forget second: forgetting before the commit lets a concurrent request re-cache the old key
         # from the still-committed row, and the old key then works after the response said it was replaced.
         await self.repository.session.commit()
-        self.runtime.verifier.forget_token(old_hash)
+        await self.runtime.forget_token(old_hash)
 
     def _key_fields(self, key: str, user: User, now: datetime) -> dict[str, Any]:
         keyring = self.runtime.keyring
@@ -171,7 +171,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             EventType.TOKEN_DELETED, f"Token for user {token.user.username} has been deleted.", user_id=token.user_id
         )
         await self.repository.session.commit()  # before forgetting: see _replace_key
-        self.runtime.verifier.forget_token(token.key_hash)
+        await self.runtime.forget_token(token.key_hash)
 
     # -- staff listings ----------------------------------------------------------------------------------------
     def _active(self) -> Select[Any]:

@@ -4,7 +4,8 @@ At start-up every entity and active assignment is loaded; after each committed c
 just the rows it touched, so a role revoked a moment ago is already gone from the next decision in this worker.
 Other workers and instances catch up through :class:`FactWatcher`, which polls the rows changed since its last
 look (indexed ``updated_at``) every ``sync_interval_seconds``: a change is honoured everywhere within about that
-time, on SQLite and PostgreSQL alike, with no machinery beyond the database all workers already share.
+time, on SQLite and PostgreSQL alike. On PostgreSQL the changing worker also NOTIFYs the others, which poll at once
+(``service.broadcast``).
 
 Each row's ``updated_at`` is its version: a row read before a newer version was applied (a poll that overlapped a
 local revocation, say) is ignored, so a stale read can never bring a revoked role back.
@@ -115,21 +116,23 @@ class FactSync:
                 policy.put_assignment(fact)
 
     async def refresh_entity(self, session: AnySession, uuid: str) -> None:
-        """Mirror one entity as it now is in the database (gone: forgotten)."""
+        """Mirror an entity this worker has just changed as it now is (gone: forgotten); tell the other workers."""
         rows = (await session.execute(ENTITY_ROWS.where(Entity.uuid == UUID(uuid)))).all()
         if rows:
             self.apply_entities(rows)
         else:
             self.versions.pop(uuid, None)
             self.runtime.policy.remove_entity(uuid)
+        await self.runtime.facts_changed()
 
     async def refresh_assignment(self, session: AnySession, uuid: str) -> None:
-        """Mirror one assignment as it now is (inactive or gone: forgotten)."""
+        """Mirror an assignment this worker has just changed (inactive or gone: forgotten); tell the other workers."""
         rows = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.uuid == UUID(uuid)))).all()
         if rows:
             self.apply_assignments(rows)
         elif self.runtime.policy.assignment(uuid) is not None:
             self.runtime.policy.remove_assignment(uuid)
+        await self.runtime.facts_changed()
 
 
 class FactWatcher:

@@ -227,7 +227,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             user_id=owner.id, pat_uuid=token.uuid.hex, new_pat_uuid=successor.uuid.hex, pat_name=token.name,
         )
         await self._session.commit()
-        self.runtime.verifier.forget_token(token.token_hash)
+        await self.runtime.forget_token(token.token_hash)
         return successor, plaintext
 
     async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
@@ -240,7 +240,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             user_id=token.user_id, actor_id=actor.user_id, pat_uuid=token.uuid.hex, pat_name=token.name,
         )
         await self._session.commit()
-        self.runtime.verifier.forget_token(token.token_hash)
+        await self.runtime.forget_token(token.token_hash)
         await self._session.refresh(token)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
@@ -261,7 +261,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             new_allowed_networks=networks,
         )
         await self._session.commit()
-        self.runtime.verifier.forget_token(token.token_hash)
+        await self.runtime.forget_token(token.token_hash)
         return token
 
     async def expire_due(self) -> int:

@@ -94,7 +94,7 @@ class UserService(DomainService[User, UserRepository]):
         )
         # Commit before forgetting cached credentials, or a concurrent request re-caches them from the old rows.
         await self.repository.session.commit()
-        self.runtime.forget_user(user.id)
+        await self.runtime.forget_user(user.id)
         return user
 
     async def _reset_token_expiry(self, user: User) -> None:

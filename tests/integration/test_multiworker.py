@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
@@ -15,7 +16,8 @@ from service.authz.models import RoleAssignment
 from service.authz.sync import ASSIGNMENT_ROWS, FactSync
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import http_client, running
+from service.security import verifier as verifier_module
+from tests.conftest import http_client, make_settings, running
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
 DEADLINE = 1.0
@@ -94,3 +96,71 @@ async def test_a_stale_poll_cannot_bring_a_revoked_role_back(client: AsyncClient
     FactSync(runtime).apply_assignments(stale)
     response = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
     assert response.json()["allowed"] is False
+
+
+# On PostgreSQL, LISTEN/NOTIFY: worker B learns of A's changes when they happen, not when its cache or poll runs out.
+# Both are made to run out only after a minute here, so only a notification can meet the deadline.
+
+@pytest.fixture(name="slow_worker_b")
+async def fx_slow_worker_b(database_url: str, tmp_path: Path, world: World,
+                           monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncClient]:
+    monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", 60.0)
+    app: Litestar = create_app(make_settings(database_url, tmp_path, TOKENGATE_SYNC_INTERVAL_SECONDS="60"))
+    async with running(app), http_client(app) as client:
+        yield client
+    await app.state.runtime.alchemy.get_engine().dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_b_hears_of_a_pat_revocation_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
+                                                   world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    for _ in range(2):  # cached in B, and the second one a repeat of the first
+        response = await check(slow_worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
+        assert response.status_code == 200
+    response = await client.delete(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)
+    assert response.status_code == 204
+
+    async def refused() -> bool:
+        response = await check(slow_worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
+        return response.status_code == 401
+
+    await within_deadline(refused)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_b_hears_of_a_deactivated_user_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
+                                                     world: World) -> None:
+    assert (await slow_worker_b.get("/api/personal-access-tokens/", headers=world.owner_headers)).status_code == 200
+    response = await client.patch(f"/api/users/{world.owner.uuid}/", json={"is_active": False},
+                                  headers=world.staff_headers)
+    assert response.status_code == 200, response.text
+
+    async def refused() -> bool:
+        return (await slow_worker_b.get("/api/personal-access-tokens/", headers=world.owner_headers)).status_code == 401
+
+    await within_deadline(refused)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_b_hears_of_a_role_revocation_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
+                                                    world: World) -> None:
+    async def allowed() -> bool:
+        response = await slow_worker_b.post("/api/authz/check/", headers=world.owner_headers, json={
+            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}})
+        return bool(response.json()["allowed"])
+
+    assert await allowed()
+    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
+                                    params={"user": str(world.owner.uuid)})).json()
+    for assignment in assignments:
+        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
+                                    headers=world.staff_headers)).status_code == 204
+
+    async def denied() -> bool:
+        return not await allowed()
+
+    await within_deadline(denied)
