@@ -39,6 +39,15 @@ async def within_deadline(condition: Callable[[], Awaitable[bool]]) -> float:
     return time.monotonic() - start
 
 
+async def revoke_owner_roles(client: AsyncClient, world: World) -> None:
+    """Revoke every role of the world's owner through ``client`` (worker A)."""
+    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
+                                    params={"user": str(world.owner.uuid)})).json()
+    for assignment in assignments:
+        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
+                                    headers=world.staff_headers)).status_code == 204
+
+
 async def test_pat_revoked_through_a_is_refused_by_b(client: AsyncClient, worker_b: AsyncClient,
                                                      world: World) -> None:
     created = await create_pat(client, world.owner_headers)
@@ -56,11 +65,7 @@ async def test_role_revoked_through_a_denies_on_b(client: AsyncClient, worker_b:
     created = await create_pat(client, world.owner_headers)
     assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project",
                         world.project)).json()["allowed"] is True
-    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
-                                    params={"user": str(world.owner.uuid)})).json()
-    for assignment in assignments:
-        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
-                                    headers=world.staff_headers)).status_code == 204
+    await revoke_owner_roles(client, world)
 
     async def denied() -> bool:
         response = await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
@@ -154,11 +159,7 @@ async def test_b_hears_of_a_role_revocation_at_once(client: AsyncClient, slow_wo
         return bool(response.json()["allowed"])
 
     assert await allowed()
-    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
-                                    params={"user": str(world.owner.uuid)})).json()
-    for assignment in assignments:
-        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
-                                    headers=world.staff_headers)).status_code == 204
+    await revoke_owner_roles(client, world)
 
     async def denied() -> bool:
         return not await allowed()
