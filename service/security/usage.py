@@ -19,7 +19,6 @@ from service.pats.models import PersonalAccessToken
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
-    from service.security.client_ip import IPAddress
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
@@ -57,27 +56,26 @@ class UsageRecorder:
         self._events: list[PendingEvent] = []
         self._debounce: dict[tuple[str, int, str], float] = {}
 
-    def record(self, entry: CachedCredential, now: float, ip: IPAddress | None) -> None:
-        """Note one successful use of a credential at ``now`` (``time.time()``)."""
+    def record(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
+        """Note one successful use of a credential at ``now`` (``time.time()``) from the address ``ip_text``."""
         principal = entry.principal
         if not principal.is_pat:
             self._refresh_legacy(entry, now)
             return
         usage = self._pats.get(principal.credential_id)
-        ip_text = str(ip) if ip is not None else None
         if usage is None:
             self._pats[principal.credential_id] = PatUsage(1, now, ip_text, entry)
         else:
             usage.count += 1
             usage.last_used_at, usage.last_used_ip, usage.entry = now, ip_text, entry
-        if ip_text and entry.last_used_ip and ip_text != entry.last_used_ip:
-            self._event_once(
+        if (ip_text and entry.last_used_ip and ip_text != entry.last_used_ip
+                and self._due(EventType.PAT_USED_FROM_NEW_IP, entry, ip_text, now)):
+            self._event(
                 EventType.PAT_USED_FROM_NEW_IP,
                 f"Personal access token {entry.pat_name} for user {principal.username} was used from "
                 f"new IP {ip_text} (previous: {entry.last_used_ip}).",
                 entry,
                 ip_text,
-                now,
             )
         entry.last_used_ip = ip_text or entry.last_used_ip
 
@@ -93,29 +91,33 @@ class UsageRecorder:
         usage.last_used_at = now
         return True
 
-    def denied_from_ip(self, entry: CachedCredential, ip: IPAddress | None) -> None:
+    def denied_from_ip(self, entry: CachedCredential, ip_text: str | None) -> None:
         """Note a request refused by a PAT's network ACL (one event per token and address per 10 minutes)."""
-        ip_text = str(ip) if ip is not None else "unknown"
-        self._event_once(
-            EventType.PAT_ACCESS_DENIED_FROM_IP,
-            f"Personal access token {entry.pat_name} for user {entry.principal.username} was "
-            f"rejected: source address {ip_text} is outside the token network ACL.",
-            entry,
-            ip_text,
-            time.time(),
-        )
+        ip_text = ip_text or "unknown"
+        if self._due(EventType.PAT_ACCESS_DENIED_FROM_IP, entry, ip_text, time.time()):
+            self._event(
+                EventType.PAT_ACCESS_DENIED_FROM_IP,
+                f"Personal access token {entry.pat_name} for user {entry.principal.username} was "
+                f"rejected: source address {ip_text} is outside the token network ACL.",
+                entry,
+                ip_text,
+            )
 
     def _refresh_legacy(self, entry: CachedCredential, now: float) -> None:
         if now >= entry.refresh_due():
             entry.slide(now)
             self._legacy[entry.principal.credential_id] = (now, entry.lifetime)
 
-    def _event_once(self, event_type: str, message: str, entry: CachedCredential, ip: str, now: float) -> None:
+    def _due(self, event_type: str, entry: CachedCredential, ip: str, now: float) -> bool:
+        """Whether an event about this token and address is due (none in the last 10 minutes); if so, it is now."""
         key = (event_type, entry.principal.credential_id, ip)
         last = self._debounce.get(key)
         if last is not None and now - last < EVENT_DEBOUNCE_SECONDS:
-            return
+            return False
         self._debounce[key] = now
+        return True
+
+    def _event(self, event_type: str, message: str, entry: CachedCredential, ip: str) -> None:
         context = {"pat_uuid": entry.pat_uuid, "pat_name": entry.pat_name, "source_ip": ip}
         self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
 

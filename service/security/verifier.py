@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 CACHE_TTL_SECONDS = 0.5
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 _KEYWORDS = (b"token", b"bearer")
+_ADDRESS_MEMO_SIZE = 1024
+_ADDRESS_MEMO_KEY_BYTES = 128
 
 
 def token_from_header(authorization: bytes) -> str | None:
@@ -134,6 +136,7 @@ class TokenVerifier:
         self._cache_keys: dict[str, bytes] = {}  # stored token hash -> cache key, for forget_token
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
+        self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
 
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
         """The hot path: the principal, if this very header was admitted from the same client moments ago.
@@ -162,7 +165,7 @@ class TokenVerifier:
         token = token_from_header(authorization)
         if token is None:
             return None
-        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.runtime.trusted_proxies)
+        ip, ip_text = self._address(peer, forwarded_for)
         now = time.time()
         cache_key, entry = self._lookup(authorization, now)
         if entry is None:
@@ -171,7 +174,7 @@ class TokenVerifier:
                 return None
         if not self._admits(entry, now, ip, record=True):
             return None
-        self.runtime.usage.record(entry, now, ip)
+        self.runtime.usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
         return entry.principal
 
@@ -182,6 +185,24 @@ class TokenVerifier:
         if entry is None:
             entry = await self._load_token(token, cache_key, now)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
+
+    def _address(self, peer: str | None, forwarded_for: bytes | None) -> tuple[IPAddress | None, str | None]:
+        """The client's address and its text, memoised.
+
+        Parsing costs more than the rest of a cached verification, and a token used from several addresses in turn
+        (CI runners, say) takes this path on every request.
+        """
+        key = (peer, forwarded_for)
+        known = self._addresses.get(key)
+        if known is not None:
+            return known
+        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.runtime.trusted_proxies)
+        address = ip, str(ip) if ip is not None else None
+        if forwarded_for is None or len(forwarded_for) <= _ADDRESS_MEMO_KEY_BYTES:  # long headers: not worth keeping
+            if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
+                self._addresses.clear()
+            self._addresses[key] = address
+        return address
 
     def _lookup(self, presented: bytes, now: float) -> tuple[bytes, CachedCredential | None]:
         """The cache key of a presented credential, and its cached entry if still fresh."""
@@ -211,7 +232,7 @@ class TokenVerifier:
         if entry.is_valid(now, ip):
             return True
         if record and entry.networks and entry.principal.is_pat:
-            self.runtime.usage.denied_from_ip(entry, ip)
+            self.runtime.usage.denied_from_ip(entry, str(ip) if ip is not None else None)
         return False
 
     def _offline_kind(self, token: str, now: float) -> CredentialKind | None:
