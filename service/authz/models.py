@@ -7,7 +7,7 @@ from datetime import datetime
 
 from advanced_alchemy.base import BigIntAuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Uuid
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -18,6 +18,9 @@ class RoleAssignment(BigIntAuditBase):
     __table_args__ = (
         Index("ix_role_assignment_user_active", "user_id", "is_active"),
         Index("ix_role_assignment_updated_at", "updated_at"),
+        # one active assignment per user, role and entity, even when two identical grants race
+        Index("ux_role_assignment_active", "user_id", "role", "entity_id", unique=True,
+              postgresql_where=text("is_active"), sqlite_where=text("is_active")),
     )
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.authz.models import RoleAssignment
 from service.authz.schemas import EntityRef, RoleAssignmentCreate
@@ -63,23 +64,30 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
         if errors:
             raise ValidationError(errors)
         assert user is not None and entity is not None
-        live = select(RoleAssignment.id).where(
-            RoleAssignment.user_id == user.id, RoleAssignment.role == data.role, RoleAssignment.entity_id == entity.id,
-            RoleAssignment.is_active.is_(True),
-            RoleAssignment.expiration_time.is_(None) | (RoleAssignment.expiration_time > datetime.now(UTC)),
-        )
-        if await session.scalar(live.limit(1)) is not None:  # an expired assignment grants nothing: no duplicate
-            raise ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
-        assignment = await self.create(
-            RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
-                           expiration_time=expiration_time, created_by_id=actor_id)
-        )
+        held = (RoleAssignment.user_id == user.id, RoleAssignment.role == data.role,
+                RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True))
+        # An expired assignment grants nothing: it is closed, so the role can be granted again.
+        closed = list(await session.scalars(
+            update(RoleAssignment).where(*held, RoleAssignment.expiration_time <= datetime.now(UTC))
+            .values(is_active=False).returning(RoleAssignment.uuid)))
+        already = ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
+        if await session.scalar(select(RoleAssignment.id).where(*held).limit(1)) is not None:
+            raise already
+        try:
+            assignment = await self.create(
+                RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
+                               expiration_time=expiration_time, created_by_id=actor_id)
+            )
+        except IntegrityError as exc:  # an identical grant committed since the check above (a unique index)
+            await session.rollback()
+            raise already from exc
         await self.events.record(
             EventType.ROLE_GRANTED, f"User {user.username} has been granted {data.role} on {entity.type} "
             f"{entity.name}.", user_id=user.id, actor_id=actor_id, role=data.role, scope_uuid=str(entity.uuid),
         )
         await session.commit()
-        await self.sync.refresh_assignment(session, str(assignment.uuid))
+        for uuid in [*closed, assignment.uuid]:
+            await self.sync.refresh_assignment(session, str(uuid))
         return assignment
 
     async def revoke(self, assignment: RoleAssignment, actor_id: int) -> None:

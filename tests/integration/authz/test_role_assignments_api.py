@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import func, select
 
+from service.authz.models import RoleAssignment
 from service.entities.models import Entity
 from service.runtime import Runtime
 from service.users.models import User
@@ -125,6 +127,20 @@ async def test_duplicate_active_grant_is_refused(
     assert (await client.delete(f"{URL}{first.json()['uuid']}/", headers=staff)).status_code == 204
     regrant = await client.post(URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web))
     assert regrant.status_code == 201, regrant.text
+
+
+async def test_identical_grants_racing_each_other_leave_one_assignment(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree, alice: Caller,
+) -> None:
+    body = grant_body(alice.user, "PROJECT.ADMIN", tree.web)
+    answers = await asyncio.gather(*(client.post(URL, headers=staff, json=body) for _ in range(6)))
+    assert sorted(answer.status_code for answer in answers) == [201] + [400] * 5, [a.text for a in answers]
+    assert all(list(answer.json()) == ["role"] for answer in answers if answer.status_code == 400)
+    async with runtime.session() as session:
+        active = await session.scalar(select(func.count()).select_from(RoleAssignment).where(
+            RoleAssignment.user_id == alice.user.id, RoleAssignment.role == "PROJECT.ADMIN",
+            RoleAssignment.is_active.is_(True)))
+    assert active == 1
 
 
 async def test_regrant_after_the_previous_assignment_expired(
