@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -83,13 +84,19 @@ class EntityService(DomainService[Entity, EntityRepository]):
         return entity
 
     async def remove(self, entity: Entity) -> None:
-        """Delete a leaf entity that no active role is held on (409 otherwise); revoked assignments go with it."""
+        """Delete a leaf entity that no live role is held on (409 otherwise).
+
+        Revoked and expired assignments go with it.
+        """
         session = self.repository.session
         if await session.scalar(select(exists().where(Entity.parent_id == entity.id))):
             raise Conflict("Cannot delete an entity that has children; delete or move them first.")
-        active = exists().where(RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True))
-        if await session.scalar(select(active)):
+        live = exists().where(
+            RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True),
+            RoleAssignment.expiration_time.is_(None) | (RoleAssignment.expiration_time > datetime.now(UTC)),
+        )
+        if await session.scalar(select(live)):
             raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
         await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
         await self.delete(entity.id, auto_commit=True)
-        self.runtime.policy.remove_entity(str(entity.uuid))
+        await self.sync.refresh_entity(session, str(entity.uuid))

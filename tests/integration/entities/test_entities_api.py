@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import update
 
+from service.authz.models import RoleAssignment
 from service.entities.models import Entity
 from service.runtime import Runtime
 from tests.factories import auth, grant, make_entity, revoke, user_with_key
@@ -364,4 +367,18 @@ async def test_delete_refused_while_a_role_is_held_then_allowed_after_revocation
     deleted = await client.delete(entity_url(project), headers=staff)
     assert deleted.status_code == 204
     assert (await client.get(entity_url(project), headers=staff)).status_code == 404
+    assert (await client.get("/api/role-assignments/", headers=staff)).json() == []
+
+
+async def test_an_expired_assignment_does_not_block_deletion(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+) -> None:
+    """An expired assignment grants nothing, so it holds nothing up: it goes with the entity."""
+    project = await make_entity(runtime, "project", parent=await make_entity(runtime, "customer"))
+    alice, _ = await user_with_key(runtime, "alice")
+    await grant(runtime, alice, "PROJECT.MANAGER", project, expiration_time=datetime.now(UTC) + timedelta(hours=1))
+    async with runtime.session() as session:  # an hour later
+        await session.execute(update(RoleAssignment).values(expiration_time=datetime.now(UTC) - timedelta(seconds=1)))
+    deleted = await client.delete(entity_url(project), headers=staff)
+    assert deleted.status_code == 204, deleted.text
     assert (await client.get("/api/role-assignments/", headers=staff)).json() == []
