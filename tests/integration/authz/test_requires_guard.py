@@ -38,10 +38,22 @@ def unknown_permission(uuid: UUID) -> dict[str, str]:
     return {"never": str(uuid)}
 
 
+@get("/api/test-guard/misspelt/{project:uuid}/", guards=[requires("PROJECT.UPDATE", "projet")], sync_to_thread=False)
+def misspelt_parameter(project: UUID) -> dict[str, str]:
+    """A guard naming a path parameter the route does not have."""
+    return {"never": str(project)}
+
+
+@get("/api/test-guard/staff-area/", guards=[requires("STAFF.ACCESS", None)], sync_to_thread=False)
+def staff_area() -> dict[str, str]:
+    """A guard on a global permission: no entity."""
+    return {"staff": "yes"}
+
+
 @pytest.fixture(name="client")
 async def fx_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """The app with the test routes added, running."""
-    for handler in (update_project, list_resources, unknown_permission):
+    for handler in (update_project, list_resources, unknown_permission, misspelt_parameter, staff_area):
         app.register(handler)
     async with running(app), http_client(app) as client:
         yield client
@@ -111,3 +123,18 @@ async def test_unknown_permission_fails_closed_even_for_staff(client: httpx.Asyn
     staff = await make_caller(runtime, "root", staff=True)
     response = await client.get(f"/api/test-guard/unknown/{tree.web.uuid}/", headers=staff.headers)
     assert response.status_code == 403
+
+
+async def test_a_misspelt_path_parameter_refuses_everyone_and_says_why(
+        client: httpx.AsyncClient, runtime: Runtime, tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
+    staff = await make_caller(runtime, "root", staff=True)
+    response = await client.get(f"/api/test-guard/misspelt/{tree.web.uuid}/", headers=staff.headers)
+    assert response.status_code == 403 and response.json() == DENIED
+    assert "no such path parameter" in caplog.text and "'projet'" in caplog.text
+
+
+async def test_a_global_permission_needs_no_entity(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    staff, alice = await make_caller(runtime, "root", staff=True), await make_caller(runtime, "alice")
+    assert (await client.get("/api/test-guard/staff-area/", headers=staff.headers)).json() == {"staff": "yes"}
+    refused = await client.get("/api/test-guard/staff-area/", headers=alice.headers)
+    assert refused.status_code == 403 and refused.json() == DENIED
