@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -111,10 +111,12 @@ def service_phases(args: argparse.Namespace, report: Report, world: World) -> di
         health = Request("GET", "/health", {})
         check = _check_request(world, world.pat)
         bare = Request("POST", BARE_CHECK_PATH, {"Content-Type": "application/json"}, check.body)
+        # the same call from clients whose addresses take turns: no request repeats the one before it
+        spread = replace(check, forwarded_for=tuple(f"198.51.100.{n}" for n in range(1, 9)))
         _expect_ok(port, check, '"allowed":true')
         _expect_ok(port, health, "ok")
         _expect_ok(port, bare, '"clause":"bare"')
-        rounds = interleaved(args, port, {"health": health, "bare": bare, "check": check})
+        rounds = interleaved(args, port, {"health": health, "bare": bare, "check": check, "spread": spread})
         out.update({name: r.total for name, r in rounds.items()})
         report.say(f"[1] POST /api/authz/check/ (PAT bound to the customer, resource 3 levels down) vs bare endpoints"
                    f" of the same app — {world.backend}, {args.workers} workers, {args.rounds} interleaved rounds")
@@ -129,6 +131,9 @@ def service_phases(args: argparse.Namespace, report: Report, world: World) -> di
                       twin >= 0.8)
         report.say(f"    (check/health, which also counts reading the JSON body: "
                    f"{rounds['check'].ratio_to(rounds['health']):.2f})")
+        report.say(_load_line("POST /api/authz/check/, 8 addresses", out["spread"]))
+        report.say(f"    (the same PAT from 8 client addresses in turn, so each request takes the full verification "
+                   f"path: {rounds['spread'].ratio_to(rounds['bare']):.2f} of the bare twin)")
 
         owner = {"Authorization": f"Token {world.owner_key}", "Content-Type": "application/json"}
         expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()

@@ -46,6 +46,8 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     expect: int = 200
+    forwarded_for: tuple[str, ...] = ()
+    """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy)."""
 
 
 def wrk_available() -> bool:
@@ -76,6 +78,13 @@ def run_wrk(port: int, request: Request, duration: float, connections: int) -> L
     if request.body:
         lines.append(f"wrk.body = {_lua_string(request.body)}")
     lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in request.headers.items()]
+    if request.forwarded_for:
+        lines += [
+            "local addresses = {" + ", ".join(_lua_string(a) for a in request.forwarded_for) + "}",
+            "local turn = 0",
+            "function request() turn = turn % #addresses + 1; "
+            "wrk.headers['X-Forwarded-For'] = addresses[turn]; return wrk.format() end",
+        ]
     # count unexpected statuses ourselves: wrk only reports non-2xx/3xx
     lines += [
         f"local expect = {request.expect}",
@@ -135,12 +144,17 @@ def run_python(port: int, request: Request, duration: float, connections: int, *
     return LoadResult(**json.loads(out.strip().splitlines()[-1]))
 
 
-def _encode(request: dict, path: str) -> bytes:
+def _encode(request: dict, path: str, forwarded_for: str | None = None) -> list[bytes]:
+    """The request's bytes: one variant per ``forwarded_for`` address, else one."""
+    if forwarded_for is None and request["forwarded_for"]:
+        return [_encode(request, path, address)[0] for address in request["forwarded_for"]]
     head = [f"{request['method']} {path} HTTP/1.1", "Host: 127.0.0.1"]
     head += [f"{k}: {v}" for k, v in request["headers"].items()]
+    if forwarded_for is not None:
+        head.append(f"X-Forwarded-For: {forwarded_for}")
     body = request["body"].encode()
     head.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    return [("\r\n".join(head) + "\r\n\r\n").encode() + body]
 
 
 async def _connection(port: int, spec: dict, uuid: str | None, deadline: float, stats: dict) -> None:
@@ -150,7 +164,9 @@ async def _connection(port: int, spec: dict, uuid: str | None, deadline: float, 
     latencies: list[float] = stats["latencies"]
     try:
         while time.perf_counter() < deadline:
-            payload = static or _encode(request, request["path"].replace("{uuid}", uuid or ""))
+            payloads = static or _encode(request, request["path"].replace("{uuid}", uuid or ""))
+            stats["turn"] += 1
+            payload = payloads[stats["turn"] % len(payloads)]
             start = time.perf_counter()
             writer.write(payload)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -172,7 +188,7 @@ async def _connection(port: int, spec: dict, uuid: str | None, deadline: float, 
 
 
 async def _main(spec: dict) -> dict:
-    stats: dict = {"latencies": [], "errors": 0}
+    stats: dict = {"latencies": [], "errors": 0, "turn": 0}
     uuids = spec["uuids"] or [None] * spec["connections"]
     start = time.perf_counter()
     deadline = start + spec["duration"]
