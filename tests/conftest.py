@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 from sqlalchemy import text
 
@@ -95,6 +96,21 @@ async def reset_database(runtime: Runtime) -> None:
             await session.execute(text("UPDATE entity SET parent_id = NULL"))
             for table in TABLES:
                 await session.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(autouse=True)
+def _release_alchemy_keys() -> Iterator[None]:
+    """Forget the state keys of the apps a test made once it is over.
+
+    advanced-alchemy records every config's keys in class-level sets and finds a free key by recursing through
+    ``key_1``, ``key_2``, … one call per config ever made: about a thousand apps in one test process exceed
+    Python's recursion limit. A service process makes one config per worker; the keys only need to be unique
+    among the configs of one app.
+    """
+    yield
+    for registry in ("_SESSION_SCOPE_KEY_REGISTRY", "_ENGINE_APP_STATE_KEY_REGISTRY",
+                     "_SESSIONMAKER_APP_STATE_KEY_REGISTRY"):
+        getattr(SQLAlchemyAsyncConfig, registry).clear()
 
 
 @pytest.fixture(name="settings")
