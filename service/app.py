@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -79,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ]
         for loop in loops:
             loop.start()
-        stop_reloading = install_sighup_reload(runtime.policy, Path(settings.policy_dir))
+        stop_reloading = install_sighup_reload(runtime.reload_rules)
         try:
             yield
         finally:

@@ -2,9 +2,9 @@
 
 Without it a change made by one worker is still honoured by all within a second: cached verifications are trusted
 for 0.5 s and the policy facts are polled every ``sync_interval_seconds``. On PostgreSQL the worker that made the
-change also NOTIFYs the others, which act on it when it arrives (milliseconds): they drop the credential, or poll
-the facts at once. Polling stays as the fallback for a notification lost with a connection; on SQLite (one host,
-no NOTIFY) it is the only path.
+change also NOTIFYs the others, which act on it when it arrives (milliseconds): they drop the credential, poll
+the facts at once, or reload the policy after a worker reloaded it on SIGHUP. Polling stays as the fallback for a
+notification lost with a connection; on SQLite (one host, no NOTIFY) it is the only path.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import text
+
+from service.policy.reload import reload_policy
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tokengate.broadcast")
 
 CHANNEL = "tokengate"
-TOKEN, USER, FACTS = "token", "user", "facts"
+TOKEN, USER, FACTS, POLICY = "token", "user", "facts", "policy"
 
 
 class Broadcast:
@@ -95,3 +98,5 @@ class Broadcast:
             self.runtime.verifier.forget_user(int(subject))
         elif kind == FACTS:
             self.on_facts()
+        elif kind == POLICY:  # another worker reloaded its rules: read this worker's directory again
+            reload_policy(self.runtime.policy, Path(self.runtime.settings.policy_dir))

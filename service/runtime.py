@@ -18,12 +18,13 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.broadcast import FACTS, TOKEN, USER, Broadcast
+from service.broadcast import FACTS, POLICY, TOKEN, USER, Broadcast
 from service.config import Settings
 from service.crypto import Keyring, load_secret
 from service.db import create_alchemy_config
 from service.events.services import EventService
 from service.policy.engine import PolicyEngine
+from service.policy.reload import reload_policy
 from service.security.client_ip import IPNetwork
 from service.security.throttle import LoginThrottle
 from service.security.usage import UsageRecorder
@@ -77,6 +78,13 @@ class Runtime:
         """After a committed revocation, rotation or ACL change: drop the credential here and everywhere else."""
         self.verifier.forget_token(token_hash)
         await self.broadcast.announce(TOKEN, token_hash)
+
+    async def reload_rules(self) -> bool:
+        """Reload the policy directory (on SIGHUP); when the new rules are in force, every other worker reloads too."""
+        if not reload_policy(self.policy, Path(self.settings.policy_dir)):
+            return False
+        await self.broadcast.announce(POLICY)
+        return True
 
     async def facts_changed(self) -> None:
         """After committed entity or role changes (already mirrored here): have every other worker poll now."""

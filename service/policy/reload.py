@@ -1,6 +1,7 @@
 """Reload the rules without a restart: ``kill -HUP <pid>`` (issue 4).
 
-A reload that fails keeps the rules in force and logs the problem as ``file:line: message``.
+A reload that fails keeps the rules in force and logs the problem as ``file:line: message``. One that succeeds is
+announced to the other workers, which reload their own policy directory (``Runtime.reload_rules``).
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
@@ -32,12 +34,8 @@ def reload_policy(engine: PolicyEngine, directory: Path) -> bool:
     return True
 
 
-def install_sighup_reload(engine: PolicyEngine, directory: Path) -> Callable[[], None]:
-    """Reload the policy whenever the process receives SIGHUP; call from the app's lifespan.
-
-    Args:
-        engine: The worker's engine.
-        directory: The configured policy directory.
+def install_sighup_reload(reload: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
+    """Run ``reload`` whenever the process receives SIGHUP; call from the app's lifespan.
 
     Returns:
         A function that removes the handler again (call it when the lifespan ends).
@@ -46,8 +44,15 @@ def install_sighup_reload(engine: PolicyEngine, directory: Path) -> Callable[[],
     sighup = getattr(signal, "SIGHUP", None)
     if sighup is None:  # Windows
         return lambda: None
+    running: set[asyncio.Task[object]] = set()  # the loop keeps only weak references to tasks
+
+    def on_signal() -> None:
+        task = loop.create_task(reload())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
     try:
-        loop.add_signal_handler(sighup, reload_policy, engine, directory)
+        loop.add_signal_handler(sighup, on_signal)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or a loop without signals
         logger.warning("cannot reload the policy on SIGHUP in this process: restart to change the rules")
         return lambda: None

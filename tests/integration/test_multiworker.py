@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from service.authz.sync import ASSIGNMENT_ROWS, FactSync
 from service.config import Settings
 from service.runtime import Runtime
 from service.security import verifier as verifier_module
-from tests.conftest import http_client, make_settings, running
+from tests.conftest import ROOT, http_client, make_settings, running
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
 DEADLINE = 1.0
@@ -165,3 +166,28 @@ async def test_b_hears_of_a_role_revocation_at_once(client: AsyncClient, slow_wo
         return not await allowed()
 
     await within_deadline(denied)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+async def test_b_reloads_its_policy_when_a_reloads(client: AsyncClient, runtime: Runtime, world: World,
+                                                   database_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", rules)
+    app: Litestar = create_app(make_settings(database_url, tmp_path, TOKENGATE_POLICY_DIR=str(rules)))
+    async with running(app), http_client(app) as worker_b:
+        async def allowed() -> bool:
+            response = await worker_b.post("/api/authz/check/", headers=world.owner_headers, json={
+                "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}})
+            return bool(response.json()["allowed"])
+
+        assert await allowed()
+        roles = rules / "roles.csv"  # B's copy of the rules no longer lets a customer owner update projects
+        roles.write_text(roles.read_text().replace("p, CUSTOMER.OWNER, PROJECT.UPDATE\n", ""))
+        assert await runtime.reload_rules()  # A reloads (on SIGHUP, in production) and tells the others
+
+        async def denied() -> bool:
+            return not await allowed()
+
+        await within_deadline(denied)
+    await app.state.runtime.alchemy.get_engine().dispose()

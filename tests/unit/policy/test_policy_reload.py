@@ -43,7 +43,11 @@ def test_a_broken_reload_keeps_the_rules_and_logs_file_line(copy: Path, caplog: 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
 async def test_sighup_reloads_the_running_engine(copy: Path) -> None:
     engine = PolicyEngine.from_directory(copy)
-    remove = install_sighup_reload(engine, copy)
+
+    async def reload() -> bool:
+        return reload_policy(engine, copy)
+
+    remove = install_sighup_reload(reload)
     try:
         _add(copy, "p, PROJECT.MEMBER, PROJECT.UPDATE")
         os.kill(os.getpid(), signal.SIGHUP)
