@@ -279,6 +279,9 @@ class PolicyEngine:
         role = self._rules.matcher.granting_role(frozenset(held), permission)
         if role is None:
             return Decision(False, f"no role held ({', '.join(sorted(held))}) grants {permission}", "role")
+        # Casbin names the first granting rule in file order; the explanation names the nearest granting assignment
+        # (``held`` is in chain order, nearest first)
+        role = next((name for name in held if (name, permission) in self._rules.grant_sources), role)
         assignment = held[role]
         rule = self._rules.grant_sources[(role, permission)]
         held_type = self._facts.entities[assignment.entity].type
