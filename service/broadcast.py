@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import text
-
-from service.policy.reload import reload_policy
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -99,4 +96,4 @@ class Broadcast:
         elif kind == FACTS:
             self.on_facts()
         elif kind == POLICY:  # another worker reloaded its rules: read this worker's directory again
-            reload_policy(self.runtime.policy, Path(self.runtime.settings.policy_dir))
+            self.runtime.reread_rules()

@@ -81,10 +81,14 @@ class Runtime:
 
     async def reload_rules(self) -> bool:
         """Reload the policy directory (on SIGHUP); when the new rules are in force, every other worker reloads too."""
-        if not reload_policy(self.policy, Path(self.settings.policy_dir)):
+        if not self.reread_rules():
             return False
         await self.broadcast.announce(POLICY)
         return True
+
+    def reread_rules(self) -> bool:
+        """Reload this worker's policy directory only; False (old rules kept, problem logged) when it is broken."""
+        return reload_policy(self.policy, Path(self.settings.policy_dir))
 
     async def facts_changed(self) -> None:
         """After committed entity or role changes (already mirrored here): have every other worker poll now."""

@@ -91,10 +91,10 @@ class UsageRecorder:
         usage.last_used_at = now
         return True
 
-    def denied_from_ip(self, entry: CachedCredential, ip_text: str | None) -> None:
+    def denied_from_ip(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
         """Note a request refused by a PAT's network ACL (one event per token and address per 10 minutes)."""
         ip_text = ip_text or "unknown"
-        if self._due(EventType.PAT_ACCESS_DENIED_FROM_IP, entry, ip_text, time.time()):
+        if self._due(EventType.PAT_ACCESS_DENIED_FROM_IP, entry, ip_text, now):
             self._event(
                 EventType.PAT_ACCESS_DENIED_FROM_IP,
                 f"Personal access token {entry.pat_name} for user {entry.principal.username} was "

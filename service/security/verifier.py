@@ -232,7 +232,7 @@ class TokenVerifier:
         if entry.is_valid(now, ip):
             return True
         if record and entry.networks and entry.principal.is_pat:
-            self.runtime.usage.denied_from_ip(entry, str(ip) if ip is not None else None)
+            self.runtime.usage.denied_from_ip(entry, now, str(ip) if ip is not None else None)
         return False
 
     def _offline_kind(self, token: str, now: float) -> CredentialKind | None:
