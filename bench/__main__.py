@@ -51,14 +51,20 @@ class Report:
 
 def _load_line(label: str, r: LoadResult) -> str:
     errors = f"  errors {r.errors}" if r.errors else ""
-    return (f"    {label:<34}{r.rps:>10,.0f} req/s   p50 {r.p50_ms:6.2f} ms   p99 {r.p99_ms:6.2f} ms"
-            f"   ({r.requests:,} requests, {r.tool}){errors}")
+    return (
+        f"    {label:<34}{r.rps:>10,.0f} req/s   p50 {r.p50_ms:6.2f} ms   p99 {r.p99_ms:6.2f} ms"
+        f"   ({r.requests:,} requests, {r.tool}){errors}"
+    )
 
 
 def _check_request(world: World, key: str) -> Request:
     body = json.dumps({"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": world.resource}})
-    return Request("POST", "/api/authz/check/", {"Authorization": f"Token {key}", "Content-Type": "application/json"},
-                   body.encode())
+    return Request(
+        "POST",
+        "/api/authz/check/",
+        {"Authorization": f"Token {key}", "Content-Type": "application/json"},
+        body.encode(),
+    )
 
 
 def _expect_ok(port: int, request: Request, check: str) -> None:
@@ -78,9 +84,15 @@ class Rounds:
         """All rounds as one phase: summed requests over summed time; latency percentiles are round medians."""
         first, requests = self.results[0], sum(r.requests for r in self.results)
         seconds = sum(r.seconds for r in self.results)
-        return LoadResult(first.tool, requests, sum(r.errors for r in self.results), seconds, requests / seconds,
-                          statistics.median(r.p50_ms for r in self.results),
-                          statistics.median(r.p99_ms for r in self.results))
+        return LoadResult(
+            first.tool,
+            requests,
+            sum(r.errors for r in self.results),
+            seconds,
+            requests / seconds,
+            statistics.median(r.p50_ms for r in self.results),
+            statistics.median(r.p99_ms for r in self.results),
+        )
 
     def ratio_to(self, other: Rounds) -> float:
         """Median over rounds of this request's throughput over ``other``'s in the same round."""
@@ -100,7 +112,8 @@ def interleaved(args: argparse.Namespace, port: int, requests: dict[str, Request
     for _ in range(args.rounds):
         for name, request in requests.items():
             out[name].results.append(
-                loadgen.run(port, request, args.duration / args.rounds, args.connections, prefer_wrk=use_wrk))
+                loadgen.run(port, request, args.duration / args.rounds, args.connections, prefer_wrk=use_wrk)
+            )
     return out
 
 
@@ -118,27 +131,41 @@ def service_phases(args: argparse.Namespace, report: Report, world: World) -> di
         _expect_ok(port, bare, '"clause":"bare"')
         rounds = interleaved(args, port, {"health": health, "bare": bare, "check": check, "spread": spread})
         out.update({name: r.total for name, r in rounds.items()})
-        report.say(f"[1] POST /api/authz/check/ (PAT bound to the customer, resource 3 levels down) vs bare endpoints"
-                   f" of the same app — {world.backend}, {args.workers} workers, {args.rounds} interleaved rounds")
+        report.say(
+            f"[1] POST /api/authz/check/ (PAT bound to the customer, resource 3 levels down) vs bare endpoints"
+            f" of the same app — {world.backend}, {args.workers} workers, {args.rounds} interleaved rounds"
+        )
         report.say(_load_line("GET /health (no auth)", out["health"]))
         report.say(_load_line("POST bare twin of the check (no auth)", out["bare"]))
         report.say(_load_line("POST /api/authz/check/ (PAT)", out["check"]))
-        per_round = "  ".join(f"{c.rps / b.rps:.2f}" for c, b in zip(rounds["check"].results, rounds["bare"].results,
-                                                                      strict=True))
+        per_round = "  ".join(
+            f"{c.rps / b.rps:.2f}" for c, b in zip(rounds["check"].results, rounds["bare"].results, strict=True)
+        )
         report.say(f"    check/bare-twin by round: {per_round}")
         twin = rounds["check"].ratio_to(rounds["bare"])
-        report.target(f"check/bare-twin throughput, median of rounds ({world.backend})", twin, ".2f", "≥ 0.80",
-                      twin >= 0.8)
-        report.say(f"    (check/health, which also counts reading the JSON body: "
-                   f"{rounds['check'].ratio_to(rounds['health']):.2f})")
+        report.target(
+            f"check/bare-twin throughput, median of rounds ({world.backend})", twin, ".2f", "≥ 0.80", twin >= 0.8
+        )
+        report.say(
+            f"    (check/health, which also counts reading the JSON body: "
+            f"{rounds['check'].ratio_to(rounds['health']):.2f})"
+        )
         report.say(_load_line("POST /api/authz/check/, 8 addresses", out["spread"]))
-        report.say(f"    (the same PAT from 8 client addresses in turn, so each request takes the full verification "
-                   f"path: {rounds['spread'].ratio_to(rounds['bare']):.2f} of the bare twin)")
+        report.say(
+            f"    (the same PAT from 8 client addresses in turn, so each request takes the full verification "
+            f"path: {rounds['spread'].ratio_to(rounds['bare']):.2f} of the bare twin)"
+        )
 
         owner = {"Authorization": f"Token {world.owner_key}", "Content-Type": "application/json"}
         expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-        create_body = json.dumps({"name": "bench-create", "scopes": ["RESOURCE.UPDATE"], "expires_at": expires,
-                                  "allowed_scopes": [{"type": "customer", "uuid": world.customer}]}).encode()
+        create_body = json.dumps(
+            {
+                "name": "bench-create",
+                "scopes": ["RESOURCE.UPDATE"],
+                "expires_at": expires,
+                "allowed_scopes": [{"type": "customer", "uuid": world.customer}],
+            }
+        ).encode()
         create = Request("POST", "/api/personal-access-tokens/", owner, create_body, expect=201)
         _expect_ok(port, create, '"token":"w_')
         starts = []
@@ -149,8 +176,7 @@ def service_phases(args: argparse.Namespace, report: Report, world: World) -> di
         duration = max(1.0, args.duration * 0.6)
         out["create"] = loadgen.run_python(port, create, duration, args.write_connections)
         rotate = Request("POST", "/api/personal-access-tokens/{uuid}/rotate/", owner, b"", expect=201)
-        out["rotate"] = loadgen.run_python(port, rotate, duration, args.write_connections, uuids=starts,
-                                           follow="uuid")
+        out["rotate"] = loadgen.run_python(port, rotate, duration, args.write_connections, uuids=starts, follow="uuid")
         report.say(f"[5] PAT create and rotate through HTTP — {world.backend}, {args.write_connections} connections")
         report.say(_load_line("POST /api/personal-access-tokens/", out["create"]))
         report.say(_load_line("POST …/{uuid}/rotate/ (chained)", out["rotate"]))
@@ -162,8 +188,14 @@ def peer_phase(args: argparse.Namespace, report: Report, world: World, workdir: 
     db = workdir / "peer_drf.db"
     db.unlink(missing_ok=True)
     env = {"PEER_DRF_DB": str(db), "DJANGO_SETTINGS_MODULE": "bench.peer_drf.settings"}
-    out = subprocess.run([sys.executable, "-m", "bench.peer_drf.prepare"], cwd=ROOT, env={**os.environ, **env},
-                         check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peer_drf.prepare"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     key, user_id = out[-2], out[-1]
     env["PEER_DRF_TREE"] = f"{world.customer},{world.project},{world.resource},{user_id}"
     with uvicorn_server("bench.peer_drf.asgi:application", env, args.workers, lifespan="off") as port:
@@ -177,8 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for both stacks (default 2)")
     parser.add_argument("--duration", type=float, default=24.0, help="seconds per load phase (default 24)")
-    parser.add_argument("--rounds", type=int, default=12,
-                        help="interleaved rounds the check/bare comparison is split into (default 12)")
+    parser.add_argument(
+        "--rounds", type=int, default=12, help="interleaved rounds the check/bare comparison is split into (default 12)"
+    )
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections for read phases")
     parser.add_argument("--write-connections", type=int, default=4, help="connections for create/rotate phases")
     parser.add_argument("--tokens", type=int, default=1_000_000, help="stored PATs for the scaling figure")
@@ -193,8 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     report = Report()
     tool = "wrk (1 thread)" if loadgen.wrk_available() and not args.python_load else "bench/loadgen.py (Python)"
     backends = ["sqlite"] + (["postgres"] if not args.no_postgres and postgres_reachable() else [])
-    report.say(f"tokengate bench — {args.workers} workers, {args.duration:g} s per phase, "
-               f"{args.connections} connections, load generator: {tool}; backends: {', '.join(backends)}")
+    report.say(
+        f"tokengate bench — {args.workers} workers, {args.duration:g} s per phase, "
+        f"{args.connections} connections, load generator: {tool}; backends: {', '.join(backends)}"
+    )
     if not args.no_postgres and "postgres" not in backends:
         report.say("(PostgreSQL at 127.0.0.1:5432 not reachable: skipped)")
     report.say()
@@ -220,32 +255,44 @@ def main(argv: list[str] | None = None) -> None:
                 if backend == "sqlite" and not args.no_peer:
                     peer = peer_phase(args, report, world, workdir)
                     ours = throughput["sqlite"]["check"]
-                    report.say(f"[2] the same call: tokengate vs Django REST framework + django-rest-knox "
-                               f"(uvicorn, uvloop + httptools, {args.workers} workers, SQLite)")
+                    report.say(
+                        f"[2] the same call: tokengate vs Django REST framework + django-rest-knox "
+                        f"(uvicorn, uvloop + httptools, {args.workers} workers, SQLite)"
+                    )
                     report.say(_load_line("tokengate POST /api/authz/check/", ours))
                     report.say(_load_line("DRF + knox POST /api/authz/check/", peer))
-                    report.target("tokengate/DRF+knox throughput", ours.rps / peer.rps, ".1f", "≥ 5x",
-                                  ours.rps / peer.rps >= 5)
+                    report.target(
+                        "tokengate/DRF+knox throughput", ours.rps / peer.rps, ".1f", "≥ 5x", ours.rps / peer.rps >= 5
+                    )
                     report.say()
 
         from bench.tokens import cache_memory, verification_scaling
 
         counts = (1_000, args.tokens) if args.tokens > 1_000 else (100, args.tokens)
         for backend in backends:
-            with (database(backend, workdir, "verify_small") as small,
-                  database(backend, workdir, "verify_large") as large):
+            with (
+                database(backend, workdir, "verify_small") as small,
+                database(backend, workdir, "verify_large") as large,
+            ):
                 scaling = verification_scaling(backend, [small, large], counts)
             report.say(f"[4] token verification, cache-miss path (HMAC + lookup by unique hash) — {backend}")
             for count, us in zip(scaling.counts, scaling.median_us, strict=True):
                 report.say(f"    {count:>10,} stored PATs   median {us:8.1f} µs per verification")
-            report.target(f"verification at {counts[1]:,} / at {counts[0]:,} ({backend})", scaling.ratio, ".2f",
-                          "≤ 1.2", scaling.ratio <= 1.2)
+            report.target(
+                f"verification at {counts[1]:,} / at {counts[0]:,} ({backend})",
+                scaling.ratio,
+                ".2f",
+                "≤ 1.2",
+                scaling.ratio <= 1.2,
+            )
         report.say()
 
         memory = cache_memory(args.cache_entries)
-        report.say(f"[5] verification cache memory: {memory.entries:,} cached verifications hold "
-                   f"{memory.bytes / 2**20:.1f} MiB ({memory.per_entry:,.0f} bytes each; "
-                   f"plaintext in cache: {'YES' if memory.plaintext_found else 'no'})")
+        report.say(
+            f"[5] verification cache memory: {memory.entries:,} cached verifications hold "
+            f"{memory.bytes / 2**20:.1f} MiB ({memory.per_entry:,.0f} bytes each; "
+            f"plaintext in cache: {'YES' if memory.plaintext_found else 'no'})"
+        )
         report.say()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -264,8 +311,21 @@ def _machine() -> list[str]:
                 break
     except OSError:
         pass
-    packages = ["litestar", "msgspec", "advanced-alchemy", "SQLAlchemy", "aiosqlite", "asyncpg", "pycasbin",
-                "uvicorn", "uvloop", "httptools", "Django", "djangorestframework", "django-rest-knox"]
+    packages = [
+        "litestar",
+        "msgspec",
+        "advanced-alchemy",
+        "SQLAlchemy",
+        "aiosqlite",
+        "asyncpg",
+        "pycasbin",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "Django",
+        "djangorestframework",
+        "django-rest-knox",
+    ]
     versions = []
     for name in packages:
         try:
@@ -300,8 +360,10 @@ def write_results(args: argparse.Namespace, report: Report, argv: list[str] | No
         "",
         "| figure | value | target | holds |",
         "|---|---|---|---|",
-        *[f"| {figure} | {value} | {target} | {'yes' if holds else 'no'} |"
-          for figure, value, target, holds in report.verdicts],
+        *[
+            f"| {figure} | {value} | {target} | {'yes' if holds else 'no'} |"
+            for figure, value, target, holds in report.verdicts
+        ],
         "",
         "## Output",
         "",

@@ -70,8 +70,14 @@ def scenarios() -> list[tuple[int, str, str, float]]:
             for label, subject, expected in cases:
                 rows.append((depth, memo, label, measure(engine, subject, "FOLDER.READ", target(depth), expected)))
     viewer = Subject(10_000, False)
-    rows.append((8, "cold", "deny, role held lacks permission",
-                 measure(engines["cold"], viewer, "FOLDER.WRITE", target(8), False)))
+    rows.append(
+        (
+            8,
+            "cold",
+            "deny, role held lacks permission",
+            measure(engines["cold"], viewer, "FOLDER.WRITE", target(8), False),
+        )
+    )
     return rows
 
 

@@ -96,9 +96,22 @@ def run_wrk(port: int, request: Request, duration: float, connections: int) -> L
         script.write("\n".join(lines) + "\n")
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s",
-             "-s", script.name, f"http://127.0.0.1:{port}{request.path}"],
-            check=True, capture_output=True, text=True, timeout=duration + 30,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--latency",
+                "--timeout",
+                "5s",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}{request.path}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
         ).stdout
     finally:
         os.environ.get("BENCH_DEBUG") or os.unlink(script.name)
@@ -124,21 +137,40 @@ def run_wrk(port: int, request: Request, duration: float, connections: int) -> L
 # -- Python generator ----------------------------------------------------------------------------------------------
 
 
-def run_python(port: int, request: Request, duration: float, connections: int, *,
-               uuids: list[str] | None = None, follow: str | None = None) -> LoadResult:
+def run_python(
+    port: int,
+    request: Request,
+    duration: float,
+    connections: int,
+    *,
+    uuids: list[str] | None = None,
+    follow: str | None = None,
+) -> LoadResult:
     """Run the Python generator in a separate process (so it never shares a core's GIL with the caller).
 
     Args:
         uuids: one starting value per connection for ``{uuid}`` in the path.
         follow: a JSON field of each response that becomes the connection's next ``{uuid}`` (PAT rotation).
     """
-    spec = {"port": port, "request": {**asdict(request), "body": request.body.decode()}, "duration": duration,
-            "connections": connections, "uuids": uuids, "follow": follow}
+    spec = {
+        "port": port,
+        "request": {**asdict(request), "body": request.body.decode()},
+        "duration": duration,
+        "connections": connections,
+        "uuids": uuids,
+        "follow": follow,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
     try:
-        out = subprocess.run([sys.executable, "-m", "bench.loadgen", handle.name], cwd=ROOT, check=True,
-                             capture_output=True, text=True, timeout=duration + 60).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen", handle.name],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+        ).stdout
     finally:
         os.unlink(handle.name)
     return LoadResult(**json.loads(out.strip().splitlines()[-1]))

@@ -26,8 +26,15 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", args.port))
-    config = uvicorn.Config(args.app, factory=args.factory, lifespan=args.lifespan, loop="uvloop", http="httptools",
-                            access_log=False, log_level="warning")
+    config = uvicorn.Config(
+        args.app,
+        factory=args.factory,
+        lifespan=args.lifespan,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -38,8 +38,9 @@ class VerifyResult:
         return self.median_us[-1] / self.median_us[0]
 
 
-def verification_scaling(backend: str, urls: list[str], counts: tuple[int, ...], probes: int = 200,
-                         budget_s: float = 3.0, rounds: int = 6) -> VerifyResult:
+def verification_scaling(
+    backend: str, urls: list[str], counts: tuple[int, ...], probes: int = 200, budget_s: float = 3.0, rounds: int = 6
+) -> VerifyResult:
     """Fill one database per count (``urls[i]`` to ``counts[i]`` PATs), then time cache-miss verifications of the
     same ``probes`` tokens in each, taking turns for ``rounds`` rounds so that the machine's drift hits all alike."""
     from bench.world import settings_for
@@ -51,8 +52,9 @@ def verification_scaling(backend: str, urls: list[str], counts: tuple[int, ...],
     return asyncio.run(_scaling(backend, settings, counts, probes, budget_s, rounds))
 
 
-async def _scaling(backend: str, settings: list[Any], counts: tuple[int, ...], probes: int, budget_s: float,
-                   rounds: int) -> VerifyResult:
+async def _scaling(
+    backend: str, settings: list[Any], counts: tuple[int, ...], probes: int, budget_s: float, rounds: int
+) -> VerifyResult:
     from service.crypto import new_pat
     from service.runtime import Runtime
 
@@ -83,10 +85,20 @@ async def _store_probes(runtime: Any, tokens: list[str], expires_at: datetime) -
     async with runtime.session() as session:
         owner = await UserService(session=session, runtime=runtime).create_user(UserCreate(username="bench-v"))
     async with runtime.session() as session:
-        session.add_all(PersonalAccessToken(
-            user_id=owner.id, name="probe", token_prefix=display_prefix(t),
-            token_hash=runtime.keyring.token_hash(t), scopes=["RESOURCE.UPDATE"], allowed_scopes=[],
-            allowed_networks=[], expires_at=expires_at, is_active=True) for t in tokens)
+        session.add_all(
+            PersonalAccessToken(
+                user_id=owner.id,
+                name="probe",
+                token_prefix=display_prefix(t),
+                token_hash=runtime.keyring.token_hash(t),
+                scopes=["RESOURCE.UPDATE"],
+                allowed_scopes=[],
+                allowed_networks=[],
+                expires_at=expires_at,
+                is_active=True,
+            )
+            for t in tokens
+        )
 
 
 async def _time_misses(runtime: Any, tokens: list[str], budget_s: float) -> list[float]:
@@ -132,8 +144,7 @@ def _fill_sqlite(path: str, key: bytes, start: int, n: int) -> None:
         template = dict(zip(columns, cursor.fetchone(), strict=True))
         hyphens = "-" in str(template["uuid"])
         columns.remove("id")
-        sql = (f"INSERT INTO personal_access_token ({', '.join(columns)}) "
-               f"VALUES ({', '.join('?' for _ in columns)})")
+        sql = f"INSERT INTO personal_access_token ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         db.execute("PRAGMA synchronous=OFF")
         for offset in range(0, n, CHUNK):
             hashes = _filler_hashes(key, start + offset, min(CHUNK, n - offset))
@@ -202,22 +213,41 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
     from service.crypto import new_pat
     from service.runtime import Runtime
 
-    settings = load_settings(path=ROOT / "bench" / "no-such-litestar.toml", environ={
-        "TOKENGATE_SECURITY__SECRET": SECRET, "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
-        "TOKENGATE_DATABASE__URL": "sqlite+aiosqlite:///:memory:",
-        "TOKENGATE_TOKENS__VERIFICATION_CACHE_SIZE": str(max(entries, 1))})
+    settings = load_settings(
+        path=ROOT / "bench" / "no-such-litestar.toml",
+        environ={
+            "TOKENGATE_SECURITY__SECRET": SECRET,
+            "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
+            "TOKENGATE_DATABASE__URL": "sqlite+aiosqlite:///:memory:",
+            "TOKENGATE_TOKENS__VERIFICATION_CACHE_SIZE": str(max(entries, 1)),
+        },
+    )
     runtime = Runtime.build(settings)
     verifier = runtime.verifier
     expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
-    owner = SimpleNamespace(id=1, uuid=uuid_lib.uuid4(), username="bench-owner", is_staff=False, is_active=True,
-                            can_use_personal_access_tokens=True)
+    owner = SimpleNamespace(
+        id=1,
+        uuid=uuid_lib.uuid4(),
+        username="bench-owner",
+        is_staff=False,
+        is_active=True,
+        can_use_personal_access_tokens=True,
+    )
     customer = str(uuid_lib.uuid4())
     tokens = [new_pat(int(expires_at.timestamp())) for _ in range(entries)]
     rows = {
         runtime.keyring.token_hash(t): SimpleNamespace(
-            id=i, uuid=uuid_lib.uuid4(), name=f"bench-{i}", scopes=["RESOURCE.UPDATE"],
+            id=i,
+            uuid=uuid_lib.uuid4(),
+            name=f"bench-{i}",
+            scopes=["RESOURCE.UPDATE"],
             allowed_scopes=[{"type": "customer", "uuid": customer}],
-            allowed_networks=[], expires_at=expires_at, grace_until=None, last_used_ip=None, is_active=True)
+            allowed_networks=[],
+            expires_at=expires_at,
+            grace_until=None,
+            last_used_ip=None,
+            is_active=True,
+        )
         for i, t in enumerate(tokens)
     }
 

@@ -119,10 +119,12 @@ async def _populate(backend: str, url: str, settings) -> World:
 
     runtime = Runtime.build(settings)
     try:
+
         async def user(name: str, staff: bool):
             async with runtime.session() as session:
                 return await UserService(session=session, runtime=runtime).create_user(
-                    UserCreate(username=name, is_staff=staff))
+                    UserCreate(username=name, is_staff=staff)
+                )
 
         async def key(u) -> str:
             async with runtime.session() as session:
@@ -131,7 +133,8 @@ async def _populate(backend: str, url: str, settings) -> World:
         async def entity(kind: str, name: str, parent=None):
             async with runtime.session() as session:
                 return await EntityService(session=session, runtime=runtime).register(
-                    EntityCreate(type=kind, name=name, parent=parent.uuid if parent else None))
+                    EntityCreate(type=kind, name=name, parent=parent.uuid if parent else None)
+                )
 
         staff, owner = await user("bench-staff", True), await user("bench-owner", False)
         customer = await entity("customer", "ACME")
@@ -139,14 +142,34 @@ async def _populate(backend: str, url: str, settings) -> World:
         resource = await entity("resource", "vm-1", project)
         async with runtime.session() as session:
             await RoleAssignmentService(session=session, runtime=runtime).grant(
-                RoleAssignmentCreate(user=owner.uuid, role="CUSTOMER.OWNER",
-                                     scope=EntityRef(type="customer", uuid=customer.uuid)), actor_id=staff.id)
+                RoleAssignmentCreate(
+                    user=owner.uuid, role="CUSTOMER.OWNER", scope=EntityRef(type="customer", uuid=customer.uuid)
+                ),
+                actor_id=staff.id,
+            )
         async with runtime.session() as session:
-            token, plaintext = await PatService(session=session, runtime=runtime).issue(owner, PatCreate(
-                name="bench", scopes=["RESOURCE.UPDATE"], expires_at=datetime.now(UTC) + timedelta(days=30),
-                allowed_scopes=[AllowedScopeIn(type="customer", uuid=customer.uuid)]))
-        return World(backend, url, service_env(url), await key(staff), await key(owner), owner.id, plaintext,
-                     str(token.uuid), str(customer.uuid), str(project.uuid), str(resource.uuid))
+            token, plaintext = await PatService(session=session, runtime=runtime).issue(
+                owner,
+                PatCreate(
+                    name="bench",
+                    scopes=["RESOURCE.UPDATE"],
+                    expires_at=datetime.now(UTC) + timedelta(days=30),
+                    allowed_scopes=[AllowedScopeIn(type="customer", uuid=customer.uuid)],
+                ),
+            )
+        return World(
+            backend,
+            url,
+            service_env(url),
+            await key(staff),
+            await key(owner),
+            owner.id,
+            plaintext,
+            str(token.uuid),
+            str(customer.uuid),
+            str(project.uuid),
+            str(resource.uuid),
+        )
     finally:
         await runtime.alchemy.get_engine().dispose()
 
@@ -159,16 +182,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_server(target: str, env: dict[str, str], workers: int, *, factory: bool = False,
-                   lifespan: str = "on") -> Iterator[int]:
+def uvicorn_server(
+    target: str, env: dict[str, str], workers: int, *, factory: bool = False, lifespan: str = "on"
+) -> Iterator[int]:
     """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio:
     PERF-NOTES), each on its own ``SO_REUSEPORT`` socket so connections spread evenly (see ``bench/serve.py``)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
     if factory:
         command.append("--factory")
-    processes = [subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE) for _ in range(workers)]
+    processes = [
+        subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(workers)
+    ]
     try:
         _wait_ready(port, processes)
         yield port
@@ -202,8 +230,9 @@ def _wait_ready(port: int, processes: list[subprocess.Popen]) -> None:
 
 def call(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
     """One request, for checking that a phase's request does what it should before timing it."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body or None, method=method,
-                                     headers=headers)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body or None, method=method, headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()

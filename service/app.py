@@ -90,8 +90,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
-            health, LoginController, AuthTokenController, AdminAuthTokenController, UserController,
-            EntityController, RoleAssignmentController, AuthzController, PersonalAccessTokenController,
+            health,
+            LoginController,
+            AuthTokenController,
+            AdminAuthTokenController,
+            UserController,
+            EntityController,
+            RoleAssignmentController,
+            AuthzController,
+            PersonalAccessTokenController,
             PolicyController,
             EventController,
         ],
@@ -110,7 +117,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(
                 security_schemes={
                     "Token": SecurityScheme(
-                        type="apiKey", name="Authorization", security_scheme_in="header",
+                        type="apiKey",
+                        name="Authorization",
+                        security_scheme_in="header",
                         description="`Token <key>` or `Bearer <key>`",
                     )
                 }

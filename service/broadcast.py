@@ -51,8 +51,10 @@ class Broadcast:
             return
         try:
             async with self.runtime.alchemy.get_engine().connect() as connection:
-                await connection.execute(text("SELECT pg_notify(:channel, :payload)"),
-                                         {"channel": CHANNEL, "payload": f"{self.sender} {kind} {subject}"})
+                await connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": CHANNEL, "payload": f"{self.sender} {kind} {subject}"},
+                )
                 await connection.commit()
         except Exception:
             logger.warning("could not announce a %s change; other workers will see it by polling", kind, exc_info=True)

@@ -57,7 +57,7 @@ def users_group() -> None:
     """Manage users."""
 
 
-@users_group.command(name="create")
+@users_group.command(name="create")  # type: ignore[untyped-decorator]  # LitestarGroup.command is untyped
 @click.argument("username")
 @click.option("--password", required=True, help="The user's password (at least 8 characters).")
 @click.option("--staff", is_flag=True, default=False, help="Make the user staff.")

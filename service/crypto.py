@@ -54,7 +54,7 @@ def _has_valid_checksum(token: str, random_start: int) -> bool:
     random_part = token[random_start:]
     if len(random_part) != RANDOM_CHARS + CHECKSUM_CHARS or any(c not in BASE62 for c in random_part):
         return False
-    body, checksum = token[: -CHECKSUM_CHARS], token[-CHECKSUM_CHARS:]
+    body, checksum = token[:-CHECKSUM_CHARS], token[-CHECKSUM_CHARS:]
     return hmac.compare_digest(_checksum(body), checksum)
 
 
@@ -121,7 +121,8 @@ class Keyring:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
         digest = self._keyed.copy()
         digest.update(token.encode())
-        return digest.hexdigest()
+        hexdigest: str = digest.hexdigest()
+        return hexdigest
 
     def encrypt(self, plaintext: str, context: bytes) -> bytes:
         """AES-256-GCM with a random nonce; ``context`` is bound as associated data."""

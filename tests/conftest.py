@@ -108,8 +108,11 @@ def _release_alchemy_keys() -> Iterator[None]:
     among the configs of one app.
     """
     yield
-    for registry in ("_SESSION_SCOPE_KEY_REGISTRY", "_ENGINE_APP_STATE_KEY_REGISTRY",
-                     "_SESSIONMAKER_APP_STATE_KEY_REGISTRY"):
+    for registry in (
+        "_SESSION_SCOPE_KEY_REGISTRY",
+        "_ENGINE_APP_STATE_KEY_REGISTRY",
+        "_SESSIONMAKER_APP_STATE_KEY_REGISTRY",
+    ):
         getattr(SQLAlchemyAsyncConfig, registry).clear()
 
 

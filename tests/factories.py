@@ -24,8 +24,9 @@ from service.users.schemas import UserCreate
 from service.users.services import UserService
 
 
-async def make_user(runtime: Runtime, username: str, *, staff: bool = False, password: str | None = None,
-                    **fields: Any) -> User:
+async def make_user(
+    runtime: Runtime, username: str, *, staff: bool = False, password: str | None = None, **fields: Any
+) -> User:
     """Create a user (no password unless given: argon2 is deliberately slow)."""
     data = msgspec.convert({"username": username, "is_staff": staff, "password": password, **fields}, UserCreate)
     async with runtime.session() as session:
@@ -62,19 +63,33 @@ async def token_of(runtime: Runtime, user: User) -> AuthToken | None:
         return await session.scalar(select(AuthToken).where(AuthToken.user_id == user.id))
 
 
-async def make_entity(runtime: Runtime, entity_type: str, name: str | None = None, *, parent: Entity | None = None,
-                      uuid: UUID | None = None) -> Entity:
+async def make_entity(
+    runtime: Runtime,
+    entity_type: str,
+    name: str | None = None,
+    *,
+    parent: Entity | None = None,
+    uuid: UUID | None = None,
+) -> Entity:
     """Register an entity through the entity service (so the policy engine mirrors it)."""
     data = EntityCreate(type=entity_type, name=name or entity_type, parent=parent.uuid if parent else None, uuid=uuid)
     async with runtime.session() as session:
         return await EntityService(session=session, runtime=runtime).register(data)
 
 
-async def grant(runtime: Runtime, user: User, role: str, entity: Entity, *, expiration_time: datetime | None = None,
-                actor: User | None = None) -> RoleAssignment:
+async def grant(
+    runtime: Runtime,
+    user: User,
+    role: str,
+    entity: Entity,
+    *,
+    expiration_time: datetime | None = None,
+    actor: User | None = None,
+) -> RoleAssignment:
     """Grant ``role`` on ``entity`` to ``user`` through the role-assignment service."""
-    data = RoleAssignmentCreate(user=user.uuid, role=role, scope=EntityRef(type=entity.type, uuid=entity.uuid),
-                                expiration_time=expiration_time)
+    data = RoleAssignmentCreate(
+        user=user.uuid, role=role, scope=EntityRef(type=entity.type, uuid=entity.uuid), expiration_time=expiration_time
+    )
     async with runtime.session() as session:
         return await RoleAssignmentService(session=session, runtime=runtime).grant(data, actor_id=(actor or user).id)
 
@@ -83,8 +98,9 @@ async def revoke(runtime: Runtime, assignment: RoleAssignment, *, actor: User | 
     """Revoke ``assignment`` through the role-assignment service."""
     async with runtime.session() as session:
         service = RoleAssignmentService(session=session, runtime=runtime)
-        await service.revoke(await service.get_one(uuid=assignment.uuid),
-                             actor_id=actor.id if actor else assignment.user_id)
+        await service.revoke(
+            await service.get_one(uuid=assignment.uuid), actor_id=actor.id if actor else assignment.user_id
+        )
 
 
 async def find_user(runtime: Runtime, username: str) -> User:

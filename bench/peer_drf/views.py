@@ -41,8 +41,9 @@ class CheckView(APIView):
         while node is not None:
             for role in ROLES.get((request.user.id, node), ()):
                 if permission in GRANTS.get(role, ()):
-                    return Response({"allowed": True, "reason": f"{role} held on {node} grants {permission}",
-                                     "clause": "role"})
+                    return Response(
+                        {"allowed": True, "reason": f"{role} held on {node} grants {permission}", "clause": "role"}
+                    )
             node = TREE[node][1]
         return Response({"allowed": False, "reason": "no role grants it", "clause": "role"})
 

@@ -45,10 +45,17 @@ class LoginController(Controller):
     tags = ["auth"]
     dependencies = {"tokens": provide_tokens}
 
-    @post("/password/", operation_id="ApiAuthPassword", responses=error_responses(400, 401, 413, 429),
-          opt={SKIP_AUTH: True}, status_code=200, security=[])
-    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest],
-                    tokens: Tokens) -> Response[LoginResponse]:
+    @post(
+        "/password/",
+        operation_id="ApiAuthPassword",
+        responses=error_responses(400, 401, 413, 429),
+        opt={SKIP_AUTH: True},
+        status_code=200,
+        security=[],
+    )
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], tokens: Tokens
+    ) -> Response[LoginResponse]:
         """Exchange a username and password for the user's API token (the same one while it is valid)."""
         key = await tokens.login(data.username, data.password, client_address(request))
         return Response(LoginResponse(token=key), headers=NO_STORE)
@@ -77,15 +84,15 @@ class AuthTokenController(Controller):
     dependencies = {"tokens": provide_tokens, "window": Provide(provide_page, sync_to_thread=False)}
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("AuthTokensList"), responses=STAFF_READ)
-    async def list_tokens(self, request: Request[Any, Any, Any], tokens: Tokens,
-                          window: NamedDependency[Window]) -> Response[list[AuthTokenRead]]:
+    async def list_tokens(
+        self, request: Request[Any, Any, Any], tokens: Tokens, window: NamedDependency[Window]
+    ) -> Response[list[AuthTokenRead]]:
         """List unexpired tokens (``HEAD`` for the count only)."""
         items, total = await tokens.list_active(window)
         return paginated(request, [_auth_token_read(request, token) for token in items], total, window)
 
     @get("/{user_id:int}/", operation_id="AuthTokensRetrieve", responses=STAFF_READ)
-    async def retrieve(self, request: Request[Any, Any, Any], tokens: Tokens,
-                       user_id: UserId) -> AuthTokenRead:
+    async def retrieve(self, request: Request[Any, Any, Any], tokens: Tokens, user_id: UserId) -> AuthTokenRead:
         """A user's token."""
         return _auth_token_read(request, await tokens.get_active_for_user(user_id))
 
@@ -111,8 +118,12 @@ IdBound = Annotated[int | None, Parameter(ge=0, le=2**63 - 1)]
 
 
 def provide_admin_query(
-    search: Annotated[str | None, Parameter(max_length=200, description="Id, key prefix or full key, username, "
-                                            "mobile number, first or last name.")] = None,
+    search: Annotated[
+        str | None,
+        Parameter(
+            max_length=200, description="Id, key prefix or full key, username, mobile number, first or last name."
+        ),
+    ] = None,
     ordering: Annotated[TokenOrdering | None, Parameter(description="Sort key; prefix - for descending.")] = None,
     id_min: IdBound = None,
     id_max: IdBound = None,
@@ -125,9 +136,16 @@ def provide_admin_query(
 ) -> AdminTokenQuery:
     """Dependency: seed 001's filters."""
     return AdminTokenQuery(
-        search=search, ordering=ordering, id_min=id_min, id_max=id_max, created_date=created_date,
-        updated_date=updated_date, created_from=created_from, created_to=created_to,
-        updated_from=updated_from, updated_to=updated_to,
+        search=search,
+        ordering=ordering,
+        id_min=id_min,
+        id_max=id_max,
+        created_date=created_date,
+        updated_date=updated_date,
+        created_from=created_from,
+        created_to=created_to,
+        updated_from=updated_from,
+        updated_to=updated_to,
     )
 
 
@@ -144,15 +162,21 @@ class AdminAuthTokenController(Controller):
     }
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersAuthTokensList"), responses=STAFF_READ)
-    async def list_tokens(self, request: Request[Any, Any, Any], tokens: Tokens, window: NamedDependency[Window],
-                          filters: NamedDependency[AdminTokenQuery]) -> Response[list[AdminAuthTokenRead]]:
+    async def list_tokens(
+        self,
+        request: Request[Any, Any, Any],
+        tokens: Tokens,
+        window: NamedDependency[Window],
+        filters: NamedDependency[AdminTokenQuery],
+    ) -> Response[list[AdminAuthTokenRead]]:
         """Every token; ``key`` shows the display prefix only."""
         items, total = await tokens.list_for_admin(filters, window)
         return paginated(request, [_admin_read(token) for token in items], total, window)
 
     @post("/{token_id:int}/regenerate", operation_id="UsersAuthTokensRegenerate", responses=STAFF_READ, status_code=200)
-    async def regenerate(self, tokens: Tokens,
-                         token_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]) -> Response[AdminAuthTokenRead]:
+    async def regenerate(
+        self, tokens: Tokens, token_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+    ) -> Response[AdminAuthTokenRead]:
         """Replace the token's key (same id); the owner gets the new key at their next login."""
         token = await tokens.regenerate(await tokens.get(token_id))
         return Response(_admin_read(token), headers=NO_STORE)

@@ -129,8 +129,9 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         key = new_legacy_key()
         if token is None:
             await self.create(AuthToken(user_id=user.id, **self._key_fields(key, user, now)))
-            await self.events.record(EventType.TOKEN_CREATED, f"Token for user {user.username} has been created.",
-                                     user_id=user.id)
+            await self.events.record(
+                EventType.TOKEN_CREATED, f"Token for user {user.username} has been created.", user_id=user.id
+            )
         else:
             await self._replace_key(token, key, user, now)
         return key
@@ -214,8 +215,10 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         """Waldur's search fields, matched literally; a pasted full key finds its token through its hash."""
         matches = [
             AuthToken.key_prefix.startswith(term[:16], autoescape=True),
-            *(column.icontains(term, autoescape=True) for column in
-              (User.username, User.mobile_number, User.first_name, User.last_name)),
+            *(
+                column.icontains(term, autoescape=True)
+                for column in (User.username, User.mobile_number, User.first_name, User.last_name)
+            ),
         ]
         if term.isascii() and term.isdigit() and len(term) <= 18:  # "²".isdigit() is True, int("²") fails
             matches.append(AuthToken.id == int(term))

@@ -34,12 +34,14 @@ from service.users.models import User
 Assignments = NamedDependency[RoleAssignmentService]
 
 
-async def _reads(request: Request[Any, Any, Any], service: RoleAssignmentService,
-                 items: list[RoleAssignment]) -> list[RoleAssignmentRead]:
+async def _reads(
+    request: Request[Any, Any, Any], service: RoleAssignmentService, items: list[RoleAssignment]
+) -> list[RoleAssignmentRead]:
     session = service.repository.session
     users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_({a.user_id for a in items})))}
-    entities = {e.id: e for e in
-                await session.scalars(select(Entity).where(Entity.id.in_({a.entity_id for a in items})))}
+    entities = {
+        e.id: e for e in await session.scalars(select(Entity).where(Entity.id.in_({a.entity_id for a in items})))
+    }
     return [
         RoleAssignmentRead(
             url=absolute_url(request, f"/api/role-assignments/{a.uuid}/"),
@@ -47,8 +49,9 @@ async def _reads(request: Request[Any, Any, Any], service: RoleAssignmentService
             user=users[a.user_id].uuid,
             user_username=users[a.user_id].username,
             role=a.role,
-            scope=ScopeRead(type=entities[a.entity_id].type, uuid=entities[a.entity_id].uuid,
-                            name=entities[a.entity_id].name),
+            scope=ScopeRead(
+                type=entities[a.entity_id].type, uuid=entities[a.entity_id].uuid, name=entities[a.entity_id].name
+            ),
             expiration_time=a.expiration_time,
             is_active=a.is_active,
             created=a.created_at,
@@ -63,12 +66,17 @@ class RoleAssignmentController(Controller):
     path = "/api/role-assignments"
     tags = ["role-assignments"]
     guards = [staff_only]
-    dependencies = {"assignments": Provide(service_provider(RoleAssignmentService)),
-                    "window": Provide(provide_page, sync_to_thread=False)}
+    dependencies = {
+        "assignments": Provide(service_provider(RoleAssignmentService)),
+        "window": Provide(provide_page, sync_to_thread=False),
+    }
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("RoleAssignmentsList"), responses=STAFF_READ)
     async def list_assignments(
-        self, request: Request[Any, Any, Any], assignments: Assignments, window: NamedDependency[Window],
+        self,
+        request: Request[Any, Any, Any],
+        assignments: Assignments,
+        window: NamedDependency[Window],
         user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
         role: Annotated[str | None, Parameter(max_length=100)] = None,
         is_active: Annotated[bool | None, Parameter(description="Only active (true) or revoked (false).")] = None,
@@ -85,15 +93,24 @@ class RoleAssignmentController(Controller):
         return paginated(request, await _reads(request, assignments, list(items)), total, window)
 
     @post("/", operation_id="RoleAssignmentsCreate", responses=WRITE)
-    async def grant(self, request: Request[Any, Any, Any], assignments: Assignments, principal: CurrentPrincipal,
-                    data: JSONBody[RoleAssignmentCreate]) -> RoleAssignmentRead:
+    async def grant(
+        self,
+        request: Request[Any, Any, Any],
+        assignments: Assignments,
+        principal: CurrentPrincipal,
+        data: JSONBody[RoleAssignmentCreate],
+    ) -> RoleAssignmentRead:
         """Grant a role on an entity; it takes effect on the next request."""
         assignment = await assignments.grant(data, actor_id=principal.user_id)
         return (await _reads(request, assignments, [assignment]))[0]
 
     @delete("/{uuid:uuid}/", operation_id="RoleAssignmentsDestroy", responses=STAFF_READ)
-    async def revoke(self, assignments: Assignments, principal: CurrentPrincipal,
-                     uuid: Annotated[UUID, Parameter(description="The assignment's UUID.")]) -> None:
+    async def revoke(
+        self,
+        assignments: Assignments,
+        principal: CurrentPrincipal,
+        uuid: Annotated[UUID, Parameter(description="The assignment's UUID.")],
+    ) -> None:
         """Revoke an assignment; the next request made with the user's tokens no longer has it."""
         await assignments.revoke(await assignments.get_one(uuid=uuid), actor_id=principal.user_id)
 
@@ -130,8 +147,13 @@ class AuthzController(Controller):
             verdict = authorize(runtime.policy, principal.subject, data.permission, data.entity)
             decision = CheckResult(allowed=verdict.allowed, reason=verdict.reason, clause=verdict.clause)
         return IntrospectResponse(
-            active=True, token_type=principal.kind.value, username=principal.username, user_uuid=principal.user_uuid,
-            is_staff=principal.is_staff, scope=" ".join(sorted(limits.scopes)) if limits else None,
+            active=True,
+            token_type=principal.kind.value,
+            username=principal.username,
+            user_uuid=principal.user_uuid,
+            is_staff=principal.is_staff,
+            scope=" ".join(sorted(limits.scopes)) if limits else None,
             bindings=sorted(UUID(b) for b in limits.bindings) if limits else None,
-            exp=int(expiry.timestamp()) if expiry else None, decision=decision,
+            exp=int(expiry.timestamp()) if expiry else None,
+            decision=decision,
         )

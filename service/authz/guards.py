@@ -27,8 +27,12 @@ def requires(permission: str, entity_param: str | None = "uuid") -> Guard:
         entity = None
         if entity_param is not None:
             if entity_param not in connection.path_params:
-                logger.error("requires(%r, %r) on %s: the route has no such path parameter; refusing",
-                             permission, entity_param, route_handler)
+                logger.error(
+                    "requires(%r, %r) on %s: the route has no such path parameter; refusing",
+                    permission,
+                    entity_param,
+                    route_handler,
+                )
                 raise PermissionDenied
             entity = str(connection.path_params[entity_param])
         if not connection.app.state.runtime.policy.decide(connection.user.subject, permission, entity).allowed:

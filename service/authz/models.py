@@ -19,8 +19,15 @@ class RoleAssignment(BigIntAuditBase):
         Index("ix_role_assignment_user_active", "user_id", "is_active"),
         Index("ix_role_assignment_updated_at", "updated_at"),
         # one active assignment per user, role and entity, even when two identical grants race
-        Index("ux_role_assignment_active", "user_id", "role", "entity_id", unique=True,
-              postgresql_where=text("is_active"), sqlite_where=text("is_active")),
+        Index(
+            "ux_role_assignment_active",
+            "user_id",
+            "role",
+            "entity_id",
+            unique=True,
+            postgresql_where=text("is_active"),
+            sqlite_where=text("is_active"),
+        ),
     )
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)

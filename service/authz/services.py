@@ -56,34 +56,53 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
         if entity is None:
             errors["scope"] = [f"{data.scope.type} with uuid {data.scope.uuid} does not exist."]
         elif role is not None and entity.type != role.scope_type:
-            errors["scope"] = [f"Role {role.name} is held on entities of type '{role.scope_type}', "
-                               f"not '{entity.type}'."]
+            errors["scope"] = [
+                f"Role {role.name} is held on entities of type '{role.scope_type}', not '{entity.type}'."
+            ]
         expiration_time = as_utc(data.expiration_time) if data.expiration_time is not None else None
         if expiration_time is not None and expiration_time <= datetime.now(UTC):
             errors["expiration_time"] = ["Expiration time must be in the future."]
         if errors:
             raise ValidationError(errors)
         assert user is not None and entity is not None
-        held = (RoleAssignment.user_id == user.id, RoleAssignment.role == data.role,
-                RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True))
+        held = (
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.role == data.role,
+            RoleAssignment.entity_id == entity.id,
+            RoleAssignment.is_active.is_(True),
+        )
         # An expired assignment grants nothing: it is closed, so the role can be granted again.
-        closed = list(await session.scalars(
-            update(RoleAssignment).where(*held, RoleAssignment.expiration_time <= datetime.now(UTC))
-            .values(is_active=False).returning(RoleAssignment.uuid)))
+        closed = list(
+            await session.scalars(
+                update(RoleAssignment)
+                .where(*held, RoleAssignment.expiration_time <= datetime.now(UTC))
+                .values(is_active=False)
+                .returning(RoleAssignment.uuid)
+            )
+        )
         already = ValidationError({"role": [f"User {user.username} already holds {data.role} on this {entity.type}."]})
         if await session.scalar(select(RoleAssignment.id).where(*held).limit(1)) is not None:
             raise already
         try:
             assignment = await self.create(
-                RoleAssignment(user_id=user.id, role=data.role, entity_id=entity.id,
-                               expiration_time=expiration_time, created_by_id=actor_id)
+                RoleAssignment(
+                    user_id=user.id,
+                    role=data.role,
+                    entity_id=entity.id,
+                    expiration_time=expiration_time,
+                    created_by_id=actor_id,
+                )
             )
         except IntegrityError as exc:  # an identical grant committed since the check above (a unique index)
             await session.rollback()
             raise already from exc
         await self.events.record(
-            EventType.ROLE_GRANTED, f"User {user.username} has been granted {data.role} on {entity.type} "
-            f"{entity.name}.", user_id=user.id, actor_id=actor_id, role=data.role, scope_uuid=str(entity.uuid),
+            EventType.ROLE_GRANTED,
+            f"User {user.username} has been granted {data.role} on {entity.type} {entity.name}.",
+            user_id=user.id,
+            actor_id=actor_id,
+            role=data.role,
+            scope_uuid=str(entity.uuid),
         )
         await session.commit()
         for uuid in [*closed, assignment.uuid]:
@@ -100,8 +119,12 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
             username = await session.scalar(select(User.username).where(User.id == assignment.user_id))
             entity = await session.get_one(Entity, assignment.entity_id)
             await self.events.record(
-                EventType.ROLE_REVOKED, f"User {username} has lost {assignment.role} on {entity.type} {entity.name}.",
-                user_id=assignment.user_id, actor_id=actor_id, role=assignment.role, scope_uuid=str(entity.uuid),
+                EventType.ROLE_REVOKED,
+                f"User {username} has lost {assignment.role} on {entity.type} {entity.name}.",
+                user_id=assignment.user_id,
+                actor_id=actor_id,
+                role=assignment.role,
+                scope_uuid=str(entity.uuid),
             )
             await session.commit()
         await self.sync.refresh_assignment(session, str(assignment.uuid))
@@ -109,7 +132,8 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
 
 async def find_entity(session: Any, ref: EntityRef) -> Entity | None:
     """The entity ``ref`` names, if it exists with that type."""
-    return await session.scalar(select(Entity).where(Entity.uuid == ref.uuid, Entity.type == ref.type))
+    entity: Entity | None = await session.scalar(select(Entity).where(Entity.uuid == ref.uuid, Entity.type == ref.type))
+    return entity
 
 
 @functools.lru_cache(maxsize=65_536)

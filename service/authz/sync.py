@@ -35,8 +35,13 @@ ENTITY_ROWS = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).
     _Parent, Entity.parent_id == _Parent.id
 )
 ASSIGNMENT_ROWS = select(
-    RoleAssignment.uuid, RoleAssignment.user_id, RoleAssignment.role, Entity.uuid, RoleAssignment.expiration_time,
-    RoleAssignment.is_active, RoleAssignment.updated_at,
+    RoleAssignment.uuid,
+    RoleAssignment.user_id,
+    RoleAssignment.role,
+    Entity.uuid,
+    RoleAssignment.expiration_time,
+    RoleAssignment.is_active,
+    RoleAssignment.updated_at,
 ).join(Entity, RoleAssignment.entity_id == Entity.id)
 
 
@@ -77,8 +82,7 @@ class FactSync:
         """Replace the engine's facts with the database's."""
         async with self.runtime.session() as session:
             entity_rows = (await session.execute(ENTITY_ROWS)).all()
-            assignment_rows = (await session.execute(
-                ASSIGNMENT_ROWS.where(RoleAssignment.is_active.is_(True)))).all()
+            assignment_rows = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.is_active.is_(True)))).all()
         self.versions.clear()
         rows: list[Any] = [*entity_rows, *assignment_rows]
         self.versions.update({str(row[0]): row[-1] for row in rows})
@@ -151,11 +155,13 @@ class FactWatcher:
         policy = self.sync.runtime.policy
         async with self.sync.runtime.session() as session:
             entity_rows = (await session.execute(ENTITY_ROWS.where(Entity.updated_at >= self.since))).all()
-            assignment_rows = (await session.execute(
-                ASSIGNMENT_ROWS.where(RoleAssignment.updated_at >= self.since))).all()
+            assignment_rows = (
+                await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.updated_at >= self.since))
+            ).all()
             total = await session.scalar(select(func.count()).select_from(Entity))
-            existing = set(map(str, await session.scalars(select(Entity.uuid)))) if total != policy.entity_count \
-                else None
+            existing = (
+                set(map(str, await session.scalars(select(Entity.uuid)))) if total != policy.entity_count else None
+            )
         self.sync.apply_entities(entity_rows)
         self.sync.apply_assignments(assignment_rows)
         if existing is not None:

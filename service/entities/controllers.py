@@ -39,12 +39,17 @@ class EntityController(Controller):
     path = "/api/entities"
     tags = ["entities"]
     guards = [staff_only]
-    dependencies = {"entities": Provide(service_provider(EntityService)),
-                    "window": Provide(provide_page, sync_to_thread=False)}
+    dependencies = {
+        "entities": Provide(service_provider(EntityService)),
+        "window": Provide(provide_page, sync_to_thread=False),
+    }
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EntitiesList"), responses=STAFF_READ)
     async def list_entities(
-        self, request: Request[Any, Any, Any], entities: Entities, window: NamedDependency[Window],
+        self,
+        request: Request[Any, Any, Any],
+        entities: Entities,
+        window: NamedDependency[Window],
         type: Annotated[str | None, Parameter(max_length=64, description="Only entities of this type.")] = None,
         parent: Annotated[UUID | None, Parameter(description="Only direct children of this entity.")] = None,
     ) -> Response[list[EntityRead]]:
@@ -59,8 +64,9 @@ class EntityController(Controller):
         return paginated(request, [await entity_read(request, entities, e) for e in items], total, window)
 
     @post("/", operation_id="EntitiesCreate", responses=WRITE)
-    async def create(self, request: Request[Any, Any, Any], entities: Entities,
-                     data: JSONBody[EntityCreate]) -> EntityRead:
+    async def create(
+        self, request: Request[Any, Any, Any], entities: Entities, data: JSONBody[EntityCreate]
+    ) -> EntityRead:
         """Register an entity under a parent of a type the policy allows."""
         return await entity_read(request, entities, await entities.register(data))
 
@@ -70,8 +76,9 @@ class EntityController(Controller):
         return await entity_read(request, entities, await entities.get_one(uuid=uuid))
 
     @patch("/{uuid:uuid}/", operation_id="EntitiesPartialUpdate", responses=WRITE)
-    async def update(self, request: Request[Any, Any, Any], entities: Entities, uuid: EntityUUID,
-                     data: JSONBody[EntityUpdate]) -> EntityRead:
+    async def update(
+        self, request: Request[Any, Any, Any], entities: Entities, uuid: EntityUUID, data: JSONBody[EntityUpdate]
+    ) -> EntityRead:
         """Rename or move an entity; permissions inherited through it follow at once."""
         entity = await entities.change(await entities.get_one(uuid=uuid), data)
         return await entity_read(request, entities, entity)

@@ -45,8 +45,9 @@ class EntityService(DomainService[Entity, EntityRepository]):
     async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
         policy = self.runtime.policy
         if entity_type not in policy.entity_types:
-            raise ValidationError({"type": [f"Unknown entity type '{entity_type}'. Expected one of: "
-                                             f"{sorted(policy.entity_types)}."]})
+            raise ValidationError(
+                {"type": [f"Unknown entity type '{entity_type}'. Expected one of: {sorted(policy.entity_types)}."]}
+            )
         parent = None
         if parent_uuid is not None:
             parent = await self.get_one_or_none(uuid=parent_uuid)
@@ -92,7 +93,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
         if await session.scalar(select(exists().where(Entity.parent_id == entity.id))):
             raise Conflict("Cannot delete an entity that has children; delete or move them first.")
         live = exists().where(
-            RoleAssignment.entity_id == entity.id, RoleAssignment.is_active.is_(True),
+            RoleAssignment.entity_id == entity.id,
+            RoleAssignment.is_active.is_(True),
             RoleAssignment.expiration_time.is_(None) | (RoleAssignment.expiration_time > datetime.now(UTC)),
         )
         if await session.scalar(select(live)):

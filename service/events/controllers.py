@@ -36,7 +36,10 @@ class EventController(Controller):
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EventsList"), responses=READ)
     async def list_events(
-        self, request: Request[Any, Any, Any], events: NamedDependency[EventService], principal: CurrentPrincipal,
+        self,
+        request: Request[Any, Any, Any],
+        events: NamedDependency[EventService],
+        principal: CurrentPrincipal,
         window: NamedDependency[Window],
         event_type: Annotated[str | None, Parameter(max_length=64, description="Only events of this type.")] = None,
         user: Annotated[UUID | None, Parameter(description="Staff: only events about this user.")] = None,
@@ -54,6 +57,15 @@ class EventController(Controller):
         user_ids = {e.user_id for e in items if e.user_id is not None}
         rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))
         uuids: dict[int | None, UUID] = dict(rows.all())
-        body = [EventRead(uuid=e.uuid, event_type=e.event_type, message=e.message, user=uuids.get(e.user_id),
-                          created=e.created_at, context=e.context) for e in items]
+        body = [
+            EventRead(
+                uuid=e.uuid,
+                event_type=e.event_type,
+                message=e.message,
+                user=uuids.get(e.user_id),
+                created=e.created_at,
+                context=e.context,
+            )
+            for e in items
+        ]
         return paginated(request, body, total, window)

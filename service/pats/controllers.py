@@ -36,10 +36,18 @@ Page = NamedDependency[Window]
 def pat_read(token: PersonalAccessToken, bindings: list[AllowedScopeOut]) -> PatRead:
     """The list/retrieve shape (no secret)."""
     return PatRead(
-        uuid=token.uuid, name=token.name, token_prefix=token.token_prefix, scopes=list(token.scopes),
-        allowed_scopes=bindings, allowed_networks=list(token.allowed_networks), expires_at=token.expires_at,
-        is_active=token.is_active, last_used_at=token.last_used_at, last_used_ip=token.last_used_ip,
-        use_count=token.use_count, created=token.created_at,
+        uuid=token.uuid,
+        name=token.name,
+        token_prefix=token.token_prefix,
+        scopes=list(token.scopes),
+        allowed_scopes=bindings,
+        allowed_networks=list(token.allowed_networks),
+        expires_at=token.expires_at,
+        is_active=token.is_active,
+        last_used_at=token.last_used_at,
+        last_used_ip=token.last_used_ip,
+        use_count=token.use_count,
+        created=token.created_at,
     )
 
 
@@ -47,8 +55,14 @@ async def created_response(pats: PatService, token: PersonalAccessToken, plainte
     """201 with the plaintext token, never cached."""
     bindings = (await pats.bindings_out([token]))[token.id]
     body = PatCreated(
-        uuid=token.uuid, name=token.name, token=plaintext, scopes=list(token.scopes), allowed_scopes=bindings,
-        allowed_networks=list(token.allowed_networks), expires_at=token.expires_at, created=token.created_at,
+        uuid=token.uuid,
+        name=token.name,
+        token=plaintext,
+        scopes=list(token.scopes),
+        allowed_scopes=bindings,
+        allowed_networks=list(token.allowed_networks),
+        expires_at=token.expires_at,
+        created=token.created_at,
     )
     return Response(body, status_code=201, headers=NO_STORE)
 
@@ -62,51 +76,68 @@ class PersonalAccessTokenController(Controller):
 
     path = "/api/personal-access-tokens"
     tags = ["personal-access-tokens"]
-    dependencies = {"pats": Provide(service_provider(PatService)), "window": Provide(provide_page,
-                                                                                      sync_to_thread=False)}
+    dependencies = {
+        "pats": Provide(service_provider(PatService)),
+        "window": Provide(provide_page, sync_to_thread=False),
+    }
 
     @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("PersonalAccessTokensList"), responses=READ)
     async def list_tokens(
-        self, request: Request[Any, Any, Any], pats: Pats, principal: CurrentPrincipal, window: Page,
+        self,
+        request: Request[Any, Any, Any],
+        pats: Pats,
+        principal: CurrentPrincipal,
+        window: Page,
         user: Annotated[UUID | None, Parameter(description="Staff: only this user's tokens.")] = None,
     ) -> Response[list[PatRead]]:
         """Own tokens, newest first (staff: everyone's, or one user's with ``?user=``)."""
         filters: list[ColumnElement[bool]]
         if is_staff_request(principal):
-            filters = [] if user is None else [
-                PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == user))]
+            filters = (
+                [] if user is None else [PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == user))]
+            )
         else:
             filters = [PersonalAccessToken.user_id == principal.user_id]
         items, total = await pats.get_many_and_count(
-            window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()])
+            window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()]
+        )
         bindings = await pats.bindings_out(list(items))
         return paginated(request, [pat_read(t, bindings[t.id]) for t in items], total, window)
 
     @post("/", operation_id="PersonalAccessTokensCreate", responses=WRITE, guards=[no_pat])
-    async def create(self, pats: Pats, principal: CurrentPrincipal,
-                     data: JSONBody[PatCreate]) -> Response[PatCreated]:
+    async def create(self, pats: Pats, principal: CurrentPrincipal, data: JSONBody[PatCreate]) -> Response[PatCreated]:
         """Create a token; the plaintext is in this response only."""
         token, plaintext = await pats.issue(await _owner(pats, principal), data)
         return await created_response(pats, token, plaintext)
 
-    @route("/available_scopes/", http_method=LIST_METHODS,
-           operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"), responses=READ)
-    async def available_scopes(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
-                               principal: CurrentPrincipal, window: Page) -> Response[list[AvailableScope]]:
+    @route(
+        "/available_scopes/",
+        http_method=LIST_METHODS,
+        operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"),
+        responses=READ,
+    )
+    async def available_scopes(
+        self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
+    ) -> Response[list[AvailableScope]]:
         """Permissions the caller may put in a token now, from the policy and their live roles."""
         policy = runtime.policy
         names = policy.delegable_scopes(principal.user_id, principal.is_staff)
         items = [AvailableScope(permission=n, description=policy.permissions[n].description) for n in names]
-        return paginated(request, items[window.offset:window.offset + window.limit], len(items), window)
+        return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
 
-    @route("/available_binding_targets/", http_method=LIST_METHODS,
-           operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"), responses=READ)
-    async def available_binding_targets(self, request: Request[Any, Any, Any], runtime: RuntimeDependency,
-                                        principal: CurrentPrincipal, window: Page) -> Response[list[BindingTarget]]:
+    @route(
+        "/available_binding_targets/",
+        http_method=LIST_METHODS,
+        operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"),
+        responses=READ,
+    )
+    async def available_binding_targets(
+        self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
+    ) -> Response[list[BindingTarget]]:
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
         targets = runtime.policy.binding_targets(principal.user_id, principal.is_staff)
         items = [BindingTarget(permission=p, types=t) for p, t in sorted(targets.items())]
-        return paginated(request, items[window.offset:window.offset + window.limit], len(items), window)
+        return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
 
     @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:
@@ -126,11 +157,16 @@ class PersonalAccessTokenController(Controller):
         successor, plaintext = await pats.rotate(token, await _owner(pats, principal))
         return await created_response(pats, successor, plaintext)
 
-    @post("/{uuid:uuid}/set_network_acl/", operation_id="PersonalAccessTokensSetNetworkAcl", responses=WRITE,
-          guards=[no_pat], status_code=200)
-    async def set_network_acl(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID,
-                              data: JSONBody[NetworkAclUpdate]) -> PatRead:
+    @post(
+        "/{uuid:uuid}/set_network_acl/",
+        operation_id="PersonalAccessTokensSetNetworkAcl",
+        responses=WRITE,
+        guards=[no_pat],
+        status_code=200,
+    )
+    async def set_network_acl(
+        self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID, data: JSONBody[NetworkAclUpdate]
+    ) -> PatRead:
         """Replace the token's network allow-list (``[]``: unrestricted)."""
-        token = await pats.set_network_acl(await pats.visible(principal, uuid, staff_view=False),
-                                           data.allowed_networks)
+        token = await pats.set_network_acl(await pats.visible(principal, uuid, staff_view=False), data.allowed_networks)
         return pat_read(token, (await pats.bindings_out([token]))[token.id])

@@ -34,9 +34,7 @@ class PatCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: PatName
     scopes: Annotated[list[Scope], msgspec.Meta(max_length=200)]
     expires_at: datetime
-    allowed_scopes: Annotated[list[AllowedScopeIn], msgspec.Meta(max_length=100)] = msgspec.field(
-        default_factory=list
-    )
+    allowed_scopes: Annotated[list[AllowedScopeIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     allowed_networks: Annotated[list[Network], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
 
 

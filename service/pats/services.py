@@ -79,30 +79,48 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         await lock_row(self._session, User, owner.id)  # serialises concurrent creations by one user
         self._validate_allowed(owner)
         active = await self._session.scalar(
-            select(func.count()).select_from(PersonalAccessToken).where(
-                PersonalAccessToken.user_id == owner.id, PersonalAccessToken.is_active.is_(True))
+            select(func.count())
+            .select_from(PersonalAccessToken)
+            .where(PersonalAccessToken.user_id == owner.id, PersonalAccessToken.is_active.is_(True))
         )
         limit = self.runtime.settings.tokens.pat_max_per_user
         if active >= limit:
             raise ValidationError(f"Maximum number of active tokens ({limit}) reached.")
         bindings = await self._validate_bindings(owner, data, fields["scopes"])
-        token, plaintext = self._new_row(owner.id, fields["name"], fields["scopes"], bindings, fields["networks"],
-                                         fields["expires_at"])
+        token, plaintext = self._new_row(
+            owner.id, fields["name"], fields["scopes"], bindings, fields["networks"], fields["expires_at"]
+        )
         await self.create(token)
         await self.events.record(
-            EventType.PAT_CREATED, f"Personal access token {token.name} has been created for user {owner.username}.",
-            user_id=owner.id, pat_uuid=token.uuid.hex, pat_name=token.name,
+            EventType.PAT_CREATED,
+            f"Personal access token {token.name} has been created for user {owner.username}.",
+            user_id=owner.id,
+            pat_uuid=token.uuid.hex,
+            pat_name=token.name,
         )
         await self._session.commit()
         return token, plaintext
 
-    def _new_row(self, user_id: int, name: str, scopes: list[str], bindings: list[dict[str, str]],
-                 networks: list[str], expires_at: datetime) -> tuple[PersonalAccessToken, str]:
+    def _new_row(
+        self,
+        user_id: int,
+        name: str,
+        scopes: list[str],
+        bindings: list[dict[str, str]],
+        networks: list[str],
+        expires_at: datetime,
+    ) -> tuple[PersonalAccessToken, str]:
         plaintext = new_pat(int(expires_at.timestamp()))
         token = PersonalAccessToken(
-            user_id=user_id, name=name, token_prefix=display_prefix(plaintext),
-            token_hash=self.runtime.keyring.token_hash(plaintext), scopes=scopes, allowed_scopes=bindings,
-            allowed_networks=networks, expires_at=expires_at, is_active=True,
+            user_id=user_id,
+            name=name,
+            token_prefix=display_prefix(plaintext),
+            token_hash=self.runtime.keyring.token_hash(plaintext),
+            scopes=scopes,
+            allowed_scopes=bindings,
+            allowed_networks=networks,
+            expires_at=expires_at,
+            is_active=True,
         )
         return token, plaintext
 
@@ -140,8 +158,12 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             networks = []
         if errors:
             raise ValidationError(errors)
-        return {"name": name, "scopes": list(dict.fromkeys(data.scopes)), "expires_at": expires_at,
-                "networks": networks}
+        return {
+            "name": name,
+            "scopes": list(dict.fromkeys(data.scopes)),
+            "expires_at": expires_at,
+            "networks": networks,
+        }
 
     def normalize_networks(self, entries: list[str]) -> list[str]:
         """Canonical allow-list within the configured size."""
@@ -178,15 +200,22 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         if not data.allowed_scopes:
             return []
         if any(scope in GLOBAL_SCOPES for scope in scopes):
-            raise ValidationError({"allowed_scopes": [
-                "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS — those scopes are global."]})
+            raise ValidationError(
+                {
+                    "allowed_scopes": [
+                        "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS"
+                        " — those scopes are global."
+                    ]
+                }
+            )
         policy = self.runtime.policy
         specs: list[PermissionSpec] = [policy.permissions[scope] for scope in scopes]
         requested = {binding.uuid for binding in data.allowed_scopes}
         found = {
             uuid: entity_type
             for uuid, entity_type in await self._session.execute(
-                select(Entity.uuid, Entity.type).where(Entity.uuid.in_(requested)))
+                select(Entity.uuid, Entity.type).where(Entity.uuid.in_(requested))
+            )
         }
         errors: list[str] = []
         for binding in data.allowed_scopes:
@@ -215,16 +244,26 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         token = await self._locked(token)
         if not token.is_active:
             raise ActionError("Cannot rotate an inactive token.")
-        successor, plaintext = self._new_row(token.user_id, token.name, list(token.scopes), list(token.allowed_scopes),
-                                             list(token.allowed_networks), token.expires_at)
+        successor, plaintext = self._new_row(
+            token.user_id,
+            token.name,
+            list(token.scopes),
+            list(token.allowed_scopes),
+            list(token.allowed_networks),
+            token.expires_at,
+        )
         await self.create(successor)
         grace = self.runtime.settings.tokens.rotation_grace_seconds
         token.is_active = False
         token.grace_until = datetime.now(UTC) + timedelta(seconds=grace) if grace > 0 else None
         await self.update(token)
         await self.events.record(
-            EventType.PAT_ROTATED, f"Personal access token {token.name} of user {owner.username} has been rotated.",
-            user_id=owner.id, pat_uuid=token.uuid.hex, new_pat_uuid=successor.uuid.hex, pat_name=token.name,
+            EventType.PAT_ROTATED,
+            f"Personal access token {token.name} of user {owner.username} has been rotated.",
+            user_id=owner.id,
+            pat_uuid=token.uuid.hex,
+            new_pat_uuid=successor.uuid.hex,
+            pat_name=token.name,
         )
         await self._session.commit()
         await self.runtime.forget_token(token.token_hash)
@@ -233,11 +272,17 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
     async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
         """Soft revoke: ``is_active`` false; the token stops working at once."""
         await self._session.execute(
-            update(PersonalAccessToken).where(PersonalAccessToken.id == token.id).values(is_active=False,
-                                                                                        grace_until=None))
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.id == token.id)
+            .values(is_active=False, grace_until=None)
+        )
         await self.events.record(
-            EventType.PAT_REVOKED, f"Personal access token {token.name} has been revoked.",
-            user_id=token.user_id, actor_id=actor.user_id, pat_uuid=token.uuid.hex, pat_name=token.name,
+            EventType.PAT_REVOKED,
+            f"Personal access token {token.name} has been revoked.",
+            user_id=token.user_id,
+            actor_id=actor.user_id,
+            pat_uuid=token.uuid.hex,
+            pat_name=token.name,
         )
         await self._session.commit()
         await self.runtime.forget_token(token.token_hash)
@@ -256,8 +301,12 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         token.allowed_networks = networks
         await self.update(token)
         await self.events.record(
-            EventType.PAT_NETWORK_ACL_UPDATED, f"Network ACL of personal access token {token.name} has been updated.",
-            user_id=token.user_id, pat_uuid=token.uuid.hex, pat_name=token.name, old_allowed_networks=old,
+            EventType.PAT_NETWORK_ACL_UPDATED,
+            f"Network ACL of personal access token {token.name} has been updated.",
+            user_id=token.user_id,
+            pat_uuid=token.uuid.hex,
+            pat_name=token.name,
+            old_allowed_networks=old,
             new_allowed_networks=networks,
         )
         await self._session.commit()
@@ -269,16 +318,21 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
         One atomic ``UPDATE … RETURNING``, so several workers sweeping at once never report a token twice.
         """
-        expired = (await self._session.execute(
-            update(PersonalAccessToken)
-            .where(PersonalAccessToken.is_active.is_(True), PersonalAccessToken.expires_at <= datetime.now(UTC))
-            .values(is_active=False)
-            .returning(PersonalAccessToken.uuid, PersonalAccessToken.name, PersonalAccessToken.user_id)
-        )).all()
+        expired = (
+            await self._session.execute(
+                update(PersonalAccessToken)
+                .where(PersonalAccessToken.is_active.is_(True), PersonalAccessToken.expires_at <= datetime.now(UTC))
+                .values(is_active=False)
+                .returning(PersonalAccessToken.uuid, PersonalAccessToken.name, PersonalAccessToken.user_id)
+            )
+        ).all()
         for uuid, name, user_id in expired:
             await self.events.record(
-                EventType.PAT_EXPIRED, f"Personal access token {name} has expired.", user_id=user_id,
-                pat_uuid=uuid.hex, pat_name=name,
+                EventType.PAT_EXPIRED,
+                f"Personal access token {name} has expired.",
+                user_id=user_id,
+                pat_uuid=uuid.hex,
+                pat_name=name,
             )
         await self._session.commit()
         return len(expired)

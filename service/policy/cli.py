@@ -70,8 +70,13 @@ def check_command(directory: Path | None) -> None:
 
 @policy_group.command(name="test")
 @_directory_argument()
-@click.option("--table", "tables", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Run only this table (repeatable); default: every DIRECTORY/tests/*.yaml.")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run only this table (repeatable); default: every DIRECTORY/tests/*.yaml.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print failures and the summary only.")
 def test_command(directory: Path | None, tables: tuple[Path, ...], quiet: bool) -> None:
     """Run the decision tables of the policy in DIRECTORY; report each case as file:line (exit 1 on a failure)."""
@@ -100,14 +105,24 @@ def test_command(directory: Path | None, tables: tuple[Path, ...], quiet: bool) 
 @policy_group.command(name="explain")
 @click.argument("permission", required=False)
 @click.argument("entity", required=False)
-@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ask in the world of this scenario file instead of the database.")
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ask in the world of this scenario file instead of the database.",
+)
 @click.option("--case", "case_key", help="With --scenario: explain the case with this name or on this line.")
 @click.option("--user", help="The user (a username; with --scenario, a user of the scenario).")
 @click.option("--token", help="A personal access token: its uuid (never its secret); with --scenario, a token name.")
 @click.option("--policy-dir", type=DirectoryPath, help="With --scenario: the rules (default: the configured ones).")
-def explain_command(permission: str | None, entity: str | None, scenario: Path | None, case_key: str | None,
-                    user: str | None, token: str | None, policy_dir: Path | None) -> None:
+def explain_command(
+    permission: str | None,
+    entity: str | None,
+    scenario: Path | None,
+    case_key: str | None,
+    user: str | None,
+    token: str | None,
+    policy_dir: Path | None,
+) -> None:
     r"""Decide PERMISSION on ENTITY (a uuid, or a scenario entity name) and print how it was decided.
 
     \b
@@ -119,8 +134,9 @@ def explain_command(permission: str | None, entity: str | None, scenario: Path |
     if case_key is None and (permission is None or (user is None) == (token is None)):
         raise click.UsageError("give PERMISSION [ENTITY] and exactly one of --user or --token (or --scenario --case)")
     if scenario is not None:
-        lines = _explain_scenario(scenario, policy_dir or configured_policy_dir(), case_key, user or token,
-                                  permission, entity)
+        lines = _explain_scenario(
+            scenario, policy_dir or configured_policy_dir(), case_key, user or token, permission, entity
+        )
     elif case_key is not None:
         raise click.UsageError("--case needs --scenario")
     else:
@@ -128,8 +144,9 @@ def explain_command(permission: str | None, entity: str | None, scenario: Path |
     click.echo("\n".join(lines))
 
 
-def _explain_scenario(path: Path, directory: Path, case_key: str | None, subject: str | None,
-                      permission: str | None, entity: str | None) -> list[str]:
+def _explain_scenario(
+    path: Path, directory: Path, case_key: str | None, subject: str | None, permission: str | None, entity: str | None
+) -> list[str]:
     try:
         world = load_scenario(path)
         engine = world.engine(directory)
@@ -163,8 +180,12 @@ def _explain_database(permission: str, entity: str | None, user: str | None, tok
 
     runtime = Runtime.build(load_settings())
     try:
-        return run_with(runtime, lambda rt: explain_from_database(
-            rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token))
+        return run_with(
+            runtime,
+            lambda rt: explain_from_database(
+                rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token
+            ),
+        )
     except (NotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

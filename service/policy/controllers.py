@@ -15,8 +15,12 @@ class PolicyController(Controller):
     path = "/api/policy"
     tags = ["policy"]
 
-    @get("/matrix/", operation_id="PolicyMatrix", responses=error_responses(401),
-          summary="Role-permission matrix of the running policy")
+    @get(
+        "/matrix/",
+        operation_id="PolicyMatrix",
+        responses=error_responses(401),
+        summary="Role-permission matrix of the running policy",
+    )
     async def matrix(self, runtime: RuntimeDependency) -> PolicyMatrix:
         """Every role and the permissions it grants, each permission's bind types and delegation, the hierarchy."""
         return build_matrix(runtime.policy)

@@ -56,8 +56,15 @@ async def explain_from_database(
         subject, label, notes = await _subject(session, now, username, token_uuid)
         bindings = subject.token.bindings if subject.token else frozenset()
         names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *bindings])
-    _, lines = explain(runtime.policy, subject, permission, entity, now,
-                       entity_label=lambda uuid: names.get(uuid, uuid), subject_label=label)
+    _, lines = explain(
+        runtime.policy,
+        subject,
+        permission,
+        entity,
+        now,
+        entity_label=lambda uuid: names.get(uuid, uuid),
+        subject_label=label,
+    )
     return [*notes, *lines]
 
 

@@ -15,7 +15,7 @@ from casbin.model import Model
 logging.getLogger("casbin").setLevel(logging.ERROR)
 
 
-class _CompiledEnforcer(casbin.Enforcer):
+class _CompiledEnforcer(casbin.Enforcer):  # type: ignore[misc]  # pycasbin ships no type hints
     """An enforcer that parses its matcher once instead of on every ``enforce`` call.
 
     pycasbin re-parses the matcher expression per call (~25 µs here). Caching it is sound because

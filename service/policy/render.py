@@ -33,9 +33,7 @@ def _table(matrix: PolicyMatrix) -> tuple[list[str], list[list[str]]]:
 
 
 def _hierarchy(matrix: PolicyMatrix) -> list[str]:
-    return [
-        f"{t.name}: {'root' if not t.parents else 'under ' + ' or '.join(t.parents)}" for t in matrix.entity_types
-    ]
+    return [f"{t.name}: {'root' if not t.parents else 'under ' + ' or '.join(t.parents)}" for t in matrix.entity_types]
 
 
 def _reach(matrix: PolicyMatrix) -> list[str]:
@@ -68,7 +66,7 @@ def _html(matrix: PolicyMatrix) -> str:
     items = "".join(f"<li>{esc(line)}</li>" for line in _hierarchy(matrix))
     reach = "".join(f"<li>{esc(line)}</li>" for line in _reach(matrix))
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tokengate policy matrix</title></head><body>\n"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>tokengate policy matrix</title></head><body>\n'
         f"<h2>Entity hierarchy</h2><ul>{items}</ul>\n<h2>Roles</h2><ul>{reach}</ul>\n"
-        f"<h2>Permissions by role</h2>\n<table border=\"1\">\n<tr>{head}</tr>\n{body}\n</table>\n</body></html>\n"
+        f'<h2>Permissions by role</h2>\n<table border="1">\n<tr>{head}</tr>\n{body}\n</table>\n</body></html>\n'
     )

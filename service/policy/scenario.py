@@ -218,7 +218,11 @@ class _Reader:
         for index, spec in enumerate(self.section("assignments", list)):
             key = f"assignments/{index}"
             if not isinstance(spec, dict) or not {"user", "role", "entity"} <= set(spec) <= {
-                "user", "role", "entity", "expires", "name"
+                "user",
+                "role",
+                "entity",
+                "expires",
+                "name",
             }:
                 raise self.fail(key, "an assignment is {user, role, entity} with optional expires and name")
             if spec["user"] not in scenario.users or spec["entity"] not in scenario.entities:
@@ -265,7 +269,15 @@ class _Reader:
             except (TypeError, ValueError) as exc:
                 raise self.fail(key, f"now: {exc}") from exc
             scenario.cases.append(
-                Case(self.file, self.lines[key], str(spec["subject"]), str(spec["permission"]),
-                     None if entity is None else str(entity), EXPECTATIONS[spec["expect"]], spec.get("clause"),
-                     now, spec.get("name"))
+                Case(
+                    self.file,
+                    self.lines[key],
+                    str(spec["subject"]),
+                    str(spec["permission"]),
+                    None if entity is None else str(entity),
+                    EXPECTATIONS[spec["expect"]],
+                    spec.get("clause"),
+                    now,
+                    spec.get("name"),
+                )
             )

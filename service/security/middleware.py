@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from litestar.enums import ScopeType
+
 from service.errors import INVALID_TOKEN, NOT_AUTHENTICATED
 
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ class AuthenticationMiddleware:
         verifier = self.verifier
 
         async def authenticate(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope["route_handler"].opt.get(SKIP_AUTH):
+            if scope["type"] != ScopeType.HTTP or scope["route_handler"].opt.get(SKIP_AUTH):
                 return await app(scope, receive, send)
             authorization, forwarded_for = read_credentials(scope["headers"])
             if authorization is None:

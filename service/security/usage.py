@@ -68,8 +68,12 @@ class UsageRecorder:
         else:
             usage.count += 1
             usage.last_used_at, usage.last_used_ip, usage.entry = now, ip_text, entry
-        if (ip_text and entry.last_used_ip and ip_text != entry.last_used_ip
-                and self._due(EventType.PAT_USED_FROM_NEW_IP, entry, ip_text, now)):
+        if (
+            ip_text
+            and entry.last_used_ip
+            and ip_text != entry.last_used_ip
+            and self._due(EventType.PAT_USED_FROM_NEW_IP, entry, ip_text, now)
+        ):
             self._event(
                 EventType.PAT_USED_FROM_NEW_IP,
                 f"Personal access token {entry.pat_name} for user {principal.username} was used from "
@@ -135,8 +139,9 @@ class UsageRecorder:
             raise
         self._prune_debounce()
 
-    def _restore(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]],
-                 events: list[PendingEvent]) -> None:
+    def _restore(
+        self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
+    ) -> None:
         for pat_id, usage in pats.items():
             newer = self._pats.get(pat_id)
             if newer is None:
@@ -147,8 +152,9 @@ class UsageRecorder:
             self._legacy.setdefault(token_id, refresh)
         self._events[:0] = events
 
-    async def _write(self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]],
-                     events: list[PendingEvent]) -> None:
+    async def _write(
+        self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
+    ) -> None:
         async with self.runtime.session() as session:
             for pat_id, usage in pats.items():
                 await session.execute(

@@ -52,8 +52,12 @@ def token_from_header(authorization: bytes) -> str | None:
     ``MAX_TOKEN_CHARS`` as the key.
     """
     parts = authorization.split()
-    if (len(parts) != 2 or parts[0].lower() not in _KEYWORDS or len(parts[1]) > MAX_TOKEN_CHARS
-            or not parts[1].isascii()):
+    if (
+        len(parts) != 2
+        or parts[0].lower() not in _KEYWORDS
+        or len(parts[1]) > MAX_TOKEN_CHARS
+        or not parts[1].isascii()
+    ):
         return None
     return parts[1].decode("ascii")
 
@@ -116,8 +120,9 @@ class CachedCredential:
         needs no checks.
         """
         self.peer, self.forwarded_for = peer, forwarded_for
-        self.repeat_until = min(self.fresh_until, self.valid_until,
-                                math.inf if self.principal.is_pat else self.refresh_due())
+        self.repeat_until = min(
+            self.fresh_until, self.valid_until, math.inf if self.principal.is_pat else self.refresh_due()
+        )
 
 
 class TokenVerifier:
@@ -295,11 +300,13 @@ class TokenVerifier:
                     select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
                 )
                 return self._legacy_entry(legacy, token_hash) if legacy and legacy.user.is_active else None
-            row = (await session.execute(
-                select(PersonalAccessToken, User)
-                .join(User, User.id == PersonalAccessToken.user_id)
-                .where(PersonalAccessToken.token_hash == token_hash)
-            )).first()
+            row = (
+                await session.execute(
+                    select(PersonalAccessToken, User)
+                    .join(User, User.id == PersonalAccessToken.user_id)
+                    .where(PersonalAccessToken.token_hash == token_hash)
+                )
+            ).first()
         if row is None:
             return None
         pat, owner = row

@@ -49,36 +49,55 @@ class UserController(Controller):
 
     path = "/api/users"
     tags = ["users"]
-    dependencies = {"users": Provide(service_provider(UserService)), "window": Provide(provide_page,
-                                                                                       sync_to_thread=False)}
+    dependencies = {
+        "users": Provide(service_provider(UserService)),
+        "window": Provide(provide_page, sync_to_thread=False),
+    }
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersList"), responses=STAFF_READ,
-            guards=[staff_only])
-    async def list_users(self, request: Request[Any, Any, Any], users: Users, window: NamedDependency[Window],
-                         username: Annotated[str | None, Parameter(max_length=128)] = None,
-                         ) -> Response[list[UserRead]]:
+    @route(
+        "/",
+        http_method=LIST_METHODS,
+        operation_id=list_operation_id("UsersList"),
+        responses=STAFF_READ,
+        guards=[staff_only],
+    )
+    async def list_users(
+        self,
+        request: Request[Any, Any, Any],
+        users: Users,
+        window: NamedDependency[Window],
+        username: Annotated[str | None, Parameter(max_length=128)] = None,
+    ) -> Response[list[UserRead]]:
         """Users ordered by id; ``username`` filters by exact name."""
         filters = [User.username == username] if username is not None else []
         items, total = await users.get_many_and_count(window.filter, *filters, order_by=User.id.asc())
         return paginated(request, [user_read(request, user) for user in items], total, window)
 
     @post("/", operation_id="UsersCreate", responses=WRITE, guards=[staff_only])
-    async def create_user(self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate],
-                          principal: CurrentPrincipal) -> UserRead:
+    async def create_user(
+        self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate], principal: CurrentPrincipal
+    ) -> UserRead:
         """Create a user (staff)."""
         return user_read(request, await users.create_user(data, actor_id=principal.user_id))
 
     @get("/{uuid:uuid}/", operation_id="UsersRetrieve", responses=READ)
-    async def retrieve(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
-                       uuid: UserUUID) -> UserRead:
+    async def retrieve(
+        self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal, uuid: UserUUID
+    ) -> UserRead:
         """A user: staff see anyone, others only themselves (404 otherwise)."""
         if not is_staff_request(principal) and uuid != principal.user_uuid:
             raise NotFound
         return user_read(request, await users.get_one(uuid=uuid))
 
     @patch("/{uuid:uuid}/", operation_id="UsersPartialUpdate", responses=WRITE, guards=[staff_only])
-    async def update(self, request: Request[Any, Any, Any], users: Users, principal: CurrentPrincipal,
-                     uuid: UserUUID, data: JSONBody[UserUpdate]) -> UserRead:
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        users: Users,
+        principal: CurrentPrincipal,
+        uuid: UserUUID,
+        data: JSONBody[UserUpdate],
+    ) -> UserRead:
         """Change a user (staff); deactivation revokes all of the user's tokens."""
         user = await users.get_one(uuid=uuid)
         return user_read(request, await users.update_user(user, data, actor_id=principal.user_id))

@@ -24,8 +24,7 @@ def tokengate(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPro
         **env,
     }
     command = [sys.executable, "-c", "from service.cli import main; main()", *args]
-    return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_upgrade_then_create_staff_user(tmp_path: Path) -> None:

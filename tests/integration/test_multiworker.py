@@ -42,15 +42,16 @@ async def within_deadline(condition: Callable[[], Awaitable[bool]]) -> float:
 
 async def revoke_owner_roles(client: AsyncClient, world: World) -> None:
     """Revoke every role of the world's owner through ``client`` (worker A)."""
-    assignments = (await client.get("/api/role-assignments/", headers=world.staff_headers,
-                                    params={"user": str(world.owner.uuid)})).json()
+    assignments = (
+        await client.get("/api/role-assignments/", headers=world.staff_headers, params={"user": str(world.owner.uuid)})
+    ).json()
     for assignment in assignments:
-        assert (await client.delete(f"/api/role-assignments/{assignment['uuid']}/",
-                                    headers=world.staff_headers)).status_code == 204
+        assert (
+            await client.delete(f"/api/role-assignments/{assignment['uuid']}/", headers=world.staff_headers)
+        ).status_code == 204
 
 
-async def test_pat_revoked_through_a_is_refused_by_b(client: AsyncClient, worker_b: AsyncClient,
-                                                     world: World) -> None:
+async def test_pat_revoked_through_a_is_refused_by_b(client: AsyncClient, worker_b: AsyncClient, world: World) -> None:
     created = await create_pat(client, world.owner_headers)
     assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     response = await client.delete(f"/api/personal-access-tokens/{created['uuid']}/", headers=world.owner_headers)
@@ -64,8 +65,9 @@ async def test_pat_revoked_through_a_is_refused_by_b(client: AsyncClient, worker
 
 async def test_role_revoked_through_a_denies_on_b(client: AsyncClient, worker_b: AsyncClient, world: World) -> None:
     created = await create_pat(client, world.owner_headers)
-    assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project",
-                        world.project)).json()["allowed"] is True
+    assert (await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)).json()[
+        "allowed"
+    ] is True
     await revoke_owner_roles(client, world)
 
     async def denied() -> bool:
@@ -75,23 +77,29 @@ async def test_role_revoked_through_a_denies_on_b(client: AsyncClient, worker_b:
     await within_deadline(denied)
 
 
-async def test_entity_registered_through_a_is_known_to_b(client: AsyncClient, worker_b: AsyncClient,
-                                                         world: World) -> None:
-    created = await client.post("/api/entities/", json={"type": "project", "name": "new", "parent": world.customer},
-                                headers=world.staff_headers)
+async def test_entity_registered_through_a_is_known_to_b(
+    client: AsyncClient, worker_b: AsyncClient, world: World
+) -> None:
+    created = await client.post(
+        "/api/entities/", json={"type": "project", "name": "new", "parent": world.customer}, headers=world.staff_headers
+    )
     project = created.json()["uuid"]
     legacy = world.owner_headers
 
     async def known() -> bool:
-        response = await worker_b.post("/api/authz/check/", headers=legacy, json={
-            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": project}})
+        response = await worker_b.post(
+            "/api/authz/check/",
+            headers=legacy,
+            json={"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": project}},
+        )
         return response.status_code == 200 and response.json()["allowed"] is True
 
     await within_deadline(known)
 
 
-async def test_a_stale_poll_cannot_bring_a_revoked_role_back(client: AsyncClient, world: World,
-                                                            runtime: Runtime) -> None:
+async def test_a_stale_poll_cannot_bring_a_revoked_role_back(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     """A poll that read the assignment before a local revocation applies its rows after it: they lose."""
     created = await create_pat(client, world.owner_headers)
     async with runtime.session() as session:
@@ -107,9 +115,11 @@ async def test_a_stale_poll_cannot_bring_a_revoked_role_back(client: AsyncClient
 # On PostgreSQL, LISTEN/NOTIFY: worker B learns of A's changes when they happen, not when its cache or poll runs out.
 # Both are made to run out only after a minute here, so only a notification can meet the deadline.
 
+
 @pytest.fixture(name="slow_worker_b")
-async def fx_slow_worker_b(database_url: str, tmp_path: Path, world: World,
-                           monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncClient]:
+async def fx_slow_worker_b(
+    database_url: str, tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[AsyncClient]:
     monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", 60.0)
     app: Litestar = create_app(make_settings(database_url, tmp_path, TOKENGATE_SYNC_INTERVAL_SECONDS="60"))
     async with running(app), http_client(app) as client:
@@ -119,8 +129,9 @@ async def fx_slow_worker_b(database_url: str, tmp_path: Path, world: World,
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @pytest.mark.postgres
-async def test_b_hears_of_a_pat_revocation_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
-                                                   world: World) -> None:
+async def test_b_hears_of_a_pat_revocation_at_once(
+    client: AsyncClient, slow_worker_b: AsyncClient, world: World
+) -> None:
     created = await create_pat(client, world.owner_headers)
     for _ in range(2):  # cached in B, and the second one a repeat of the first
         response = await check(slow_worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
@@ -137,11 +148,13 @@ async def test_b_hears_of_a_pat_revocation_at_once(client: AsyncClient, slow_wor
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @pytest.mark.postgres
-async def test_b_hears_of_a_deactivated_user_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
-                                                     world: World) -> None:
+async def test_b_hears_of_a_deactivated_user_at_once(
+    client: AsyncClient, slow_worker_b: AsyncClient, world: World
+) -> None:
     assert (await slow_worker_b.get("/api/personal-access-tokens/", headers=world.owner_headers)).status_code == 200
-    response = await client.patch(f"/api/users/{world.owner.uuid}/", json={"is_active": False},
-                                  headers=world.staff_headers)
+    response = await client.patch(
+        f"/api/users/{world.owner.uuid}/", json={"is_active": False}, headers=world.staff_headers
+    )
     assert response.status_code == 200, response.text
 
     async def refused() -> bool:
@@ -152,11 +165,15 @@ async def test_b_hears_of_a_deactivated_user_at_once(client: AsyncClient, slow_w
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @pytest.mark.postgres
-async def test_b_hears_of_a_role_revocation_at_once(client: AsyncClient, slow_worker_b: AsyncClient,
-                                                    world: World) -> None:
+async def test_b_hears_of_a_role_revocation_at_once(
+    client: AsyncClient, slow_worker_b: AsyncClient, world: World
+) -> None:
     async def allowed() -> bool:
-        response = await slow_worker_b.post("/api/authz/check/", headers=world.owner_headers, json={
-            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}})
+        response = await slow_worker_b.post(
+            "/api/authz/check/",
+            headers=world.owner_headers,
+            json={"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}},
+        )
         return bool(response.json()["allowed"])
 
     assert await allowed()
@@ -170,15 +187,20 @@ async def test_b_hears_of_a_role_revocation_at_once(client: AsyncClient, slow_wo
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @pytest.mark.postgres
-async def test_b_reloads_its_policy_when_a_reloads(client: AsyncClient, runtime: Runtime, world: World,
-                                                   database_url: str, tmp_path: Path) -> None:
+async def test_b_reloads_its_policy_when_a_reloads(
+    client: AsyncClient, runtime: Runtime, world: World, database_url: str, tmp_path: Path
+) -> None:
     rules = tmp_path / "policies"
     shutil.copytree(ROOT / "policies", rules)
     app: Litestar = create_app(make_settings(database_url, tmp_path, TOKENGATE_POLICY_DIR=str(rules)))
     async with running(app), http_client(app) as worker_b:
+
         async def allowed() -> bool:
-            response = await worker_b.post("/api/authz/check/", headers=world.owner_headers, json={
-                "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}})
+            response = await worker_b.post(
+                "/api/authz/check/",
+                headers=world.owner_headers,
+                json={"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}},
+            )
             return bool(response.json()["allowed"])
 
         assert await allowed()

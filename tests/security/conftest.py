@@ -162,16 +162,19 @@ async def build_identities(runtime: Runtime, client: httpx.AsyncClient) -> Ident
     project = await make_entity(runtime, "project", "Apollo", parent=customer)
     await grant(runtime, user, "CUSTOMER.OWNER", customer, actor=staff)
     body = {
-        "name": "bound", "scopes": ["PROJECT.UPDATE"],
+        "name": "bound",
+        "scopes": ["PROJECT.UPDATE"],
         "allowed_scopes": [{"type": "project", "uuid": str(project.uuid)}],
         "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
     }
-    response = await client.post("/api/personal-access-tokens/", json=body,
-                                 headers={"Authorization": f"Token {user_key}"})
+    response = await client.post(
+        "/api/personal-access-tokens/", json=body, headers={"Authorization": f"Token {user_key}"}
+    )
     assert response.status_code == 201, response.text
     created = response.json()
-    return Identities(staff.id, staff_key, user.id, user_key, created["token"], created["uuid"], str(customer.uuid),
-                      str(project.uuid))
+    return Identities(
+        staff.id, staff_key, user.id, user_key, created["token"], created["uuid"], str(customer.uuid), str(project.uuid)
+    )
 
 
 @pytest.fixture(name="sclient")

@@ -19,8 +19,10 @@ from tests.security.conftest import security_client
 @pytest.fixture(name="settings")
 def fx_settings(database_url: str, tmp_path: Path) -> Settings:
     """Small throttling limits: every failed login costs an argon2 verification."""
-    return make_settings(database_url, tmp_path, TOKENGATE_LOGIN__MAX_FAILURES_PER_USERNAME="3",
-                         TOKENGATE_LOGIN__MAX_FAILURES_PER_IP="6")
+    return make_settings(
+        database_url, tmp_path, TOKENGATE_LOGIN__MAX_FAILURES_PER_USERNAME="3", TOKENGATE_LOGIN__MAX_FAILURES_PER_IP="6"
+    )
+
 
 METACHARACTERS = ["%", "_", "'", '"', "\\", "/", ";", "--", "' OR '1'='1", "%' OR 1=1 --", "a_b", "100%", "[ab]", "*"]
 
@@ -30,11 +32,22 @@ async def _names(response: httpx.Response, key: str) -> list[str]:
     return sorted(item[key] for item in response.json())
 
 
-async def test_admin_token_search_takes_sql_and_like_metacharacters_literally(sclient: httpx.AsyncClient,
-                                                                             runtime: Runtime) -> None:
+async def test_admin_token_search_takes_sql_and_like_metacharacters_literally(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     _, staff = await user_with_key(runtime, "root", staff=True)
-    people = {"pct": "100%", "hundred": "100x", "under": "a_b", "axb": "axb", "quote": "O'Brien", "slash": "a/b",
-              "bslash": "a\\b", "semi": "x; DROP TABLE user_account; --", "bracket": "[ab]", "star": "*"}
+    people = {
+        "pct": "100%",
+        "hundred": "100x",
+        "under": "a_b",
+        "axb": "axb",
+        "quote": "O'Brien",
+        "slash": "a/b",
+        "bslash": "a\\b",
+        "semi": "x; DROP TABLE user_account; --",
+        "bracket": "[ab]",
+        "star": "*",
+    }
     for username, first_name in people.items():
         await user_with_key(runtime, username, first_name=first_name)
     listing = "/api/users/auth_tokens"
@@ -56,8 +69,7 @@ async def test_exact_filters_never_match_by_pattern(sclient: httpx.AsyncClient, 
     cases = {
         "/api/users/": ("username", ["%", "user%", "user_ne", "_%", "' OR '1'='1", "root'--"], "userone"),
         "/api/entities/": ("type", ["%", "custom%", "c_stomer", "customer' OR '1'='1", "*"], "customer"),
-        "/api/events/": ("event_type", ["%", "user_%", "user_created%", "user?created", "' OR 1=1 --"],
-                         "user_created"),
+        "/api/events/": ("event_type", ["%", "user_%", "user_created%", "user?created", "' OR 1=1 --"], "user_created"),
         "/api/role-assignments/": ("role", ["%", "CUSTOMER.%", "_"], None),
     }
     for path, (param, patterns, literal) in cases.items():
@@ -89,27 +101,50 @@ async def _refuses_oversized(sclient: httpx.AsyncClient, path: str, staff: str) 
         for _ in range(20):
             yield b"x" * (ONE_MIB // 8)
 
-    response = await sclient.post(path, content=chunks(), headers={**auth(staff),
-                                                                   "Content-Type": "application/json"})
+    response = await sclient.post(path, content=chunks(), headers={**auth(staff), "Content-Type": "application/json"})
     assert response.status_code == 413, response.text
     # just under the limit is parsed (and refused for what it says, not for its size)
-    response = await sclient.post(path, content=b'{"junk": "' + b"x" * (ONE_MIB - 100) + b'"}',
-                                  headers={**auth(staff), "Content-Type": "application/json"})
+    response = await sclient.post(
+        path,
+        content=b'{"junk": "' + b"x" * (ONE_MIB - 100) + b'"}',
+        headers={**auth(staff), "Content-Type": "application/json"},
+    )
     assert response.status_code == 400, response.text
 
 
 ABSURD_PAGES = [
-    {"page_size": "101"}, {"page_size": str(10**9)}, {"page_size": "0"}, {"page_size": "-1"}, {"page_size": "1e3"},
-    {"page_size": "abc"}, {"page": "0"}, {"page": str(10**10)}, {"page": "-5"}, {"page_size": "9" * 400},
+    {"page_size": "101"},
+    {"page_size": str(10**9)},
+    {"page_size": "0"},
+    {"page_size": "-1"},
+    {"page_size": "1e3"},
+    {"page_size": "abc"},
+    {"page": "0"},
+    {"page": str(10**10)},
+    {"page": "-5"},
+    {"page_size": "9" * 400},
 ]
-ABSURD_WINDOWS = [{"limit": "101"}, {"limit": str(2**64)}, {"offset": "-1"}, {"offset": str(10**13)},
-                  {"id_min": "-1"}, {"id_max": str(2**64)}, {"created_date": "2024-02-30"}]
+ABSURD_WINDOWS = [
+    {"limit": "101"},
+    {"limit": str(2**64)},
+    {"offset": "-1"},
+    {"offset": str(10**13)},
+    {"id_min": "-1"},
+    {"id_max": str(2**64)},
+    {"created_date": "2024-02-30"},
+]
 
 
 async def test_absurd_page_sizes_and_windows_are_400(sclient: httpx.AsyncClient, runtime: Runtime) -> None:
     _, staff = await user_with_key(runtime, "root", staff=True)
-    for path in ["/api/users/", "/api/personal-access-tokens/", "/api/events/", "/api/entities/",
-                 "/api/role-assignments/", "/api/auth-tokens/"]:
+    for path in [
+        "/api/users/",
+        "/api/personal-access-tokens/",
+        "/api/events/",
+        "/api/entities/",
+        "/api/role-assignments/",
+        "/api/auth-tokens/",
+    ]:
         for query in ABSURD_PAGES:
             response = await sclient.get(path, params=query, headers=auth(staff))
             assert response.status_code == 400, (path, query, response.text)
@@ -128,8 +163,9 @@ async def _login(client: httpx.AsyncClient, username: str, password: str) -> htt
     return await client.post("/api-auth/password/", json={"username": username, "password": password})
 
 
-async def test_login_is_throttled_per_username_across_addresses(app: Litestar, sclient: httpx.AsyncClient,
-                                                                runtime: Runtime) -> None:
+async def test_login_is_throttled_per_username_across_addresses(
+    app: Litestar, sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await make_user(runtime, "victim", password=PASSWORD)
     limit = runtime.settings.login.max_failures_per_username
     for attempt in range(limit):
@@ -148,8 +184,9 @@ async def test_login_is_throttled_per_username_across_addresses(app: Litestar, s
         assert (await _login(client, "bystander", PASSWORD)).status_code == 200
 
 
-async def test_login_is_throttled_per_address_across_usernames(app: Litestar, sclient: httpx.AsyncClient,
-                                                               runtime: Runtime) -> None:
+async def test_login_is_throttled_per_address_across_usernames(
+    app: Litestar, sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     await make_user(runtime, "alice", password=PASSWORD)
     limit = runtime.settings.login.max_failures_per_ip
     async with security_client(app, client_ip="192.0.2.66") as attacker:
@@ -161,32 +198,43 @@ async def test_login_is_throttled_per_address_across_usernames(app: Litestar, sc
         assert (await _login(neighbour, "alice", PASSWORD)).status_code == 200
 
 
-async def test_login_throttle_uses_the_forwarded_address_behind_a_trusted_proxy(app: Litestar,
-                                                                                sclient: httpx.AsyncClient,
-                                                                                runtime: Runtime) -> None:
+async def test_login_throttle_uses_the_forwarded_address_behind_a_trusted_proxy(
+    app: Litestar, sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     """Behind the (trusted) proxy every peer is 127.0.0.1: the first ``X-Forwarded-For`` entry is the client."""
     await make_user(runtime, "alice", password=PASSWORD)
     limit = runtime.settings.login.max_failures_per_ip
     attacker = {"X-Forwarded-For": "192.0.2.66, 10.0.0.1"}
     for attempt in range(limit):
-        response = await sclient.post("/api-auth/password/", headers=attacker,
-                                      json={"username": f"nobody{attempt}", "password": "wrong-password"})
+        response = await sclient.post(
+            "/api-auth/password/", headers=attacker, json={"username": f"nobody{attempt}", "password": "wrong-password"}
+        )
         assert response.status_code == 401
-    response = await sclient.post("/api-auth/password/", headers=attacker,
-                                  json={"username": "alice", "password": PASSWORD})
+    response = await sclient.post(
+        "/api-auth/password/", headers=attacker, json={"username": "alice", "password": PASSWORD}
+    )
     assert response.status_code == 429
     # another client behind the same proxy is not locked out by the attacker
-    response = await sclient.post("/api-auth/password/", headers={"X-Forwarded-For": "192.0.2.67"},
-                                  json={"username": "alice", "password": PASSWORD})
+    response = await sclient.post(
+        "/api-auth/password/",
+        headers={"X-Forwarded-For": "192.0.2.67"},
+        json={"username": "alice", "password": PASSWORD},
+    )
     assert response.status_code == 200, response.text
-    events = await sclient.get("/api/events/", params={"event_type": "auth_login_failed_with_username"},
-                               headers=auth(await _login_key(sclient, "alice")))
+    events = await sclient.get(
+        "/api/events/",
+        params={"event_type": "auth_login_failed_with_username"},
+        headers=auth(await _login_key(sclient, "alice")),
+    )
     assert events.status_code == 200
 
 
 async def _login_key(client: httpx.AsyncClient, username: str) -> str:
-    response = await client.post("/api-auth/password/", headers={"X-Forwarded-For": "192.0.2.68"},
-                                 json={"username": username, "password": PASSWORD})
+    response = await client.post(
+        "/api-auth/password/",
+        headers={"X-Forwarded-For": "192.0.2.68"},
+        json={"username": username, "password": PASSWORD},
+    )
     assert response.status_code == 200, response.text
     return response.json()["token"]
 
@@ -194,10 +242,18 @@ async def _login_key(client: httpx.AsyncClient, username: str) -> str:
 async def test_garbage_token_flood_is_cheap_and_uniform(sclient: httpx.AsyncClient, runtime: Runtime) -> None:
     """Thousands of malformed, bad-checksum and unknown tokens: all 401 with one body, none reaching a 500."""
     _, key = await user_with_key(runtime, "real")
-    garbage = [f"w_9999999999_{'A' * n}" for n in range(0, 60, 3)] + ["tgl_" + "B" * 49, "x" * 128, key[:-1] + "Z",
-                                                                       key + "A", "w_1_abc", "w_-1_x", "w__"]
-    responses = await asyncio.gather(*(sclient.get("/api/personal-access-tokens/", headers=auth(token))
-                                       for token in garbage * 20))
+    garbage = [f"w_9999999999_{'A' * n}" for n in range(0, 60, 3)] + [
+        "tgl_" + "B" * 49,
+        "x" * 128,
+        key[:-1] + "Z",
+        key + "A",
+        "w_1_abc",
+        "w_-1_x",
+        "w__",
+    ]
+    responses = await asyncio.gather(
+        *(sclient.get("/api/personal-access-tokens/", headers=auth(token)) for token in garbage * 20)
+    )
     assert {r.status_code for r in responses} == {401}
     assert {r.text for r in responses} == {'{"detail":"Invalid token."}'}
     assert (await sclient.get("/api/personal-access-tokens/", headers=auth(key))).status_code == 200

@@ -26,8 +26,9 @@ ROUNDS = 3
 USERS_PER_ROUND = 6  # parallel callers hammering while the revocation runs
 
 
-async def race(use: Callable[[], Awaitable[bool]], revoke: Callable[[], Awaitable[None]],
-               duration: float = 0.4) -> tuple[int, int]:
+async def race(
+    use: Callable[[], Awaitable[bool]], revoke: Callable[[], Awaitable[None]], duration: float = 0.4
+) -> tuple[int, int]:
     """Run callers of ``use`` while ``revoke`` runs once; returns (successes before, successes after revocation).
 
     A use counts as "after" when it *started* after ``revoke`` returned.
@@ -62,18 +63,28 @@ def in_days(days: int) -> str:
 
 async def active_pats(runtime: Runtime, user_id: int) -> int:
     async with runtime.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(PersonalAccessToken).where(
-            PersonalAccessToken.user_id == user_id, PersonalAccessToken.is_active.is_(True))) or 0)
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(PersonalAccessToken)
+                .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.is_active.is_(True))
+            )
+            or 0
+        )
 
 
-async def test_no_request_succeeds_with_a_pat_after_its_revocation_answered(sclient: httpx.AsyncClient,
-                                                                            runtime: Runtime) -> None:
+async def test_no_request_succeeds_with_a_pat_after_its_revocation_answered(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     owner, key = await user_with_key(runtime, "owner")
     customer = await make_entity(runtime, "customer", "ACME")
     await grant(runtime, owner, "CUSTOMER.OWNER", customer)
     for round_ in range(ROUNDS):
-        created = await sclient.post("/api/personal-access-tokens/", headers=auth(key), json={
-            "name": f"r{round_}", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)})
+        created = await sclient.post(
+            "/api/personal-access-tokens/",
+            headers=auth(key),
+            json={"name": f"r{round_}", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)},
+        )
         assert created.status_code == 201, created.text
         pat, uuid = created.json()["token"], created.json()["uuid"]
 
@@ -93,19 +104,26 @@ async def test_no_request_succeeds_with_a_pat_after_its_revocation_answered(scli
     assert await active_pats(runtime, owner.id) == 0
 
 
-async def test_no_decision_allows_after_the_role_revocation_answered(sclient: httpx.AsyncClient,
-                                                                     runtime: Runtime) -> None:
+async def test_no_decision_allows_after_the_role_revocation_answered(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     staff, staff_key = await user_with_key(runtime, "root", staff=True)
     owner, key = await user_with_key(runtime, "owner")
     customer = await make_entity(runtime, "customer", "ACME")
     project = await make_entity(runtime, "project", "Apollo", parent=customer)
-    created = await sclient.post("/api/personal-access-tokens/", headers=auth(key), json={
-        "name": "checker", "scopes": [], "expires_at": in_days(3)})
+    created = await sclient.post(
+        "/api/personal-access-tokens/",
+        headers=auth(key),
+        json={"name": "checker", "scopes": [], "expires_at": in_days(3)},
+    )
     assert created.status_code == 400  # nothing delegable yet
     for round_ in range(ROUNDS):
         assignment = await grant(runtime, owner, "CUSTOMER.OWNER", customer, actor=staff)
-        created = await sclient.post("/api/personal-access-tokens/", headers=auth(key), json={
-            "name": f"c{round_}", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)})
+        created = await sclient.post(
+            "/api/personal-access-tokens/",
+            headers=auth(key),
+            json={"name": f"c{round_}", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)},
+        )
         assert created.status_code == 201, created.text
         credentials = [key, created.json()["token"]]
         body = {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(project.uuid)}}
@@ -127,8 +145,9 @@ async def test_no_decision_allows_after_the_role_revocation_answered(sclient: ht
         assert not await use()
 
 
-async def test_no_request_succeeds_with_a_legacy_key_after_its_regeneration_answered(sclient: httpx.AsyncClient,
-                                                                                    runtime: Runtime) -> None:
+async def test_no_request_succeeds_with_a_legacy_key_after_its_regeneration_answered(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     _, staff_key = await user_with_key(runtime, "root", staff=True)
     owner, key = await user_with_key(runtime, "owner")
     listing = await sclient.get("/api/users/auth_tokens", params={"search": "owner"}, headers=auth(staff_key))
@@ -154,12 +173,14 @@ async def test_no_request_succeeds_with_a_legacy_key_after_its_regeneration_answ
             from service.users.models import User
 
             key = await AuthTokenService(session=session, runtime=runtime).obtain_key(
-                await session.get_one(User, owner.id))
+                await session.get_one(User, owner.id)
+            )
         assert key != login_key
 
 
-async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(sclient: httpx.AsyncClient,
-                                                                             runtime: Runtime) -> None:
+async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
     staff, staff_key = await user_with_key(runtime, "root", staff=True)
     owner, key = await user_with_key(runtime, "owner")
     customer = await make_entity(runtime, "customer", "ACME")
@@ -181,8 +202,11 @@ async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(scl
         from service.users.models import User
 
         key = await AuthTokenService(session=session, runtime=runtime).obtain_key(await session.get_one(User, owner.id))
-    created = await sclient.post("/api/personal-access-tokens/", headers=auth(key), json={
-        "name": "doomed", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)})
+    created = await sclient.post(
+        "/api/personal-access-tokens/",
+        headers=auth(key),
+        json={"name": "doomed", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(3)},
+    )
     assert created.status_code == 201, created.text
     pat = created.json()["token"]
 
@@ -190,8 +214,7 @@ async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(scl
         return (await sclient.get("/api/personal-access-tokens/", headers=auth(pat))).status_code == 200
 
     async def deactivate() -> None:
-        response = await sclient.patch(f"/api/users/{owner.uuid}/", json={"is_active": False},
-                                       headers=auth(staff_key))
+        response = await sclient.patch(f"/api/users/{owner.uuid}/", json={"is_active": False}, headers=auth(staff_key))
         assert response.status_code == 200, response.text
 
     before, after = await race(use_pat, deactivate)

@@ -78,8 +78,11 @@ class Server:
     def __init__(self, url: str, tmp: Path) -> None:
         self.port = _free_port()
         self.env = {
-            **os.environ, "TOKENGATE_CONFIG": str(tmp / "absent.toml"), "TOKENGATE_DATABASE__URL": url,
-            "TOKENGATE_SECURITY__SECRET": SECRET, "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
+            **os.environ,
+            "TOKENGATE_CONFIG": str(tmp / "absent.toml"),
+            "TOKENGATE_DATABASE__URL": url,
+            "TOKENGATE_SECURITY__SECRET": SECRET,
+            "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
             "TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS": "0.5",
         }
         self.log = tmp / "server.log"
@@ -92,9 +95,27 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--loop", "uvloop",
-                 "--http", "httptools", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "service.app:create_app",
+                    "--factory",
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -146,8 +167,11 @@ async def _load(server: Server, key: str, ledger: Ledger, kill_after: float) -> 
             target = rng.choice(sorted(ledger.live)) if ledger.live else None
             try:
                 if target is None or (choice < 0.4 and len(ledger.live) < 16):
-                    response = await client.post(pats, headers=headers, json={
-                        "name": f"w{n}", "scopes": ["PROJECT.UPDATE"], "expires_at": expires})
+                    response = await client.post(
+                        pats,
+                        headers=headers,
+                        json={"name": f"w{n}", "scopes": ["PROJECT.UPDATE"], "expires_at": expires},
+                    )
                     if response.status_code == 201:
                         body = response.json()
                         ledger.live[body["uuid"]] = body["token"]
@@ -202,8 +226,9 @@ async def _verify(server: Server, ledger: Ledger, url: str, tmp: Path) -> None:
     try:
         async with runtime.session() as session:
             rows = {str(row.uuid): row for row in await session.scalars(select(PersonalAccessToken))}
-            rotated = [event.context for event in await session.scalars(
-                select(Event).where(Event.event_type == "pat_rotated"))]
+            rotated = [
+                event.context for event in await session.scalars(select(Event).where(Event.event_type == "pat_rotated"))
+            ]
     finally:
         await runtime.alchemy.get_engine().dispose()
     assert sum(row.is_active for row in rows.values()) <= 20

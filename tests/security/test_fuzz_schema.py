@@ -35,7 +35,10 @@ pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("TOKENGATE_FUZZ_EXAMPLES", "8"))
 CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
 ]
 IDENTITIES = ["staff", "user", "pat"]
@@ -64,8 +67,11 @@ def _protects_identities(case: Any, ids: Identities) -> bool:
 def _send(harness: Harness, case: Any, headers: dict[str, str]) -> httpx.Response:
     kwargs = case.as_transport_kwargs(base_url="http://testserver.local", headers=headers)
     request: dict[str, Any] = {
-        "method": kwargs["method"], "url": kwargs["url"], "params": kwargs.get("params"),
-        "headers": kwargs.get("headers"), "cookies": kwargs.get("cookies"),
+        "method": kwargs["method"],
+        "url": kwargs["url"],
+        "params": kwargs.get("params"),
+        "headers": kwargs.get("headers"),
+        "cookies": kwargs.get("cookies"),
     }
     if "json" in kwargs:
         request["json"] = kwargs["json"]
@@ -91,16 +97,16 @@ def test_every_operation_answers_within_its_schema(harness: Harness, who: str) -
     assert harness.request("GET", "/api/personal-access-tokens/", headers=headers).status_code == 200
 
 
-
-def _fuzz_operation(harness: Harness, operation: Any, ids: Identities, headers: dict[str, str],
-                    statuses: dict[str, set[int]]) -> None:
+def _fuzz_operation(
+    harness: Harness, operation: Any, ids: Identities, headers: dict[str, str], statuses: dict[str, set[int]]
+) -> None:
     """Positive and negative schemathesis cases for one operation, each checked against the schema."""
-    strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                         operation.as_strategy(GenerationMode.NEGATIVE))
+    strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
     strategy = strategy.filter(lambda case: _protects_identities(case, ids))
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(case=strategy)
     def fuzz(case: Any) -> None:
         STATS.examples += 1

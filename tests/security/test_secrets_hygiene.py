@@ -44,8 +44,7 @@ class Recorder:
     """Every response seen, in order, with which secrets had been issued before it."""
 
     def __init__(self) -> None:
-        self.secrets: dict[str, str] = {PASSWORD: "password", STAFF_PASSWORD: "password",
-                                        WRONG_PASSWORD: "password"}
+        self.secrets: dict[str, str] = {PASSWORD: "password", STAFF_PASSWORD: "password", WRONG_PASSWORD: "password"}
         self.exempt: list[tuple[str, str]] = []  # (path, secret) responses allowed to carry the secret
         self.leaks: list[str] = []
 
@@ -60,8 +59,9 @@ class Recorder:
                 self.leaks.append(f"{what} in {response.request.method} {response.request.url.path}")
 
 
-async def test_no_secret_appears_after_its_creation_response(app: Any, runtime: Runtime,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_appears_after_its_creation_response(
+    app: Any, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
     from tests.conftest import http_client, running
 
     caplog.set_level(logging.DEBUG)  # the root logger: every logger, every level
@@ -84,38 +84,58 @@ async def test_no_secret_appears_after_its_creation_response(app: Any, runtime: 
             return response
 
         # logins: a failure, then successes (the key is issued by the first and re-shown by the second)
-        assert (await call("POST", "/api-auth/password/", json={"username": "owner", "password": WRONG_PASSWORD}
-                           )).status_code == 401
+        assert (
+            await call("POST", "/api-auth/password/", json={"username": "owner", "password": WRONG_PASSWORD})
+        ).status_code == 401
         key = (await call("POST", "/api-auth/password/", json={"username": "owner", "password": PASSWORD})).json()[
-            "token"]
+            "token"
+        ]
         recorder.issued(key, "owner's legacy key")
         recorder.exempt.append(("/api-auth/password/", key))
-        assert (await call("POST", "/api-auth/password/", json={"username": "owner", "password": PASSWORD})
-                ).json()["token"] == key
-        staff_key = (await call("POST", "/api-auth/password/",
-                                json={"username": "root", "password": STAFF_PASSWORD})).json()["token"]
+        assert (await call("POST", "/api-auth/password/", json={"username": "owner", "password": PASSWORD})).json()[
+            "token"
+        ] == key
+        staff_key = (
+            await call("POST", "/api-auth/password/", json={"username": "root", "password": STAFF_PASSWORD})
+        ).json()["token"]
         recorder.issued(staff_key, "staff legacy key")
         recorder.exempt.append(("/api-auth/password/", staff_key))
         owner_h, staff_h = {"Authorization": f"Token {key}"}, {"Authorization": f"Token {staff_key}"}
 
         # PATs: create (plaintext once), use, rotate, ACL, list, retrieve, revoke
-        created = await call("POST", pats, headers=owner_h, json={
-            "name": "ci", "scopes": ["PROJECT.UPDATE"], "expires_at": expires,
-            "allowed_scopes": [{"type": "project", "uuid": str(project.uuid)}]})
+        created = await call(
+            "POST",
+            pats,
+            headers=owner_h,
+            json={
+                "name": "ci",
+                "scopes": ["PROJECT.UPDATE"],
+                "expires_at": expires,
+                "allowed_scopes": [{"type": "project", "uuid": str(project.uuid)}],
+            },
+        )
         assert created.status_code == 201 and created.headers["Cache-Control"] == "no-store"
         first = created.json()
         recorder.issued(first["token"], "PAT")
         pat_h = {"Authorization": f"Bearer {first['token']}"}
         assert (await call("GET", pats, headers=pat_h)).status_code == 200
-        await call("POST", "/api/authz/check/", headers=pat_h, json={
-            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(project.uuid)}})
+        await call(
+            "POST",
+            "/api/authz/check/",
+            headers=pat_h,
+            json={"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(project.uuid)}},
+        )
         await call("GET", pats, headers={**pat_h, "X-Forwarded-For": "198.51.100.9"})  # used from a new IP
         rotated = await call("POST", f"{pats}{first['uuid']}/rotate/", headers=owner_h)
         assert rotated.status_code == 201
         second = rotated.json()
         recorder.issued(second["token"], "rotated PAT")
-        await call("POST", f"{pats}{second['uuid']}/set_network_acl/", headers=owner_h,
-                   json={"allowed_networks": ["10.0.0.0/8"]})
+        await call(
+            "POST",
+            f"{pats}{second['uuid']}/set_network_acl/",
+            headers=owner_h,
+            json={"allowed_networks": ["10.0.0.0/8"]},
+        )
         await call("GET", pats, headers={"Authorization": f"Token {second['token']}"})  # denied by the ACL
         await call("GET", pats, headers={"Authorization": f"Token {first['token']}"})  # rotated away
         await call("GET", pats, headers=owner_h)
@@ -124,10 +144,13 @@ async def test_no_secret_appears_after_its_creation_response(app: Any, runtime: 
         await call("POST", "/api/authz/introspect/", headers=staff_h, json={"token": second["token"]})
         await call("POST", "/api/authz/introspect/", headers=staff_h, json={"token": first["token"]})
         # errors that echo input: a bad create, a PAT managing PATs, unknown ids
-        await call("POST", pats, headers=owner_h, json={"name": second["token"], "scopes": [key],
-                                                         "expires_at": "soon"})
-        await call("POST", pats, headers={"Authorization": f"Token {second['token']}"},
-                   json={"name": "x", "scopes": ["PROJECT.UPDATE"], "expires_at": expires})
+        await call("POST", pats, headers=owner_h, json={"name": second["token"], "scopes": [key], "expires_at": "soon"})
+        await call(
+            "POST",
+            pats,
+            headers={"Authorization": f"Token {second['token']}"},
+            json={"name": "x", "scopes": ["PROJECT.UPDATE"], "expires_at": expires},
+        )
         await call("GET", f"{pats}{first['token']}/", headers=owner_h)
         await call("PATCH", f"/api/users/{owner.uuid}/", headers=staff_h, json={"password": "new-" + PASSWORD})
         recorder.issued("new-" + PASSWORD, "password")
@@ -135,10 +158,16 @@ async def test_no_secret_appears_after_its_creation_response(app: Any, runtime: 
         # staff may paste a full key into the seed 001 search (found through its hash); the Link header then
         # repeats the caller's own query string back to them — the only response allowed to carry it
         recorder.exempt.append(("/api/users/auth_tokens", key))
-        for path in ["/api/auth-tokens/", "/api/users/auth_tokens", "/api/users/", "/api/role-assignments/",
-                     "/api/events/"]:
-            assert (await call("GET", path, headers=staff_h, params={"search": key} if "auth_tokens" in path
-                               else None)).status_code == 200
+        for path in [
+            "/api/auth-tokens/",
+            "/api/users/auth_tokens",
+            "/api/users/",
+            "/api/role-assignments/",
+            "/api/events/",
+        ]:
+            assert (
+                await call("GET", path, headers=staff_h, params={"search": key} if "auth_tokens" in path else None)
+            ).status_code == 200
         await call("GET", "/api/events/", headers=owner_h)
         regenerated = await call("POST", "/api/users/auth_tokens/1/regenerate", headers=staff_h)
         assert regenerated.status_code in (200, 404)

@@ -39,7 +39,15 @@ def test_another_workers_changes_are_applied(heard: tuple[Broadcast, Recorder, l
 
 def test_own_and_malformed_notifications_change_nothing(heard: tuple[Broadcast, Recorder, list[str]]) -> None:
     broadcast, recorder, woken = heard
-    for payload in (f"{broadcast.sender} token 3f9a", f"{broadcast.sender} facts ", "", "w2", "w2 user x",
-                    "w2 user -1", "w2 nonsense 1", "w2 user"):
+    for payload in (
+        f"{broadcast.sender} token 3f9a",
+        f"{broadcast.sender} facts ",
+        "",
+        "w2",
+        "w2 user x",
+        "w2 user -1",
+        "w2 nonsense 1",
+        "w2 user",
+    ):
         broadcast._received(None, 1, CHANNEL, payload)
     assert recorder.calls == [] and woken == []

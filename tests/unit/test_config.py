@@ -34,7 +34,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_toml_file_values(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [tokengate]
 policy_dir = "rules"
 [tokengate.database]
@@ -45,7 +47,8 @@ pat_max_per_user = 7
 usage_flush_seconds = 0.5
 [tokengate.security]
 trusted_proxies = ["10.0.0.0/8"]
-""")
+""",
+    )
     settings = load_settings(path=path, environ={})
     assert settings.policy_dir == "rules"
     assert settings.database.url == "postgresql+asyncpg://db/tokengate" and settings.database.pool_size == 3
@@ -62,23 +65,32 @@ def test_tokengate_config_variable_selects_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "read"),
     [
-        ("TOKENGATE_DATABASE__URL", "postgresql+asyncpg://127.0.0.1/test",
-         lambda s: s.database.url == "postgresql+asyncpg://127.0.0.1/test"),
+        (
+            "TOKENGATE_DATABASE__URL",
+            "postgresql+asyncpg://127.0.0.1/test",
+            lambda s: s.database.url == "postgresql+asyncpg://127.0.0.1/test",
+        ),
         ("TOKENGATE_TOKENS__PAT_MAX_PER_USER", "5", lambda s: s.tokens.pat_max_per_user == 5),
         ("TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS", "2.5", lambda s: s.tokens.usage_flush_seconds == 2.5),
         ("TOKENGATE_TOKENS__PAT_ENABLED", "false", lambda s: s.tokens.pat_enabled is False),
         ("TOKENGATE_DEBUG", "true", lambda s: s.debug is True),
         ("TOKENGATE_POLICY_DIR", "/etc/tokengate/policies", lambda s: s.policy_dir == "/etc/tokengate/policies"),
-        ("TOKENGATE_SECURITY__TRUSTED_PROXIES", '["10.0.0.0/8", "::1/128"]',
-         lambda s: s.security.trusted_proxies == ["10.0.0.0/8", "::1/128"]),
+        (
+            "TOKENGATE_SECURITY__TRUSTED_PROXIES",
+            '["10.0.0.0/8", "::1/128"]',
+            lambda s: s.security.trusted_proxies == ["10.0.0.0/8", "::1/128"],
+        ),
         ("TOKENGATE_SECURITY__SECRET", "12345678", lambda s: s.security.secret == "12345678"),  # stays a string
         ("TOKENGATE_SECURITY__SECRET", "true", lambda s: s.security.secret == "true"),
         ("TOKENGATE_SECURITY__SECRET", '"quoted"', lambda s: s.security.secret == "quoted"),
     ],
 )
-def test_environment_overrides_the_file(tmp_path: Path, variable: str, value: str,
-                                       read: Callable[[Settings], bool]) -> None:
-    path = write(tmp_path, """
+def test_environment_overrides_the_file(
+    tmp_path: Path, variable: str, value: str, read: Callable[[Settings], bool]
+) -> None:
+    path = write(
+        tmp_path,
+        """
 [tokengate]
 policy_dir = "rules"
 debug = false
@@ -86,7 +98,8 @@ debug = false
 url = "sqlite+aiosqlite:///from-file.db"
 [tokengate.tokens]
 pat_max_per_user = 7
-""")
+""",
+    )
     settings = load_settings(path=path, environ={variable: value, "UNRELATED": "1"})
     assert read(settings)
 
@@ -112,8 +125,9 @@ def test_override_leaves_sibling_keys_from_the_file(tmp_path: Path) -> None:
         ("[tokengate]\ndatabase = 5\n", {}, ["$.database"]),
     ],
 )
-def test_unknown_keys_and_wrong_types_name_the_key(tmp_path: Path, file_text: str, environ: dict[str, str],
-                                                   named: list[str]) -> None:
+def test_unknown_keys_and_wrong_types_name_the_key(
+    tmp_path: Path, file_text: str, environ: dict[str, str], named: list[str]
+) -> None:
     path = write(tmp_path, file_text)
     with pytest.raises(ConfigError) as error:
         load_settings(path=path, environ=environ)

@@ -17,23 +17,34 @@ def test_0003_keeps_the_newest_of_duplicate_active_assignments(tmp_path: Path) -
     settings = make_settings(f"sqlite+aiosqlite:///{path}", tmp_path)
     upgrade_database(settings, "0002")
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO user_account (id, uuid, username, first_name, last_name, email, mobile_number, "
-                   "is_active, is_staff, can_use_personal_access_tokens, password_hash, created_at, updated_at) "
-                   "VALUES (1, ?, 'alice', '', '', '', '', 1, 0, 1, '', ?, ?)", (uuid.uuid4().hex, NOW, NOW))
-        db.execute("INSERT INTO entity (id, uuid, type, name, created_at, updated_at) VALUES (1, ?, 'project', 'web', "
-                   "?, ?)", (uuid.uuid4().hex, NOW, NOW))
+        db.execute(
+            "INSERT INTO user_account (id, uuid, username, first_name, last_name, email, mobile_number, "
+            "is_active, is_staff, can_use_personal_access_tokens, password_hash, created_at, updated_at) "
+            "VALUES (1, ?, 'alice', '', '', '', '', 1, 0, 1, '', ?, ?)",
+            (uuid.uuid4().hex, NOW, NOW),
+        )
+        db.execute(
+            "INSERT INTO entity (id, uuid, type, name, created_at, updated_at) VALUES (1, ?, 'project', 'web', ?, ?)",
+            (uuid.uuid4().hex, NOW, NOW),
+        )
         rows = [(1, "PROJECT.ADMIN", 1), (2, "PROJECT.ADMIN", 1), (3, "PROJECT.MEMBER", 1), (4, "PROJECT.ADMIN", 0)]
         for row_id, role, active in rows:  # 1 and 2: the duplicates a race could leave
             values = (row_id, uuid.uuid4().hex, role, active, NOW, NOW)
-            db.execute("INSERT INTO role_assignment (id, uuid, user_id, role, entity_id, is_active, created_at, "
-                       "updated_at) VALUES (?, ?, 1, ?, 1, ?, ?, ?)", values)
+            db.execute(
+                "INSERT INTO role_assignment (id, uuid, user_id, role, entity_id, is_active, created_at, "
+                "updated_at) VALUES (?, ?, 1, ?, 1, ?, ?, ?)",
+                values,
+            )
     upgrade_database(settings)
     with sqlite3.connect(path) as db:
         active = dict(db.execute("SELECT id, is_active FROM role_assignment ORDER BY id").fetchall())
         assert active == {1: 0, 2: 1, 3: 1, 4: 0}
         try:  # and from now on the database itself refuses a second active one
-            db.execute("INSERT INTO role_assignment (id, uuid, user_id, role, entity_id, is_active, created_at, "
-                       "updated_at) VALUES (5, ?, 1, 'PROJECT.ADMIN', 1, 1, ?, ?)", (uuid.uuid4().hex, NOW, NOW))
+            db.execute(
+                "INSERT INTO role_assignment (id, uuid, user_id, role, entity_id, is_active, created_at, "
+                "updated_at) VALUES (5, ?, 1, 'PROJECT.ADMIN', 1, 1, ?, ?)",
+                (uuid.uuid4().hex, NOW, NOW),
+            )
         except sqlite3.IntegrityError as exc:
             assert "UNIQUE" in str(exc)
         else:

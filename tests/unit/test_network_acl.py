@@ -23,8 +23,18 @@ MAX = 32
         (["198.51.100.0/24", "10.0.0.0/8", "198.51.100.0/24"], ["198.51.100.0/24", "10.0.0.0/8"]),
         (["::ffff:0:0/96"], ["::ffff:0:0/96"]),
     ],
-    ids=["empty", "bare-v4", "trimmed", "duplicate", "bare-v6-lowered", "v6-compressed", "v6-duplicate-spelling",
-         "bare-equals-slash32", "first-occurrence-order", "v6-prefix"],
+    ids=[
+        "empty",
+        "bare-v4",
+        "trimmed",
+        "duplicate",
+        "bare-v6-lowered",
+        "v6-compressed",
+        "v6-duplicate-spelling",
+        "bare-equals-slash32",
+        "first-occurrence-order",
+        "v6-prefix",
+    ],
 )
 def test_canonical_form(entries: list[str], expected: list[str]) -> None:
     assert normalize_network_acl(entries, MAX) == expected
@@ -53,8 +63,10 @@ def test_invalid_entry_is_refused_with_waldurs_message(entry: str, message: str)
 def test_every_bad_entry_is_reported() -> None:
     with pytest.raises(NetworkAclError) as caught:
         normalize_network_acl(["10.0.0.0/8", "bogus", "10.1.2.3/8"], MAX)
-    assert caught.value.messages == ["bogus is not a valid IP address or CIDR network.",
-                                     "10.1.2.3/8 has host bits set; use 10.0.0.0/8 instead."]
+    assert caught.value.messages == [
+        "bogus is not a valid IP address or CIDR network.",
+        "10.1.2.3/8 has host bits set; use 10.0.0.0/8 instead.",
+    ]
 
 
 def test_limit_counts_distinct_networks_after_normalisation() -> None:

@@ -21,11 +21,21 @@ from tests.factories import parse_links
 
 def request(query: str, method: str = "GET") -> Request[Any, Any, Any]:
     # Litestar's router has already stripped the trailing slash from "path"; "raw_path" is what the client sent.
-    return Request(scope={  # type: ignore[arg-type]
-        "type": "http", "method": method, "scheme": "http", "server": ("api.example.org", 80), "root_path": "",
-        "path": "/api/things", "raw_path": b"/api/things/", "query_string": query.encode(),
-        "headers": [(b"host", b"api.example.org")], "state": {}, "path_params": {},
-    })
+    return Request(
+        scope={  # type: ignore[arg-type]
+            "type": "http",
+            "method": method,
+            "scheme": "http",
+            "server": ("api.example.org", 80),
+            "root_path": "",
+            "path": "/api/things",
+            "raw_path": b"/api/things/",
+            "query_string": query.encode(),
+            "headers": [(b"host", b"api.example.org")],
+            "state": {},
+            "path_params": {},
+        }
+    )
 
 
 def test_defaults_are_waldurs() -> None:

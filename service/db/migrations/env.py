@@ -48,9 +48,7 @@ async def run_migrations_online() -> None:
     """Run migrations on a fresh engine (NullPool) for the configured URL."""
     configuration = config.get_section(config.config_ini_section) or {}
     configuration["sqlalchemy.url"] = config.db_url
-    engine = cast(
-        "AsyncEngine", async_engine_from_config(configuration, prefix="sqlalchemy.", poolclass=pool.NullPool)
-    )
+    engine = cast("AsyncEngine", async_engine_from_config(configuration, prefix="sqlalchemy.", poolclass=pool.NullPool))
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()

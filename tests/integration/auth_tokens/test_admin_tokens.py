@@ -39,7 +39,9 @@ class World:
 
     def expand(self, value: str) -> str:
         return value.format(
-            alice_id=self.ids["alice"], bob_id=self.ids["bob"], bob_key=self.keys["bob"],
+            alice_id=self.ids["alice"],
+            bob_id=self.ids["bob"],
+            bob_key=self.keys["bob"],
             bob_prefix=self.prefixes["bob"],
         )
 
@@ -49,8 +51,9 @@ async def fx_world(runtime: Runtime) -> World:
     _, staff_key = await user_with_key(runtime, "root", staff=True)
     # bob's user row comes first, alice's token first: user order and token id order disagree
     bob = await make_user(runtime, "bob", first_name="Rob%", last_name="Brown")
-    alice = await make_user(runtime, "alice", first_name="Alicia", last_name="Smith_Jones",
-                            mobile_number="+00 000 0000")
+    alice = await make_user(
+        runtime, "alice", first_name="Alicia", last_name="Smith_Jones", mobile_number="+00 000 0000"
+    )
     keys = {"alice": await make_key(runtime, alice), "bob": await make_key(runtime, bob)}
     # alice: created and updated later than bob; bob created in the last minute of its day
     await set_token_times(runtime, alice, created_at=at("2024-03-10"), updated_at=at("2024-05-10"))
@@ -70,8 +73,9 @@ async def names(client: AsyncClient, world: World, **params: str) -> list[str]:
     return [item["user_data"]["username"] for item in response.json()]
 
 
-async def test_item_shape_and_key_is_only_the_display_prefix(client: AsyncClient, runtime: Runtime,
-                                                              world: World) -> None:
+async def test_item_shape_and_key_is_only_the_display_prefix(
+    client: AsyncClient, runtime: Runtime, world: World
+) -> None:
     alice_id = (await find_user(runtime, "alice")).id
     for path in (LIST, LIST + "/"):
         response = await client.get(path, params={"ordering": "id"}, headers=auth(world.staff_key))
@@ -137,15 +141,15 @@ async def test_filters_combine(client: AsyncClient, world: World) -> None:
         ("-user", ["alice", "bob"]),
     ],
 )
-async def test_each_ordering_key_both_ways(client: AsyncClient, world: World, ordering: str,
-                                           expected: list[str]) -> None:
+async def test_each_ordering_key_both_ways(
+    client: AsyncClient, world: World, ordering: str, expected: list[str]
+) -> None:
     found = await names(client, world, ordering=ordering)
     assert [name for name in found if name != "root"] == expected
 
 
 async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -> None:
-    response = await client.get(LIST, params={"ordering": "id", "limit": 1, "offset": 1},
-                                headers=auth(world.staff_key))
+    response = await client.get(LIST, params={"ordering": "id", "limit": 1, "offset": 1}, headers=auth(world.staff_key))
     assert response.status_code == 200
     assert [item["user_data"]["username"] for item in response.json()] == ["alice"]
     assert response.headers["x-result-count"] == "3"
@@ -163,8 +167,7 @@ async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -
     assert head.content == b""
 
 
-async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, runtime: Runtime,
-                                                           world: World) -> None:
+async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, runtime: Runtime, world: World) -> None:
     old_key, token_id = world.keys["bob"], world.ids["bob"]
     assert (await client.get(LIST, headers=auth(old_key))).status_code == 403  # bob is not staff, but valid
     response = await client.post(f"{LIST}/{token_id}/regenerate", headers=auth(world.staff_key))
@@ -194,4 +197,3 @@ async def test_regenerate_unknown_id_is_404_and_needs_staff(client: AsyncClient,
     assert forbidden.status_code == 403
     assert (await client.post(f"{LIST}/{world.ids['alice']}/regenerate")).status_code == 401
     assert (await client.get(LIST, headers=auth(world.keys["alice"]))).status_code == 403  # alice's key unchanged
-

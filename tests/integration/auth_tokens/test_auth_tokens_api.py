@@ -105,11 +105,16 @@ async def test_delete_is_204_and_the_key_stops_at_once(client: AsyncClient, runt
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/auth-tokens/"), ("HEAD", "/api/auth-tokens/"), ("GET", "/api/auth-tokens/{id}/"),
-     ("DELETE", "/api/auth-tokens/{id}/")],
+    [
+        ("GET", "/api/auth-tokens/"),
+        ("HEAD", "/api/auth-tokens/"),
+        ("GET", "/api/auth-tokens/{id}/"),
+        ("DELETE", "/api/auth-tokens/{id}/"),
+    ],
 )
-async def test_non_staff_gets_403_and_anonymous_401(client: AsyncClient, runtime: Runtime, method: str,
-                                                    path: str) -> None:
+async def test_non_staff_gets_403_and_anonymous_401(
+    client: AsyncClient, runtime: Runtime, method: str, path: str
+) -> None:
     alice, alice_key = await user_with_key(runtime, "alice")
     url = path.format(id=alice.id)
     forbidden = await client.request(method, url, headers=auth(alice_key))
@@ -155,4 +160,3 @@ async def test_pagination_links_count_and_head(client: AsyncClient, runtime: Run
     past_end = await client.get("/api/auth-tokens/", params={"page": 4, "page_size": 3}, headers=auth(staff_key))
     assert past_end.status_code == 404
     assert past_end.json() == {"detail": "Invalid page."}
-

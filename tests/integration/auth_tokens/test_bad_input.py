@@ -45,8 +45,9 @@ SEED_001 = "/api/users/auth_tokens"
         ("/api/users/", "page_size", "1000"),
     ],
 )
-async def test_bad_query_is_a_400_naming_the_field(client: AsyncClient, runtime: Runtime, path: str, param: str,
-                                                   value: str) -> None:
+async def test_bad_query_is_a_400_naming_the_field(
+    client: AsyncClient, runtime: Runtime, path: str, param: str, value: str
+) -> None:
     staff, key = await user_with_key(runtime, "root", staff=True)
     before = await token_of(runtime, staff)
     response = await client.get(path, params={param: value}, headers=auth(key))
@@ -69,8 +70,9 @@ async def test_bad_query_is_a_400_naming_the_field(client: AsyncClient, runtime:
         ("POST", f"{SEED_001}/-1/regenerate"),
     ],
 )
-async def test_bad_path_ids_never_500_and_change_nothing(client: AsyncClient, runtime: Runtime, method: str,
-                                                         path: str) -> None:
+async def test_bad_path_ids_never_500_and_change_nothing(
+    client: AsyncClient, runtime: Runtime, method: str, path: str
+) -> None:
     _, key = await user_with_key(runtime, "root", staff=True)
     alice, _ = await user_with_key(runtime, "alice")
     before = await token_of(runtime, alice)
@@ -94,14 +96,21 @@ async def test_odd_search_terms_never_500(client: AsyncClient, runtime: Runtime,
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", SEED_000), ("GET", SEED_001), ("GET", SEED_001 + "/"), ("POST", f"{SEED_001}/1/regenerate"),
-     ("GET", "/api/users/"), ("POST", "/api/users/")],
+    [
+        ("GET", SEED_000),
+        ("GET", SEED_001),
+        ("GET", SEED_001 + "/"),
+        ("POST", f"{SEED_001}/1/regenerate"),
+        ("GET", "/api/users/"),
+        ("POST", "/api/users/"),
+    ],
 )
 async def test_non_staff_403_and_no_token_401(client: AsyncClient, runtime: Runtime, method: str, path: str) -> None:
     alice, key = await user_with_key(runtime, "alice")
     before = await token_of(runtime, alice)
-    forbidden = await client.request(method, path, headers=auth(key), json={"username": "mallory"}
-                                     if method == "POST" else None)
+    forbidden = await client.request(
+        method, path, headers=auth(key), json={"username": "mallory"} if method == "POST" else None
+    )
     assert forbidden.status_code == 403
     assert forbidden.json() == {"detail": "You do not have permission to perform this action."}
     missing = await client.request(method, path)
@@ -119,8 +128,9 @@ async def test_garbage_expired_and_deleted_tokens_get_the_same_401(client: Async
     deleted, deleted_key = await user_with_key(runtime, "deleted", staff=True)
     assert (await client.delete(f"/api/auth-tokens/{deleted.id}/", headers=auth(staff_key))).status_code == 204
     inactive, inactive_key = await user_with_key(runtime, "inactive", staff=True)
-    assert (await client.patch(f"/api/users/{inactive.uuid}/", json={"is_active": False},
-                               headers=auth(staff_key))).status_code == 200
+    assert (
+        await client.patch(f"/api/users/{inactive.uuid}/", json={"is_active": False}, headers=auth(staff_key))
+    ).status_code == 200
     forged = staff_key[:-1] + ("A" if staff_key[-1] != "A" else "B")
     for token in ("garbage", forged, expired_key, deleted_key, inactive_key, "w_1_abc", "tgl_", "x" * 5000):
         for path in (SEED_000, SEED_001):

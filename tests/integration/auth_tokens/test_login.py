@@ -60,8 +60,9 @@ async def test_key_is_stored_only_as_hash_and_ciphertext(client: AsyncClient, ru
     async with runtime.session() as session:
         row = (await session.execute(select(AuthToken))).scalar_one()
         raw = (await session.execute(select(AuthToken.__table__))).one()
-    assert all(key not in str(value) and key.encode() not in (value if isinstance(value, bytes) else b"")
-               for value in raw)
+    assert all(
+        key not in str(value) and key.encode() not in (value if isinstance(value, bytes) else b"") for value in raw
+    )
     assert row.key_hash == runtime.keyring.token_hash(key)
     assert row.key_prefix == key[:12]
 
@@ -80,8 +81,15 @@ async def test_every_bad_token_gets_the_same_401(client: AsyncClient, runtime: R
     key = (await client.post("/api-auth/password/", json={"username": "alice", "password": PASSWORD})).json()["token"]
     forged = key[:-1] + ("A" if key[-1] != "A" else "B")
     unknown = "tgl_" + "0" * 43
-    for header in (f"Token {forged}", "Token garbage", f"Token {key} extra", "Basic abc", f"Token {unknown}",
-                   "Token w_1_abc", "Token"):
+    for header in (
+        f"Token {forged}",
+        "Token garbage",
+        f"Token {key} extra",
+        "Basic abc",
+        f"Token {unknown}",
+        "Token w_1_abc",
+        "Token",
+    ):
         response = await client.get(f"/api/users/{user.uuid}/", headers={"Authorization": header})
         assert response.status_code == 401, header
         assert response.json() == {"detail": "Invalid token."}

@@ -16,8 +16,9 @@ from tests.factories import auth, set_token_times, token_of, user_with_key
 async def test_use_refreshes_expiry_but_not_updated_at(client: AsyncClient, runtime: Runtime) -> None:
     user, key = await user_with_key(runtime, "alice", token_lifetime=3600)
     long_ago = datetime.now(UTC) - timedelta(minutes=40)  # past half the lifetime: the next use refreshes
-    await set_token_times(runtime, user, refreshed_at=long_ago, expires_at=long_ago + timedelta(hours=1),
-                          updated_at=long_ago)
+    await set_token_times(
+        runtime, user, refreshed_at=long_ago, expires_at=long_ago + timedelta(hours=1), updated_at=long_ago
+    )
     assert (await client.get(f"/api/users/{user.uuid}/", headers=auth(key))).status_code == 200
     await runtime.usage.flush()
     token = await token_of(runtime, user)
@@ -28,7 +29,8 @@ async def test_use_refreshes_expiry_but_not_updated_at(client: AsyncClient, runt
 
 
 async def test_a_refresh_falling_due_between_quick_repeats_is_not_skipped(
-        client: AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user, key = await user_with_key(runtime, "alice", token_lifetime=3600)
     loaded = await token_of(runtime, user)
     assert loaded is not None

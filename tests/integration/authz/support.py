@@ -46,10 +46,15 @@ async def make_tree(runtime: Runtime) -> Tree:
     initech = await make_entity(runtime, "customer", "Initech")
     billing = await make_entity(runtime, "project", "Billing", parent=initech)
     return Tree(
-        acme=acme, web=web, web_vm=await make_entity(runtime, "resource", "web-vm", parent=web),
-        data=data, data_vm=await make_entity(runtime, "resource", "data-vm", parent=data),
+        acme=acme,
+        web=web,
+        web_vm=await make_entity(runtime, "resource", "web-vm", parent=web),
+        data=data,
+        data_vm=await make_entity(runtime, "resource", "data-vm", parent=data),
         shop=await make_entity(runtime, "offering", "Shop", parent=acme),
-        initech=initech, billing=billing, billing_db=await make_entity(runtime, "resource", "db", parent=billing),
+        initech=initech,
+        billing=billing,
+        billing_db=await make_entity(runtime, "resource", "db", parent=billing),
     )
 
 
@@ -69,8 +74,11 @@ async def make_caller(runtime: Runtime, username: str, *, staff: bool = False) -
 
 async def check(client: AsyncClient, caller: Caller, permission: str, entity: Entity) -> dict[str, object]:
     """The body of ``POST /api/authz/check/`` made with ``caller``'s token (asserting a 200)."""
-    response = await client.post("/api/authz/check/", headers=caller.headers, json={
-        "permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}})
+    response = await client.post(
+        "/api/authz/check/",
+        headers=caller.headers,
+        json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
+    )
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body

@@ -64,8 +64,9 @@ async def fx_people(runtime: Runtime, tree: Tree) -> Population:
     """A caller per :data:`HOLDINGS` entry, plus ``nobody`` (no roles) and ``staff``."""
     callers = {name: await make_caller(runtime, name) for name in [*HOLDINGS, "nobody"]}
     callers["staff"] = await make_caller(runtime, "staff", staff=True)
-    assignments = {name: await grant(runtime, callers[name].user, role, tree[target])
-                   for name, (role, target) in HOLDINGS.items()}
+    assignments = {
+        name: await grant(runtime, callers[name].user, role, tree[target]) for name, (role, target) in HOLDINGS.items()
+    }
     return Population(callers, assignments)
 
 
@@ -122,10 +123,19 @@ DECISIONS = [
 ]
 
 
-@pytest.mark.parametrize(("who", "permission", "target", "allowed"), DECISIONS,
-                         ids=[f"{w}-{p}-{t}-{'allow' if a else 'deny'}" for w, p, t, a in DECISIONS])
+@pytest.mark.parametrize(
+    ("who", "permission", "target", "allowed"),
+    DECISIONS,
+    ids=[f"{w}-{p}-{t}-{'allow' if a else 'deny'}" for w, p, t, a in DECISIONS],
+)
 async def test_decision_table(
-    client: AsyncClient, tree: Tree, people: Population, who: str, permission: str, target: str, allowed: bool,
+    client: AsyncClient,
+    tree: Tree,
+    people: Population,
+    who: str,
+    permission: str,
+    target: str,
+    allowed: bool,
 ) -> None:
     body = await check(client, people.callers[who], permission, tree[target])
     assert set(body) == {"allowed", "reason", "clause"}
@@ -147,7 +157,10 @@ async def test_decision_table(
 
 
 async def test_explanation_names_a_granting_assignment_and_its_rule(
-    client: AsyncClient, runtime: Runtime, tree: Tree, people: Population,
+    client: AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    people: Population,
 ) -> None:
     """pm also gets CUSTOMER.OWNER on acme: on web both assignments grant PROJECT.UPDATE and the nearer one is named,
     on data only the owner's grants it."""
@@ -181,7 +194,10 @@ async def test_global_permissions_and_checks_without_an_entity(client: AsyncClie
 
 
 async def test_staff_are_allowed_every_permission_on_every_entity(
-    client: AsyncClient, runtime: Runtime, tree: Tree, people: Population,
+    client: AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    people: Population,
 ) -> None:
     staff = people.callers["staff"]
     denied = []
@@ -194,11 +210,13 @@ async def test_staff_are_allowed_every_permission_on_every_entity(
 
 
 @pytest.mark.parametrize("permission", ["PROJECT.FLY", "project.update", "STAFF"])
-async def test_unknown_permission_is_400(client: AsyncClient, tree: Tree, people: Population,
-                                         permission: str) -> None:
+async def test_unknown_permission_is_400(client: AsyncClient, tree: Tree, people: Population, permission: str) -> None:
     for who in ("owner", "staff"):
-        response = await post_check(client, people.callers[who], {
-            "permission": permission, "entity": {"type": "project", "uuid": str(tree.web.uuid)}})
+        response = await post_check(
+            client,
+            people.callers[who],
+            {"permission": permission, "entity": {"type": "project", "uuid": str(tree.web.uuid)}},
+        )
         assert response.status_code == 400
         assert list(response.json()) == ["permission"]
 
@@ -206,15 +224,18 @@ async def test_unknown_permission_is_400(client: AsyncClient, tree: Tree, people
 async def test_unknown_entity_is_404(client: AsyncClient, tree: Tree, people: Population) -> None:
     for who in ("owner", "staff"):
         caller = people.callers[who]
-        missing = await post_check(client, caller, {
-            "permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(uuid.uuid4())}})
+        missing = await post_check(
+            client, caller, {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(uuid.uuid4())}}
+        )
         assert missing.status_code == 404
         assert "detail" in missing.json()
-        wrong_type = await post_check(client, caller, {
-            "permission": "PROJECT.UPDATE", "entity": {"type": "resource", "uuid": str(tree.web.uuid)}})
+        wrong_type = await post_check(
+            client, caller, {"permission": "PROJECT.UPDATE", "entity": {"type": "resource", "uuid": str(tree.web.uuid)}}
+        )
         assert wrong_type.status_code == 404
-        unknown_type = await post_check(client, caller, {
-            "permission": "PROJECT.UPDATE", "entity": {"type": "galaxy", "uuid": str(tree.web.uuid)}})
+        unknown_type = await post_check(
+            client, caller, {"permission": "PROJECT.UPDATE", "entity": {"type": "galaxy", "uuid": str(tree.web.uuid)}}
+        )
         assert unknown_type.status_code == 400
         assert list(unknown_type.json()) == ["entity"]
 
@@ -223,18 +244,22 @@ async def test_deleted_entity_is_404(client: AsyncClient, tree: Tree, people: Po
     staff = people.callers["staff"]
     assert (await check(client, staff, "RESOURCE.LIST", tree.data_vm))["allowed"] is True
     assert (await client.delete(f"/api/entities/{tree.data_vm.uuid}/", headers=staff.headers)).status_code == 204
-    response = await post_check(client, staff, {
-        "permission": "RESOURCE.LIST", "entity": {"type": "resource", "uuid": str(tree.data_vm.uuid)}})
+    response = await post_check(
+        client, staff, {"permission": "RESOURCE.LIST", "entity": {"type": "resource", "uuid": str(tree.data_vm.uuid)}}
+    )
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"entity": {"type": "project", "uuid": str(uuid.UUID(int=1))}},
-    {"permission": "PROJECT.UPDATE", "entity": {"type": "project"}},
-    {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": "nope"}},
-    {"permission": "PROJECT.UPDATE", "target": "x"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"entity": {"type": "project", "uuid": str(uuid.UUID(int=1))}},
+        {"permission": "PROJECT.UPDATE", "entity": {"type": "project"}},
+        {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": "nope"}},
+        {"permission": "PROJECT.UPDATE", "target": "x"},
+    ],
+)
 async def test_malformed_check_is_400(client: AsyncClient, people: Population, body: dict[str, Any]) -> None:
     response = await post_check(client, people.callers["owner"], body)
     assert response.status_code == 400
@@ -250,7 +275,10 @@ async def test_check_needs_a_valid_token(client: AsyncClient, tree: Tree) -> Non
 
 
 async def test_revocation_between_two_requests_denies_the_second(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, people: Population,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    people: Population,
 ) -> None:
     owner = people.callers["owner"]
     first = await check(client, owner, "RESOURCE.UPDATE", tree.web_vm)
@@ -265,13 +293,22 @@ async def test_revocation_between_two_requests_denies_the_second(
 
 
 async def test_grant_between_two_requests_allows_the_second(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, people: Population,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    people: Population,
 ) -> None:
     nobody = people.callers["nobody"]
     assert (await check(client, nobody, "PROJECT.UPDATE", tree.billing))["allowed"] is False
-    granted = await client.post("/api/role-assignments/", headers=staff, json={
-        "user": str(nobody.user.uuid), "role": "CUSTOMER.OWNER",
-        "scope": {"type": "customer", "uuid": str(tree.initech.uuid)}})
+    granted = await client.post(
+        "/api/role-assignments/",
+        headers=staff,
+        json={
+            "user": str(nobody.user.uuid),
+            "role": "CUSTOMER.OWNER",
+            "scope": {"type": "customer", "uuid": str(tree.initech.uuid)},
+        },
+    )
     assert granted.status_code == 201
     after = await check(client, nobody, "PROJECT.UPDATE", tree.billing)
     assert after["allowed"] is True
@@ -279,13 +316,24 @@ async def test_grant_between_two_requests_allows_the_second(
 
 
 async def test_assignment_denies_once_its_expiration_time_passes(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree, people: Population,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
+    tree: Tree,
+    people: Population,
 ) -> None:
     nobody = people.callers["nobody"]
     expires = datetime.now(UTC) + timedelta(seconds=1.2)
-    granted = await client.post("/api/role-assignments/", headers=staff, json={
-        "user": str(nobody.user.uuid), "role": "PROJECT.ADMIN",
-        "scope": {"type": "project", "uuid": str(tree.web.uuid)}, "expiration_time": expires.isoformat()})
+    granted = await client.post(
+        "/api/role-assignments/",
+        headers=staff,
+        json={
+            "user": str(nobody.user.uuid),
+            "role": "PROJECT.ADMIN",
+            "scope": {"type": "project", "uuid": str(tree.web.uuid)},
+            "expiration_time": expires.isoformat(),
+        },
+    )
     assert granted.status_code == 201, granted.text
     before = await check(client, nobody, "RESOURCE.UPDATE", tree.web_vm)
     assert before["allowed"] is True
@@ -299,7 +347,10 @@ async def test_assignment_denies_once_its_expiration_time_passes(
 
 
 async def test_assignment_expired_or_deactivated_in_the_database_denies_after_refresh(
-    client: AsyncClient, runtime: Runtime, tree: Tree, people: Population,
+    client: AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    people: Population,
 ) -> None:
     """A host that edits rows directly (or a sweep) is honoured once FactSync refreshes the row."""
     owner, pm = people.callers["owner"], people.callers["pm"]
@@ -307,10 +358,14 @@ async def test_assignment_expired_or_deactivated_in_the_database_denies_after_re
     assert (await check(client, pm, "PROJECT.UPDATE", tree.web))["allowed"] is True
     past = datetime.now(UTC) - timedelta(minutes=1)
     async with runtime.session() as session:
-        await session.execute(update(RoleAssignment).where(RoleAssignment.uuid == people.assignments["owner"].uuid)
-                              .values(expiration_time=past))
-        await session.execute(update(RoleAssignment).where(RoleAssignment.uuid == people.assignments["pm"].uuid)
-                              .values(is_active=False))
+        await session.execute(
+            update(RoleAssignment)
+            .where(RoleAssignment.uuid == people.assignments["owner"].uuid)
+            .values(expiration_time=past)
+        )
+        await session.execute(
+            update(RoleAssignment).where(RoleAssignment.uuid == people.assignments["pm"].uuid).values(is_active=False)
+        )
         await session.commit()
         sync = FactSync(runtime)
         await sync.refresh_assignment(session, str(people.assignments["owner"].uuid))
@@ -321,7 +376,10 @@ async def test_assignment_expired_or_deactivated_in_the_database_denies_after_re
 
 
 async def test_revoking_one_of_two_roles_keeps_the_other(
-    client: AsyncClient, runtime: Runtime, tree: Tree, people: Population,
+    client: AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    people: Population,
 ) -> None:
     pm = people.callers["pm"]
     extra = await grant(runtime, pm.user, "PROJECT.ADMIN", tree.web)

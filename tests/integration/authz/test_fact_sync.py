@@ -16,8 +16,14 @@ from tests.conftest import http_client, running
 from tests.factories import grant, make_entity, revoke
 from tests.integration.authz.support import Caller, Tree, make_caller
 
-PERMISSIONS = ["CUSTOMER.UPDATE", "PROJECT.UPDATE", "RESOURCE.LIST", "RESOURCE.TERMINATE", "OFFERING.UPDATE",
-               "ORDER.LIST"]
+PERMISSIONS = [
+    "CUSTOMER.UPDATE",
+    "PROJECT.UPDATE",
+    "RESOURCE.LIST",
+    "RESOURCE.TERMINATE",
+    "OFFERING.UPDATE",
+    "ORDER.LIST",
+]
 
 Matrix = dict[tuple[str, str, str], tuple[bool, str, str]]
 
@@ -28,28 +34,38 @@ async def decisions(client: httpx.AsyncClient, callers: dict[str, Caller], entit
     for who, caller in callers.items():
         for permission in PERMISSIONS:
             for name, entity in entities.items():
-                response = await client.post("/api/authz/check/", headers=caller.headers, json={
-                    "permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}})
+                response = await client.post(
+                    "/api/authz/check/",
+                    headers=caller.headers,
+                    json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
+                )
                 assert response.status_code == 200, response.text
                 body = response.json()
                 matrix[(who, permission, name)] = (body["allowed"], body["clause"], body["reason"])
     return matrix
 
 
-async def history(client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str]) -> tuple[
-        dict[str, Caller], dict[str, Entity]]:
+async def history(
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str]
+) -> tuple[dict[str, Caller], dict[str, Entity]]:
     """Grants, a revocation, an expiry still ahead, a move, a rename and a deletion, all through the services/API."""
     callers = {name: await make_caller(runtime, name) for name in ("alice", "bob", "carol", "dave")}
     await grant(runtime, callers["alice"].user, "CUSTOMER.OWNER", tree.acme)
     await grant(runtime, callers["bob"].user, "PROJECT.MANAGER", tree.web)
     revoked = await grant(runtime, callers["bob"].user, "CUSTOMER.OWNER", tree.initech)
     await revoke(runtime, revoked)
-    await grant(runtime, callers["carol"].user, "PROJECT.ADMIN", tree.billing,
-                expiration_time=datetime.now(UTC) + timedelta(hours=1))
+    await grant(
+        runtime,
+        callers["carol"].user,
+        "PROJECT.ADMIN",
+        tree.billing,
+        expiration_time=datetime.now(UTC) + timedelta(hours=1),
+    )
     await grant(runtime, callers["dave"].user, "OFFERING.MANAGER", tree.shop)
     extra = await make_entity(runtime, "resource", "extra", parent=tree.data)
-    moved = await client.patch(f"/api/entities/{tree.data.uuid}/", headers=staff,
-                               json={"parent": str(tree.initech.uuid)})
+    moved = await client.patch(
+        f"/api/entities/{tree.data.uuid}/", headers=staff, json={"parent": str(tree.initech.uuid)}
+    )
     assert moved.status_code == 200, moved.text
     deleted = await client.delete(f"/api/entities/{tree.billing_db.uuid}/", headers=staff)
     assert deleted.status_code == 204
@@ -60,7 +76,11 @@ async def history(client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff
 
 
 async def test_a_restarted_app_decides_as_before(
-    client: httpx.AsyncClient, settings: Settings, runtime: Runtime, tree: Tree, staff: dict[str, str],
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runtime: Runtime,
+    tree: Tree,
+    staff: dict[str, str],
 ) -> None:
     callers, entities = await history(client, runtime, tree, staff)
     before = await decisions(client, callers, entities)
@@ -75,10 +95,14 @@ async def test_a_restarted_app_decides_as_before(
         assert restarted.state.runtime is not runtime
         async with running(restarted), http_client(restarted) as fresh:
             after = await decisions(fresh, callers, entities)
-            ancestors = {name: restarted.state.runtime.policy.ancestors(str(entity.uuid))
-                         for name, entity in entities.items()}
-            gone = await fresh.post("/api/authz/check/", headers=callers["staff"].headers, json={
-                "permission": "RESOURCE.LIST", "entity": {"type": "resource", "uuid": str(tree.billing_db.uuid)}})
+            ancestors = {
+                name: restarted.state.runtime.policy.ancestors(str(entity.uuid)) for name, entity in entities.items()
+            }
+            gone = await fresh.post(
+                "/api/authz/check/",
+                headers=callers["staff"].headers,
+                json={"permission": "RESOURCE.LIST", "entity": {"type": "resource", "uuid": str(tree.billing_db.uuid)}},
+            )
     finally:
         await restarted.state.runtime.alchemy.get_engine().dispose()
     assert after == before
@@ -88,7 +112,10 @@ async def test_a_restarted_app_decides_as_before(
 
 
 async def test_load_all_rebuilds_the_same_facts(
-    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str],
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    staff: dict[str, str],
 ) -> None:
     callers, entities = await history(client, runtime, tree, staff)
     before = await decisions(client, callers, entities)

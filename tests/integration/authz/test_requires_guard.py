@@ -25,8 +25,11 @@ def update_project(uuid: UUID) -> dict[str, str]:
     return {"updated": str(uuid)}
 
 
-@get("/api/test-guard/projects/{project:uuid}/resources/", guards=[requires("RESOURCE.LIST", "project")],
-     sync_to_thread=False)
+@get(
+    "/api/test-guard/projects/{project:uuid}/resources/",
+    guards=[requires("RESOURCE.LIST", "project")],
+    sync_to_thread=False,
+)
 def list_resources(project: UUID) -> dict[str, str]:
     """Stands in for a handler whose entity path parameter is not called ``uuid``."""
     return {"project": str(project)}
@@ -59,18 +62,26 @@ async def fx_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.mark.parametrize(("role", "held_on", "target", "status"), [
-    ("PROJECT.MANAGER", "web", "web", 200),  # direct holder
-    ("CUSTOMER.OWNER", "acme", "web", 200),  # inherited from the customer
-    ("CUSTOMER.OWNER", "initech", "web", 403),  # another customer
-    ("PROJECT.MANAGER", "data", "web", 403),  # a sibling project
-    ("PROJECT.MEMBER", "web", "web", 403),  # a role on the project that does not grant PROJECT.UPDATE
-    ("PROJECT.ADMIN", "web", "web", 403),
-    (None, None, "web", 403),  # no role at all
-    ("CUSTOMER.OWNER", "acme", "web_vm", 200),  # roles pass down to every descendant, whatever its type
-])
+@pytest.mark.parametrize(
+    ("role", "held_on", "target", "status"),
+    [
+        ("PROJECT.MANAGER", "web", "web", 200),  # direct holder
+        ("CUSTOMER.OWNER", "acme", "web", 200),  # inherited from the customer
+        ("CUSTOMER.OWNER", "initech", "web", 403),  # another customer
+        ("PROJECT.MANAGER", "data", "web", 403),  # a sibling project
+        ("PROJECT.MEMBER", "web", "web", 403),  # a role on the project that does not grant PROJECT.UPDATE
+        ("PROJECT.ADMIN", "web", "web", 403),
+        (None, None, "web", 403),  # no role at all
+        ("CUSTOMER.OWNER", "acme", "web_vm", 200),  # roles pass down to every descendant, whatever its type
+    ],
+)
 async def test_guard_decides_on_the_path_entity(
-    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, role: str | None, held_on: str | None, target: str,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    role: str | None,
+    held_on: str | None,
+    target: str,
     status: int,
 ) -> None:
     caller = await make_caller(runtime, "alice")
@@ -84,8 +95,9 @@ async def test_guard_decides_on_the_path_entity(
         assert response.json() == DENIED
 
 
-async def test_revoked_role_is_refused_on_the_next_request(client: httpx.AsyncClient, runtime: Runtime,
-                                                           tree: Tree) -> None:
+async def test_revoked_role_is_refused_on_the_next_request(
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree
+) -> None:
     caller = await make_caller(runtime, "alice")
     assignment = await grant(runtime, caller.user, "PROJECT.MANAGER", tree.web)
     assert (await client.get(f"/api/test-guard/{tree.web.uuid}/", headers=caller.headers)).status_code == 200
@@ -118,15 +130,17 @@ async def test_staff_unknown_entities_and_anonymous(client: httpx.AsyncClient, r
     assert anonymous.status_code == 401
 
 
-async def test_unknown_permission_fails_closed_even_for_staff(client: httpx.AsyncClient, runtime: Runtime,
-                                                              tree: Tree) -> None:
+async def test_unknown_permission_fails_closed_even_for_staff(
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree
+) -> None:
     staff = await make_caller(runtime, "root", staff=True)
     response = await client.get(f"/api/test-guard/unknown/{tree.web.uuid}/", headers=staff.headers)
     assert response.status_code == 403
 
 
 async def test_a_misspelt_path_parameter_refuses_everyone_and_says_why(
-        client: httpx.AsyncClient, runtime: Runtime, tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
     staff = await make_caller(runtime, "root", staff=True)
     response = await client.get(f"/api/test-guard/misspelt/{tree.web.uuid}/", headers=staff.headers)
     assert response.status_code == 403 and response.json() == DENIED

@@ -28,12 +28,22 @@ def grant_body(user: User, role: str, entity: Entity, **extra: Any) -> dict[str,
 
 async def test_grant(client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller) -> None:
     expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
-    response = await client.post(URL, headers=staff, json=grant_body(
-        alice.user, "PROJECT.ADMIN", tree.web, expiration_time=expires.isoformat()))
+    response = await client.post(
+        URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web, expiration_time=expires.isoformat())
+    )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"url", "uuid", "user", "user_username", "role", "scope", "expiration_time", "is_active",
-                         "created"}
+    assert set(body) == {
+        "url",
+        "uuid",
+        "user",
+        "user_username",
+        "role",
+        "scope",
+        "expiration_time",
+        "is_active",
+        "created",
+    }
     assert body["url"] == f"http://testserver.local{URL}{body['uuid']}/"
     assert body["user"] == str(alice.user.uuid)
     assert body["user_username"] == "alice"
@@ -45,31 +55,45 @@ async def test_grant(client: AsyncClient, staff: dict[str, str], tree: Tree, ali
 
 
 async def test_grant_with_a_naive_expiration_time_reads_it_as_utc(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
 ) -> None:
     naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
-    response = await client.post(URL, headers=staff, json=grant_body(
-        alice.user, "PROJECT.ADMIN", tree.web, expiration_time=naive.isoformat()))
+    response = await client.post(
+        URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web, expiration_time=naive.isoformat())
+    )
     assert response.status_code == 201, response.text
     assert datetime.fromisoformat(response.json()["expiration_time"]) == naive.replace(tzinfo=UTC)
     past = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
-    refused = await client.post(URL, headers=staff, json=grant_body(
-        alice.user, "PROJECT.MEMBER", tree.web, expiration_time=past.isoformat()))
+    refused = await client.post(
+        URL, headers=staff, json=grant_body(alice.user, "PROJECT.MEMBER", tree.web, expiration_time=past.isoformat())
+    )
     assert refused.status_code == 400
     assert list(refused.json()) == ["expiration_time"]
 
 
-@pytest.mark.parametrize(("role", "target", "field"), [
-    ("PROJECT.OWNER", "web", "role"),  # not declared in policies/roles.csv
-    ("project.admin", "web", "role"),  # names are case-sensitive
-    ("CUSTOMER.OWNER", "web", "scope"),  # a customer role on a project
-    ("PROJECT.ADMIN", "acme", "scope"),  # a project role on a customer
-    ("PROJECT.MEMBER", "web_vm", "scope"),
-    ("OFFERING.MANAGER", "acme", "scope"),
-    ("CUSTOMER.SUPPORT", "shop", "scope"),
-])
+@pytest.mark.parametrize(
+    ("role", "target", "field"),
+    [
+        ("PROJECT.OWNER", "web", "role"),  # not declared in policies/roles.csv
+        ("project.admin", "web", "role"),  # names are case-sensitive
+        ("CUSTOMER.OWNER", "web", "scope"),  # a customer role on a project
+        ("PROJECT.ADMIN", "acme", "scope"),  # a project role on a customer
+        ("PROJECT.MEMBER", "web_vm", "scope"),
+        ("OFFERING.MANAGER", "acme", "scope"),
+        ("CUSTOMER.SUPPORT", "shop", "scope"),
+    ],
+)
 async def test_grant_refuses_roles_the_policy_does_not_declare_there(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller, role: str, target: str, field: str,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
+    role: str,
+    target: str,
+    field: str,
 ) -> None:
     response = await client.post(URL, headers=staff, json=grant_body(alice.user, role, tree[target]))
     assert response.status_code == 400, response.text
@@ -78,42 +102,65 @@ async def test_grant_refuses_roles_the_policy_does_not_declare_there(
 
 
 async def test_grant_refuses_unknown_user_and_entity(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
 ) -> None:
-    ghost = {"user": str(uuid.uuid4()), "role": "PROJECT.ADMIN",
-             "scope": {"type": "project", "uuid": str(tree.web.uuid)}}
+    ghost = {
+        "user": str(uuid.uuid4()),
+        "role": "PROJECT.ADMIN",
+        "scope": {"type": "project", "uuid": str(tree.web.uuid)},
+    }
     unknown_user = await client.post(URL, headers=staff, json=ghost)
     assert unknown_user.status_code == 400
     assert list(unknown_user.json()) == ["user"]
-    nowhere = {"user": str(alice.user.uuid), "role": "PROJECT.ADMIN",
-               "scope": {"type": "project", "uuid": str(uuid.uuid4())}}
+    nowhere = {
+        "user": str(alice.user.uuid),
+        "role": "PROJECT.ADMIN",
+        "scope": {"type": "project", "uuid": str(uuid.uuid4())},
+    }
     unknown_entity = await client.post(URL, headers=staff, json=nowhere)
     assert unknown_entity.status_code == 400
     assert list(unknown_entity.json()) == ["scope"]
-    wrong_type = {"user": str(alice.user.uuid), "role": "PROJECT.ADMIN",
-                  "scope": {"type": "resource", "uuid": str(tree.web.uuid)}}  # the uuid is a project's
+    wrong_type = {
+        "user": str(alice.user.uuid),
+        "role": "PROJECT.ADMIN",
+        "scope": {"type": "resource", "uuid": str(tree.web.uuid)},
+    }  # the uuid is a project's
     mismatched = await client.post(URL, headers=staff, json=wrong_type)
     assert mismatched.status_code == 400
     assert list(mismatched.json()) == ["scope"]
-    all_wrong = await client.post(URL, headers=staff, json={
-        "user": str(uuid.uuid4()), "role": "NOPE", "scope": {"type": "project", "uuid": str(uuid.uuid4())}})
+    all_wrong = await client.post(
+        URL,
+        headers=staff,
+        json={"user": str(uuid.uuid4()), "role": "NOPE", "scope": {"type": "project", "uuid": str(uuid.uuid4())}},
+    )
     assert all_wrong.status_code == 400
     assert set(all_wrong.json()) == {"user", "role", "scope"}
 
 
 @pytest.mark.parametrize("delta", [timedelta(seconds=-1), timedelta(days=-365), timedelta(0)])
 async def test_grant_refuses_a_past_expiration_time(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller, delta: timedelta,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
+    delta: timedelta,
 ) -> None:
     when = datetime.now(UTC) + delta
-    response = await client.post(URL, headers=staff, json=grant_body(
-        alice.user, "PROJECT.ADMIN", tree.web, expiration_time=when.isoformat()))
+    response = await client.post(
+        URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web, expiration_time=when.isoformat())
+    )
     assert response.status_code == 400
     assert list(response.json()) == ["expiration_time"]
 
 
 async def test_duplicate_active_grant_is_refused(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
 ) -> None:
     first = await client.post(URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web))
     assert first.status_code == 201
@@ -130,26 +177,40 @@ async def test_duplicate_active_grant_is_refused(
 
 
 async def test_identical_grants_racing_each_other_leave_one_assignment(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree, alice: Caller,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
+    tree: Tree,
+    alice: Caller,
 ) -> None:
     body = grant_body(alice.user, "PROJECT.ADMIN", tree.web)
     answers = await asyncio.gather(*(client.post(URL, headers=staff, json=body) for _ in range(6)))
     assert sorted(answer.status_code for answer in answers) == [201] + [400] * 5, [a.text for a in answers]
     assert all(list(answer.json()) == ["role"] for answer in answers if answer.status_code == 400)
     async with runtime.session() as session:
-        active = await session.scalar(select(func.count()).select_from(RoleAssignment).where(
-            RoleAssignment.user_id == alice.user.id, RoleAssignment.role == "PROJECT.ADMIN",
-            RoleAssignment.is_active.is_(True)))
+        active = await session.scalar(
+            select(func.count())
+            .select_from(RoleAssignment)
+            .where(
+                RoleAssignment.user_id == alice.user.id,
+                RoleAssignment.role == "PROJECT.ADMIN",
+                RoleAssignment.is_active.is_(True),
+            )
+        )
     assert active == 1
 
 
 async def test_regrant_after_the_previous_assignment_expired(
-    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller,
+    client: AsyncClient,
+    staff: dict[str, str],
+    tree: Tree,
+    alice: Caller,
 ) -> None:
     """An expired assignment grants nothing, so it must not block granting the role again."""
     soon = datetime.now(UTC) + timedelta(seconds=1)
-    first = await client.post(URL, headers=staff, json=grant_body(
-        alice.user, "PROJECT.ADMIN", tree.web, expiration_time=soon.isoformat()))
+    first = await client.post(
+        URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web, expiration_time=soon.isoformat())
+    )
     assert first.status_code == 201
     await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
     assert (await check(client, alice, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is False
@@ -158,8 +219,9 @@ async def test_regrant_after_the_previous_assignment_expired(
     assert (await check(client, alice, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is True
 
 
-async def test_list_filters(client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree,
-                            alice: Caller) -> None:
+async def test_list_filters(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree, alice: Caller
+) -> None:
     bob = await make_user(runtime, "bob")
     a1 = await grant(runtime, alice.user, "CUSTOMER.OWNER", tree.acme)
     a2 = await grant(runtime, alice.user, "PROJECT.MEMBER", tree.billing)
@@ -194,8 +256,7 @@ async def test_list_filters(client: AsyncClient, staff: dict[str, str], runtime:
     assert 'rel="next"' in paged.headers["Link"]
 
 
-async def test_revoke(client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree,
-                      alice: Caller) -> None:
+async def test_revoke(client: AsyncClient, staff: dict[str, str], runtime: Runtime, tree: Tree, alice: Caller) -> None:
     assignment = await grant(runtime, alice.user, "CUSTOMER.OWNER", tree.acme)
     assert (await check(client, alice, "PROJECT.UPDATE", tree.web))["allowed"] is True
     response = await client.delete(f"{URL}{assignment.uuid}/", headers=staff)
@@ -214,12 +275,25 @@ async def test_revoke(client: AsyncClient, staff: dict[str, str], runtime: Runti
     assert missing.status_code == 404
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", URL), ("HEAD", URL), ("POST", URL), ("DELETE", f"{URL}{uuid.UUID(int=1)}/"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", URL),
+        ("HEAD", URL),
+        ("POST", URL),
+        ("DELETE", f"{URL}{uuid.UUID(int=1)}/"),
+    ],
+)
 async def test_staff_only(client: AsyncClient, alice: Caller, method: str, path: str) -> None:
-    body = {"user": str(uuid.UUID(int=1)), "role": "PROJECT.ADMIN",
-            "scope": {"type": "project", "uuid": str(uuid.UUID(int=2))}} if method == "POST" else None
+    body = (
+        {
+            "user": str(uuid.UUID(int=1)),
+            "role": "PROJECT.ADMIN",
+            "scope": {"type": "project", "uuid": str(uuid.UUID(int=2))},
+        }
+        if method == "POST"
+        else None
+    )
     forbidden = await client.request(method, path, headers=alice.headers, json=body)
     assert forbidden.status_code == 403
     anonymous = await client.request(method, path, json=body)
@@ -227,7 +301,10 @@ async def test_staff_only(client: AsyncClient, alice: Caller, method: str, path:
 
 
 async def test_a_role_holder_cannot_grant_through_this_endpoint(
-    client: AsyncClient, runtime: Runtime, tree: Tree, alice: Caller,
+    client: AsyncClient,
+    runtime: Runtime,
+    tree: Tree,
+    alice: Caller,
 ) -> None:
     """CUSTOMER.OWNER holds CUSTOMER.CREATE_PERMISSION, but the registry endpoint is staff-only."""
     await grant(runtime, alice.user, "CUSTOMER.OWNER", tree.acme)
@@ -237,8 +314,9 @@ async def test_a_role_holder_cannot_grant_through_this_endpoint(
     assert (await check(client, bob, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is False
 
 
-async def test_grant_and_revoke_are_audited(client: AsyncClient, staff: dict[str, str], tree: Tree,
-                                            alice: Caller) -> None:
+async def test_grant_and_revoke_are_audited(
+    client: AsyncClient, staff: dict[str, str], tree: Tree, alice: Caller
+) -> None:
     granted = await client.post(URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web))
     assert granted.status_code == 201
     assert (await client.delete(f"{URL}{granted.json()['uuid']}/", headers=staff)).status_code == 204

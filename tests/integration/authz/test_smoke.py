@@ -13,13 +13,24 @@ async def test_grant_check_revoke(client: AsyncClient, runtime: Runtime) -> None
     alice, alice_key = await user_with_key(runtime, "alice")
     staff = auth(staff_key)
     customer = (await client.post("/api/entities/", json={"type": "customer", "name": "ACME"}, headers=staff)).json()
-    project = (await client.post("/api/entities/", json={"type": "project", "name": "P", "parent": customer["uuid"]},
-                                 headers=staff)).json()
-    resource = (await client.post("/api/entities/", json={"type": "resource", "name": "R",
-                                                          "parent": project["uuid"]}, headers=staff))
+    project = (
+        await client.post(
+            "/api/entities/", json={"type": "project", "name": "P", "parent": customer["uuid"]}, headers=staff
+        )
+    ).json()
+    resource = await client.post(
+        "/api/entities/", json={"type": "resource", "name": "R", "parent": project["uuid"]}, headers=staff
+    )
     assert resource.status_code == 201, resource.text
-    grant = await client.post("/api/role-assignments/", headers=staff, json={
-        "user": str(alice.uuid), "role": "CUSTOMER.OWNER", "scope": {"type": "customer", "uuid": customer["uuid"]}})
+    grant = await client.post(
+        "/api/role-assignments/",
+        headers=staff,
+        json={
+            "user": str(alice.uuid),
+            "role": "CUSTOMER.OWNER",
+            "scope": {"type": "customer", "uuid": customer["uuid"]},
+        },
+    )
     assert grant.status_code == 201, grant.text
     check = {"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": resource.json()["uuid"]}}
     allowed = await client.post("/api/authz/check/", json=check, headers=auth(alice_key))

@@ -26,8 +26,11 @@ def entity_url(entity: Entity | dict[str, Any]) -> str:
 
 async def check(client: AsyncClient, headers: dict[str, str], permission: str, entity: Entity) -> bool:
     """``allowed`` of ``POST /api/authz/check/`` for the caller of ``headers``."""
-    response = await client.post("/api/authz/check/", headers=headers, json={
-        "permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}})
+    response = await client.post(
+        "/api/authz/check/",
+        headers=headers,
+        json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
+    )
     assert response.status_code == 200, response.text
     return bool(response.json()["allowed"])
 
@@ -35,13 +38,22 @@ async def check(client: AsyncClient, headers: dict[str, str], permission: str, e
 # -- access --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", URL), ("HEAD", URL), ("POST", URL),
-    ("GET", f"{URL}{uuid.UUID(int=1)}/"), ("PATCH", f"{URL}{uuid.UUID(int=1)}/"),
-    ("DELETE", f"{URL}{uuid.UUID(int=1)}/"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", URL),
+        ("HEAD", URL),
+        ("POST", URL),
+        ("GET", f"{URL}{uuid.UUID(int=1)}/"),
+        ("PATCH", f"{URL}{uuid.UUID(int=1)}/"),
+        ("DELETE", f"{URL}{uuid.UUID(int=1)}/"),
+    ],
+)
 async def test_non_staff_is_forbidden_and_anonymous_unauthorised(
-    client: AsyncClient, member: dict[str, str], method: str, path: str,
+    client: AsyncClient,
+    member: dict[str, str],
+    method: str,
+    path: str,
 ) -> None:
     body = {"type": "customer", "name": "ACME"} if method in {"POST", "PATCH"} else None
     forbidden = await client.request(method, path, headers=member, json=body)
@@ -76,8 +88,9 @@ async def test_create_root_then_children(client: AsyncClient, staff: dict[str, s
     assert project.json()["parent"] == body["uuid"]
     offering = await client.post(URL, headers=staff, json={"type": "offering", "name": "O", "parent": body["uuid"]})
     assert offering.status_code == 201, offering.text
-    resource = await client.post(URL, headers=staff,
-                                 json={"type": "resource", "name": "R", "parent": project.json()["uuid"]})
+    resource = await client.post(
+        URL, headers=staff, json={"type": "resource", "name": "R", "parent": project.json()["uuid"]}
+    )
     assert resource.status_code == 201, resource.text
     assert resource.json()["parent"] == project.json()["uuid"]
 
@@ -94,20 +107,27 @@ async def test_create_keeps_supplied_uuid_and_refuses_a_duplicate(client: AsyncC
     assert (await client.get(f"{URL}{supplied}/", headers=staff)).json()["name"] == "A"
 
 
-@pytest.mark.parametrize(("entity_type", "parent_type", "field"), [
-    ("customer", "customer", "parent"),  # a root type never has a parent
-    ("project", None, "parent"),  # a project needs a customer
-    ("project", "project", "parent"),
-    ("resource", "customer", "parent"),  # skipping a level is not allowed
-    ("resource", None, "parent"),
-    ("offering", "project", "parent"),
-    ("offering", None, "parent"),
-    ("cluster", None, "type"),  # not declared in policies/entities.csv
-    ("cluster", "customer", "type"),
-])
+@pytest.mark.parametrize(
+    ("entity_type", "parent_type", "field"),
+    [
+        ("customer", "customer", "parent"),  # a root type never has a parent
+        ("project", None, "parent"),  # a project needs a customer
+        ("project", "project", "parent"),
+        ("resource", "customer", "parent"),  # skipping a level is not allowed
+        ("resource", None, "parent"),
+        ("offering", "project", "parent"),
+        ("offering", None, "parent"),
+        ("cluster", None, "type"),  # not declared in policies/entities.csv
+        ("cluster", "customer", "type"),
+    ],
+)
 async def test_create_refuses_what_the_policy_does_not_allow(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
-    entity_type: str, parent_type: str | None, field: str,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
+    entity_type: str,
+    parent_type: str | None,
+    field: str,
 ) -> None:
     customer = await make_entity(runtime, "customer")
     project = await make_entity(runtime, "project", parent=customer)
@@ -132,16 +152,20 @@ async def test_create_under_a_missing_parent(client: AsyncClient, staff: dict[st
     assert str(missing) in response.json()["parent"][0]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "no type"}, "type"),
-    ({"type": "customer"}, "name"),
-    ({"type": "customer", "name": ""}, "name"),
-    ({"type": "customer", "name": "x" * 256}, "name"),
-    ({"type": "customer", "name": "A", "parent": "not-a-uuid"}, "parent"),
-    ({"type": "customer", "name": "A", "colour": "red"}, "colour"),
-])
-async def test_create_validates_the_body(client: AsyncClient, staff: dict[str, str], body: dict[str, Any],
-                                         field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "no type"}, "type"),
+        ({"type": "customer"}, "name"),
+        ({"type": "customer", "name": ""}, "name"),
+        ({"type": "customer", "name": "x" * 256}, "name"),
+        ({"type": "customer", "name": "A", "parent": "not-a-uuid"}, "parent"),
+        ({"type": "customer", "name": "A", "colour": "red"}, "colour"),
+    ],
+)
+async def test_create_validates_the_body(
+    client: AsyncClient, staff: dict[str, str], body: dict[str, Any], field: str
+) -> None:
     response = await client.post(URL, headers=staff, json=body)
     assert response.status_code == 400, response.text
     assert field in response.json()
@@ -178,7 +202,9 @@ async def test_list_filters_by_type_and_parent(client: AsyncClient, staff: dict[
 
 
 async def test_list_paginates_with_link_and_count_headers(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     for index in range(5):
         await make_entity(runtime, "customer", f"C{index}")
@@ -203,7 +229,9 @@ async def test_list_paginates_with_link_and_count_headers(
 
 
 async def test_head_returns_the_count_without_a_body(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     customer = await make_entity(runtime, "customer")
     await make_entity(runtime, "project", parent=customer)
@@ -245,7 +273,9 @@ async def test_rename(client: AsyncClient, staff: dict[str, str], runtime: Runti
 
 
 async def test_move_changes_inherited_decisions_at_once(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     acme = await make_entity(runtime, "customer", "ACME")
     initech = await make_entity(runtime, "customer", "Initech")
@@ -271,28 +301,38 @@ async def test_move_changes_inherited_decisions_at_once(
     assert [e["uuid"] for e in listed.json()] == [str(project.uuid)]
 
 
-@pytest.mark.parametrize(("target", "new_parent"), [
-    ("project", "resource"),  # under its own child
-    ("project", "project"),  # under itself
-    ("customer", "project"),  # under its own grandchild
-    ("project", None),  # to the root, which its type does not allow
-    ("project", "other_project"),  # a project under a project
-    ("resource", "customer"),
-])
-async def test_move_refused(client: AsyncClient, staff: dict[str, str], runtime: Runtime,
-                            target: str, new_parent: str | None) -> None:
+@pytest.mark.parametrize(
+    ("target", "new_parent"),
+    [
+        ("project", "resource"),  # under its own child
+        ("project", "project"),  # under itself
+        ("customer", "project"),  # under its own grandchild
+        ("project", None),  # to the root, which its type does not allow
+        ("project", "other_project"),  # a project under a project
+        ("resource", "customer"),
+    ],
+)
+async def test_move_refused(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime, target: str, new_parent: str | None
+) -> None:
     customer = await make_entity(runtime, "customer")
     project = await make_entity(runtime, "project", parent=customer)
     other_project = await make_entity(runtime, "project", parent=customer)
     resource = await make_entity(runtime, "resource", parent=project)
-    by_name: dict[str | None, Entity | None] = {"customer": customer, "project": project,
-                                                 "other_project": other_project, "resource": resource, None: None}
+    by_name: dict[str | None, Entity | None] = {
+        "customer": customer,
+        "project": project,
+        "other_project": other_project,
+        "resource": resource,
+        None: None,
+    }
     entity = by_name[target]
     assert entity is not None
     parent = by_name[new_parent]
     before = (await client.get(entity_url(entity), headers=staff)).json()
-    response = await client.patch(entity_url(entity), headers=staff,
-                                  json={"parent": str(parent.uuid) if parent else None})
+    response = await client.patch(
+        entity_url(entity), headers=staff, json={"parent": str(parent.uuid) if parent else None}
+    )
     assert response.status_code == 400, response.text
     assert list(response.json()) == ["parent"]
     assert (await client.get(entity_url(entity), headers=staff)).json()["parent"] == before["parent"]
@@ -304,10 +344,12 @@ async def test_patch_unknown_entity(client: AsyncClient, staff: dict[str, str]) 
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("body", [{"type": "project"}, {"uuid": str(uuid.UUID(int=7))}, {"name": ""},
-                                  {"parent": "nope"}])
-async def test_patch_validates_the_body(client: AsyncClient, staff: dict[str, str], runtime: Runtime,
-                                        body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "body", [{"type": "project"}, {"uuid": str(uuid.UUID(int=7))}, {"name": ""}, {"parent": "nope"}]
+)
+async def test_patch_validates_the_body(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime, body: dict[str, Any]
+) -> None:
     """Type and uuid are fixed once registered; unknown or malformed fields are refused."""
     customer = await make_entity(runtime, "customer", "ACME")
     response = await client.patch(entity_url(customer), headers=staff, json=body)
@@ -349,7 +391,9 @@ async def test_delete_with_children_is_refused(client: AsyncClient, staff: dict[
 
 
 async def test_delete_refused_while_a_role_is_held_then_allowed_after_revocation(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     """The documented behaviour: refuse (409), never cascade; revoking the role unblocks the deletion."""
     customer = await make_entity(runtime, "customer")
@@ -371,7 +415,9 @@ async def test_delete_refused_while_a_role_is_held_then_allowed_after_revocation
 
 
 async def test_an_expired_assignment_does_not_block_deletion(
-    client: AsyncClient, staff: dict[str, str], runtime: Runtime,
+    client: AsyncClient,
+    staff: dict[str, str],
+    runtime: Runtime,
 ) -> None:
     """An expired assignment grants nothing, so it holds nothing up: it goes with the entity."""
     project = await make_entity(runtime, "project", parent=await make_entity(runtime, "customer"))

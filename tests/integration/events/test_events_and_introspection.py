@@ -35,10 +35,12 @@ async def test_users_see_their_own_events_staff_see_all(client: AsyncClient, wor
 
 
 async def test_introspection_reports_active_pat_and_decides(client: AsyncClient, world: World) -> None:
-    created = await create_pat(client, world.owner_headers, allowed_scopes=[{"type": "project",
-                                                                              "uuid": world.project}])
-    body = {"token": created["token"], "permission": "PROJECT.UPDATE",
-            "entity": {"type": "project", "uuid": world.project}}
+    created = await create_pat(client, world.owner_headers, allowed_scopes=[{"type": "project", "uuid": world.project}])
+    body = {
+        "token": created["token"],
+        "permission": "PROJECT.UPDATE",
+        "entity": {"type": "project", "uuid": world.project},
+    }
     response = await client.post(INTROSPECT, json=body, headers=world.staff_headers)
     assert response.status_code == 200, response.text
     report = response.json()
@@ -48,8 +50,10 @@ async def test_introspection_reports_active_pat_and_decides(client: AsyncClient,
     assert report["decision"]["allowed"] is True
     body["entity"] = {"type": "project", "uuid": world.sibling}
     assert (await client.post(INTROSPECT, json=body, headers=world.staff_headers)).json()["decision"] == {
-        "allowed": False, "clause": "token-binding",
-        "reason": f"entity {world.sibling} is neither bound to the token nor below a bound entity"}
+        "allowed": False,
+        "clause": "token-binding",
+        "reason": f"entity {world.sibling} is neither bound to the token nor below a bound entity",
+    }
 
 
 async def test_introspection_of_bad_tokens_says_only_inactive(client: AsyncClient, world: World) -> None:
@@ -57,8 +61,9 @@ async def test_introspection_of_bad_tokens_says_only_inactive(client: AsyncClien
     for token, ip in ((created["token"], None), (created["token"], "192.0.2.1"), ("garbage", None)):
         response = await client.post(INTROSPECT, json={"token": token, "client_ip": ip}, headers=world.staff_headers)
         assert response.json() == {"active": False}
-    inside = await client.post(INTROSPECT, json={"token": created["token"], "client_ip": "10.1.2.3"},
-                               headers=world.staff_headers)
+    inside = await client.post(
+        INTROSPECT, json={"token": created["token"], "client_ip": "10.1.2.3"}, headers=world.staff_headers
+    )
     assert inside.json()["active"] is True
 
 
@@ -68,8 +73,9 @@ async def test_introspection_is_staff_only(client: AsyncClient, world: World) ->
     assert response.status_code == 403
 
 
-async def test_expiry_sweep_deactivates_once_with_one_event(client: AsyncClient, world: World,
-                                                            runtime: Runtime) -> None:
+async def test_expiry_sweep_deactivates_once_with_one_event(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers, name="short-lived")
     async with runtime.session() as session:
         await session.execute(update(PersonalAccessToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
@@ -81,8 +87,9 @@ async def test_expiry_sweep_deactivates_once_with_one_event(client: AsyncClient,
     assert [event["context"]["pat_name"] for event in expired.json()] == ["short-lived"]
 
 
-async def test_usage_survives_a_failed_flush(client: AsyncClient, world: World, runtime: Runtime,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_usage_survives_a_failed_flush(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     created = await create_pat(client, world.owner_headers)
     await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
 

@@ -46,15 +46,18 @@ async def post_ok(client: AsyncClient, path: str, headers: dict[str, str], body:
     return response.json()
 
 
-async def make_entity(client: AsyncClient, headers: dict[str, str], entity_type: str, name: str,
-                      parent: str | None = None) -> str:
+async def make_entity(
+    client: AsyncClient, headers: dict[str, str], entity_type: str, name: str, parent: str | None = None
+) -> str:
     """Register an entity; returns its uuid."""
-    return (await post_ok(client, "/api/entities/", headers, {"type": entity_type, "name": name,
-                                                              "parent": parent}))["uuid"]
+    return (await post_ok(client, "/api/entities/", headers, {"type": entity_type, "name": name, "parent": parent}))[
+        "uuid"
+    ]
 
 
-async def grant(client: AsyncClient, headers: dict[str, str], user: User, role: str, entity_type: str,
-                entity: str) -> str:
+async def grant(
+    client: AsyncClient, headers: dict[str, str], user: User, role: str, entity_type: str, entity: str
+) -> str:
     """Grant a role; returns the assignment uuid."""
     body = {"user": str(user.uuid), "role": role, "scope": {"type": entity_type, "uuid": entity}}
     return (await post_ok(client, "/api/role-assignments/", headers, body))["uuid"]
@@ -82,8 +85,9 @@ async def create_pat(client: AsyncClient, headers: dict[str, str], **body: Any) 
     return response.json()
 
 
-async def check(client: AsyncClient, token: str, permission: str, entity_type: str | None = None,
-                entity: str | None = None) -> Any:
+async def check(
+    client: AsyncClient, token: str, permission: str, entity_type: str | None = None, entity: str | None = None
+) -> Any:
     """``POST /api/authz/check/`` with ``token``; returns the response."""
     body: dict[str, Any] = {"permission": permission}
     if entity is not None:

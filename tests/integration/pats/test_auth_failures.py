@@ -56,8 +56,9 @@ def fx_no_database(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[st
 
 
 @pytest.mark.parametrize(("case", "make"), OFFLINE_REJECTS, ids=[c[0] for c in OFFLINE_REJECTS])
-async def test_malformed_and_expired_tokens_are_rejected_offline(client: AsyncClient, no_database: list[str],
-                                                                 case: str, make: Any) -> None:
+async def test_malformed_and_expired_tokens_are_rejected_offline(
+    client: AsyncClient, no_database: list[str], case: str, make: Any
+) -> None:
     token = make()
     for keyword in ("Token", "Bearer"):
         response = await client.get(PATS, headers={"Authorization": f"{keyword} {token}"})
@@ -103,9 +104,11 @@ async def test_token_expired_in_the_database(client: AsyncClient, world: World, 
     headers = {"Authorization": f"Token {created['token']}"}
     assert (await client.get(PATS, headers=headers)).status_code == 200
     async with runtime.session() as session:
-        await session.execute(update(PersonalAccessToken).where(PersonalAccessToken.token_hash == runtime.keyring
-                                                                .token_hash(created["token"]))
-                              .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        await session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.token_hash == runtime.keyring.token_hash(created["token"]))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
     response = await client.get(PATS, headers=headers)
     assert response.status_code == 401 and response.json() == INVALID
@@ -115,8 +118,9 @@ async def test_inactive_owner(client: AsyncClient, world: World) -> None:
     created = await create_pat(client, world.owner_headers)
     headers = {"Authorization": f"bearer {created['token']}"}
     assert (await client.get(PATS, headers=headers)).status_code == 200
-    deactivated = await client.patch(f"/api/users/{world.owner.uuid}/", json={"is_active": False},
-                                     headers=world.staff_headers)
+    deactivated = await client.patch(
+        f"/api/users/{world.owner.uuid}/", json={"is_active": False}, headers=world.staff_headers
+    )
     assert deactivated.status_code == 200
     response = await client.get(PATS, headers=headers)
     assert response.status_code == 401 and response.json() == INVALID

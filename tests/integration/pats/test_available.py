@@ -24,8 +24,9 @@ def rows(file: str, kind: str) -> list[list[str]]:
 
 def declared() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]], dict[str, list[str]]]:
     """(permission -> (delegation, description) in order, permission -> bind types, role -> permissions)."""
-    permissions = {name: (delegation, description) for name, _scope, delegation, description in
-                   rows("permissions.csv", "p3")}
+    permissions = {
+        name: (delegation, description) for name, _scope, delegation, description in rows("permissions.csv", "p3")
+    }
     binds: dict[str, list[str]] = {}
     for name, entity_type in rows("permissions.csv", "p4"):
         binds.setdefault(name, []).append(entity_type)
@@ -39,17 +40,22 @@ async def all_pages(client: AsyncClient, path: str, headers: dict[str, str]) -> 
     return (await client.get(path, headers=headers, params={"page_size": 100})).json()
 
 
-async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_order(client: AsyncClient,
-                                                                                     world: World) -> None:
+async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_order(
+    client: AsyncClient, world: World
+) -> None:
     permissions, _, roles = declared()
     owner_grants = set(roles["CUSTOMER.OWNER"])
-    expected = [{"permission": name, "description": description}
-                for name, (delegation, description) in permissions.items()
-                if name in owner_grants and delegation == "token"]
+    expected = [
+        {"permission": name, "description": description}
+        for name, (delegation, description) in permissions.items()
+        if name in owner_grants and delegation == "token"
+    ]
     got = await all_pages(client, SCOPES, world.owner_headers)
     assert got == expected
-    assert got[0] == {"permission": "CUSTOMER.UPDATE",
-                      "description": "Change the name and billing details of an organisation"}
+    assert got[0] == {
+        "permission": "CUSTOMER.UPDATE",
+        "description": "Change the name and billing details of an organisation",
+    }
     names = {item["permission"] for item in got}
     assert "SERVICE_ACCOUNT.MANAGE" not in names and "STAFF.ACCESS" not in names
     assert all(item["description"] and item["description"] != item["permission"] for item in got)
@@ -57,8 +63,11 @@ async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_o
 
 async def test_staff_scopes_are_every_delegable_permission(client: AsyncClient, world: World) -> None:
     permissions, _, _ = declared()
-    expected = [{"permission": name, "description": description}
-                for name, (delegation, description) in permissions.items() if delegation != "never"]
+    expected = [
+        {"permission": name, "description": description}
+        for name, (delegation, description) in permissions.items()
+        if delegation != "never"
+    ]
     got = await all_pages(client, SCOPES, world.staff_headers)
     assert got == expected
     assert {"STAFF.ACCESS", "SUPPORT.ACCESS"} <= {item["permission"] for item in got}
@@ -80,27 +89,32 @@ async def test_scopes_follow_live_roles(client: AsyncClient, world: World, runti
     assignment = await grant(client, world.staff_headers, member, "PROJECT.MEMBER", "project", world.project)
     got = [item["permission"] for item in await all_pages(client, SCOPES, auth(key))]
     assert got and set(got) <= set(roles["PROJECT.MEMBER"])
-    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code \
-        == 204
+    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code == 204
     assert await all_pages(client, SCOPES, auth(key)) == []
 
 
-async def test_owner_binding_targets_are_the_customer_where_the_role_is_held(client: AsyncClient,
-                                                                            world: World) -> None:
+async def test_owner_binding_targets_are_the_customer_where_the_role_is_held(client: AsyncClient, world: World) -> None:
     permissions, binds, roles = declared()
-    expected = [{"permission": name, "types": ["customer"]} for name in sorted(roles["CUSTOMER.OWNER"])
-                if permissions[name][0] == "token" and "customer" in binds.get(name, [])]
+    expected = [
+        {"permission": name, "types": ["customer"]}
+        for name in sorted(roles["CUSTOMER.OWNER"])
+        if permissions[name][0] == "token" and "customer" in binds.get(name, [])
+    ]
     assert await all_pages(client, TARGETS, world.owner_headers) == expected
     assert {"permission": "PROJECT.UPDATE", "types": ["customer"]} in expected  # not project: held on the customer
 
 
-async def test_project_manager_binding_targets_are_the_project(client: AsyncClient, world: World,
-                                                              runtime: Runtime) -> None:
+async def test_project_manager_binding_targets_are_the_project(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     permissions, binds, roles = declared()
     manager, key = await user_with_key(runtime, "manager")
     await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
-    expected = [{"permission": name, "types": ["project"]} for name in sorted(roles["PROJECT.MANAGER"])
-                if permissions[name][0] == "token" and "project" in binds.get(name, [])]
+    expected = [
+        {"permission": name, "types": ["project"]}
+        for name in sorted(roles["PROJECT.MANAGER"])
+        if permissions[name][0] == "token" and "project" in binds.get(name, [])
+    ]
     assert expected and await all_pages(client, TARGETS, auth(key)) == expected
     await grant(client, world.staff_headers, manager, "CUSTOMER.OWNER", "customer", world.other_customer)
     both = {item["permission"]: item["types"] for item in await all_pages(client, TARGETS, auth(key))}
@@ -110,8 +124,9 @@ async def test_project_manager_binding_targets_are_the_project(client: AsyncClie
 
 async def test_staff_binding_targets_are_every_bindable_type(client: AsyncClient, world: World) -> None:
     permissions, binds, _ = declared()
-    expected = [{"permission": name, "types": sorted(binds[name])} for name in sorted(binds)
-                if permissions[name][0] != "never"]
+    expected = [
+        {"permission": name, "types": sorted(binds[name])} for name in sorted(binds) if permissions[name][0] != "never"
+    ]
     got = await all_pages(client, TARGETS, world.staff_headers)
     assert got == expected
     assert not {"STAFF.ACCESS", "SUPPORT.ACCESS", "SERVICE_ACCOUNT.MANAGE"} & {item["permission"] for item in got}
@@ -132,7 +147,7 @@ async def test_pagination_headers(client: AsyncClient, world: World, path: str) 
     expected_rels = {"first", "prev", "next", "last"} if total > 20 else {"first", "prev", "last"}
     assert set(parse_links(second.headers["link"])) == expected_rels
     last = await client.get(links["last"], headers=world.owner_headers)
-    assert last.json() == everything[(total - 1) // 10 * 10:]
+    assert last.json() == everything[(total - 1) // 10 * 10 :]
     head = await client.head(path, headers=world.owner_headers)
     assert head.status_code == 200 and head.content == b"" and head.headers["x-result-count"] == str(total)
     beyond = await client.get(path, headers=world.owner_headers, params={"page": 99})

@@ -12,8 +12,9 @@ from tests.integration.pats.conftest import PATS, World, check, count_pats, crea
 ALL_SCOPES = ["PROJECT.UPDATE", "RESOURCE.UPDATE", "CUSTOMER.UPDATE"]
 
 
-async def decision(client: AsyncClient, token: str, permission: str, entity_type: str | None = None,
-                   entity: str | None = None) -> tuple[bool, str]:
+async def decision(
+    client: AsyncClient, token: str, permission: str, entity_type: str | None = None, entity: str | None = None
+) -> tuple[bool, str]:
     response = await check(client, token, permission, entity_type, entity)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -23,20 +24,24 @@ async def decision(client: AsyncClient, token: str, permission: str, entity_type
 async def test_scope_not_held_is_refused_at_creation(client: AsyncClient, world: World, runtime: Runtime) -> None:
     member, key = await user_with_key(runtime, "member")
     await grant(client, world.staff_headers, member, "PROJECT.MEMBER", "project", world.project)
-    response = await client.post(PATS, headers=auth(key), json={
-        "name": "sneaky", "scopes": ["PROJECT.DELETE"], "expires_at": in_days(1)})
+    response = await client.post(
+        PATS, headers=auth(key), json={"name": "sneaky", "scopes": ["PROJECT.DELETE"], "expires_at": in_days(1)}
+    )
     assert response.status_code == 400
-    assert response.json() == {"scopes": [
-        "You do not currently hold these permissions and cannot delegate them: ['PROJECT.DELETE']"]}
+    assert response.json() == {
+        "scopes": ["You do not currently hold these permissions and cannot delegate them: ['PROJECT.DELETE']"]
+    }
     _, nobody_key = await user_with_key(runtime, "nobody")
-    response = await client.post(PATS, headers=auth(nobody_key), json={
-        "name": "x", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(1)})
+    response = await client.post(
+        PATS, headers=auth(nobody_key), json={"name": "x", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(1)}
+    )
     assert response.status_code == 400 and "scopes" in response.json()
     assert await count_pats(runtime, member) == 0
 
 
-async def test_role_revoked_after_creation_denies_the_next_request(client: AsyncClient, world: World,
-                                                                   runtime: Runtime) -> None:
+async def test_role_revoked_after_creation_denies_the_next_request(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     manager, key = await user_with_key(runtime, "manager")
     assignment = await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
     token = (await create_pat(client, auth(key), scopes=["PROJECT.UPDATE"]))["token"]
@@ -61,38 +66,56 @@ async def test_role_revoked_after_creation_denies_the_next_request(client: Async
         ("PROJECT.DELETE", "project", False, "token-scope"),
     ],
 )
-async def test_project_bound_token_acts_downward_only(client: AsyncClient, world: World, permission: str,
-                                                      target: str, allowed: bool, clause: str) -> None:
-    token = (await create_pat(client, world.owner_headers, scopes=ALL_SCOPES,
-                              allowed_scopes=[{"type": "project", "uuid": world.project}]))["token"]
+async def test_project_bound_token_acts_downward_only(
+    client: AsyncClient, world: World, permission: str, target: str, allowed: bool, clause: str
+) -> None:
+    token = (
+        await create_pat(
+            client, world.owner_headers, scopes=ALL_SCOPES, allowed_scopes=[{"type": "project", "uuid": world.project}]
+        )
+    )["token"]
     entity_type = {"project": "project", "sibling": "project", "resource": "resource"}.get(target, "customer")
     assert await decision(client, token, permission, entity_type, getattr(world, target)) == (allowed, clause)
     # the owner's legacy key (full rights) is allowed everywhere on ACME: the binding is what narrows
     if target != "other_customer" and permission in ALL_SCOPES:
-        legacy = await client.post("/api/authz/check/", headers=world.owner_headers, json={
-            "permission": permission, "entity": {"type": entity_type, "uuid": getattr(world, target)}})
+        legacy = await client.post(
+            "/api/authz/check/",
+            headers=world.owner_headers,
+            json={"permission": permission, "entity": {"type": entity_type, "uuid": getattr(world, target)}},
+        )
         assert legacy.json()["allowed"] is True
 
 
-async def test_customer_bound_token_covers_projects_and_resources_not_other_customers(client: AsyncClient,
-                                                                                      world: World) -> None:
-    token = (await create_pat(client, world.owner_headers, scopes=ALL_SCOPES,
-                              allowed_scopes=[{"type": "customer", "uuid": world.customer}]))["token"]
+async def test_customer_bound_token_covers_projects_and_resources_not_other_customers(
+    client: AsyncClient, world: World
+) -> None:
+    token = (
+        await create_pat(
+            client,
+            world.owner_headers,
+            scopes=ALL_SCOPES,
+            allowed_scopes=[{"type": "customer", "uuid": world.customer}],
+        )
+    )["token"]
     assert (await decision(client, token, "CUSTOMER.UPDATE", "customer", world.customer))[0] is True
     assert (await decision(client, token, "PROJECT.UPDATE", "project", world.sibling))[0] is True
     assert (await decision(client, token, "RESOURCE.UPDATE", "resource", world.resource))[0] is True
     assert await decision(client, token, "CUSTOMER.UPDATE", "customer", world.other_customer) == (
-        False, "token-binding")
+        False,
+        "token-binding",
+    )
 
 
 async def test_bound_token_fails_checks_without_an_entity(client: AsyncClient, world: World) -> None:
-    bound = (await create_pat(client, world.owner_headers,
-                              allowed_scopes=[{"type": "project", "uuid": world.project}]))["token"]
+    bound = (
+        await create_pat(client, world.owner_headers, allowed_scopes=[{"type": "project", "uuid": world.project}])
+    )["token"]
     assert await decision(client, bound, "PROJECT.UPDATE") == (False, "token-binding")
     unbound = (await create_pat(client, world.owner_headers))["token"]
     assert await decision(client, unbound, "PROJECT.UPDATE") == (False, "no-entity")
-    staff_bound = (await create_pat(client, world.staff_headers,
-                                    allowed_scopes=[{"type": "project", "uuid": world.project}]))["token"]
+    staff_bound = (
+        await create_pat(client, world.staff_headers, allowed_scopes=[{"type": "project", "uuid": world.project}])
+    )["token"]
     assert await decision(client, staff_bound, "PROJECT.UPDATE") == (False, "token-binding")
     staff_unbound = (await create_pat(client, world.staff_headers))["token"]
     assert await decision(client, staff_unbound, "PROJECT.UPDATE") == (True, "staff")
@@ -100,8 +123,12 @@ async def test_bound_token_fails_checks_without_an_entity(client: AsyncClient, w
 
 async def test_staff_token_is_limited_by_its_binding_and_scopes(client: AsyncClient, world: World) -> None:
     await create_pat(client, world.owner_headers)
-    created = await create_pat(client, world.staff_headers, scopes=["PROJECT.UPDATE", "RESOURCE.LIST"],
-                               allowed_scopes=[{"type": "project", "uuid": world.project}])
+    created = await create_pat(
+        client,
+        world.staff_headers,
+        scopes=["PROJECT.UPDATE", "RESOURCE.LIST"],
+        allowed_scopes=[{"type": "project", "uuid": world.project}],
+    )
     token = created["token"]
     assert await decision(client, token, "PROJECT.UPDATE", "project", world.project) == (True, "staff")
     assert await decision(client, token, "RESOURCE.LIST", "resource", world.resource) == (True, "staff")
@@ -140,18 +167,21 @@ async def test_staff_token_with_staff_access_sees_everyones_tokens(client: Async
     assert (await client.get(f"{PATS}{mine['uuid']}/", headers=auth(plain))).status_code == 404
 
 
-async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(client: AsyncClient, world: World,
-                                                                            runtime: Runtime) -> None:
+async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     doomed = await make_entity(client, world.staff_headers, "project", "Doomed", world.customer)
     manager, key = await user_with_key(runtime, "manager")
     assignment = await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", doomed)
     managers = await create_pat(client, auth(key), allowed_scopes=[{"type": "project", "uuid": doomed}])
-    owners = await create_pat(client, world.owner_headers, allowed_scopes=[
-        {"type": "project", "uuid": doomed}, {"type": "project", "uuid": world.project}])
+    owners = await create_pat(
+        client,
+        world.owner_headers,
+        allowed_scopes=[{"type": "project", "uuid": doomed}, {"type": "project", "uuid": world.project}],
+    )
     assert await decision(client, managers["token"], "PROJECT.UPDATE", "project", doomed) == (True, "role")
     assert (await client.delete(f"/api/entities/{doomed}/", headers=world.staff_headers)).status_code == 409
-    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code \
-        == 204
+    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code == 204
     assert (await client.delete(f"/api/entities/{doomed}/", headers=world.staff_headers)).status_code == 204
 
     deleted = {"type": "project", "uuid": None, "name": "(deleted)"}
@@ -164,15 +194,20 @@ async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(clie
     # the other binding still works, and the deleted one opens nothing above or beside it
     assert await decision(client, owners["token"], "PROJECT.UPDATE", "project", world.project) == (True, "role")
     assert await decision(client, owners["token"], "PROJECT.UPDATE", "project", world.sibling) == (
-        False, "token-binding")
+        False,
+        "token-binding",
+    )
     assert await decision(client, managers["token"], "PROJECT.UPDATE", "customer", world.customer) == (
-        False, "token-binding")
+        False,
+        "token-binding",
+    )
     rotated = await client.post(f"{PATS}{owners['uuid']}/rotate/", headers=world.owner_headers)
     assert rotated.status_code == 201 and rotated.json()["allowed_scopes"][0] == deleted
 
 
-async def test_demoted_staff_token_loses_staff_powers_at_once(client: AsyncClient, world: World,
-                                                              runtime: Runtime) -> None:
+async def test_demoted_staff_token_loses_staff_powers_at_once(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     admin, key = await user_with_key(runtime, "admin2", staff=True)
     token = (await create_pat(client, auth(key), scopes=["STAFF.ACCESS"]))["token"]
     unbound = (await create_pat(client, auth(key), scopes=["CUSTOMER.UPDATE"]))["token"]

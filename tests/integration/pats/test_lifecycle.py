@@ -15,13 +15,24 @@ PATS = "/api/personal-access-tokens/"
 
 
 async def test_create_returns_plaintext_once(client: AsyncClient, world: World, runtime: Runtime) -> None:
-    response = await client.post(PATS, headers=world.owner_headers, json={
-        "name": "deploy", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(10)})
+    response = await client.post(
+        PATS,
+        headers=world.owner_headers,
+        json={"name": "deploy", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(10)},
+    )
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
     created = response.json()
-    assert set(created) == {"uuid", "name", "token", "scopes", "allowed_scopes", "allowed_networks", "expires_at",
-                            "created"}
+    assert set(created) == {
+        "uuid",
+        "name",
+        "token",
+        "scopes",
+        "allowed_scopes",
+        "allowed_networks",
+        "expires_at",
+        "created",
+    }
     token = created["token"]
     assert token.startswith("w_") and pat_expiry(token) is not None
     listed = (await client.get(PATS, headers=world.owner_headers)).json()
@@ -33,8 +44,7 @@ async def test_create_returns_plaintext_once(client: AsyncClient, world: World, 
     assert all(token not in str(value) for value in row)
 
 
-async def test_token_authenticates_and_usage_is_recorded(client: AsyncClient, world: World,
-                                                         runtime: Runtime) -> None:
+async def test_token_authenticates_and_usage_is_recorded(client: AsyncClient, world: World, runtime: Runtime) -> None:
     token = (await create_pat(client, world.owner_headers))["token"]
     for _ in range(3):
         response = await check(client, token, "PROJECT.UPDATE", "project", world.project)
@@ -57,8 +67,12 @@ async def test_revoke_is_soft_and_immediate(client: AsyncClient, world: World) -
 
 
 async def test_rotate_keeps_settings_and_kills_old(client: AsyncClient, world: World) -> None:
-    created = await create_pat(client, world.owner_headers, allowed_networks=["127.0.0.0/8"],
-                               allowed_scopes=[{"type": "project", "uuid": world.project}])
+    created = await create_pat(
+        client,
+        world.owner_headers,
+        allowed_networks=["127.0.0.0/8"],
+        allowed_scopes=[{"type": "project", "uuid": world.project}],
+    )
     response = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
     assert response.status_code == 201, response.text
     rotated = response.json()
@@ -66,8 +80,7 @@ async def test_rotate_keeps_settings_and_kills_old(client: AsyncClient, world: W
     for field in ("name", "scopes", "allowed_scopes", "allowed_networks", "expires_at"):
         assert rotated[field] == created[field], field
     assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 401
-    assert (await check(client, rotated["token"], "PROJECT.UPDATE", "project",
-                        world.project)).json()["allowed"] is True
+    assert (await check(client, rotated["token"], "PROJECT.UPDATE", "project", world.project)).json()["allowed"] is True
     again = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
     assert again.status_code == 400 and again.json() == ["Cannot rotate an inactive token."]
 
@@ -75,8 +88,9 @@ async def test_rotate_keeps_settings_and_kills_old(client: AsyncClient, world: W
 async def test_put_and_patch_are_not_allowed(client: AsyncClient, world: World) -> None:
     created = await create_pat(client, world.owner_headers)
     for method in ("PUT", "PATCH"):
-        response = await client.request(method, f"{PATS}{created['uuid']}/", json={"name": "x"},
-                                        headers=world.owner_headers)
+        response = await client.request(
+            method, f"{PATS}{created['uuid']}/", json={"name": "x"}, headers=world.owner_headers
+        )
         assert response.status_code == 405
 
 

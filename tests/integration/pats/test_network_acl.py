@@ -31,9 +31,20 @@ async def retrieve(client: AsyncClient, world: World, uuid: str) -> dict[str, An
 
 
 async def test_acl_is_normalised_on_creation(client: AsyncClient, world: World) -> None:
-    created = await create_pat(client, world.owner_headers, allowed_networks=[
-        " 192.0.2.1 ", "2001:DB8:0:0:0:0:0:1", "2001:db8::1/128", "10.0.0.0/8", "10.0.0.0/8", "\t198.51.100.0/24",
-        "FE80::/10", "192.0.2.1/32"])
+    created = await create_pat(
+        client,
+        world.owner_headers,
+        allowed_networks=[
+            " 192.0.2.1 ",
+            "2001:DB8:0:0:0:0:0:1",
+            "2001:db8::1/128",
+            "10.0.0.0/8",
+            "10.0.0.0/8",
+            "\t198.51.100.0/24",
+            "FE80::/10",
+            "192.0.2.1/32",
+        ],
+    )
     expected = ["192.0.2.1/32", "2001:db8::1/128", "10.0.0.0/8", "198.51.100.0/24", "fe80::/10"]
     assert created["allowed_networks"] == expected
     assert (await retrieve(client, world, created["uuid"]))["allowed_networks"] == expected
@@ -57,8 +68,9 @@ async def test_request_from_outside_the_acl_is_refused(client: AsyncClient, app:
     [("2001:db8::5", ["2001:db8::/64"]), ("::ffff:198.51.100.7", ["198.51.100.7"]), ("10.1.2.3", ["10.0.0.0/8"])],
     ids=["ipv6", "ipv4-mapped", "ipv4"],
 )
-async def test_acl_matches_ipv4_and_ipv6_peers(client: AsyncClient, app: Litestar, world: World, runtime: Runtime,
-                                               peer: str, networks: list[str]) -> None:
+async def test_acl_matches_ipv4_and_ipv6_peers(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime, peer: str, networks: list[str]
+) -> None:
     created = await create_pat(client, world.owner_headers, allowed_networks=networks)
     async with http_client(app, peer) as remote:
         response = await check(remote, created["token"], "PROJECT.UPDATE", "project", world.project)
@@ -67,8 +79,9 @@ async def test_acl_matches_ipv4_and_ipv6_peers(client: AsyncClient, app: Litesta
     assert (await retrieve(client, world, created["uuid"]))["last_used_ip"] == peer.removeprefix("::ffff:")
 
 
-async def test_forwarded_for_is_honoured_only_from_a_trusted_proxy(client: AsyncClient, app: Litestar, world: World,
-                                                                   runtime: Runtime) -> None:
+async def test_forwarded_for_is_honoured_only_from_a_trusted_proxy(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     remote_only = await create_pat(client, world.owner_headers, allowed_networks=["203.0.113.0/24"])
     local_only = (await create_pat(client, world.owner_headers, allowed_networks=["127.0.0.1"]))["token"]
     forwarded = {**auth(remote_only["token"]), "X-Forwarded-For": f"{OUTSIDE}, 10.9.9.9"}
@@ -77,8 +90,9 @@ async def test_forwarded_for_is_honoured_only_from_a_trusted_proxy(client: Async
     # 127.0.0.1 is a trusted proxy: the request is judged as coming from the first forwarded address
     via_proxy = await client.post("/api/authz/check/", json=body, headers=forwarded)
     assert via_proxy.status_code == 200 and via_proxy.json()["allowed"] is True
-    spoofed_local = await client.post("/api/authz/check/", json=body, headers={
-        **auth(local_only), "X-Forwarded-For": OUTSIDE})
+    spoofed_local = await client.post(
+        "/api/authz/check/", json=body, headers={**auth(local_only), "X-Forwarded-For": OUTSIDE}
+    )
     assert spoofed_local.status_code == 401 and spoofed_local.json() == INVALID
     assert (await check(client, local_only, "PROJECT.UPDATE", "project", world.project)).status_code == 200
 
@@ -87,8 +101,9 @@ async def test_forwarded_for_is_honoured_only_from_a_trusted_proxy(client: Async
         ignored = await untrusted.post("/api/authz/check/", json=body, headers=forwarded)
         assert ignored.status_code == 401 and ignored.json() == INVALID
     async with http_client(app, OUTSIDE) as direct:
-        spoofed = await direct.post("/api/authz/check/", json=body, headers={
-            **auth(local_only), "X-Forwarded-For": "127.0.0.1"})
+        spoofed = await direct.post(
+            "/api/authz/check/", json=body, headers={**auth(local_only), "X-Forwarded-For": "127.0.0.1"}
+        )
         assert spoofed.status_code == 401 and spoofed.json() == INVALID
     await runtime.usage.flush()
     assert (await retrieve(client, world, remote_only["uuid"]))["last_used_ip"] == OUTSIDE
@@ -100,13 +115,17 @@ async def test_garbage_forwarded_for_fails_closed(client: AsyncClient, world: Wo
     assert response.status_code == 401 and response.json() == INVALID
 
 
-async def test_set_network_acl_takes_effect_at_once(client: AsyncClient, app: Litestar, world: World,
-                                                    runtime: Runtime) -> None:
+async def test_set_network_acl_takes_effect_at_once(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     token, path = created["token"], f"{PATS}{created['uuid']}/set_network_acl/"
     assert (await check(client, token, "PROJECT.UPDATE", "project", world.project)).status_code == 200
-    narrowed = await client.post(path, headers=world.owner_headers,
-                                 json={"allowed_networks": [" 198.51.100.1 ", "2001:DB8::/32", "198.51.100.1/32"]})
+    narrowed = await client.post(
+        path,
+        headers=world.owner_headers,
+        json={"allowed_networks": [" 198.51.100.1 ", "2001:DB8::/32", "198.51.100.1/32"]},
+    )
     assert narrowed.status_code == 200, narrowed.text
     assert narrowed.json()["allowed_networks"] == ["198.51.100.1/32", "2001:db8::/32"]
     assert "token" not in narrowed.json() and narrowed.json()["uuid"] == created["uuid"]
@@ -119,40 +138,48 @@ async def test_set_network_acl_takes_effect_at_once(client: AsyncClient, app: Li
 
     changes = await events_of(runtime, "pat_network_acl_updated")
     assert [(e.context["old_allowed_networks"], e.context["new_allowed_networks"]) for e in changes] == [
-        ([], ["198.51.100.1/32", "2001:db8::/32"]), (["198.51.100.1/32", "2001:db8::/32"], [])]
+        ([], ["198.51.100.1/32", "2001:db8::/32"]),
+        (["198.51.100.1/32", "2001:db8::/32"], []),
+    ]
     assert all(token not in e.message and token not in str(e.context) for e in changes)
 
 
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"allowed_networks": ["0.0.0.0/0"]},
-         {"allowed_networks": ["0.0.0.0/0 allows every address; leave the list empty instead."]}),
-        ({"allowed_networks": ["10.0.0.1/8"]},
-         {"allowed_networks": ["10.0.0.1/8 has host bits set; use 10.0.0.0/8 instead."]}),
+        (
+            {"allowed_networks": ["0.0.0.0/0"]},
+            {"allowed_networks": ["0.0.0.0/0 allows every address; leave the list empty instead."]},
+        ),
+        (
+            {"allowed_networks": ["10.0.0.1/8"]},
+            {"allowed_networks": ["10.0.0.1/8 has host bits set; use 10.0.0.0/8 instead."]},
+        ),
         ({"allowed_networks": ["nope"]}, {"allowed_networks": ["nope is not a valid IP address or CIDR network."]}),
-        ({"allowed_networks": [f"10.{n}.0.0/16" for n in range(33)]},
-         {"allowed_networks": ["A token can have at most 32 network ACL entries."]}),
+        (
+            {"allowed_networks": [f"10.{n}.0.0/16" for n in range(33)]},
+            {"allowed_networks": ["A token can have at most 32 network ACL entries."]},
+        ),
         ({}, None),
         ({"allowed_networks": "10.0.0.0/8"}, None),
         ({"allowed_networks": [], "extra": 1}, None),
     ],
     ids=["all", "host-bits", "garbage", "too-many", "missing", "not-a-list", "unknown-field"],
 )
-async def test_set_network_acl_rejects_bad_input_and_keeps_the_old_list(client: AsyncClient, world: World,
-                                                                        payload: dict[str, Any],
-                                                                        expected: dict[str, Any] | None) -> None:
+async def test_set_network_acl_rejects_bad_input_and_keeps_the_old_list(
+    client: AsyncClient, world: World, payload: dict[str, Any], expected: dict[str, Any] | None
+) -> None:
     created = await create_pat(client, world.owner_headers, allowed_networks=["127.0.0.1"])
-    response = await client.post(f"{PATS}{created['uuid']}/set_network_acl/", json=payload,
-                                 headers=world.owner_headers)
+    response = await client.post(f"{PATS}{created['uuid']}/set_network_acl/", json=payload, headers=world.owner_headers)
     assert response.status_code == 400, response.text
     if expected is not None:
         assert response.json() == expected
     assert (await retrieve(client, world, created["uuid"]))["allowed_networks"] == ["127.0.0.1/32"]
 
 
-async def test_set_network_acl_on_inactive_or_foreign_tokens(client: AsyncClient, world: World,
-                                                             runtime: Runtime) -> None:
+async def test_set_network_acl_on_inactive_or_foreign_tokens(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     path = f"{PATS}{created['uuid']}/set_network_acl/"
     assert (await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).status_code == 204
@@ -162,16 +189,19 @@ async def test_set_network_acl_on_inactive_or_foreign_tokens(client: AsyncClient
     assert (await retrieve(client, world, created["uuid"]))["allowed_networks"] == []
     _, other_key = await user_with_key(runtime, "other")
     live = await create_pat(client, world.owner_headers)
-    foreign = await client.post(f"{PATS}{live['uuid']}/set_network_acl/", headers=auth(other_key),
-                                json={"allowed_networks": []})
+    foreign = await client.post(
+        f"{PATS}{live['uuid']}/set_network_acl/", headers=auth(other_key), json={"allowed_networks": []}
+    )
     assert foreign.status_code == 404
-    staff = await client.post(f"{PATS}{live['uuid']}/set_network_acl/", headers=world.staff_headers,
-                              json={"allowed_networks": []})
+    staff = await client.post(
+        f"{PATS}{live['uuid']}/set_network_acl/", headers=world.staff_headers, json={"allowed_networks": []}
+    )
     assert staff.status_code == 404  # owners only, as rotate
 
 
-async def test_denied_request_records_no_usage_and_one_event(client: AsyncClient, app: Litestar, world: World,
-                                                             runtime: Runtime) -> None:
+async def test_denied_request_records_no_usage_and_one_event(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers, allowed_networks=["198.51.100.0/24"])
     async with http_client(app, OUTSIDE) as outside:
         for _ in range(3):
@@ -187,8 +217,9 @@ async def test_denied_request_records_no_usage_and_one_event(client: AsyncClient
     assert await events_of(runtime, "pat_used_from_new_ip") == []
 
 
-async def test_use_from_a_new_address_is_recorded(client: AsyncClient, app: Litestar, world: World,
-                                                  runtime: Runtime) -> None:
+async def test_use_from_a_new_address_is_recorded(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
     await runtime.usage.flush()
@@ -202,8 +233,9 @@ async def test_use_from_a_new_address_is_recorded(client: AsyncClient, app: Lite
     assert len(moved) == 1 and "198.51.100.7" in moved[0].message and "127.0.0.1" in moved[0].message
 
 
-async def test_alternating_addresses_between_flushes_are_all_recorded(client: AsyncClient, app: Litestar,
-                                                                       world: World, runtime: Runtime) -> None:
+async def test_alternating_addresses_between_flushes_are_all_recorded(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     """Repeated use from one address takes a shortcut; a switch of address in between must still be seen."""
     created = await create_pat(client, world.owner_headers)
     async with http_client(app, "198.51.100.7") as first, http_client(app, "203.0.113.9") as second:

@@ -21,16 +21,21 @@ GRACE_SECONDS = 300
 
 @pytest.fixture(name="settings")
 def fx_settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path, TOKENGATE_TOKENS__ROTATION_GRACE_SECONDS=str(GRACE_SECONDS),
-                         TOKENGATE_TOKENS__PAT_MAX_PER_USER="2")
+    return make_settings(
+        database_url,
+        tmp_path,
+        TOKENGATE_TOKENS__ROTATION_GRACE_SECONDS=str(GRACE_SECONDS),
+        TOKENGATE_TOKENS__PAT_MAX_PER_USER="2",
+    )
 
 
 async def allowed(client: AsyncClient, token: str, world: World) -> int:
     return (await check(client, token, "PROJECT.UPDATE", "project", world.project)).status_code
 
 
-async def test_rotated_out_token_works_during_the_grace_period(client: AsyncClient, world: World,
-                                                               runtime: Runtime) -> None:
+async def test_rotated_out_token_works_during_the_grace_period(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     rotated = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
     assert rotated.status_code == 201
@@ -44,8 +49,11 @@ async def test_rotated_out_token_works_during_the_grace_period(client: AsyncClie
 
     # the grace ends
     async with runtime.session() as session:
-        await session.execute(update(PersonalAccessToken).where(PersonalAccessToken.uuid == UUID(shown["uuid"]))
-                              .values(grace_until=datetime.now(UTC) - timedelta(seconds=1)))
+        await session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.uuid == UUID(shown["uuid"]))
+            .values(grace_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
     assert await allowed(client, created["token"], world) == 401
     assert await allowed(client, successor["token"], world) == 200
@@ -62,8 +70,11 @@ async def test_revoking_a_token_in_grace_ends_it_at_once(client: AsyncClient, wo
 async def test_configured_cap_and_rotation_at_the_cap(client: AsyncClient, world: World, runtime: Runtime) -> None:
     first = await create_pat(client, world.owner_headers, name="one")
     await create_pat(client, world.owner_headers, name="two")
-    refused = await client.post(PATS, headers=world.owner_headers, json={
-        "name": "three", "scopes": ["PROJECT.UPDATE"], "expires_at": first["expires_at"]})
+    refused = await client.post(
+        PATS,
+        headers=world.owner_headers,
+        json={"name": "three", "scopes": ["PROJECT.UPDATE"], "expires_at": first["expires_at"]},
+    )
     assert refused.status_code == 400
     assert refused.json() == {"non_field_errors": ["Maximum number of active tokens (2) reached."]}
     # rotation swaps one active token for another, so it is allowed at the cap (tokens in grace do not count)

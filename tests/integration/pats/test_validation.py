@@ -51,56 +51,119 @@ OWNER_CASES: list[tuple[str, Body, str, Any]] = [
     ("name-not-a-string", body(name=7), "name", None),
     ("scopes-empty", body(scopes=[]), "scopes", ["At least one scope is required."]),
     ("scopes-unknown", body(scopes=["NOPE"]), "scopes", ["Invalid scope(s): ['NOPE']"]),
-    ("scopes-unknown-among-known", body(scopes=["PROJECT.UPDATE", "NOPE", "ALSO.NOPE"]), "scopes",
-     ["Invalid scope(s): ['NOPE', 'ALSO.NOPE']"]),
+    (
+        "scopes-unknown-among-known",
+        body(scopes=["PROJECT.UPDATE", "NOPE", "ALSO.NOPE"]),
+        "scopes",
+        ["Invalid scope(s): ['NOPE', 'ALSO.NOPE']"],
+    ),
     ("scopes-not-a-list", body(scopes="PROJECT.UPDATE"), "scopes", None),
-    ("scopes-staff-access", body(scopes=["STAFF.ACCESS"]), "scopes",
-     ["Only staff users can request the STAFF.ACCESS scope."]),
-    ("scopes-support-access", body(scopes=["SUPPORT.ACCESS"]), "scopes",
-     ["Only staff or support users can request the SUPPORT.ACCESS scope."]),
-    ("scopes-never-delegable", body(scopes=["SERVICE_ACCOUNT.MANAGE"]), "scopes",
-     ["These permissions can never be delegated to a token: ['SERVICE_ACCOUNT.MANAGE']"]),
+    (
+        "scopes-staff-access",
+        body(scopes=["STAFF.ACCESS"]),
+        "scopes",
+        ["Only staff users can request the STAFF.ACCESS scope."],
+    ),
+    (
+        "scopes-support-access",
+        body(scopes=["SUPPORT.ACCESS"]),
+        "scopes",
+        ["Only staff or support users can request the SUPPORT.ACCESS scope."],
+    ),
+    (
+        "scopes-never-delegable",
+        body(scopes=["SERVICE_ACCOUNT.MANAGE"]),
+        "scopes",
+        ["These permissions can never be delegated to a token: ['SERVICE_ACCOUNT.MANAGE']"],
+    ),
     ("expires-past", body(expires_at=in_days(-1)), "expires_at", ["Expiration must be in the future."]),
     ("expires-now-ish", body(expires_at=in_days(-1 / 86400)), "expires_at", ["Expiration must be in the future."]),
-    ("expires-366-days", body(expires_at=in_days(366)), "expires_at",
-     ["Expiration cannot exceed 365 days from now."]),
+    ("expires-366-days", body(expires_at=in_days(366)), "expires_at", ["Expiration cannot exceed 365 days from now."]),
     ("expires-not-a-date", body(expires_at="next tuesday"), "expires_at", None),
     ("expires-missing", lambda w: {"name": "x", "scopes": ["PROJECT.UPDATE"]}, "expires_at", None),
-    ("binding-unknown-type", body(allowed_scopes=[binding("project", "{project}"), binding("galaxy", "{project}")]),
-     "allowed_scopes", [{}, {"type": [f"Unknown scope type 'galaxy'. Expected one of: {TYPES}."]}]),
-    ("binding-unknown-uuid", body(allowed_scopes=[binding("project", UNKNOWN_UUID)]), "allowed_scopes",
-     [f"project with uuid {UNKNOWN_UUID} does not exist."]),
-    ("binding-wrong-type-for-uuid", body(allowed_scopes=[binding("customer", "{project}")]), "allowed_scopes",
-     None),
+    (
+        "binding-unknown-type",
+        body(allowed_scopes=[binding("project", "{project}"), binding("galaxy", "{project}")]),
+        "allowed_scopes",
+        [{}, {"type": [f"Unknown scope type 'galaxy'. Expected one of: {TYPES}."]}],
+    ),
+    (
+        "binding-unknown-uuid",
+        body(allowed_scopes=[binding("project", UNKNOWN_UUID)]),
+        "allowed_scopes",
+        [f"project with uuid {UNKNOWN_UUID} does not exist."],
+    ),
+    ("binding-wrong-type-for-uuid", body(allowed_scopes=[binding("customer", "{project}")]), "allowed_scopes", None),
     ("binding-bad-uuid", body(allowed_scopes=[binding("project", "not-a-uuid")]), "allowed_scopes", None),
-    ("binding-unknown-field", body(allowed_scopes=[{"type": "project", "uuid": "{project}", "x": 1}]),
-     "allowed_scopes", None),
-    ("binding-where-nothing-held", body(allowed_scopes=[binding("customer", "{other_customer}")]),
-     "allowed_scopes", None),
-    ("binding-type-not-bindable", body(scopes=["CUSTOMER.UPDATE"], allowed_scopes=[binding("project", "{project}")]),
-     "allowed_scopes", ["None of the requested scopes may be bound to a project."]),
-    ("networks-garbage", body(allowed_networks=["10.0.0.0/8", "bogus"]), "allowed_networks",
-     ["bogus is not a valid IP address or CIDR network."]),
-    ("networks-host-bits", body(allowed_networks=["203.0.113.5/24"]), "allowed_networks",
-     ["203.0.113.5/24 has host bits set; use 203.0.113.0/24 instead."]),
-    ("networks-v6-host-bits", body(allowed_networks=["2001:db8::1/64"]), "allowed_networks",
-     ["2001:db8::1/64 has host bits set; use 2001:db8::/64 instead."]),
-    ("networks-all-v4", body(allowed_networks=["0.0.0.0/0"]), "allowed_networks",
-     ["0.0.0.0/0 allows every address; leave the list empty instead."]),
-    ("networks-all-v6", body(allowed_networks=["::/0"]), "allowed_networks",
-     ["::/0 allows every address; leave the list empty instead."]),
-    ("networks-empty-entry", body(allowed_networks=[" "]), "allowed_networks",
-     ["Network ACL entries must be non-empty strings."]),
-    ("networks-33", body(allowed_networks=[f"10.0.{n}.0/24" for n in range(33)]), "allowed_networks",
-     ["A token can have at most 32 network ACL entries."]),
+    (
+        "binding-unknown-field",
+        body(allowed_scopes=[{"type": "project", "uuid": "{project}", "x": 1}]),
+        "allowed_scopes",
+        None,
+    ),
+    (
+        "binding-where-nothing-held",
+        body(allowed_scopes=[binding("customer", "{other_customer}")]),
+        "allowed_scopes",
+        None,
+    ),
+    (
+        "binding-type-not-bindable",
+        body(scopes=["CUSTOMER.UPDATE"], allowed_scopes=[binding("project", "{project}")]),
+        "allowed_scopes",
+        ["None of the requested scopes may be bound to a project."],
+    ),
+    (
+        "networks-garbage",
+        body(allowed_networks=["10.0.0.0/8", "bogus"]),
+        "allowed_networks",
+        ["bogus is not a valid IP address or CIDR network."],
+    ),
+    (
+        "networks-host-bits",
+        body(allowed_networks=["203.0.113.5/24"]),
+        "allowed_networks",
+        ["203.0.113.5/24 has host bits set; use 203.0.113.0/24 instead."],
+    ),
+    (
+        "networks-v6-host-bits",
+        body(allowed_networks=["2001:db8::1/64"]),
+        "allowed_networks",
+        ["2001:db8::1/64 has host bits set; use 2001:db8::/64 instead."],
+    ),
+    (
+        "networks-all-v4",
+        body(allowed_networks=["0.0.0.0/0"]),
+        "allowed_networks",
+        ["0.0.0.0/0 allows every address; leave the list empty instead."],
+    ),
+    (
+        "networks-all-v6",
+        body(allowed_networks=["::/0"]),
+        "allowed_networks",
+        ["::/0 allows every address; leave the list empty instead."],
+    ),
+    (
+        "networks-empty-entry",
+        body(allowed_networks=[" "]),
+        "allowed_networks",
+        ["Network ACL entries must be non-empty strings."],
+    ),
+    (
+        "networks-33",
+        body(allowed_networks=[f"10.0.{n}.0/24" for n in range(33)]),
+        "allowed_networks",
+        ["A token can have at most 32 network ACL entries."],
+    ),
     ("networks-not-strings", body(allowed_networks=[10]), "allowed_networks", None),
     ("unknown-body-field", body(user="someone-else"), "user", None),
 ]
 
 
 @pytest.mark.parametrize(("case", "make_body", "field", "messages"), OWNER_CASES, ids=[c[0] for c in OWNER_CASES])
-async def test_bad_input_is_refused_and_creates_nothing(client: AsyncClient, world: World, runtime: Runtime,
-                                                        case: str, make_body: Body, field: str, messages: Any) -> None:
+async def test_bad_input_is_refused_and_creates_nothing(
+    client: AsyncClient, world: World, runtime: Runtime, case: str, make_body: Body, field: str, messages: Any
+) -> None:
     before = await count_pats(runtime, world.owner)
     response = await client.post(PATS, json=make_body(world), headers=world.owner_headers)
     assert response.status_code == 400, (case, response.status_code, response.text)
@@ -111,26 +174,35 @@ async def test_bad_input_is_refused_and_creates_nothing(client: AsyncClient, wor
     assert await count_pats(runtime, world.owner) == before
 
 
-async def test_binding_where_the_user_holds_no_requested_permission(client: AsyncClient, world: World,
-                                                                   runtime: Runtime) -> None:
-    response = await client.post(PATS, headers=world.owner_headers, json=body(
-        allowed_scopes=[binding("customer", "{other_customer}"), binding("project", "{project}")])(world))
+async def test_binding_where_the_user_holds_no_requested_permission(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
+    response = await client.post(
+        PATS,
+        headers=world.owner_headers,
+        json=body(allowed_scopes=[binding("customer", "{other_customer}"), binding("project", "{project}")])(world),
+    )
     assert response.status_code == 400
-    assert response.json() == {"allowed_scopes": [
-        f"You do not hold any of the requested permissions on customer {world.other_customer}."]}
+    assert response.json() == {
+        "allowed_scopes": [f"You do not hold any of the requested permissions on customer {world.other_customer}."]
+    }
     assert await count_pats(runtime, world.owner) == 0
 
 
 async def test_binding_with_an_existing_uuid_of_another_type(client: AsyncClient, world: World) -> None:
-    response = await client.post(PATS, headers=world.owner_headers,
-                                 json=body(allowed_scopes=[binding("customer", "{project}")])(world))
+    response = await client.post(
+        PATS, headers=world.owner_headers, json=body(allowed_scopes=[binding("customer", "{project}")])(world)
+    )
     assert response.status_code == 400
     assert response.json() == {"allowed_scopes": [f"customer with uuid {world.project} does not exist."]}
 
 
 async def test_field_errors_are_collected_together(client: AsyncClient, world: World, runtime: Runtime) -> None:
-    response = await client.post(PATS, headers=world.owner_headers, json={
-        "name": " ", "scopes": [], "expires_at": in_days(-2), "allowed_networks": ["0.0.0.0/0"]})
+    response = await client.post(
+        PATS,
+        headers=world.owner_headers,
+        json={"name": " ", "scopes": [], "expires_at": in_days(-2), "allowed_networks": ["0.0.0.0/0"]},
+    )
     assert response.status_code == 400
     assert response.json() == {
         "name": ["This field may not be blank."],
@@ -143,35 +215,45 @@ async def test_field_errors_are_collected_together(client: AsyncClient, world: W
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"name": "x"', b"null"])
 async def test_malformed_json_is_a_400(client: AsyncClient, world: World, runtime: Runtime, raw: bytes) -> None:
-    response = await client.post(PATS, content=raw, headers={**world.owner_headers,
-                                                             "Content-Type": "application/json"})
+    response = await client.post(PATS, content=raw, headers={**world.owner_headers, "Content-Type": "application/json"})
     assert response.status_code == 400, response.text
     assert await count_pats(runtime, world.owner) == 0
 
 
-async def test_staff_bindings_cannot_combine_with_staff_access(client: AsyncClient, world: World,
-                                                               runtime: Runtime) -> None:
-    response = await client.post(PATS, headers=world.staff_headers, json=body(
-        scopes=["STAFF.ACCESS", "PROJECT.UPDATE"], allowed_scopes=[binding("project", "{project}")])(world))
+async def test_staff_bindings_cannot_combine_with_staff_access(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
+    response = await client.post(
+        PATS,
+        headers=world.staff_headers,
+        json=body(scopes=["STAFF.ACCESS", "PROJECT.UPDATE"], allowed_scopes=[binding("project", "{project}")])(world),
+    )
     assert response.status_code == 400
-    assert response.json() == {"allowed_scopes": [
-        "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS — those scopes are global."]}
+    assert response.json() == {
+        "allowed_scopes": [
+            "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS — those scopes are global."
+        ]
+    }
     assert await count_pats(runtime, world.staff) == 0
 
 
 async def test_scope_the_user_does_not_hold_is_refused(client: AsyncClient, world: World, runtime: Runtime) -> None:
     manager, key = await user_with_key(runtime, "manager")
     await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
-    response = await client.post(PATS, headers=auth(key), json=body(scopes=["PROJECT.UPDATE", "CUSTOMER.UPDATE"])(
-        world))
+    response = await client.post(
+        PATS, headers=auth(key), json=body(scopes=["PROJECT.UPDATE", "CUSTOMER.UPDATE"])(world)
+    )
     assert response.status_code == 400
-    assert response.json() == {"scopes": [
-        "You do not currently hold these permissions and cannot delegate them: ['CUSTOMER.UPDATE']"]}
-    sibling = await client.post(PATS, headers=auth(key), json=body(
-        allowed_scopes=[binding("project", "{sibling}")])(world))
+    assert response.json() == {
+        "scopes": ["You do not currently hold these permissions and cannot delegate them: ['CUSTOMER.UPDATE']"]
+    }
+    sibling = await client.post(
+        PATS, headers=auth(key), json=body(allowed_scopes=[binding("project", "{sibling}")])(world)
+    )
     assert sibling.status_code == 400
-    assert sibling.json() == {"allowed_scopes": [
-        f"You do not hold any of the requested permissions on project {world.sibling}."]}
+    assert sibling.json() == {
+        "allowed_scopes": [f"You do not hold any of the requested permissions on project {world.sibling}."]
+    }
     assert await count_pats(runtime, manager) == 0
 
 
@@ -187,8 +269,7 @@ async def test_the_21st_active_token_is_refused(client: AsyncClient, world: Worl
     assert await count_pats(runtime, world.owner, active_only=True) == 20
 
 
-async def test_user_without_the_flag_cannot_create_nor_use(client: AsyncClient, world: World,
-                                                           runtime: Runtime) -> None:
+async def test_user_without_the_flag_cannot_create_nor_use(client: AsyncClient, world: World, runtime: Runtime) -> None:
     created = await create_pat(client, world.owner_headers)
     user_path = f"/api/users/{world.owner.uuid}/"
     off = await client.patch(user_path, json={"can_use_personal_access_tokens": False}, headers=world.staff_headers)
@@ -207,8 +288,7 @@ async def test_user_without_the_flag_cannot_create_nor_use(client: AsyncClient, 
     assert allowed.status_code == 200 and allowed.json()["allowed"] is True
 
 
-async def test_staff_without_the_flag_cannot_create_either(client: AsyncClient, world: World,
-                                                           runtime: Runtime) -> None:
+async def test_staff_without_the_flag_cannot_create_either(client: AsyncClient, world: World, runtime: Runtime) -> None:
     staff, key = await user_with_key(runtime, "flagless", staff=True, can_use_personal_access_tokens=False)
     response = await client.post(PATS, headers=auth(key), json=body()(world))
     assert response.status_code == 400

@@ -23,7 +23,8 @@ def auth_header(token: str) -> bytes:
 
 
 async def test_reload_keeps_an_unchanged_principal_and_sees_a_changed_one(
-        client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     created = await create_pat(client, world.owner_headers)
     monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", -1.0)  # every verification reloads from the database
     first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
@@ -35,8 +36,9 @@ async def test_reload_keeps_an_unchanged_principal_and_sees_a_changed_one(
     assert changed is not None and changed is not first and changed.username == "renamed"
 
 
-async def test_revoking_a_token_evicted_from_a_full_cache(client: AsyncClient, world: World, runtime: Runtime,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_revoking_a_token_evicted_from_a_full_cache(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runtime.verifier, "max_entries", 1)
     evicted = await create_pat(client, world.owner_headers, name="evicted")
     cached = await create_pat(client, world.owner_headers, name="cached")
@@ -60,7 +62,8 @@ class Clock:
 
 
 async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
-        client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expiry = int(real_time.time()) + 86_400  # a whole second, as PATs carry their expiry
     created = await create_pat(client, world.owner_headers, expires_at=datetime.fromtimestamp(expiry, UTC).isoformat())
     clock = Clock()
@@ -74,7 +77,8 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
 
 
 async def test_a_clock_stepped_back_makes_cached_entries_stale_not_longer_lived(
-        client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     created = await create_pat(client, world.owner_headers)
     clock = Clock()
     monkeypatch.setattr(verifier_module, "time", clock)
@@ -96,7 +100,8 @@ async def test_a_clock_stepped_back_makes_cached_entries_stale_not_longer_lived(
 
 
 async def test_token_and_bearer_forms_work_alike_and_one_revocation_refuses_both(
-        client: AsyncClient, world: World, runtime: Runtime) -> None:
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     forms = [f"Token {created['token']}", f"Bearer {created['token']}", f"token  {created['token']}"]
     for form in forms * 2:
@@ -110,21 +115,28 @@ async def test_token_and_bearer_forms_work_alike_and_one_revocation_refuses_both
     await runtime.usage.flush()
     async with runtime.session() as session:
         token_hash = runtime.keyring.token_hash(created["token"])
-        uses = await session.scalar(select(PersonalAccessToken.use_count)
-                                    .where(PersonalAccessToken.token_hash == token_hash))
+        uses = await session.scalar(
+            select(PersonalAccessToken.use_count).where(PersonalAccessToken.token_hash == token_hash)
+        )
     assert uses == 6
 
 
 async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
-        client: AsyncClient, world: World, runtime: Runtime) -> None:
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
     created = await create_pat(client, world.owner_headers)
     token_hash = runtime.keyring.token_hash(created["token"])
 
     async def uses() -> tuple[int, Any]:
         await runtime.usage.flush()
         async with runtime.session() as session:
-            row = (await session.execute(select(PersonalAccessToken.use_count, PersonalAccessToken.last_used_at)
-                                         .where(PersonalAccessToken.token_hash == token_hash))).one()
+            row = (
+                await session.execute(
+                    select(PersonalAccessToken.use_count, PersonalAccessToken.last_used_at).where(
+                        PersonalAccessToken.token_hash == token_hash
+                    )
+                )
+            ).one()
         return row[0], row[1]
 
     for _ in range(3):

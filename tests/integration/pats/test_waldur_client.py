@@ -37,17 +37,21 @@ from tests.factories import auth
 from tests.integration.pats.conftest import PATS, World, check, count_pats, key_of, use_token, waldur
 
 
-def request(name: str = "ci", scopes: tuple[str, ...] = ("PROJECT.UPDATE",), days: float = 30,
-            **extra: object) -> PersonalAccessTokenCreateRequest:
-    return PersonalAccessTokenCreateRequest(name=name, scopes=list(scopes),
-                                            expires_at=datetime.now(UTC) + timedelta(days=days), **extra)
+def request(
+    name: str = "ci", scopes: tuple[str, ...] = ("PROJECT.UPDATE",), days: float = 30, **extra: object
+) -> PersonalAccessTokenCreateRequest:
+    return PersonalAccessTokenCreateRequest(
+        name=name, scopes=list(scopes), expires_at=datetime.now(UTC) + timedelta(days=days), **extra
+    )
 
 
-async def test_create_use_list_retrieve_count_acl_rotate_destroy(client: AsyncClient, app: Litestar, world: World,
-                                                                 runtime: Runtime) -> None:
+async def test_create_use_list_retrieve_count_acl_rotate_destroy(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     owner = waldur(app, key_of(world.owner_headers))
     body = request(
-        "deploy", ("PROJECT.UPDATE", "RESOURCE.LIST"),
+        "deploy",
+        ("PROJECT.UPDATE", "RESOURCE.LIST"),
         allowed_scopes=[AllowedScopeInputRequest(type_="project", uuid=UUID(world.project))],
         allowed_networks=[" 127.0.0.1 ", "10.0.0.0/8", "2001:DB8::/32"],
     )
@@ -90,12 +94,14 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(client: AsyncCl
     assert (await personal_access_tokens_retrieve.asyncio_detailed(created.uuid, client=owner)).status_code == 200
 
     narrowed = await personal_access_tokens_set_network_acl.asyncio(
-        created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=["192.0.2.7"]))
+        created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=["192.0.2.7"])
+    )
     assert isinstance(narrowed, PersonalAccessToken) and narrowed.allowed_networks == ["192.0.2.7/32"]
     refused = await check(client, created.token, "PROJECT.UPDATE", "project", world.project)
     assert refused.status_code == 401  # 127.0.0.1 is no longer allowed
     cleared = await personal_access_tokens_set_network_acl.asyncio_detailed(
-        created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=[]))
+        created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=[])
+    )
     assert cleared.status_code == 200 and cleared.parsed is not None and cleared.parsed.allowed_networks == []
     assert (await check(client, created.token, "PROJECT.UPDATE", "project", world.project)).json()["allowed"]
 
@@ -118,8 +124,9 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(client: AsyncCl
     assert after == {again.parsed.uuid: True, rotated.uuid: False, plain.uuid: False, created.uuid: False}
 
 
-async def test_available_scopes_and_binding_targets(client: AsyncClient, app: Litestar, world: World,
-                                                    runtime: Runtime) -> None:
+async def test_available_scopes_and_binding_targets(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     owner = waldur(app, key_of(world.owner_headers))
     expected = runtime.policy.delegable_scopes(world.owner.id, is_staff=False)
     scopes = await personal_access_tokens_available_scopes_list.asyncio(client=owner, page_size=100)
@@ -137,15 +144,17 @@ async def test_available_scopes_and_binding_targets(client: AsyncClient, app: Li
     assert {item.permission: item.types for item in targets} == runtime.policy.binding_targets(world.owner.id, False)
     total = await personal_access_tokens_available_binding_targets_count.asyncio(client=owner)
     assert total == len(targets)
-    detailed = await personal_access_tokens_available_binding_targets_list.asyncio_detailed(client=owner, page=2,
-                                                                                            page_size=3)
+    detailed = await personal_access_tokens_available_binding_targets_list.asyncio_detailed(
+        client=owner, page=2, page_size=3
+    )
     assert [item.permission for item in detailed.parsed or []] == [item.permission for item in targets[3:6]]
     counted = await personal_access_tokens_available_binding_targets_count.asyncio_detailed(client=owner)
     assert counted.status_code == 200 and counted.parsed == total
 
 
-async def test_client_sees_the_services_errors(client: AsyncClient, app: Litestar, world: World,
-                                               runtime: Runtime) -> None:
+async def test_client_sees_the_services_errors(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     owner = waldur(app, key_of(world.owner_headers))
     with pytest.raises(UnexpectedStatus) as bad:
         await personal_access_tokens_create.asyncio(client=owner, body=request(scopes=("NOPE",)))
@@ -167,8 +176,9 @@ async def test_client_sees_the_services_errors(client: AsyncClient, app: Litesta
     assert await personal_access_tokens_count.asyncio(client=as_pat) == 1  # a PAT may list
 
 
-async def test_never_used_token_has_null_usage_which_the_client_cannot_parse(client: AsyncClient, app: Litestar,
-                                                                             world: World) -> None:
+async def test_never_used_token_has_null_usage_which_the_client_cannot_parse(
+    client: AsyncClient, app: Litestar, world: World
+) -> None:
     owner = waldur(app, key_of(world.owner_headers))
     created = await personal_access_tokens_create.asyncio(client=owner, body=request())
     assert created is not None
@@ -181,8 +191,9 @@ async def test_never_used_token_has_null_usage_which_the_client_cannot_parse(cli
         await personal_access_tokens_retrieve.asyncio(created.uuid, client=owner)
 
 
-async def test_staff_client_lists_everyones_tokens(client: AsyncClient, app: Litestar, world: World,
-                                                   runtime: Runtime) -> None:
+async def test_staff_client_lists_everyones_tokens(
+    client: AsyncClient, app: Litestar, world: World, runtime: Runtime
+) -> None:
     owner = waldur(app, key_of(world.owner_headers))
     created = await personal_access_tokens_create.asyncio(client=owner, body=request())
     assert created is not None

@@ -46,21 +46,31 @@ async def _world(runtime: Runtime) -> dict[str, str]:
     apollo = await make_entity(runtime, "project", "apollo", parent=acme)
     vm1 = await make_entity(runtime, "resource", "vm1", parent=apollo)
     assignment = await grant(runtime, alice, "CUSTOMER.OWNER", acme)
-    data = PatCreate(name="ci", scopes=["RESOURCE.LIST"], expires_at=datetime.now(UTC) + timedelta(days=30),
-                     allowed_scopes=[AllowedScopeIn(type="project", uuid=apollo.uuid)])
+    data = PatCreate(
+        name="ci",
+        scopes=["RESOURCE.LIST"],
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+        allowed_scopes=[AllowedScopeIn(type="project", uuid=apollo.uuid)],
+    )
     async with runtime.session() as session:
         token, _ = await PatService(session=session, runtime=runtime).issue(alice, data)
-    return {"acme": str(acme.uuid), "apollo": str(apollo.uuid), "vm1": str(vm1.uuid),
-            "assignment": str(assignment.uuid), "token": str(token.uuid)}
+    return {
+        "acme": str(acme.uuid),
+        "apollo": str(apollo.uuid),
+        "vm1": str(vm1.uuid),
+        "assignment": str(assignment.uuid),
+        "token": str(token.uuid),
+    }
 
 
 async def test_explain_a_user_from_the_database(runtime: Runtime) -> None:
     ids = await _world(runtime)
-    lines = await explain_from_database(runtime, "RESOURCE.TERMINATE", ids["vm1"], datetime.now(UTC),
-                                        username="alice")
+    lines = await explain_from_database(runtime, "RESOURCE.TERMINATE", ids["vm1"], datetime.now(UTC), username="alice")
     assert lines[0] == f"ALLOW  alice  RESOURCE.TERMINATE  on vm1 [{ids['vm1']}] (resource)"
-    assert lines[2] == (f"  ancestors: vm1 [{ids['vm1']}] (resource) <- apollo [{ids['apollo']}] (project) "
-                        f"<- acme [{ids['acme']}] (customer)")
+    assert lines[2] == (
+        f"  ancestors: vm1 [{ids['vm1']}] (resource) <- apollo [{ids['apollo']}] (project) "
+        f"<- acme [{ids['acme']}] (customer)"
+    )
     granted = next(line for line in lines if "<- decided" in line)
     assert f"on acme [{ids['acme']}] (customer): CUSTOMER.OWNER (assignment {ids['assignment']}" in granted
     assert "[policies/roles.csv:31]" in granted

@@ -28,8 +28,10 @@ def fx_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ("args", "message"),
     [
         (["--user", "ghost", "RESOURCE.LIST"], "Error: no user 'ghost'"),
-        (["--token", "00000000-0000-0000-0000-000000000000", "RESOURCE.LIST"],
-         "Error: no personal access token with uuid 00000000-0000-0000-0000-000000000000"),
+        (
+            ["--token", "00000000-0000-0000-0000-000000000000", "RESOURCE.LIST"],
+            "Error: no personal access token with uuid 00000000-0000-0000-0000-000000000000",
+        ),
         (["--token", "not-a-uuid", "RESOURCE.LIST"], "Error: badly formed hexadecimal UUID string"),
     ],
 )

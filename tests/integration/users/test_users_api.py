@@ -9,8 +9,21 @@ from service.runtime import Runtime
 from tests.factories import auth, find_user, make_key, make_user, parse_links, token_of, user_with_key
 
 USER_FIELDS = {
-    "url", "uuid", "id", "username", "first_name", "last_name", "full_name", "email", "mobile_number", "is_active",
-    "is_staff", "token_lifetime", "can_use_personal_access_tokens", "date_joined", "last_login",
+    "url",
+    "uuid",
+    "id",
+    "username",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "mobile_number",
+    "is_active",
+    "is_staff",
+    "token_lifetime",
+    "can_use_personal_access_tokens",
+    "date_joined",
+    "last_login",
 }
 
 
@@ -20,10 +33,17 @@ async def staff_key(runtime: Runtime) -> str:
 
 async def test_staff_creates_a_user_201(client: AsyncClient, runtime: Runtime) -> None:
     key = await staff_key(runtime)
-    response = await client.post("/api/users/", headers=auth(key), json={
-        "username": "alice", "first_name": "Alice", "last_name": "Liddell", "email": "alice@example.org",
-        "token_lifetime": 3600,
-    })
+    response = await client.post(
+        "/api/users/",
+        headers=auth(key),
+        json={
+            "username": "alice",
+            "first_name": "Alice",
+            "last_name": "Liddell",
+            "email": "alice@example.org",
+            "token_lifetime": 3600,
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) == USER_FIELDS
@@ -39,8 +59,9 @@ async def test_staff_creates_a_user_201(client: AsyncClient, runtime: Runtime) -
 
 async def test_created_password_works_for_login(client: AsyncClient, runtime: Runtime) -> None:
     key = await staff_key(runtime)
-    created = await client.post("/api/users/", headers=auth(key),
-                                json={"username": "bob", "password": "long enough pw"})
+    created = await client.post(
+        "/api/users/", headers=auth(key), json={"username": "bob", "password": "long enough pw"}
+    )
     assert created.status_code == 201
     login = await client.post("/api-auth/password/", json={"username": "bob", "password": "long enough pw"})
     assert login.status_code == 200
@@ -65,8 +86,9 @@ async def test_created_password_works_for_login(client: AsyncClient, runtime: Ru
         ({"username": "ok", "unknown": 1}, "unknown"),
     ],
 )
-async def test_invalid_create_is_a_400_keyed_by_field(client: AsyncClient, runtime: Runtime, body: dict[str, object],
-                                                      field: str) -> None:
+async def test_invalid_create_is_a_400_keyed_by_field(
+    client: AsyncClient, runtime: Runtime, body: dict[str, object], field: str
+) -> None:
     key = await staff_key(runtime)
     response = await client.post("/api/users/", headers=auth(key), json=body)
     assert response.status_code == 400, response.text
@@ -84,10 +106,17 @@ async def test_duplicate_username_message(client: AsyncClient, runtime: Runtime)
 async def test_patch_changes_only_the_fields_sent(client: AsyncClient, runtime: Runtime) -> None:
     key = await staff_key(runtime)
     alice = await make_user(runtime, "alice", first_name="Alice", email="a@example.org")
-    response = await client.patch(f"/api/users/{alice.uuid}/", headers=auth(key), json={
-        "last_name": "Liddell", "mobile_number": "+372 5555 0000", "token_lifetime": 120, "is_staff": True,
-        "can_use_personal_access_tokens": False,
-    })
+    response = await client.patch(
+        f"/api/users/{alice.uuid}/",
+        headers=auth(key),
+        json={
+            "last_name": "Liddell",
+            "mobile_number": "+372 5555 0000",
+            "token_lifetime": 120,
+            "is_staff": True,
+            "can_use_personal_access_tokens": False,
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["first_name"] == "Alice" and body["email"] == "a@example.org"  # untouched
@@ -102,11 +131,16 @@ async def test_patch_changes_only_the_fields_sent(client: AsyncClient, runtime: 
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"token_lifetime": 30}, "token_lifetime"), ({"username": "renamed"}, "username"),
-     ({"is_active": "no"}, "is_active"), ({"password": "short"}, "password")],
+    [
+        ({"token_lifetime": 30}, "token_lifetime"),
+        ({"username": "renamed"}, "username"),
+        ({"is_active": "no"}, "is_active"),
+        ({"password": "short"}, "password"),
+    ],
 )
-async def test_invalid_patch_is_a_400_and_changes_nothing(client: AsyncClient, runtime: Runtime,
-                                                          body: dict[str, object], field: str) -> None:
+async def test_invalid_patch_is_a_400_and_changes_nothing(
+    client: AsyncClient, runtime: Runtime, body: dict[str, object], field: str
+) -> None:
     key = await staff_key(runtime)
     alice = await make_user(runtime, "alice", token_lifetime=600)
     response = await client.patch(f"/api/users/{alice.uuid}/", headers=auth(key), json=body)

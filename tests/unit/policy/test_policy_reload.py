@@ -36,8 +36,10 @@ def test_a_broken_reload_keeps_the_rules_and_logs_file_line(copy: Path, caplog: 
     with caplog.at_level(logging.ERROR, logger="tokengate.policy"):
         assert reload_policy(engine, copy) is False
     assert engine.roles is rules
-    assert caplog.messages == [f"{copy / 'roles.csv'}:{line}: unknown role NOBODY.ROLE (declare it with a p2 line) "
-                               "(policy reload failed: the previous rules stay in force)"]
+    assert caplog.messages == [
+        f"{copy / 'roles.csv'}:{line}: unknown role NOBODY.ROLE (declare it with a p2 line) "
+        "(policy reload failed: the previous rules stay in force)"
+    ]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
