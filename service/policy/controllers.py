@@ -23,4 +23,4 @@ class PolicyController(Controller):
     )
     async def matrix(self, runtime: RuntimeDependency) -> PolicyMatrix:
         """Every role and the permissions it grants, each permission's bind types and delegation, the hierarchy."""
-        return build_matrix(runtime.policy)
+        return build_matrix(runtime.policy.rules)

@@ -29,10 +29,10 @@ async def test_sighup_reloads_policy_and_survives_a_broken_edit(settings: Settin
     async with running(app):
         assert "RESOURCE.TERMINATE" not in runtime.policy.roles["PROJECT.MEMBER"].permissions
         roles = policies / "roles.csv"
-        roles.write_text(roles.read_text() + "p, PROJECT.MEMBER, RESOURCE.TERMINATE\n")
+        roles.write_text(roles.read_text() + "g, PROJECT.MEMBER, RESOURCE.TERMINATE\n")
         await hangup()
         assert "RESOURCE.TERMINATE" in runtime.policy.roles["PROJECT.MEMBER"].permissions
-        roles.write_text(roles.read_text() + "p, PROJECT.MEMBER, NO.SUCH_PERMISSION\n")
+        roles.write_text(roles.read_text() + "g, PROJECT.MEMBER, NO.SUCH_PERMISSION\n")
         await hangup()
         assert "RESOURCE.TERMINATE" in runtime.policy.roles["PROJECT.MEMBER"].permissions
     await runtime.alchemy.get_engine().dispose()

@@ -20,7 +20,7 @@ async def test_matrix_for_any_authenticated_user(client: httpx.AsyncClient, runt
     response = await client.get("/api/policy/matrix/", headers=auth(key))
     assert response.status_code == 200
     body = response.json()
-    assert body == msgspec.to_builtins(build_matrix(runtime.policy))
+    assert body == msgspec.to_builtins(build_matrix(runtime.policy.rules))
     assert {"name": "project", "parents": ["customer"]} in body["entity_types"]
     owner = next(role for role in body["roles"] if role["name"] == "CUSTOMER.OWNER")
     assert owner["entity_type"] == "customer" and "PROJECT.CREATE" in owner["permissions"]
@@ -82,7 +82,7 @@ async def test_explain_a_token_from_the_database(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     lines = await explain_from_database(runtime, "RESOURCE.LIST", ids["acme"], now, token_uuid=ids["token"])
     assert lines[0] == f"DENY  alice via token 'ci' ({ids['token']})  RESOURCE.LIST  on acme [{ids['acme']}] (customer)"
-    assert f"  token:     scopes RESOURCE.LIST; bound to apollo [{ids['apollo']}]" in lines
+    assert f"  token:     scopes RESOURCE.LIST; bound to project apollo [{ids['apollo']}]" in lines
     assert lines[-2] == "  clause:    token-binding"
     below = await explain_from_database(runtime, "RESOURCE.LIST", ids["vm1"], now, token_uuid=ids["token"])
     assert below[0].startswith("ALLOW")
