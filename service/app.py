@@ -25,8 +25,8 @@ from service.errors import exception_to_response
 from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService
-from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
+from service.policy_tools.controllers import PolicyController
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal

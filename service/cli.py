@@ -101,7 +101,7 @@ class TokengateCLIPlugin(CLIPlugin):
 
     def on_cli_init(self, cli: click.Group) -> None:
         """Register the project's command groups."""
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
@@ -124,7 +124,7 @@ def _fail_fast_on_bad_configuration() -> None:
 def main() -> None:
     """Entry point of the ``tokengate`` console script."""
     if sys.argv[1:2] == ["policy"]:  # runs without building the app, so a broken policy can still be checked
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")

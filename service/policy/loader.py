@@ -3,7 +3,7 @@
 Every rule is checked in one place. Loading stops at the first problem (:func:`load_rules`); ``tokengate policy
 check`` runs the same checks in collecting mode (:func:`parse_directory` with ``Problems(collect=True)``), which
 skips each offending line to go on and report the rest, and also reports the *review* findings that loading
-tolerates because they cannot make a decision wrong (see ``service.policy.lint``).
+tolerates because they cannot make a decision wrong (see ``service.policy_tools.lint``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import msgspec
 
 from service.pats.schemas import AllowedScopeIn, PatCreate
 from service.pats.services import PatService
-from service.policy.dbexplain import NotFoundError, explain_from_database
-from service.policy.matrix import build_matrix
+from service.policy_tools.dbexplain import NotFoundError, explain_from_database
+from service.policy_tools.matrix import build_matrix
 from service.runtime import Runtime
 from tests.factories import auth, grant, make_entity, make_user, user_with_key
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from service.policy import AssignmentFact, EntityFact, PolicyEngine, Subject, TokenLimits
-from service.policy.diff import diff_matrices
 from service.policy.loader import load_rules
-from service.policy.matrix import PolicyMatrix, RoleRow, build_matrix
+from service.policy_tools.diff import diff_matrices
+from service.policy_tools.matrix import PolicyMatrix, RoleRow, build_matrix
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 OWNER, MANAGER, AUDITOR, VIEWER = 1, 2, 3, 4

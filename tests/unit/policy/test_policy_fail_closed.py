@@ -15,8 +15,8 @@ from casbin.rbac.default_role_manager import RoleManager
 
 from service.policy import AssignmentFact, EntityFact, PolicyEngine, PolicyError, Subject
 from service.policy.evaluator import StaticRoles
-from service.policy.lint import check_directory
 from service.policy.reload import reload_policy
+from service.policy_tools.lint import check_directory
 
 LAST_CLAUSE = "g2(r.obj, p.entity))\n"
 

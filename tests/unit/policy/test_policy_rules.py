@@ -235,3 +235,13 @@ def test_reload_swaps_rules_and_keeps_them_on_error(policy_dir: Path, tmp_path: 
         engine.reload(directory)
     assert engine.permissions is catalogue
     assert engine.decide(member, "PROJECT.UPDATE", "p1").allowed  # the previous good rules still apply
+
+
+def test_the_engine_package_imports_no_domain_model() -> None:
+    """``service.policy`` is the engine alone: no domain, no tool, no web layer comes with it."""
+    import subprocess
+    import sys
+
+    code = "import sys, service.policy; print(' '.join(sorted(m for m in sys.modules if m.startswith('service.'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded and all(name.split(".")[1] == "policy" for name in loaded), loaded

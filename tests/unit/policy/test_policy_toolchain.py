@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from service.policy import PolicyEngine
-from service.policy.cli import policy_group
-from service.policy.matrix import PolicyMatrix, build_matrix
-from service.policy.scenario import load_scenario
+from service.policy_tools.cli import policy_group
+from service.policy_tools.matrix import PolicyMatrix, build_matrix
+from service.policy_tools.scenario import load_scenario
 
 
 def run(*args: str | Path) -> Result:

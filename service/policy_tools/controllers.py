@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 
 from service.http import error_responses
-from service.policy.matrix import PolicyMatrix, build_matrix
+from service.policy_tools.matrix import PolicyMatrix, build_matrix
 from service.runtime import RuntimeDependency
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from service.policy.matrix import PermissionRow, PolicyMatrix, RoleRow
+from service.policy_tools.matrix import PermissionRow, PolicyMatrix, RoleRow
 
 
 def diff_matrices(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.pats.models import PersonalAccessToken
-from service.policy.explain import explain
 from service.policy.facts import Binding, Subject, TokenLimits
+from service.policy_tools.explain import explain
 from service.users.models import User
 
 if TYPE_CHECKING:
