@@ -92,6 +92,8 @@ class PolicyEngine:
         # the catalogue is read on every check: plain attributes, not properties
         self._evaluator = Evaluator(rules, self._facts)
         self._rules = rules
+        model = Path(rules.model_file)
+        self._model_name = f"{model.parent.name}/{model.name}"  # as explanations name it: DIR/model.conf
         self.permissions: Mapping[str, PermissionSpec] = rules.permissions
         """Permission name -> spec, in declaration order."""
         self.roles: Mapping[str, RoleSpec] = rules.roles
@@ -289,8 +291,7 @@ class PolicyEngine:
         if failed is None:  # every clause holds on some line, never all on one
             failed = self._evaluator.conjuncts[-1]
         index = self._evaluator.conjuncts.index(failed)
-        model = Path(self._rules.model_file)
-        where = f"{model.parent.name}/{model.name}:{failed.line}"
+        where = f"{self._model_name}:{failed.line}"
         if index >= len(DENYING_CLAUSES):
             return Decision(False, f"{where}: {failed.text} does not hold", where, rule=where)
         clause = DENYING_CLAUSES[index]

@@ -60,19 +60,36 @@ class EvaluationError(Exception):
 
 
 class StaticRoles(RoleManager):  # type: ignore[misc]  # pycasbin ships no type hints
-    """Casbin's role manager for links loaded once from the policy files, minus remembering unknown names.
+    """Casbin's role manager for links loaded once from the policy files, answering from their closure.
 
-    The stock ``has_link`` creates a role for every name it is asked about; a permission name sent by a client
-    would stay in memory forever. Unknown names are linked to nothing but themselves.
+    The stock ``has_link`` walks the links breadth-first on every call and creates a role for every name it is
+    asked about (a permission name sent by a client would stay in memory forever). These links never change
+    after loading, so their transitive closure is computed once, on the first question; an unknown name is
+    linked to nothing but itself.
     """
+
+    def __init__(self, max_hierarchy_level: int = ROLE_DEPTH) -> None:
+        super().__init__(max_hierarchy_level)
+        self._closure: frozenset[tuple[str, str]] | None = None
+
+    def add_link(self, name1: str, name2: str, *domain: str) -> None:
+        """Add a link (while the policy loads)."""
+        super().add_link(name1, name2, *domain)
+        self._closure = None
 
     def has_link(self, name1: str, name2: str, *domain: str) -> bool:
         """Whether ``name1`` reaches ``name2``; False for a name no link mentions (and nothing is remembered)."""
         if name1 == name2:
             return True
-        if name1 not in self.all_roles or name2 not in self.all_roles:
-            return False
-        return bool(super().has_link(name1, name2, *domain))
+        closure = self._closure
+        if closure is None:
+            closure = self._closure = frozenset(
+                (name, reached) for name in self.all_roles for reached in self._reached(name)
+            )
+        return (name1, name2) in closure
+
+    def _reached(self, name: str) -> set[str]:
+        return {other for other in self.all_roles if other != name and RoleManager.has_link(self, name, other)}
 
 
 class EntityTree(RoleManager):  # type: ignore[misc]

@@ -40,7 +40,7 @@ def _roles_granting_nothing(parsed: Parsed, problems: Problems) -> None:
     for row in parsed.rows["p2"]:
         role = parsed.roles.get(row.values[0])
         if role is not None and role.source == row.source and not role.permissions:
-            problems.review(row.file, row.line, f"role {role.name} grants nothing (add p lines or remove it)")
+            problems.review(row.file, row.line, f"role {role.name} grants nothing (add g lines or remove it)")
 
 
 def _parent_type_cycles(rows: list[Row], problems: Problems) -> None:

@@ -111,7 +111,7 @@ def test_shipped_policy_passes_check(policy_dir: Path) -> None:
         (
             "roles.csv",
             ["p2, PROJECT.AUDITOR, project, Audits a project"],
-            "role PROJECT.AUDITOR grants nothing (add p lines or remove it)",
+            "role PROJECT.AUDITOR grants nothing (add g lines or remove it)",
         ),
     ],
     ids=[
