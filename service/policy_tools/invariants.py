@@ -688,3 +688,52 @@ def _report(directory: str, fingerprint: str) -> InvariantReport:
             for o in outcomes
         ],
     )
+
+
+# --- reports for the command line ----------------------------------------------------------------------------
+
+
+def assert_lines(outcomes: list[Outcome], seconds: float, write_dir: Path | None = None) -> list[str]:
+    """What ``policy assert`` prints: one headline per invariant, each counterexample under its headline, a total.
+
+    With ``write_dir``, each counterexample is also saved there as ``NAME.yaml``.
+    """
+    lines: list[str] = []
+    for outcome in outcomes:
+        lines.append(outcome.headline())
+        if outcome.counterexample is None:
+            continue
+        if write_dir is not None:
+            write_dir.mkdir(parents=True, exist_ok=True)
+            path = write_dir / f"{outcome.invariant.name}.yaml"
+            path.write_text(outcome.scenario, encoding="utf-8")
+            lines.append(f"    counterexample written to {path}")
+        lines.extend(f"    {line}" for line in outcome.scenario.splitlines())
+    proved = sum(o.status == "proved" for o in outcomes)
+    decisions = sum(o.decisions for o in outcomes)
+    lines.append(
+        f"{len(outcomes)} invariants: {proved} proved, {len(outcomes) - proved} not ({decisions} decisions, "
+        f"{seconds:.1f} s)"
+    )
+    return lines
+
+
+def broken_by(old: Path, new: Path) -> list[str]:
+    """``! NAME ...`` for each invariant of ``old`` that holds on ``old`` and no longer on ``new``.
+
+    Raises:
+        PolicyError: A policy does not load, or the invariants file of ``old`` is malformed.
+    """
+    invariants_file = old / INVARIANTS_FILE
+    if not invariants_file.is_file():
+        return []
+    after = [o for o in prove_directory(new, invariants_file) if o.status != "proved"]
+    if not after:
+        return []
+    before = {o.invariant.name: o.status for o in prove_directory(old, invariants_file)}
+    return [
+        f"! breaks invariant {o.invariant.name} ({o.invariant.where}): {o.invariant.says}; "
+        + (o.observed or o.error or "")
+        for o in after
+        if before.get(o.invariant.name) == "proved"
+    ]
