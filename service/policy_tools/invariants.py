@@ -261,6 +261,7 @@ class World:
     engine: PolicyEngine
     entities: dict[str, EntityFact]
     members: list[Member]
+    _shapes: dict[tuple[str | None, str | None, str | None], tuple[object, ...]] = field(default_factory=dict)
 
     def chain(self, uuid: str) -> list[str]:
         """The entity, then its ancestors up to the root."""
@@ -271,6 +272,12 @@ class World:
 
     def shape(self, holder: str | None, bound: str | None, target: str | None) -> tuple[object, ...]:
         """The chains of the three entities as one tree, each node its type and marks, in a canonical order."""
+        key = (holder, bound, target)
+        if key not in self._shapes:
+            self._shapes[key] = self._shape(holder, bound, target)
+        return self._shapes[key]
+
+    def _shape(self, holder: str | None, bound: str | None, target: str | None) -> tuple[object, ...]:
         marks: dict[str, str] = {}
         for mark, uuid in (("held", holder), ("bound", bound), ("target", target)):
             for node in self.chain(uuid) if uuid else []:

@@ -18,10 +18,12 @@ from service.policy_tools.invariants import (
     INVARIANTS_FILE,
     NOW,
     Invariant,
+    InvariantReport,
     World,
     build_world,
     load_invariants,
     prove,
+    report,
     situations,
 )
 
@@ -340,3 +342,23 @@ def test_diff_does_not_blame_a_change_for_an_invariant_already_broken(policy_dir
     assert run("diff", copy, other).stdout.splitlines() == [
         "+ CUSTOMER.SUPPORT (held on customer) gains RESOURCE.UPDATE"
     ]
+
+
+# --- the service's report ------------------------------------------------------------------------------------
+
+
+def test_the_report_shows_a_counterexample_and_follows_the_files(copy: Path) -> None:
+    assert {i.status for i in report(copy).invariants} == {"proved"}
+    with (copy / "roles.csv").open("a") as out:
+        out.write("p, PROJECT.ADMIN, CUSTOMER.LIST_USERS\n")
+    statuses = {i.name: i for i in report(copy).invariants}
+    broken = statuses["no-project-role-grants-customer-permissions"]
+    assert broken.status == "violated" and "cases:\n  - {name: counterexample" in broken.detail
+    (copy / INVARIANTS_FILE).write_text("- name: a\n")
+    assert report(copy).problem == f"{copy / INVARIANTS_FILE}:1: says must be a non-empty text"
+    (copy / INVARIANTS_FILE).unlink()
+    assert report(copy) == InvariantReport(file=str(copy / INVARIANTS_FILE), problem=None, invariants=[])
+
+
+def test_ci_proves_the_shipped_invariants(policy_dir: Path) -> None:
+    assert "\n.venv/bin/python -m service.policy assert policies\n" in (policy_dir.parent / ".ci" / "run").read_text()
