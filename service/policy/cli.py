@@ -236,6 +236,6 @@ def assert_command(directory: Path | None, invariants: Path | None, write_dir: P
     except PolicyError as exc:
         click.echo(str(exc))
         raise SystemExit(1) from exc
-    click.echo("\n".join(assert_lines(outcomes, time.perf_counter() - start, write_dir)))
+    click.echo("\n".join(assert_lines(outcomes, time.perf_counter() - start, directory, write_dir)))
     if any(outcome.status != "proved" for outcome in outcomes):
         raise SystemExit(1)

@@ -607,7 +607,7 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     lines = [
         f"# Counterexample to invariant {invariant.name} ({invariant.where}): {invariant.says}",
         f"# Observed: {observed}.",
-        f"# Explain: tokengate policy explain --scenario FILE --case {CASE} --policy-dir {policy_dir}",
+        f"# Explain: tokengate policy explain --scenario THIS_FILE --case {CASE} --policy-dir {policy_dir}",
         f"now: {NOW:%Y-%m-%dT%H:%M:%SZ}",
         f"users: {{{member.name}: {{{'staff: true' if member.staff else ''}}}}}",
         "entities:",
@@ -700,7 +700,7 @@ def _report(directory: str, fingerprint: str) -> InvariantReport:
 # --- reports for the command line ----------------------------------------------------------------------------
 
 
-def assert_lines(outcomes: list[Outcome], seconds: float, write_dir: Path | None = None) -> list[str]:
+def assert_lines(outcomes: list[Outcome], seconds: float, policy_dir: Path, write_dir: Path | None = None) -> list[str]:
     """What ``policy assert`` prints: one headline per invariant, each counterexample under its headline, a total.
 
     With ``write_dir``, each counterexample is also saved there as ``NAME.yaml``.
@@ -714,7 +714,8 @@ def assert_lines(outcomes: list[Outcome], seconds: float, write_dir: Path | None
             write_dir.mkdir(parents=True, exist_ok=True)
             path = write_dir / f"{outcome.invariant.name}.yaml"
             path.write_text(outcome.scenario, encoding="utf-8")
-            lines.append(f"    counterexample written to {path}")
+            command = f"tokengate policy explain --scenario {path} --case {CASE} --policy-dir {policy_dir}"
+            lines.append(f"    written to {path}: {command}")
         lines.extend(f"    {line}" for line in outcome.scenario.splitlines())
     proved = sum(o.status == "proved" for o in outcomes)
     decisions = sum(o.decisions for o in outcomes)
