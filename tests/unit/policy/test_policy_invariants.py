@@ -32,14 +32,6 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(policy_group, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(name="copy")
-def fx_copy(policy_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the shipped policy (with its invariants) to break."""
-    target = tmp_path / "policies"
-    shutil.copytree(policy_dir, target, ignore=shutil.ignore_patterns("*.md"))
-    return target
-
-
 def shipped(policy_dir: Path) -> dict[str, Invariant]:
     return {invariant.name: invariant for invariant in load_invariants(policy_dir / INVARIANTS_FILE)}
 
