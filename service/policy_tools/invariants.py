@@ -557,19 +557,22 @@ def prove(world: World, invariant: Invariant, policy_dir: Path) -> Outcome:
     if problem:
         return Outcome(invariant, 0, error=problem)
     asker = _Asker(world)
-    decisions = 0
+    decisions = checked = 0
     for situation in situations(world, invariant):
         if invariant.given is not None:
             decisions += 1
             if not asker.ask(invariant.given, situation):
                 continue
         decisions += 1
+        checked += 1
         if asker.ask(invariant.question, situation) is not invariant.expected:
             observed = asker.describe(invariant.question, situation)
             if invariant.given is not None:
                 observed = f"{asker.describe(invariant.given, situation)}, and {observed}"
             scenario = counterexample_scenario(world, invariant, situation, observed, policy_dir)
             return Outcome(invariant, decisions, situation, observed, scenario)
+    if not checked:  # true of nothing says nothing: the quantifiers (or the premise) exclude every situation
+        return Outcome(invariant, decisions, error="no situation of the world is in range (nothing to prove)")
     return Outcome(invariant, decisions)
 
 

@@ -287,6 +287,17 @@ def test_a_quantifier_naming_nothing_fails(copy: Path) -> None:
     )
 
 
+def test_an_invariant_true_of_nothing_fails(copy: Path) -> None:
+    (copy / INVARIANTS_FILE).write_text(
+        "- {name: empty, says: owners held on projects, never: allow, role: CUSTOMER.OWNER, held_on: project}\n"
+    )
+    result = run("assert", copy)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == f"{copy / INVARIANTS_FILE}:1: empty: cannot be checked: " + (
+        "no situation of the world is in range (nothing to prove)"
+    )
+
+
 def test_an_always_invariant_finds_the_missing_allow(copy: Path, tmp_path: Path) -> None:
     (copy / INVARIANTS_FILE).write_text(
         "- name: owner-deletes-projects\n"
