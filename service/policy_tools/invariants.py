@@ -13,6 +13,7 @@ the prover asks the same evaluator the service asks; nothing here decides anythi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,7 @@ _SELECTORS: dict[str, tuple[str, ...] | None] = {
 }
 _TARGET_KEYS = {"target", "target_type"}  # need a target: questions allow and bind
 _TOKEN_KEYS = {"token", "bound_to", "binding"}  # need a token: question allow
+_NAME_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _KEYS = {"name", "says", "never", "always", "given", "live", *_SELECTORS}
 
 
@@ -74,7 +76,7 @@ class Selector:
         """Whether ``value`` (None: no value) is in range; the empty selector ranges over everything."""
         if not self.patterns:
             return True
-        hit = any(fnmatchcase("none" if value is None else value, pattern) for pattern in self.patterns)
+        hit = "none" in self.patterns if value is None else any(fnmatchcase(value, p) for p in self.patterns)
         return hit is not self.negated
 
 
@@ -158,7 +160,8 @@ def _read_invariant(file: str, node: yaml.Node, values: Any) -> Invariant:
     lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
     for key in values:
         if key not in _KEYS:
-            raise PolicyError(file, lines[key], f"unknown key {key!r}; expected one of {', '.join(sorted(_KEYS))}")
+            message = f"unknown key {key!r}; expected one of {', '.join(sorted(_KEYS))}"
+            raise PolicyError(file, lines.get(key, line), message)
 
     def fail(key: str, message: str) -> PolicyError:
         return PolicyError(file, lines.get(key, line), message)
@@ -166,6 +169,8 @@ def _read_invariant(file: str, node: yaml.Node, values: Any) -> Invariant:
     for key in ("name", "says"):
         if not isinstance(values.get(key), str) or not values[key].strip():
             raise fail(key, f"{key} must be a non-empty text")
+    if not _NAME_RE.fullmatch(values["name"]):
+        raise fail("name", "a name is lower-case words joined by hyphens, such as no-grant-upwards")
     verbs = [verb for verb in ("never", "always") if verb in values]
     if len(verbs) != 1:
         raise fail(verbs[-1] if verbs else "name", "an invariant says exactly one of never or always")
@@ -185,7 +190,7 @@ def _read_invariant(file: str, node: yaml.Node, values: Any) -> Invariant:
             raise fail(key, f"{key} applies to the question allow only")
     selectors = {key: _selector(values[key], _SELECTORS[key], file, lines[key]) for key in _SELECTORS if key in values}
     return Invariant(
-        name=values["name"].strip(),
+        name=values["name"],
         says=" ".join(values["says"].split()),
         file=file,
         line=line,

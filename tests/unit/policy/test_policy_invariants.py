@@ -19,6 +19,7 @@ from service.policy_tools.invariants import (
     NOW,
     Invariant,
     InvariantReport,
+    Selector,
     World,
     build_world,
     load_invariants,
@@ -250,6 +251,16 @@ def test_situations_follow_the_quantifiers(world: World, policy_dir: Path) -> No
     assert {s.member.staff for s in found} == {True, False}
 
 
+def test_selectors() -> None:
+    customer = Selector(("CUSTOMER.*",))
+    assert customer.matches("CUSTOMER.OWNER") and not customer.matches("PROJECT.ADMIN")
+    assert not customer.matches(None) and not Selector(("*",)).matches(None)  # no role is not "any role"
+    assert Selector(("none",)).matches(None) and not Selector(("none",)).matches("CUSTOMER.OWNER")
+    others = Selector(("CUSTOMER.OWNER",), negated=True)
+    assert others.matches(None) and others.matches("PROJECT.ADMIN") and not others.matches("CUSTOMER.OWNER")
+    assert Selector().matches(None) and Selector().matches("anything")
+
+
 # --- malformed files -----------------------------------------------------------------------------------------
 
 
@@ -266,6 +277,8 @@ def test_situations_follow_the_quantifiers(world: World, policy_dir: Path) -> No
         ("- name: a\n  says: b\n  never: allow\n  role: {but: X}\n", 4, "a selector is PATTERN"),
         ("- name: a\n  says: b\n  never: allow\n  live: maybe\n", 4, "live must be true or false"),
         ("- name: a\n  never: allow\n", 1, "says must be a non-empty text"),
+        ("- name: ../up\n  says: b\n  never: allow\n", 1, "a name is lower-case words joined by hyphens"),
+        ("- name: a\n  says: b\n  never: allow\n  3: x\n", 1, "unknown key 3"),
         ("- {name: a, says: b, never: allow}\n- {name: a, says: c, never: allow}\n", 2, "'a' is declared twice"),
         ("name: a\n", 1, "the invariants file is a list of invariants"),
         ("- name: a\n  says: [b\n", 3, "not valid YAML"),
