@@ -327,7 +327,7 @@ def build_world(engine: PolicyEngine) -> World:
 
     def add(entity_type: str, parent: str | None) -> str:
         counters[entity_type] = counters.get(entity_type, 0) + 1
-        uuid = f"{entity_type}{counters[entity_type]}"
+        uuid = f"{entity_type}-{counters[entity_type]}"  # types have no hyphen: names never collide
         entities[uuid] = EntityFact(uuid, entity_type, parent)
         return uuid
 

@@ -196,13 +196,13 @@ def test_the_world_of_the_default_policy(world: World) -> None:
         "offering": 4,
     }
     assert [e.parent for e in world.entities.values() if e.type == "customer"] == [None, None]
-    assert world.position("project2", "project1") == "sibling"
-    assert world.position("customer1", "resource1") == "ancestor"
-    assert world.position("resource1", "customer1") == "descendant"
-    assert world.position("project3", "project1") == "other"
-    assert world.position(None, "project1") == "none"
+    assert world.position("project-2", "project-1") == "sibling"
+    assert world.position("customer-1", "resource-1") == "ancestor"
+    assert world.position("resource-1", "customer-1") == "descendant"
+    assert world.position("project-3", "project-1") == "other"
+    assert world.position(None, "project-1") == "none"
     roles = {(m.role, m.holder, m.live) for m in world.members}
-    assert ("PROJECT.MEMBER", "project2", False) in roles and ("CUSTOMER.OWNER", "customer2", True) in roles
+    assert ("PROJECT.MEMBER", "project-2", False) in roles and ("CUSTOMER.OWNER", "customer-2", True) in roles
     assert [m.name for m in world.members if m.staff] == ["staff"]
 
 
@@ -330,7 +330,7 @@ def test_an_always_invariant_finds_the_missing_allow(copy: Path, tmp_path: Path)
     assert result.exit_code == 1 and "VIOLATED" in result.stdout
     scenario = tmp_path / "owner-deletes-projects.yaml"
     confirmed = run("explain", "--scenario", scenario, "--case", "counterexample", "--policy-dir", copy)
-    assert confirmed.stdout.splitlines()[1].startswith("DENY  customer-owner-customer1  PROJECT.DELETE  on project")
+    assert confirmed.stdout.splitlines()[1].startswith("DENY  customer-owner-customer-1  PROJECT.DELETE  on project")
 
 
 # --- diff ----------------------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def test_diff_names_the_invariants_a_change_breaks(policy_dir: Path, copy: Path)
     assert lines == [
         "+ PROJECT.MANAGER (held on project) gains PROJECT.DELETE",
         f"! breaks invariant only-owner-delegates-project-delete ({invariant.where}): {invariant.says}; "
-        "available_scopes of project-manager-project1 includes PROJECT.DELETE",
+        "available_scopes of project-manager-project-1 includes PROJECT.DELETE",
     ]
 
 
