@@ -1,7 +1,7 @@
 """``tokengate policy``: lint, test, explain, print, compare and prove the rule files in ``policies/``.
 
 Every command except ``explain --user/--token`` (which reads the database) works on the files alone: it needs no
-database and imports nothing of the application beyond ``service.policy``.
+database and imports nothing of the application beyond ``service.policy`` and ``service.policy_tools``.
 """
 
 from __future__ import annotations
