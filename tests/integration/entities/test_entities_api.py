@@ -1,4 +1,4 @@
-"""HTTP contract of ``/api/entities/``: staff-only registry of the entity tree (DESIGN §2, §4)."""
+"""HTTP contract of ``/api/entities/``: staff-only registry of the entity tree."""
 
 from __future__ import annotations
 
