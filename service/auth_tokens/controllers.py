@@ -1,4 +1,4 @@
-"""Legacy token endpoints: login, *Auth Tokens* (``/api/auth-tokens/``) and *Get All Auth Tokens* (``/api/users/auth_tokens``)."""
+"""Legacy token endpoints: login, *Auth Tokens* and *Get All Auth Tokens* (``/api/users/auth_tokens``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Wire shapes of legacy tokens: login, *Auth Tokens* (``/api/auth-tokens/``) and *Get All Auth Tokens* (admin listing)."""
+"""Wire shapes of legacy tokens: login, *Auth Tokens* (``/api/auth-tokens/``), *Get All Auth Tokens* (admin)."""
 
 from __future__ import annotations
 
