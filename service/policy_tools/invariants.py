@@ -505,11 +505,12 @@ def situations(world: World, invariant: Invariant) -> Iterator[Situation]:
         ):
             continue
         for target, token, bound in _placements(world, invariant, holder):
-            key = (member.role, member.live, member.staff, token is None, world.shape(holder, bound, target))
+            key = (member.role, member.live, member.staff, token, world.shape(holder, bound, target))
             if key not in seen:
                 seen.add(key)
+                bindings = frozenset({bound} if bound else ())
                 for permission in permissions:
-                    limits = None if token is None else TokenLimits(frozenset({permission}), token)
+                    limits = None if token == "none" else TokenLimits(frozenset({permission}), bindings)
                     yield Situation(member, permission, limits, bound, target)
 
 
@@ -522,16 +523,14 @@ def _in_range(invariant: Invariant, spec: PermissionSpec) -> bool:
     )
 
 
-_Placement = tuple[
-    str | None, frozenset[str] | None, str | None
-]  # target, the token's bindings (None: no token), bound
+_Placement = tuple[str | None, str, str | None]  # target, kind of token (one of TOKENS), bound entity
 
 
 def _placements(world: World, invariant: Invariant, holder: str | None) -> Iterator[_Placement]:
     """Targets and tokens in range for a role held on ``holder``: no token, an unbound one, one bound to each entity."""
     select = invariant.select
     if not invariant.asks & {"allow", "bind"}:
-        yield None, None, None
+        yield None, "none", None
         return
     for target in [None, *world.entities]:
         if not (
@@ -541,19 +540,18 @@ def _placements(world: World, invariant: Invariant, holder: str | None) -> Itera
             continue
         if "allow" not in invariant.asks:
             if target is not None:
-                yield target, None, None
+                yield target, "none", None
             continue
         unbound_in_range = not select("bound_to").patterns and not select("binding").patterns
-        if unbound_in_range and select("token").matches("none"):
-            yield target, None, None
-        if unbound_in_range and select("token").matches("unbound"):
-            yield target, frozenset(), None
+        for kind in ("none", "unbound"):
+            if unbound_in_range and select("token").matches(kind):
+                yield target, kind, None
         if select("token").matches("bound"):
             for bound in world.entities:
                 if select("bound_to").matches(world.entities[bound].type) and select("binding").matches(
                     world.position(target, bound)
                 ):
-                    yield target, frozenset({bound}), bound
+                    yield target, "bound", bound
 
 
 def prove(world: World, invariant: Invariant, policy_dir: Path) -> Outcome:
