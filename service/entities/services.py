@@ -20,6 +20,8 @@ from service.runtime import DomainService
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
+TREE_LIMIT = 2000
+
 
 class EntityRepository(SQLAlchemyAsyncRepository[Entity]):
     """Data access for entities."""
@@ -35,6 +37,37 @@ class EntityService(DomainService[Entity, EntityRepository]):
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
+
+    async def tree(self, search: str = "", limit: int = TREE_LIMIT) -> list[tuple[Entity, int]]:
+        """Entities depth-first under their parents, each with its depth (at most ``limit`` rows read).
+
+        With ``search``, only the entities whose name contains it, and their ancestors.
+        """
+        rows = list(await self.repository.session.scalars(select(Entity).order_by(Entity.name, Entity.id).limit(limit)))
+        by_id = {entity.id: entity for entity in rows}
+        keep = set(by_id)
+        if search:
+            keep = set()
+            for entity in rows:
+                if search.casefold() in entity.name.casefold():
+                    node: Entity | None = entity
+                    while node is not None and node.id not in keep:
+                        keep.add(node.id)
+                        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        children: dict[int | None, list[Entity]] = {}
+        for entity in rows:
+            if entity.id in keep:
+                parent = entity.parent_id if entity.parent_id in by_id else None
+                children.setdefault(parent, []).append(entity)
+        ordered: list[tuple[Entity, int]] = []
+
+        def walk(parent: int | None, depth: int) -> None:
+            for child in children.get(parent, []):
+                ordered.append((child, depth))
+                walk(child.id, depth + 1)
+
+        walk(None, 0)
+        return ordered
 
     async def parent_uuid(self, entity: Entity) -> UUID | None:
         """The UUID of ``entity``'s parent."""
