@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
@@ -118,13 +118,24 @@ class TokenPages(Controller):
             return await self._form(pats, viewer, search, errors=messages(exc.errors), sent=form, status_code=400)
         return page("token_created.html", viewer, status_code=201, token=token, plaintext=plaintext, rotated=False)
 
-    @get("/{uuid:uuid}/{action:str}")
-    async def confirm(
-        self, pats: Pats, viewer: Viewer, uuid: UUID, action: Literal["revoke", "rotate", "networks"]
-    ) -> Template:
-        """Ask before revoking or rotating; the network allow-list form."""
+    async def _about(self, pats: PatService, viewer: Principal, uuid: UUID, template: str) -> Template:
         token = await pats.visible(viewer, uuid, staff_view=False)
-        return page(f"token_{action}.html", viewer, token=token, errors={}, networks="\n".join(token.allowed_networks))
+        return page(template, viewer, token=token, errors={}, networks="\n".join(token.allowed_networks))
+
+    @get("/{uuid:uuid}/revoke")
+    async def revoke_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+        """Ask before revoking."""
+        return await self._about(pats, viewer, uuid, "token_revoke.html")
+
+    @get("/{uuid:uuid}/rotate")
+    async def rotate_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+        """Ask before rotating."""
+        return await self._about(pats, viewer, uuid, "token_rotate.html")
+
+    @get("/{uuid:uuid}/networks")
+    async def networks_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+        """The network allow-list form."""
+        return await self._about(pats, viewer, uuid, "token_networks.html")
 
     @post("/{uuid:uuid}/revoke")
     async def revoke(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Redirect:
