@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Template
 
 from service.events.controllers import provide_events
@@ -29,7 +29,7 @@ def page_count(total: int, size: int = PAGE_SIZE) -> int:
     return max(1, math.ceil(total / size))
 
 
-PageNumber = Annotated[int, Parameter(query="page", ge=1, le=10**6)]
+PageNumber = Annotated[int, QueryParameter(name="page", ge=1, le=10**6)]
 
 
 class ActivityPages(Controller):
