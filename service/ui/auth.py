@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from service.auth_tokens.services import AuthTokenService
@@ -37,7 +38,11 @@ class SignInPages(Controller):
         return Redirect(HOME)
 
     @get("/sign-in")
-    async def sign_in_form(self, next: str | None = None, ended: bool = False) -> Template:
+    async def sign_in_form(
+        self,
+        next: Annotated[str | None, Parameter(max_length=500, description="The page to go to after.")] = None,
+        ended: Annotated[bool, Parameter(description="Whether a session just ended.")] = False,
+    ) -> Template:
         """The sign-in form."""
         notice = "Your session has ended; please sign in again." if ended else None
         return page("sign_in.html", None, next=safe_next(next), notice=notice, errors={}, username="")

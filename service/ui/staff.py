@@ -26,6 +26,7 @@ from service.users.services import UserService
 
 Search = Annotated[str, Parameter(max_length=100)]
 ASSIGNMENTS = f"{UI_PATH}/staff/assignments"
+AssignmentUUID = Annotated[UUID, Parameter(description="The assignment's UUID.")]
 
 
 def provide_staff(viewer: Viewer) -> Principal:
@@ -135,7 +136,7 @@ class StaffPages(Controller):
         return Redirect(ASSIGNMENTS)
 
     @post("/assignments/{uuid:uuid}/revoke")
-    async def revoke(self, staff: Staff, assignments: Assignments, uuid: UUID) -> Redirect:
+    async def revoke(self, staff: Staff, assignments: Assignments, uuid: AssignmentUUID) -> Redirect:
         """End an assignment now."""
         await assignments.revoke(await assignments.get_one(uuid=uuid), actor_id=staff.user_id)
         return Redirect(ASSIGNMENTS)

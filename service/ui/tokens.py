@@ -24,6 +24,7 @@ from service.ui.render import page
 from service.ui.session import UI_PATH, Viewer
 
 Pats = NamedDependency[PatService]
+TokenUUID = Annotated[UUID, Parameter(description="The token's UUID.")]
 TOKENS = f"{UI_PATH}/tokens"
 LIST_LIMIT = 100  # the most tokens a person can hold is far below this (``tokens.pat_max_per_user``)
 BINDING_CHOICES = 50
@@ -123,36 +124,45 @@ class TokenPages(Controller):
         return page(template, viewer, token=token, errors={}, networks="\n".join(token.allowed_networks))
 
     @get("/{uuid:uuid}/revoke")
-    async def revoke_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+    async def revoke_form(self, pats: Pats, viewer: Viewer, uuid: TokenUUID) -> Template:
         """Ask before revoking."""
         return await self._about(pats, viewer, uuid, "token_revoke.html")
 
     @get("/{uuid:uuid}/rotate")
-    async def rotate_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+    async def rotate_form(self, pats: Pats, viewer: Viewer, uuid: TokenUUID) -> Template:
         """Ask before rotating."""
         return await self._about(pats, viewer, uuid, "token_rotate.html")
 
     @get("/{uuid:uuid}/networks")
-    async def networks_form(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+    async def networks_form(self, pats: Pats, viewer: Viewer, uuid: TokenUUID) -> Template:
         """The network allow-list form."""
         return await self._about(pats, viewer, uuid, "token_networks.html")
 
     @post("/{uuid:uuid}/revoke")
-    async def revoke(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Redirect:
+    async def revoke(self, pats: Pats, viewer: Viewer, uuid: TokenUUID) -> Redirect:
         """Revoke the token: it stops working at once and is listed as revoked."""
         await pats.revoke(await pats.visible(viewer, uuid, staff_view=False), viewer)
         return Redirect(TOKENS)
 
     @post("/{uuid:uuid}/rotate")
-    async def rotate(self, pats: Pats, viewer: Viewer, uuid: UUID) -> Template:
+    async def rotate(self, pats: Pats, viewer: Viewer, uuid: TokenUUID) -> Template:
         """Replace the token by a new one with the same settings, shown once."""
         token = await pats.visible(viewer, uuid, staff_view=False)
         successor, plaintext = await pats.rotate(token, await pats.owner(viewer))
-        return page("token_created.html", viewer, status_code=201, token=successor, plaintext=plaintext, rotated=True)
+        grace = pats.runtime.settings.tokens.rotation_grace_seconds
+        return page(
+            "token_created.html",
+            viewer,
+            status_code=201,
+            token=successor,
+            plaintext=plaintext,
+            rotated=True,
+            grace=grace,
+        )
 
     @post("/{uuid:uuid}/networks")
     async def set_networks(
-        self, request: Request[Any, Any, Any], pats: Pats, viewer: Viewer, uuid: UUID
+        self, request: Request[Any, Any, Any], pats: Pats, viewer: Viewer, uuid: TokenUUID
     ) -> Template | Redirect:
         """Replace the token's network allow-list (empty: any network)."""
         form = await request.form()
