@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -24,7 +25,7 @@ from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
 from service.pats.controllers import PersonalAccessTokenController
-from service.pats.services import PatService
+from service.pats.services import PatService, detect_reuse
 from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
 from service.runtime import Runtime, RuntimeDependency
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
     settings = settings or load_settings()
     runtime = Runtime.build(settings)
+    runtime.verifier.on_rotated_out_use = partial(detect_reuse, runtime)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -58,6 +58,8 @@ class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Networks in one PAT's allow-list."""
     rotation_grace_seconds: int = 0
     """How long a rotated-out PAT keeps working."""
+    reuse_detection: bool = True
+    """A rotated-out PAT presented after its grace revokes every live token of its rotation family."""
     usage_flush_seconds: float = 5.0
     """How often recorded token usage is written to the database."""
     verification_cache_size: int = 100_000

@@ -28,6 +28,7 @@ class EventType:
     PAT_NETWORK_ACL_UPDATED = "pat_network_acl_updated"
     PAT_USED_FROM_NEW_IP = "pat_used_from_new_ip"
     PAT_ACCESS_DENIED_FROM_IP = "pat_access_denied_from_ip"
+    PAT_REUSE_DETECTED = "pat_reuse_detected"
     ROLE_GRANTED = "role_granted"
     ROLE_REVOKED = "role_revoked"
     USER_CREATED = "user_created"

@@ -1,4 +1,9 @@
-"""Personal Access Tokens: issue under the policy, rotate atomically, revoke, restrict by network."""
+"""Personal Access Tokens: issue under the policy, rotate atomically, revoke, restrict by network.
+
+Reuse detection: a rotated-out token (past any grace period) should never be presented again, since its owner
+replaced it. When it is, someone else may hold the family's secrets: every live token rotated from the same
+original is revoked at once.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from service.timeutil import as_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
+    from service.runtime import Runtime
     from service.security.principal import Principal
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
@@ -252,10 +258,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             list(token.allowed_networks),
             token.expires_at,
         )
+        successor.family_id = token.family_id
         await self.create(successor)
         grace = self.runtime.settings.tokens.rotation_grace_seconds
+        now = datetime.now(UTC)
         token.is_active = False
-        token.grace_until = datetime.now(UTC) + timedelta(seconds=grace) if grace > 0 else None
+        token.rotated_at = now
+        token.grace_until = now + timedelta(seconds=grace) if grace > 0 else None
         await self.update(token)
         await self.events.record(
             EventType.PAT_ROTATED,
@@ -287,6 +296,42 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         await self._session.commit()
         await self.runtime.forget_token(token.token_hash)
         await self._session.refresh(token)
+
+    async def revoke_family(self, token: PersonalAccessToken, client_address: str | None) -> int:
+        """Reuse detected: revoke every live token (active or in grace) of ``token``'s family; returns how many.
+
+        One ``pat_reuse_detected`` event when anything was revoked; replays of a token whose family is already dead
+        record nothing more, so an unauthenticated replay cannot flood the audit log.
+        """
+        now = datetime.now(UTC)
+        revoked = (
+            await self._session.execute(
+                update(PersonalAccessToken)
+                .where(
+                    PersonalAccessToken.family_id == token.family_id,
+                    PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now),
+                )
+                .values(is_active=False, grace_until=None)
+                .returning(PersonalAccessToken.uuid, PersonalAccessToken.token_hash)
+            )
+        ).all()
+        if not revoked:
+            return 0
+        await self.events.record(
+            EventType.PAT_REUSE_DETECTED,
+            f"Rotated-out personal access token {token.name} was presented again from {client_address or 'unknown'};"
+            f" {len(revoked)} live token(s) of its rotation family have been revoked.",
+            user_id=token.user_id,
+            pat_uuid=token.uuid.hex,
+            pat_name=token.name,
+            family_id=token.family_id.hex,
+            client_address=client_address,
+            revoked_pat_uuids=[uuid.hex for uuid, _ in revoked],
+        )
+        await self._session.commit()
+        for _, token_hash in revoked:
+            await self.runtime.forget_token(token_hash)
+        return len(revoked)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
         """Replace the allow-list of an active token."""
@@ -336,3 +381,11 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             )
         await self._session.commit()
         return len(expired)
+
+
+async def detect_reuse(runtime: Runtime, token: PersonalAccessToken, client_address: str | None) -> None:
+    """The verifier found ``token`` rotated out and presented again: revoke its family (unless switched off)."""
+    if not runtime.settings.tokens.reuse_detection:
+        return
+    async with runtime.session() as session:
+        await PatService(session=session, runtime=runtime).revoke_family(token, client_address)
