@@ -58,6 +58,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             raise NotFound
         return token
 
+    async def presenting(self, principal: Principal) -> PersonalAccessToken:
+        """The PAT that authenticates this request; 404 when the request is authenticated otherwise."""
+        token = await self.get_one_or_none(id=principal.credential_id) if principal.is_pat else None
+        if token is None:
+            raise NotFound("This request is not authenticated with a personal access token.")
+        return token
+
     async def bindings_out(self, tokens: list[PersonalAccessToken]) -> dict[int, list[AllowedScopeOut]]:
         """Each token's bindings with entity names, looked up in one query."""
         uuids = {UUID(b["uuid"]) for token in tokens for b in token.allowed_scopes if b.get("uuid")}
