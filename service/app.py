@@ -24,6 +24,7 @@ from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
+from service.leaks.controllers import credential_revocation
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService, detect_reuse
 from service.policy.controllers import PolicyController
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PersonalAccessTokenController,
             PolicyController,
             EventController,
+            credential_revocation(settings.leaks),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),

@@ -77,6 +77,15 @@ class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Length of the throttling window."""
 
 
+class LeakSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The public leaked-credential revocation endpoint."""
+
+    max_credentials_per_request: int = 100
+    """Strings one report may carry."""
+    requests_per_minute: int = 10
+    """Reports accepted per client address and minute (per worker) before 429."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """All of tokengate's settings."""
 
@@ -84,6 +93,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    leaks: LeakSettings = msgspec.field(default_factory=LeakSettings)
     policy_dir: str = "policies"
     """Directory holding the Casbin model and rule files."""
     sync_interval_seconds: float = 0.5

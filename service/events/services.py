@@ -29,6 +29,7 @@ class EventType:
     PAT_USED_FROM_NEW_IP = "pat_used_from_new_ip"
     PAT_ACCESS_DENIED_FROM_IP = "pat_access_denied_from_ip"
     PAT_REUSE_DETECTED = "pat_reuse_detected"
+    TOKEN_REPORTED_LEAKED = "token_reported_leaked"
     ROLE_GRANTED = "role_granted"
     ROLE_REVOKED = "role_revoked"
     USER_CREATED = "user_created"

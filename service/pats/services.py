@@ -340,6 +340,44 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             await self.runtime.forget_token(token_hash)
         return len(revoked)
 
+    async def revoke_leaked(self, token_hashes: list[str], source: str, reporter: str) -> int:
+        """Revoke the live tokens among ``token_hashes`` (reported found in public); returns how many.
+
+        Each owner gets a ``token_reported_leaked`` event saying where it was found (``source``, as reported) and who
+        reported it (``reporter``, the client address).
+        """
+        now = datetime.now(UTC)
+        revoked = (
+            await self._session.execute(
+                update(PersonalAccessToken)
+                .where(
+                    PersonalAccessToken.token_hash.in_(token_hashes),
+                    PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now),
+                )
+                .values(is_active=False, grace_until=None)
+                .returning(
+                    PersonalAccessToken.uuid,
+                    PersonalAccessToken.name,
+                    PersonalAccessToken.user_id,
+                    PersonalAccessToken.token_hash,
+                )
+            )
+        ).all()
+        for uuid, name, user_id, _ in revoked:
+            await self.events.record(
+                EventType.TOKEN_REPORTED_LEAKED,
+                f"Personal access token {name} was reported as leaked and has been revoked.",
+                user_id=user_id,
+                pat_uuid=uuid.hex,
+                pat_name=name,
+                reported_source=source,
+                reporter_address=reporter,
+            )
+        await self._session.commit()
+        for *_, token_hash in revoked:
+            await self.runtime.forget_token(token_hash)
+        return len(revoked)
+
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
         """Replace the allow-list of an active token."""
         try:
