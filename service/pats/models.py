@@ -38,6 +38,8 @@ class PersonalAccessToken(BigIntAuditBase):
     grace_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
     family_id: Mapped[uuid_lib.UUID] = mapped_column(Uuid, index=True, default=uuid_lib.uuid4)
     rotated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    expiry_notice_days: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """The nearest ``pat_expiring`` notice already given (days before expiry); a rotation passes it on."""
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
     last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True, default=None)
     use_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
@@ -266,6 +266,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             token.expires_at,
         )
         successor.family_id = token.family_id
+        successor.expiry_notice_days = token.expiry_notice_days  # same expiry: the owner was told already
         await self.create(successor)
         grace = self.runtime.settings.tokens.rotation_grace_seconds
         now = datetime.now(UTC)
@@ -304,24 +305,36 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         await self.runtime.forget_token(token.token_hash)
         await self._session.refresh(token)
 
+    async def _revoke_live(self, *where: ColumnElement[bool]) -> list[Row[UUID, str, int, str]]:
+        """Revoke the live tokens (active or in grace) matching ``where``: ``(uuid, name, user_id, token_hash)`` each.
+
+        The caller records its events, commits, then calls :meth:`_forget`.
+        """
+        live = PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > datetime.now(UTC))
+        result = await self._session.execute(
+            update(PersonalAccessToken)
+            .where(live, *where)
+            .values(is_active=False, grace_until=None)
+            .returning(
+                PersonalAccessToken.uuid,
+                PersonalAccessToken.name,
+                PersonalAccessToken.user_id,
+                PersonalAccessToken.token_hash,
+            )
+        )
+        return list(result.all())
+
+    async def _forget(self, revoked: list[Row[UUID, str, int, str]]) -> None:
+        for *_, token_hash in revoked:
+            await self.runtime.forget_token(token_hash)
+
     async def revoke_family(self, token: PersonalAccessToken, client_address: str | None) -> int:
-        """Reuse detected: revoke every live token (active or in grace) of ``token``'s family; returns how many.
+        """Reuse detected: revoke every live token of ``token``'s family; returns how many.
 
         One ``pat_reuse_detected`` event when anything was revoked; replays of a token whose family is already dead
         record nothing more, so an unauthenticated replay cannot flood the audit log.
         """
-        now = datetime.now(UTC)
-        revoked = (
-            await self._session.execute(
-                update(PersonalAccessToken)
-                .where(
-                    PersonalAccessToken.family_id == token.family_id,
-                    PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now),
-                )
-                .values(is_active=False, grace_until=None)
-                .returning(PersonalAccessToken.uuid, PersonalAccessToken.token_hash)
-            )
-        ).all()
+        revoked = await self._revoke_live(PersonalAccessToken.family_id == token.family_id)
         if not revoked:
             return 0
         await self.events.record(
@@ -333,11 +346,10 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             pat_name=token.name,
             family_id=token.family_id.hex,
             client_address=client_address,
-            revoked_pat_uuids=[uuid.hex for uuid, _ in revoked],
+            revoked_pat_uuids=[uuid.hex for uuid, *_ in revoked],
         )
         await self._session.commit()
-        for _, token_hash in revoked:
-            await self.runtime.forget_token(token_hash)
+        await self._forget(revoked)
         return len(revoked)
 
     async def revoke_leaked(self, token_hashes: list[str], source: str, reporter: str) -> int:
@@ -346,23 +358,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         Each owner gets a ``token_reported_leaked`` event saying where it was found (``source``, as reported) and who
         reported it (``reporter``, the client address).
         """
-        now = datetime.now(UTC)
-        revoked = (
-            await self._session.execute(
-                update(PersonalAccessToken)
-                .where(
-                    PersonalAccessToken.token_hash.in_(token_hashes),
-                    PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now),
-                )
-                .values(is_active=False, grace_until=None)
-                .returning(
-                    PersonalAccessToken.uuid,
-                    PersonalAccessToken.name,
-                    PersonalAccessToken.user_id,
-                    PersonalAccessToken.token_hash,
-                )
-            )
-        ).all()
+        revoked = await self._revoke_live(PersonalAccessToken.token_hash.in_(token_hashes))
         for uuid, name, user_id, _ in revoked:
             await self.events.record(
                 EventType.TOKEN_REPORTED_LEAKED,
@@ -374,8 +370,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                 reporter_address=reporter,
             )
         await self._session.commit()
-        for *_, token_hash in revoked:
-            await self.runtime.forget_token(token_hash)
+        await self._forget(revoked)
         return len(revoked)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
@@ -426,6 +421,49 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             )
         await self._session.commit()
         return len(expired)
+
+    async def notify_expiring(self, now: datetime | None = None) -> int:
+        """One ``pat_expiring`` event per active token and configured notice it has come within; returns how many.
+
+        Each notice is claimed by an atomic ``UPDATE … RETURNING`` of ``expiry_notice_days``, nearest first, so
+        several workers or instances sweeping at once never notify a token twice, and a token that is already
+        within a nearer notice skips the farther one.
+        """
+        now = now or datetime.now(UTC)
+        notified = 0
+        for days in sorted(set(self.runtime.settings.tokens.expiry_notice_days)):
+            due = (
+                await self._session.execute(
+                    update(PersonalAccessToken)
+                    .where(
+                        PersonalAccessToken.is_active.is_(True),
+                        PersonalAccessToken.expires_at > now,
+                        PersonalAccessToken.expires_at <= now + timedelta(days=days),
+                        PersonalAccessToken.expiry_notice_days.is_(None)
+                        | (PersonalAccessToken.expiry_notice_days > days),
+                    )
+                    .values(expiry_notice_days=days)
+                    .returning(
+                        PersonalAccessToken.uuid,
+                        PersonalAccessToken.name,
+                        PersonalAccessToken.user_id,
+                        PersonalAccessToken.expires_at,
+                    )
+                )
+            ).all()
+            for uuid, name, user_id, expires_at in due:
+                await self.events.record(
+                    EventType.PAT_EXPIRING,
+                    f"Personal access token {name} expires within {days} day(s), at {as_utc(expires_at).isoformat()}.",
+                    user_id=user_id,
+                    pat_uuid=uuid.hex,
+                    pat_name=name,
+                    expires_at=as_utc(expires_at).isoformat(),
+                    notice_days=days,
+                )
+            notified += len(due)
+        await self._session.commit()
+        return notified
 
 
 async def detect_reuse(runtime: Runtime, token: PersonalAccessToken, client_address: str | None) -> None:
