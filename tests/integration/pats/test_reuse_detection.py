@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from httpx import AsyncClient
-from litestar import Litestar
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from service.app import create_app
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from service.security import verifier as verifier_module
-from tests.conftest import http_client, make_settings, running
-from tests.integration.pats.conftest import PATS, World, check, create_pat
-from tests.integration.test_multiworker import within_deadline
+from tests.conftest import make_settings
+from tests.integration.pats.conftest import PATS, World, check, create_pat, end_grace
+from tests.integration.test_multiworker import fx_slow_worker_b, within_deadline  # noqa: F401  (fixture)
 
 
 async def works(client: AsyncClient, token: str, world: World) -> int:
@@ -110,31 +105,13 @@ async def test_with_a_grace_period_tokens_in_grace_go_too_and_the_grace_is_honou
     first, second, third = await chain_of_three(client, world)
     assert await works(client, first["token"], world) == 200  # in its grace: a legitimate late use, not reuse
     assert await reuse_events(client, world) == []
-    async with runtime.session() as session:  # the first token's grace ends; the second is still in its own
-        await session.execute(
-            update(PersonalAccessToken)
-            .where(PersonalAccessToken.uuid == UUID(first["uuid"]))
-            .values(grace_until=datetime.now(UTC) - timedelta(seconds=1))
-        )
-    runtime.verifier.forget_token(runtime.keyring.token_hash(first["token"]))
+    await end_grace(runtime, first)  # the second is still in its own
     assert await works(client, second["token"], world) == 200
     assert await works(client, first["token"], world) == 401
     assert await works(client, second["token"], world) == 401
     assert await works(client, third["token"], world) == 401
     [event] = await reuse_events(client, world)
     assert sorted(event["context"]["revoked_pat_uuids"]) == sorted(UUID(t["uuid"]).hex for t in (second, third))
-
-
-@pytest.fixture(name="slow_worker_b")
-async def fx_slow_worker_b(
-    database_url: str, tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[AsyncClient]:
-    """A second worker whose cache would trust the family's live token for a minute without a notification."""
-    monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", 60.0)
-    app: Litestar = create_app(make_settings(database_url, tmp_path, TOKENGATE_SYNC_INTERVAL_SECONDS="60"))
-    async with running(app), http_client(app) as client:
-        yield client
-    await app.state.runtime.alchemy.get_engine().dispose()
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
