@@ -113,6 +113,7 @@ async def claim_due(session: AsyncSession, settings: WebhookSettings, now: datet
             )
         )
         out.append(Claimed(delivery_id, attempt, body, event.uuid))
+    await session.commit()  # no transaction stays open while the receiver is waited for
     return out
 
 

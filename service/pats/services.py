@@ -7,6 +7,7 @@ original is revoked at once.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -30,6 +31,8 @@ from service.users.models import User
 if TYPE_CHECKING:
     from service.runtime import Runtime
     from service.security.principal import Principal
+
+logger = logging.getLogger("tokengate.pats")
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
 DELETED = "(deleted)"
@@ -467,8 +470,14 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
 
 async def detect_reuse(runtime: Runtime, token: PersonalAccessToken, client_address: str | None) -> None:
-    """The verifier found ``token`` rotated out and presented again: revoke its family (unless switched off)."""
+    """The verifier found ``token`` rotated out and presented again: revoke its family (unless switched off).
+
+    A failure is logged, not raised: the request still gets its 401, and the next presentation tries again.
+    """
     if not runtime.settings.tokens.reuse_detection:
         return
-    async with runtime.session() as session:
-        await PatService(session=session, runtime=runtime).revoke_family(token, client_address)
+    try:
+        async with runtime.session() as session:
+            await PatService(session=session, runtime=runtime).revoke_family(token, client_address)
+    except Exception:
+        logger.exception("reuse of personal access token %s detected, but its family could not be revoked", token.uuid)

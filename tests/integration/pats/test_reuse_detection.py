@@ -11,6 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 
 from service.pats.models import PersonalAccessToken
+from service.pats.services import PatService
 from service.runtime import Runtime
 from tests.conftest import make_settings
 from tests.integration.pats.conftest import PATS, World, check, create_pat, end_grace
@@ -128,3 +129,20 @@ async def test_the_family_is_refused_by_another_worker_at_once(
         return await works(slow_worker_b, third["token"], world) == 401
 
     await within_deadline(refused)
+
+
+async def test_a_failed_family_revocation_still_answers_401(
+    client: AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _, third = await chain_of_three(client, world)
+
+    async def broken(*_: object) -> int:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(PatService, "revoke_family", broken)
+    replay = await check(client, first["token"], "PROJECT.UPDATE", "project", world.project)
+    assert replay.status_code == 401 and replay.json() == {"detail": "Invalid token."}
+    monkeypatch.undo()
+    assert await works(client, third["token"], world) == 200  # nothing was revoked
+    assert await works(client, first["token"], world) == 401  # the next presentation tries again, and succeeds
+    assert await works(client, third["token"], world) == 401
