@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
+from service.pagination import Window
 from service.runtime import DomainService
 
 if TYPE_CHECKING:
@@ -69,11 +71,23 @@ class EntityService(DomainService[Entity, EntityRepository]):
         walk(None, 0)
         return ordered
 
-    async def parent_uuid(self, entity: Entity) -> UUID | None:
-        """The UUID of ``entity``'s parent."""
-        if entity.parent_id is None:
-            return None
-        return await self.repository.session.scalar(select(Entity.uuid).where(Entity.id == entity.parent_id))
+    async def parent_uuids(self, entities: Sequence[Entity]) -> dict[int, UUID]:
+        """Parent id -> parent UUID for the parents of ``entities``, in one query."""
+        parent_ids = {entity.parent_id for entity in entities if entity.parent_id is not None}
+        if not parent_ids:
+            return {}
+        rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
+        return {row.id: row.uuid for row in rows}
+
+    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
+        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
+        filters: list[Any] = []
+        if entity_type is not None:
+            filters.append(Entity.type == entity_type)
+        if parent is not None:
+            parent_entity = await self.get_one_or_none(uuid=parent)
+            filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
+        return await self.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
 
     async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
         policy = self.runtime.policy

@@ -1,4 +1,4 @@
-"""``/api/personal-access-tokens/`` (seed 002) plus ``set_network_acl``."""
+"""``/api/personal-access-tokens/`` (Waldur's *Personal Access Tokens* API) plus ``set_network_acl``."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from service.runtime import Runtime
-from tests.factories import find_user, make_entity
+from tests.factories import auth, find_user, make_entity, make_key
 from tests.integration.ui.conftest import SignIn, post_form
 from tests.integration.ui.test_token_pages import create, errors_of, manager
 
@@ -81,3 +81,20 @@ async def test_staff_errors_from_the_grant_service_sit_by_their_fields(sign_in: 
     assert "Apollo" in tree and "Acme" in tree and "Globex" not in tree
     users = (await root.get("/ui/staff/users", params={"q": "ROO"})).text
     assert ">root</th>" in users and ">alice</th>" not in users
+
+
+async def test_the_policy_page_shows_the_invariants_and_their_status_as_the_api(
+    sign_in: SignIn, runtime: Runtime
+) -> None:
+    alice = await sign_in("alice")
+    key = await make_key(runtime, await find_user(runtime, "alice"))
+    api = (await alice.get("/api/policy/invariants/", headers=auth(key))).json()
+    assert api["invariants"], "the shipped policy states invariants"
+    page = (await alice.get("/ui/policy")).text
+    for invariant in api["invariants"]:
+        row = re.search(
+            rf'<tr class="(ok|broken)" data-invariant="{re.escape(invariant["name"])}">(.*?)</tr>', page, re.S
+        )
+        assert row, invariant["name"]
+        assert f"<strong>{invariant['status']}</strong>" in row.group(2)
+        assert (row.group(1) == "ok") == (invariant["status"] == "proved")
