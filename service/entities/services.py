@@ -40,6 +40,24 @@ class EntityService(DomainService[Entity, EntityRepository]):
         super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
 
+    async def parent_uuids(self, entities: Sequence[Entity]) -> dict[int, UUID]:
+        """Parent id -> parent UUID for the parents of ``entities``, in one query."""
+        parent_ids = {entity.parent_id for entity in entities if entity.parent_id is not None}
+        if not parent_ids:
+            return {}
+        rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
+        return {row.id: row.uuid for row in rows}
+
+    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
+        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
+        filters: list[Any] = []
+        if entity_type is not None:
+            filters.append(Entity.type == entity_type)
+        if parent is not None:
+            parent_entity = await self.get_one_or_none(uuid=parent)
+            filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
+        return await self.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
+
     async def tree(self, search: str = "", limit: int = TREE_LIMIT) -> list[tuple[Entity, int]]:
         """Entities depth-first under their parents, each with its depth (at most ``limit`` rows read).
 
@@ -62,32 +80,12 @@ class EntityService(DomainService[Entity, EntityRepository]):
                 parent = entity.parent_id if entity.parent_id in by_id else None
                 children.setdefault(parent, []).append(entity)
         ordered: list[tuple[Entity, int]] = []
-
-        def walk(parent: int | None, depth: int) -> None:
-            for child in children.get(parent, []):
-                ordered.append((child, depth))
-                walk(child.id, depth + 1)
-
-        walk(None, 0)
+        pending = [(child, 0) for child in reversed(children.get(None, []))]
+        while pending:  # depth-first without recursion: a self-nesting type may nest deeper than Python's stack
+            entity, depth = pending.pop()
+            ordered.append((entity, depth))
+            pending.extend((child, depth + 1) for child in reversed(children.get(entity.id, [])))
         return ordered
-
-    async def parent_uuids(self, entities: Sequence[Entity]) -> dict[int, UUID]:
-        """Parent id -> parent UUID for the parents of ``entities``, in one query."""
-        parent_ids = {entity.parent_id for entity in entities if entity.parent_id is not None}
-        if not parent_ids:
-            return {}
-        rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
-        return {row.id: row.uuid for row in rows}
-
-    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
-        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
-        filters: list[Any] = []
-        if entity_type is not None:
-            filters.append(Entity.type == entity_type)
-        if parent is not None:
-            parent_entity = await self.get_one_or_none(uuid=parent)
-            filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
-        return await self.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
 
     async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
         policy = self.runtime.policy

@@ -86,4 +86,4 @@ class EventService(SQLAlchemyAsyncRepositoryService[Event, EventRepository]):
         items, total = await self.get_many_and_count(window.filter, *filters, order_by=Event.id.desc())
         user_ids = {event.user_id for event in items if event.user_id is not None}
         rows = await self.repository.session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))
-        return list(items), total, {user_id: uuid for user_id, uuid in rows}
+        return list(items), total, {row.id: row.uuid for row in rows}
