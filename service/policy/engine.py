@@ -303,6 +303,8 @@ class PolicyEngine:
                 reason = f"{permission} is never delegated to a token"
             case Clause.TOKEN_SCOPE:
                 reason = f"token scopes do not include {permission}"
+            case Clause.TOKEN_BINDING if self._rules.permissions[permission].global_only:
+                reason = f"{permission} is global: a bound token never passes it"
             case Clause.TOKEN_BINDING if entity is None:
                 reason = "bound token cannot pass a check without a target entity"
             case Clause.TOKEN_BINDING:

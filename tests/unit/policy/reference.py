@@ -51,6 +51,8 @@ class Reference:
             if permission not in s.token.scopes or not spec.delegable:
                 return False, "token-scope"
             if s.token.bindings:
+                if spec.global_only:  # a global permission is never passed through a bound token
+                    return False, "token-binding"
                 chain = self.chain(entity) if entity is not None else []
                 bound = [
                     b

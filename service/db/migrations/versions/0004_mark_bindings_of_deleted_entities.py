@@ -1,7 +1,7 @@
 """mark token bindings whose entity is gone as deleted
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-01 08:00:00.000000
 
 A binding grants nothing once its entity was deleted, even if an entity with the same uuid is registered again
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
