@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             )
         for loop in loops:
             loop.start()
-        stop_reloading = install_sighup_reload(runtime.reload_rules)
+        stop_reloading = install_sighup_reload(runtime.reload_policy)
         try:
             yield
         finally:
