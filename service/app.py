@@ -23,6 +23,7 @@ from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
+from service.logs import AccessLog, request_context
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService
 from service.policy.controllers import PolicyController
@@ -106,7 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        middleware=[AuthenticationMiddleware(runtime)],
+        middleware=[request_context, AuthenticationMiddleware(runtime)],
+        before_send=[AccessLog(settings.log.access)],
+        logging_config=None,  # the process configures logging (service.logs.configure_logging)
         plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],
         exception_handlers={Exception: exception_to_response},
         lifespan=[lifespan],

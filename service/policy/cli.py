@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
+import rich_click as click
 
 from service.policy.diff import diff_matrices
 from service.policy.errors import PolicyError
@@ -27,13 +27,13 @@ DirectoryPath = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def configured_policy_dir() -> Path:
-    """The ``policy_dir`` of the service's settings (``litestar.toml``, ``TOKENGATE_*``), else ``policies``."""
-    from service.config import load_settings
+    """The ``policy_dir`` of the service's settings (``litestar.toml``, ``TOKENGATE_*``), else the shipped one."""
+    from service.config import DEFAULT_POLICY_DIR, load_settings
 
     try:
         return Path(load_settings().policy_dir)
     except Exception:  # an unreadable configuration must not stop a policy author
-        return Path("policies")
+        return DEFAULT_POLICY_DIR
 
 
 def _directory_argument(required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
