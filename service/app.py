@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -24,10 +24,12 @@ from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
 from service.logs import AccessLog, request_context
+from service.metrics import count_response
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService
 from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
+from service.probes import health, metrics, ready
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
@@ -36,12 +38,6 @@ from service.users.controllers import UserController
 MAX_BODY_BYTES = 1024 * 1024
 EXPIRY_SWEEP_SECONDS = 60.0
 BROADCAST_RECONNECT_SECONDS = 5.0  # a lost LISTEN connection is reopened this soon (polling covers the gap)
-
-
-@get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
-async def health() -> dict[str, str]:
-    """Liveness probe (no authentication)."""
-    return {"status": "ok"}
 
 
 def provide_principal(request: Request[Principal, Any, Any], runtime: RuntimeDependency) -> Principal:
@@ -77,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
+        runtime.background = {loop.name: loop for loop in loops}
         for loop in loops:
             loop.start()
         stop_reloading = install_sighup_reload(runtime.reload_rules)
@@ -92,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             health,
+            ready,
+            metrics,
             LoginController,
             AuthTokenController,
             AdminAuthTokenController,
@@ -108,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         middleware=[request_context, AuthenticationMiddleware(runtime)],
-        before_send=[AccessLog(settings.log.access)],
+        before_send=[AccessLog(settings.log.access), count_response],
         logging_config=None,  # the process configures logging (service.logs.configure_logging)
         plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],
         exception_handlers={Exception: exception_to_response},

@@ -243,7 +243,6 @@ def run_command(host: str | None, port: int | None, workers: int | None) -> None
         port=port or server.port,
         workers=workers or server.workers,
         graceful_seconds=server.graceful_seconds,
-        log=settings.log,
     )
     sys.exit(serve(options))
 

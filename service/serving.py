@@ -15,18 +15,19 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import logging
-import multiprocessing
 import os
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
 from typing import Any
 
-from service.config import LogSettings
+from service.config import load_settings
+from service.metrics import MULTIPROCESS_DIR_ENV, worker_exited
 
 logger = logging.getLogger("tokengate.serving")
 
@@ -43,7 +44,6 @@ class ServeOptions:
     port: int
     workers: int
     graceful_seconds: float
-    log: LogSettings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -53,7 +53,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.set_inheritable(True)
     return sock
 
 
@@ -63,14 +62,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def run_worker(sock: socket.socket, options: ServeOptions) -> None:
-    """One worker: uvicorn serving the app on ``sock`` until SIGTERM/SIGINT."""
+def run_worker(sock: socket.socket) -> None:
+    """One worker (``python -m service.serving FD``): uvicorn serving the app on ``sock`` until SIGTERM/SIGINT."""
     import uvicorn
 
     from service.logs import configure_logging
 
     _die_with_parent()
-    configure_logging(options.log)
+    settings = load_settings()
+    configure_logging(settings.log)
     config = uvicorn.Config(
         APP,
         factory=True,
@@ -79,7 +79,7 @@ def run_worker(sock: socket.socket, options: ServeOptions) -> None:
         server_header=False,
         access_log=False,  # the app writes the access log (service.logs.AccessLog), without query strings
         log_config=None,  # keep the logging configured above
-        timeout_graceful_shutdown=int(options.graceful_seconds),
+        timeout_graceful_shutdown=int(settings.server.graceful_seconds),
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -89,19 +89,16 @@ class Supervisor:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        self.context = multiprocessing.get_context("spawn")
         self.sockets = [bind_socket(options.host, options.port) for _ in range(options.workers)]
-        self.workers: list[BaseProcess | None] = [None] * options.workers
+        self.workers: list[subprocess.Popen[bytes] | None] = [None] * options.workers
         self.started_at = [0.0] * options.workers
         self.stopping = threading.Event()
         self.failed = False
 
     def _start(self, index: int) -> None:
-        process = self.context.Process(
-            target=run_worker, args=(self.sockets[index], self.options), name=f"tokengate-worker-{index}"
-        )
-        process.start()
-        self.workers[index] = process
+        fd = self.sockets[index].fileno()
+        command = [sys.executable, "-m", "service.serving", str(fd)]  # this interpreter, this module
+        self.workers[index] = subprocess.Popen(command, pass_fds=[fd])  # noqa: S603
         self.started_at[index] = time.monotonic()
 
     def _on_stop_signal(self, signum: int, _frame: Any) -> None:
@@ -109,11 +106,16 @@ class Supervisor:
 
     def _on_sighup(self, _signum: int, _frame: Any) -> None:
         for process in self.workers:
-            if process is not None and process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGHUP)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGHUP)
 
     def run(self) -> int:
         """Serve until a stop signal (exit status 0) or a worker that cannot start (1)."""
+        with tempfile.TemporaryDirectory(prefix="tokengate-metrics-") as metrics_dir:
+            os.environ.setdefault(MULTIPROCESS_DIR_ENV, metrics_dir)  # the workers' metrics, summed at each scrape
+            return self._serve()
+
+    def _serve(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_sighup)
@@ -133,28 +135,29 @@ class Supervisor:
 
     def _replace_dead_workers(self) -> None:
         for index, process in enumerate(self.workers):
-            if process is None or process.is_alive():
+            if process is None or process.poll() is None:
                 continue
+            worker_exited(process.pid)
             if time.monotonic() - self.started_at[index] < STARTUP_SECONDS:
-                logger.error("worker %d exited with %s while starting; stopping", index, process.exitcode)
+                logger.error("worker %d exited with %s while starting; stopping", index, process.returncode)
                 self.failed = True
                 self.stopping.set()
                 return
-            logger.warning("worker %d exited with %s; starting it again", index, process.exitcode)
+            logger.warning("worker %d exited with %s; starting it again", index, process.returncode)
             self._start(index)
 
     def _stop_all(self) -> None:
-        alive = [process for process in self.workers if process is not None and process.is_alive()]
+        alive = [process for process in self.workers if process is not None and process.poll() is None]
         for process in alive:
-            assert process.pid is not None
-            os.kill(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.options.graceful_seconds + STARTUP_SECONDS
         for process in alive:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 logger.error("worker pid %s did not stop in time; killing it", process.pid)
                 process.kill()
-                process.join()
+                process.wait()
         for sock in self.sockets:
             sock.close()
         logger.info("stopped")
@@ -163,3 +166,7 @@ class Supervisor:
 def serve(options: ServeOptions) -> int:
     """Serve the app with ``options.workers`` worker processes; returns the exit status."""
     return Supervisor(options).run()
+
+
+if __name__ == "__main__":
+    run_worker(socket.socket(fileno=int(sys.argv[1])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,16 @@ def prepare_database(settings: Settings, say: Callable[[str], None]) -> None:
             "run `tokengate database upgrade`"
         )
     upgrade_database(settings)
+
+
+async def database_answers(engine: AsyncEngine, seconds: float) -> bool:
+    """Whether the migrated schema can be read within ``seconds`` (a readiness check)."""
+    try:
+        async with asyncio.timeout(seconds), engine.connect() as connection:
+            await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+    except (DBAPIError, OSError, TimeoutError):
+        return False
+    return True
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:

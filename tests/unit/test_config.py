@@ -123,9 +123,9 @@ def test_override_leaves_sibling_keys_from_the_file(tmp_path: Path) -> None:
         ("[tokengate.tokens]\npat_enabled = 'maybe'\n", {}, ["$.tokens.pat_enabled"]),
         ("", {"TOKENGATE_SECURITY__TRUSTED_PROXIES": "10.0.0.0/8"}, ["$.security.trusted_proxies"]),
         ("[tokengate]\ndatabase = 5\n", {}, ["$.database"]),
-        ("[tokengate.tokens]\npat_max_per_user = \"20\"\n", {}, ["litestar.toml", "$.tokens.pat_max_per_user"]),
-        ("[tokengate.server]\nworkers = \"2\"\n", {}, ["$.server.workers"]),
-        ("[tokengate.log]\nlevel = \"loud\"\n", {}, ["$.log.level"]),
+        ('[tokengate.tokens]\npat_max_per_user = "20"\n', {}, ["litestar.toml", "$.tokens.pat_max_per_user"]),
+        ('[tokengate.server]\nworkers = "2"\n', {}, ["$.server.workers"]),
+        ('[tokengate.log]\nlevel = "loud"\n', {}, ["$.log.level"]),
         ("", {"TOKENGATE_LOG__FORMAT": "xml"}, ["$.log.format"]),
     ],
 )

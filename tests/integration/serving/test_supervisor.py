@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,22 +12,13 @@ from sqlalchemy import select
 from service.db import upgrade_database
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import make_settings, throwaway_postgres
+from tests.conftest import make_settings
 from tests.integration.serving.served import SECRET, Served, alive, create_pat, descendants, owner_with_pat_rights
 
 pytestmark = [pytest.mark.slow, pytest.mark.durability]
 
 USES = 60
-
-
-@pytest.fixture(name="served_url")
-def fx_served_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A database of the parametrised backend that only the served process writes to."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'served.db'}"
-        return
-    with throwaway_postgres("tokengate_served") as url:
-        yield url
+METRICS_TOKEN = "scrape-" + "m" * 40
 
 
 async def _use_count(url: str, tmp: Path, pat_uuid: str) -> int:
@@ -41,10 +31,10 @@ async def _use_count(url: str, tmp: Path, pat_uuid: str) -> int:
         await runtime.alchemy.get_engine().dispose()
 
 
-def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(served_url: str, tmp_path: Path) -> None:
-    upgrade_database(make_settings(served_url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
-    key = asyncio.run(owner_with_pat_rights(served_url, tmp_path))
-    served = Served(served_url, tmp_path, workers=2)
+def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(own_database_url: str, tmp_path: Path) -> None:
+    upgrade_database(make_settings(own_database_url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
+    key = asyncio.run(owner_with_pat_rights(own_database_url, tmp_path))
+    served = Served(own_database_url, tmp_path, workers=2, TOKENGATE_METRICS__TOKEN=METRICS_TOKEN)
     try:
         served.start()
         assert served.process is not None
@@ -60,8 +50,12 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(served_u
                     )
                 acknowledged += response.status_code == 200
         assert acknowledged == USES
+        scraped = httpx.get(f"{served.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        listed = 'tokengate_http_requests_total{method="GET",route="/api/personal-access-tokens",status="200"}'
+        assert f"{listed} {float(USES)}" in scraped.text  # summed over both workers, whichever answers
         assert served.terminate() == 0, served.log.read_text()[-3000:]
-        assert [pid for pid in below if alive(pid)] == []
+        left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in below if alive(pid)}
+        assert left == {}
     finally:
         served.kill_all()
-    assert asyncio.run(_use_count(served_url, tmp_path, pat["uuid"])) == acknowledged
+    assert asyncio.run(_use_count(own_database_url, tmp_path, pat["uuid"])) == acknowledged
