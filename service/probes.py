@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service.db import database_answers
@@ -55,7 +56,7 @@ async def readiness(runtime: Runtime) -> dict[str, str]:
     opt={SKIP_AUTH: True},
     security=[],
     tags=["meta"],
-    responses={HTTP_503_SERVICE_UNAVAILABLE: None},  # type: ignore[dict-item]
+    responses={HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(dict[str, Any], description="Not ready: see `checks`.")},
 )
 async def ready(runtime: RuntimeDependency) -> Response[dict[str, Any]]:
     """Readiness: the database answers, the policy is loaded, the fact mirror is fresh and usage flushes work."""
