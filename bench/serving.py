@@ -4,14 +4,15 @@
 - ``uvicorn --workers 2``: uvicorn's own supervisor, the workers sharing one listening socket;
 - ``granian --workers 2``: granian's Rust server, its own supervisor.
 
-Each serves ``GET /health`` (the server's share of a request, not the app's) on SQLite, with the access log off,
-in interleaved rounds; the figure is requests per second per round (its spread shows how evenly the kernel gave
-the load generator's keep-alive connections to the workers).
+Each serves ``GET /health`` (the server's share of a request) and the PAT-authenticated ``POST /api/authz/check/``
+(what the service is for) on SQLite, with the access log off, in interleaved rounds; the figure is requests per
+second per round (its spread shows how evenly the kernel gave the load generator's connections to the workers).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -25,7 +26,7 @@ import httpx
 
 from bench import loadgen
 from bench.loadgen import Request
-from bench.world import ROOT, service_env
+from bench.world import ROOT, prepare
 
 PORT = 18790
 SERVERS = {
@@ -82,28 +83,33 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tokengate-serving-"))
-    env = {
-        **os.environ,
-        **service_env(f"sqlite+aiosqlite:///{workdir / 'serving.db'}"),
-        "TOKENGATE_AUTO_MIGRATE": "true",
-        "TOKENGATE_LOG__ACCESS": "false",
-        "TOKENGATE_LOG__LEVEL": "warning",
+    world = prepare("sqlite", f"sqlite+aiosqlite:///{workdir / 'serving.db'}")
+    env = {**os.environ, **world.env, "TOKENGATE_LOG__ACCESS": "false", "TOKENGATE_LOG__LEVEL": "warning"}
+    body = json.dumps({"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": world.resource}})
+    requests = {
+        "GET /health": Request("GET", "/health", {}),
+        "POST /api/authz/check/ (PAT)": Request(
+            "POST",
+            "/api/authz/check/",
+            {"Authorization": f"Token {world.pat}", "Content-Type": "application/json"},
+            body.encode(),
+        ),
     }
-    request = Request("GET", "/health", {})
-    rounds: dict[str, list[float]] = {name: [] for name in SERVERS}
+    rounds = {(server, label): [] for server in SERVERS for label in requests}
     for _ in range(args.rounds):
-        for name, command in SERVERS.items():
+        for server, command in SERVERS.items():
             process = start(command, args.workers, env, workdir / "server.log")
             try:
-                result = loadgen.run(PORT, request, args.seconds, args.connections)
+                for label, request in requests.items():
+                    result = loadgen.run(PORT, request, args.seconds, args.connections)
+                    assert result.errors == 0, (server, label, result)
+                    rounds[server, label].append(result.rps)
             finally:
                 stop(process)
-            assert result.errors == 0, (name, result)
-            rounds[name].append(result.rps)
-    print(f"GET /health, {args.workers} workers, {args.connections} connections, {args.seconds:g} s rounds")
-    for name, values in rounds.items():
+    print(f"{args.workers} workers, {args.connections} connections, {args.seconds:g} s rounds")
+    for (server, label), values in rounds.items():
         shown = "  ".join(f"{value:,.0f}" for value in values)
-        print(f"  {name:30} median {statistics.median(values):8,.0f} req/s   rounds: {shown}")
+        print(f"  {server:30} {label:30} median {statistics.median(values):8,.0f} req/s   rounds: {shown}")
 
 
 if __name__ == "__main__":

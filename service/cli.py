@@ -251,21 +251,24 @@ class TokengateCLIPlugin(CLIPlugin):
     """Puts the project's commands into Litestar's CLI and hides the framework's dangerous or irrelevant ones."""
 
     def on_cli_init(self, cli: click.Group) -> None:
-        """Register the project's commands (``run`` and ``database upgrade`` replace the framework's)."""
+        """Register the project's commands (``run`` and ``database upgrade`` replace the framework's).
+
+        advanced-alchemy's plugin may add its ``database`` group after this one runs: it adds the same group
+        object, so the changes made to it here stay.
+        """
+        from advanced_alchemy.extensions.litestar.cli import database_group
+
         from service.policy.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
         cli.add_command(run_command)
-        for name in HIDDEN_COMMANDS:
-            if name in cli.commands:
-                cli.commands[name].hidden = True
-        database = cli.commands.get("database")
-        if isinstance(database, click.Group):
-            database.add_command(upgrade_command)
-            for name in HIDDEN_DATABASE_COMMANDS:
-                if name in database.commands:
-                    database.commands[name].hidden = True
+        cli.add_command(database_group)
+        database_group.add_command(upgrade_command)
+        for group, names in ((cli, HIDDEN_COMMANDS), (database_group, HIDDEN_DATABASE_COMMANDS)):
+            for name in names:
+                if name in group.commands:
+                    group.commands[name].hidden = True
 
 
 def _fail_fast_on_bad_configuration() -> None:

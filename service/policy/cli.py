@@ -123,12 +123,14 @@ def explain_command(
     token: str | None,
     policy_dir: Path | None,
 ) -> None:
-    r"""Decide PERMISSION on ENTITY (a uuid, or a scenario entity name) and print how it was decided.
+    """Decide PERMISSION on ENTITY (a uuid, or a scenario entity name) and print how it was decided.
 
-    \b
     tokengate policy explain --scenario policies/tests/default.yaml --case owner-terminates-below
+
     tokengate policy explain --scenario policies/tests/default.yaml --token alice-ro RESOURCE.LIST acme
+
     tokengate policy explain --user alice PROJECT.UPDATE 0b6b3c1e-...
+
     tokengate policy explain --token 5f0c...-pat-uuid RESOURCE.LIST 0b6b3c1e-...
     """
     if case_key is None and (permission is None or (user is None) == (token is None)):
