@@ -40,6 +40,9 @@ class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Server secret for token hashing and legacy-key encryption; prefer ``TOKENGATE_SECURITY__SECRET``."""
     secret_file: str = ".tokengate-secret"
     """Used when ``secret`` is empty: read, or created with 64 random bytes (mode 0600) on first start."""
+    previous_secrets: list[str] = msgspec.field(default_factory=list)
+    """Earlier server secrets, still accepted while a rotation lasts: tokens made under them keep working and
+    are moved to the current secret when next used (``TOKENGATE_SECURITY__PREVIOUS_SECRETS='["old"]'``)."""
     trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     """Peers whose ``X-Forwarded-For`` header is believed; the first entry is then the client address."""
 

@@ -8,6 +8,7 @@ token offline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -98,10 +100,15 @@ def display_prefix(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Keyring:
-    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption."""
+    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption.
+
+    ``previous`` holds the keyrings of earlier secrets during a rotation: tokens hashed and keys encrypted under
+    them are still recognised (``previous_hashes``, ``decrypt``) and moved to the current secret when used.
+    """
 
     hash_key: bytes
     encryption_key: bytes
+    previous: tuple[Keyring, ...] = ()
     _keyed: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,13 +116,25 @@ class Keyring:
         object.__setattr__(self, "_keyed", hmac.new(self.hash_key, digestmod=hashlib.sha256))
 
     @classmethod
-    def from_secret(cls, secret: bytes) -> Keyring:
-        """Derive independent keys with HKDF-SHA256."""
+    def from_secret(cls, secret: bytes, previous: tuple[bytes, ...] = ()) -> Keyring:
+        """Derive independent keys with HKDF-SHA256 (for ``secret`` and each earlier one in ``previous``)."""
 
-        def derive(purpose: bytes) -> bytes:
-            return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(secret)
+        def derive(purpose: bytes, source: bytes) -> bytes:
+            return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(source)
 
-        return cls(hash_key=derive(b"token-hash-v1"), encryption_key=derive(b"legacy-key-encryption-v1"))
+        return cls(
+            hash_key=derive(b"token-hash-v1", secret),
+            encryption_key=derive(b"legacy-key-encryption-v1", secret),
+            previous=tuple(cls.from_secret(old) for old in previous if old != secret),
+        )
+
+    def previous_hashes(self, token: str) -> list[str]:
+        """The token's hashes under the earlier secrets (empty outside a rotation)."""
+        return [keyring.token_hash(token) for keyring in self.previous]
+
+    def lookup_hashes(self, token: str) -> list[str]:
+        """The token's hash under the current secret, then under each earlier one."""
+        return [self.token_hash(token), *self.previous_hashes(token)]
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
@@ -130,8 +149,23 @@ class Keyring:
         return nonce + AESGCM(self.encryption_key).encrypt(nonce, plaintext.encode(), context)
 
     def decrypt(self, blob: bytes, context: bytes) -> str:
-        """Inverse of :meth:`encrypt`; raises ``cryptography.exceptions.InvalidTag`` on tampering."""
-        return AESGCM(self.encryption_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context).decode()
+        """Inverse of :meth:`encrypt` (under this secret or an earlier one).
+
+        Raises:
+            cryptography.exceptions.InvalidTag: tampered with, or encrypted under a secret no longer known.
+        """
+        try:
+            return AESGCM(self.encryption_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context).decode()
+        except InvalidTag:
+            for keyring in self.previous:
+                with contextlib.suppress(InvalidTag):
+                    return keyring.decrypt(blob, context)
+            raise
+
+
+def legacy_key_context(user_id: int) -> bytes:
+    """Associated data binding an encrypted legacy key to its owner's row."""
+    return f"auth_token:{user_id}".encode()
 
 
 def load_secret(secret: str, secret_file: str) -> bytes:

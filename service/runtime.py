@@ -66,7 +66,10 @@ class Runtime:
         """Load the secret and the policy, and configure the database."""
         return cls(
             settings=settings,
-            keyring=Keyring.from_secret(load_secret(settings.security.secret, settings.security.secret_file)),
+            keyring=Keyring.from_secret(
+                load_secret(settings.security.secret, settings.security.secret_file),
+                tuple(old.encode() for old in settings.security.previous_secrets),
+            ),
             alchemy=create_alchemy_config(settings),
             policy=PolicyEngine.from_directory(Path(settings.policy_dir)),
             trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),
