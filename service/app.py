@@ -31,6 +31,7 @@ from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
 from service.probes import health, metrics, ready
 from service.runtime import Runtime, RuntimeDependency
+from service.schema_ui import swagger_ui, swagger_ui_assets
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
 from service.users.controllers import UserController
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PersonalAccessTokenController,
             PolicyController,
             EventController,
+            swagger_ui_assets(),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
@@ -127,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             ),
             security=[{"Token": []}],
+            render_plugins=[swagger_ui()],
             # the schema and its documentation pages are public
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service.db import database_answers
 from service.errors import AuthenticationError, NotFound
+from service.http import PublicOperation
 from service.metrics import scrape, scraper_allowed
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH
@@ -25,7 +26,9 @@ FACTS_STALE_MIN_SECONDS = 5.0
 OK = "ok"
 
 
-@get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
+@get(
+    "/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], operation_class=PublicOperation, tags=["meta"]
+)
 async def health() -> dict[str, str]:
     """Liveness: the process answers (checks nothing else)."""
     return {"status": "ok"}
@@ -55,6 +58,7 @@ async def readiness(runtime: Runtime) -> dict[str, str]:
     operation_id="Ready",
     opt={SKIP_AUTH: True},
     security=[],
+    operation_class=PublicOperation,
     tags=["meta"],
     responses={HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(dict[str, Any], description="Not ready: see `checks`.")},
 )
@@ -68,7 +72,15 @@ async def ready(runtime: RuntimeDependency) -> Response[dict[str, Any]]:
     )
 
 
-@get("/metrics", operation_id="Metrics", opt={SKIP_AUTH: True}, security=[], tags=["meta"], include_in_schema=False)
+@get(
+    "/metrics",
+    operation_id="Metrics",
+    opt={SKIP_AUTH: True},
+    security=[],
+    operation_class=PublicOperation,
+    tags=["meta"],
+    include_in_schema=False,
+)
 async def metrics(request: Request[Any, Any, Any], runtime: RuntimeDependency) -> Response[bytes]:
     """Prometheus exposition of every worker's metrics, for a scraper that sends the metrics token."""
     expected = runtime.settings.metrics.token
