@@ -29,7 +29,8 @@ RANDOM_CHARS = 43  # ceil(256 / log2(62))
 CHECKSUM_CHARS = 6  # ceil(32 / log2(62))
 PAT_PREFIX = "w_"
 LEGACY_PREFIX = "tgl_"
-PAT_DISPLAY_CHARS = 8  # Waldur: token_prefix = full_token[:8]
+PAT_DISPLAY_RANDOM_CHARS = 8  # token_prefix runs this far into the random part, so a user's tokens differ
+PAT_DISPLAY_MAX_CHARS = 32  # "w_" + a 12-digit expiry + "_" + the random characters, with room to spare
 LEGACY_DISPLAY_CHARS = 12  # "tgl_" + 8 random characters
 HASH_HEX_CHARS = 64
 MAX_TOKEN_CHARS = 128
@@ -94,8 +95,17 @@ def is_legacy_key(token: str) -> bool:
 
 
 def display_prefix(token: str) -> str:
-    """The non-secret prefix shown in listings."""
-    return token[: PAT_DISPLAY_CHARS if token.startswith(PAT_PREFIX) else LEGACY_DISPLAY_CHARS]
+    """The non-secret prefix shown in listings.
+
+    A PAT's runs past its expiry into the random part (``w_1767225600_Ab3dE7gH``): Waldur's first 8 characters
+    are the same for every token a user makes on one day. 8 of the 43 random characters leave over 200 bits unseen.
+    """
+    if not token.startswith(PAT_PREFIX):
+        return token[:LEGACY_DISPLAY_CHARS]
+    expiry_end = token.find("_", len(PAT_PREFIX))
+    if expiry_end < 0:
+        return token[: len(PAT_PREFIX)]
+    return token[: min(expiry_end + 1 + PAT_DISPLAY_RANDOM_CHARS, PAT_DISPLAY_MAX_CHARS)]
 
 
 @dataclass(frozen=True, slots=True)
