@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -34,6 +35,7 @@ from service.runtime import Runtime, RuntimeDependency
 from service.schema_ui import swagger_ui, swagger_ui_assets
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.ui.router import template_config, ui_router
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PolicyController,
             EventController,
             swagger_ui_assets(),
+            ui_router(runtime),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
@@ -116,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="tokengate",
-            version="0.1.0",
+            version=version("tokengate"),
             description=description,
             components=Components(
                 security_schemes={
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # the schema and its documentation pages are public
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),
+        template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,
         state=State({"runtime": runtime}),
         debug=settings.debug,

@@ -112,6 +112,15 @@ class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Bearer token a scraper must send; ``/metrics`` answers 404 while it is empty. Prefer the variable."""
 
 
+class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The web pages under ``/ui/``."""
+
+    idle_timeout_seconds: int = 900
+    """A page session unused this long is signed out."""
+    session_max_age_seconds: int = 8 * 3600
+    """A page session ends this long after sign-in, however active."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """All of tokengate's settings."""
 
@@ -122,6 +131,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    ui: UISettings = msgspec.field(default_factory=UISettings)
     policy_dir: str = str(DEFAULT_POLICY_DIR)
     """Directory holding the Casbin model and rule files (default: the ``policies/`` shipped with the service)."""
     sync_interval_seconds: float = 0.5

@@ -110,14 +110,17 @@ def display_prefix(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Keyring:
-    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption.
+    """Keys derived from the server secret: token lookup hashes, legacy-key encryption, page sessions, CSRF.
 
     ``previous`` holds the keyrings of earlier secrets during a rotation: tokens hashed and keys encrypted under
-    them are still recognised (``previous_hashes``, ``decrypt``) and moved to the current secret when used.
+    them are still recognised (``previous_hashes``, ``decrypt``) and moved to the current secret when used. Page
+    sessions and CSRF tokens use the current secret only (a rotation signs people out of the pages).
     """
 
     hash_key: bytes
     encryption_key: bytes
+    session_key: bytes
+    csrf_key: bytes
     previous: tuple[Keyring, ...] = ()
     _keyed: Any = field(init=False, repr=False, compare=False)
 
@@ -135,6 +138,8 @@ class Keyring:
         return cls(
             hash_key=derive(b"token-hash-v1", secret),
             encryption_key=derive(b"legacy-key-encryption-v1", secret),
+            session_key=derive(b"page-session-v1", secret),
+            csrf_key=derive(b"page-csrf-v1", secret),
             previous=tuple(cls.from_secret(old) for old in previous if old != secret),
         )
 

@@ -174,7 +174,7 @@ class UsageRecorder:
                     .values(
                         refreshed_at=refreshed_at,
                         expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
-                        updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
+                        updated_at=AuthToken.updated_at,  # Get All Auth Tokens: updated_at moves only on regeneration
                     )
                 )
             recorder = EventService(session=session)
