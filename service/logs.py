@@ -9,12 +9,13 @@ path, in a message, in a traceback) to its display prefix.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import sys
 import time
 import traceback
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,9 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
 }
 _QUIET_LOGGERS = ("alembic.runtime.plugins",)  # one line per plugin in every process at info
 
+_PROCESS_ID = secrets.token_hex(8)
+_REQUEST_COUNTER = itertools.count(1)
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("tokengate.access")
 _encoder = msgspec.json.Encoder()
@@ -53,6 +57,11 @@ class RequestState(msgspec.Struct):
     started: float
 
 
+def new_request_id() -> str:
+    """A request id unique across processes: a random per-process part and a counter (no system call per request)."""
+    return f"{_PROCESS_ID}{next(_REQUEST_COUNTER):016x}"
+
+
 def request_state(scope: Scope) -> RequestState:
     """The request's id and start (made on first use): a well-formed ``X-Request-ID`` is kept, else a new one."""
     state = scope["state"].get(_STATE_KEY)
@@ -62,7 +71,7 @@ def request_state(scope: Scope) -> RequestState:
             if name == REQUEST_ID_HEADER and _REQUEST_ID.fullmatch(value):
                 request_id = value.decode()
                 break
-        state = scope["state"][_STATE_KEY] = RequestState(request_id or uuid.uuid4().hex, time.perf_counter())
+        state = scope["state"][_STATE_KEY] = RequestState(request_id or new_request_id(), time.perf_counter())
     return state
 
 

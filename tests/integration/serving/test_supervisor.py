@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -59,3 +62,25 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(own_data
     finally:
         served.kill_all()
     assert asyncio.run(_use_count(own_database_url, tmp_path, pat["uuid"])) == acknowledged
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'orphans.db'}"
+    upgrade_database(make_settings(url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
+    served = Served(url, tmp_path, workers=2)
+    workers: set[int] = set()
+    try:
+        served.start()
+        assert served.process is not None
+        workers = descendants(served.process.pid)
+        served.process.kill()  # SIGKILL: the supervisor cannot pass anything on
+        served.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.1)
+    finally:
+        served.kill_all()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
