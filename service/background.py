@@ -35,20 +35,19 @@ class Periodic:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.interval)
             self._woken.clear()
-            await self.run_once()
+            await self._run_once()
 
-    async def run_once(self) -> bool:
-        """Do the work now; a failure is logged, counted and reported (False), not raised."""
+    async def _run_once(self) -> None:
+        """Do the work; a failure is logged, counted and kept in ``failing``, not raised."""
         try:
             await self.work()
         except Exception:
             self.failing = True
             background_failed(self.name)
             logger.exception("%s failed; retrying in %s s", self.name, self.interval)
-            return False
+            return
         self.failing, self.succeeded_at = False, time.monotonic()
         background_succeeded(self.name)
-        return True
 
     def wake(self) -> None:
         """Run the work now rather than at the end of the interval."""
