@@ -35,6 +35,7 @@ from service.policy.reload import install_sighup_reload
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.ui.router import template_config, ui_router
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PersonalAccessTokenController,
             PolicyController,
             EventController,
+            ui_router(runtime),
             credential_revocation(settings.leaks),
         ],
         dependencies={
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # the schema and its documentation pages are public
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),
+        template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,
         state=State({"runtime": runtime}),
         debug=settings.debug,

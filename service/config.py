@@ -79,6 +79,15 @@ class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Length of the throttling window."""
 
 
+class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The web pages under ``/ui/``."""
+
+    idle_timeout_seconds: int = 900
+    """A page session unused this long is signed out."""
+    session_max_age_seconds: int = 8 * 3600
+    """A page session ends this long after sign-in, however active."""
+
+
 class LeakSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The public leaked-credential revocation endpoint."""
 
@@ -122,6 +131,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    ui: UISettings = msgspec.field(default_factory=UISettings)
     leaks: LeakSettings = msgspec.field(default_factory=LeakSettings)
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     policy_dir: str = "policies"

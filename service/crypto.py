@@ -118,10 +118,12 @@ def display_prefix(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Keyring:
-    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption."""
+    """Keys derived from the server secret: token lookup hashes, legacy-key encryption, page sessions, CSRF."""
 
     hash_key: bytes
     encryption_key: bytes
+    session_key: bytes
+    csrf_key: bytes
     _keyed: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +137,12 @@ class Keyring:
         def derive(purpose: bytes) -> bytes:
             return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(secret)
 
-        return cls(hash_key=derive(b"token-hash-v1"), encryption_key=derive(b"legacy-key-encryption-v1"))
+        return cls(
+            hash_key=derive(b"token-hash-v1"),
+            encryption_key=derive(b"legacy-key-encryption-v1"),
+            session_key=derive(b"page-session-v1"),
+            csrf_key=derive(b"page-csrf-v1"),
+        )
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""

@@ -97,6 +97,15 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             Throttled: too many recent failures for this username or address.
             AuthenticationError: bad credentials or a disabled account.
         """
+        return await self.obtain_key(await self.authenticate(username, password, ip))
+
+    async def authenticate(self, username: str, password: str, ip: str) -> User:
+        """The throttled password check shared by the API login and the page sign-in; records the attempt.
+
+        Raises:
+            Throttled: too many recent failures for this username or address.
+            AuthenticationError: bad credentials or a disabled account.
+        """
         throttle = self.runtime.throttle
         retry_after = throttle.retry_after(username, ip)
         if retry_after is not None:
@@ -116,11 +125,10 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             raise AuthenticationError(USER_DISABLED)
         throttle.succeeded(username)
         user.last_login = datetime.now(UTC)
-        key = await self.obtain_key(user)
         await self.events.record(
             EventType.LOGIN_SUCCEEDED, f"User {username} authenticated with username and password.", user_id=user.id
         )
-        return key
+        return user
 
     async def obtain_key(self, user: User) -> str:
         """The user's valid key, creating or replacing (if expired or unreadable) the token as needed."""

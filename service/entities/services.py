@@ -22,6 +22,8 @@ from service.runtime import DomainService
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
+TREE_LIMIT = 2000
+
 
 class EntityRepository(SQLAlchemyAsyncRepository[Entity]):
     """Data access for entities."""
@@ -55,6 +57,35 @@ class EntityService(DomainService[Entity, EntityRepository]):
             parent_entity = await self.get_one_or_none(uuid=parent)
             filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
         return await self.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
+
+    async def tree(self, search: str = "", limit: int = TREE_LIMIT) -> list[tuple[Entity, int]]:
+        """Entities depth-first under their parents, each with its depth (at most ``limit`` rows read).
+
+        With ``search``, only the entities whose name contains it, and their ancestors.
+        """
+        rows = list(await self.repository.session.scalars(select(Entity).order_by(Entity.name, Entity.id).limit(limit)))
+        by_id = {entity.id: entity for entity in rows}
+        keep = set(by_id)
+        if search:
+            keep = set()
+            for entity in rows:
+                if search.casefold() in entity.name.casefold():
+                    node: Entity | None = entity
+                    while node is not None and node.id not in keep:
+                        keep.add(node.id)
+                        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        children: dict[int | None, list[Entity]] = {}
+        for entity in rows:
+            if entity.id in keep:
+                parent = entity.parent_id if entity.parent_id in by_id else None
+                children.setdefault(parent, []).append(entity)
+        ordered: list[tuple[Entity, int]] = []
+        pending = [(child, 0) for child in reversed(children.get(None, []))]
+        while pending:  # depth-first without recursion: a self-nesting type may nest deeper than Python's stack
+            entity, depth = pending.pop()
+            ordered.append((entity, depth))
+            pending.extend((child, depth + 1) for child in reversed(children.get(entity.id, [])))
+        return ordered
 
     async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
         policy = self.runtime.policy

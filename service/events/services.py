@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import select
 
 from service.events.models import Event, WebhookDelivery
+from service.users.models import User
+
+if TYPE_CHECKING:
+    from service.pagination import Window
 
 logger = logging.getLogger("tokengate.events")
 
@@ -75,3 +81,24 @@ class EventService(SQLAlchemyAsyncRepositoryService[Event, EventRepository]):
             self.repository.session.add(WebhookDelivery(event_id=event.id, next_attempt_at=datetime.now(UTC)))
         logger.info("%s %s", event_type, message, extra={"event": event_type, "user_id": user_id, "context": context})
         return event
+
+    async def listing(
+        self,
+        window: Window,
+        *,
+        user_id: int | None = None,
+        user_uuid: UUID | None = None,
+        event_type: str | None = None,
+    ) -> tuple[list[Event], int, dict[int, UUID]]:
+        """A page of events, newest first, about one user (by id or UUID) or anyone; with the users' UUIDs."""
+        filters: list[Any] = []
+        if user_id is not None:
+            filters.append(Event.user_id == user_id)
+        if user_uuid is not None:
+            filters.append(Event.user_id.in_(select(User.id).where(User.uuid == user_uuid)))
+        if event_type is not None:
+            filters.append(Event.event_type == event_type)
+        items, total = await self.get_many_and_count(window.filter, *filters, order_by=Event.id.desc())
+        user_ids = {event.user_id for event in items if event.user_id is not None}
+        rows = await self.repository.session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))
+        return list(items), total, {row.id: row.uuid for row in rows}

@@ -20,10 +20,11 @@ from service.db import lock_row
 from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
 from service.events.services import EventType
+from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
-from service.pats.schemas import AllowedScopeOut, PatCreate
-from service.policy import PermissionSpec
+from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
+from service.policy import PermissionSpec, PolicyEngine
 from service.runtime import DomainService
 from service.timeutil import as_utc
 from service.users.models import User
@@ -36,6 +37,19 @@ logger = logging.getLogger("tokengate.pats")
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
 DELETED = "(deleted)"
+BINDABLE_SCAN = 500  # entities matching a binding search that are checked against the policy, at most
+
+
+def available_scopes(policy: PolicyEngine, principal: Principal) -> list[AvailableScope]:
+    """Permissions the caller may put in a token now, with their descriptions, in declaration order."""
+    names = policy.delegable_scopes(principal.user_id, principal.is_staff)
+    return [AvailableScope(permission=name, description=policy.permissions[name].description) for name in names]
+
+
+def available_binding_targets(policy: PolicyEngine, principal: Principal) -> list[BindingTarget]:
+    """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
+    targets = policy.binding_targets(principal.user_id, principal.is_staff)
+    return [BindingTarget(permission=name, types=types) for name, types in sorted(targets.items())]
 
 
 class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
@@ -54,6 +68,48 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         return self.repository.session
 
     # -- reading -----------------------------------------------------------------------------------------------
+    async def listing(
+        self, window: Window, *, owner_id: int | None = None, owner_uuid: UUID | None = None
+    ) -> tuple[list[PersonalAccessToken], int]:
+        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID)."""
+        filters: list[Any] = []
+        if owner_id is not None:
+            filters.append(PersonalAccessToken.user_id == owner_id)
+        if owner_uuid is not None:
+            filters.append(PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == owner_uuid)))
+        items, total = await self.get_many_and_count(
+            window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()]
+        )
+        return list(items), total
+
+    async def bindable_entities(self, principal: Principal, search: str, limit: int) -> list[Entity]:
+        """Entities, by name, that the caller could bind a token to now (a type and a held permission allow it)."""
+        policy = self.runtime.policy
+        targets = policy.binding_targets(principal.user_id, principal.is_staff)
+        types = {entity_type for names in targets.values() for entity_type in names}
+        if not types:
+            return []
+        candidates = await self._session.scalars(
+            select(Entity)
+            .where(Entity.type.in_(types), Entity.name.icontains(search, autoescape=True))
+            .order_by(Entity.name, Entity.id)
+            .limit(BINDABLE_SCAN)
+        )
+        found = []
+        for entity in candidates:
+            permissions = [name for name, allowed in targets.items() if entity.type in allowed]
+            uuid = str(entity.uuid)
+            if any(policy.holds(principal.user_id, principal.is_staff, name, uuid) for name in permissions):
+                found.append(entity)
+                if len(found) == limit:
+                    break
+        return found
+
+    async def owner(self, principal: Principal) -> User:
+        """The caller's own user row (the owner of the tokens they create or rotate)."""
+        user: User = await self._session.get_one(User, principal.user_id)
+        return user
+
     async def visible(self, principal: Principal, uuid: UUID, *, staff_view: bool) -> PersonalAccessToken:
         """The token ``uuid`` if the caller owns it (or, with ``staff_view``, any token); 404 otherwise."""
         token = await self.get_one_or_none(uuid=uuid)
