@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.metrics import POLICY_GENERATION, count_decision
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
 from service.policy.evaluator import NO_ENTITY, EvaluationError, Evaluator
 from service.policy.facts import AssignmentFact, Clause, Decision, EntityFact, Subject
@@ -170,6 +171,7 @@ class PolicyEngine:
 
     def _changed(self) -> None:
         self._generation += 1
+        POLICY_GENERATION.set(self._generation)
         self._memo.clear()
         self._window = _NO_WINDOW
 
@@ -201,6 +203,7 @@ class PolicyEngine:
                 if len(self._memo) >= self._memo_size:
                     del self._memo[next(iter(self._memo))]
                 self._memo[key] = decision
+        count_decision(decision)
         return decision
 
     def holds(self, user_id: int, is_staff: bool, permission: str, entity: str, now: datetime | None = None) -> bool:
