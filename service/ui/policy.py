@@ -1,11 +1,13 @@
-"""Policy review for any signed-in person: the matrix, bind types, the hierarchy, and explained decisions."""
+"""Policy review for any signed-in person: the matrix, bind types, the hierarchy, invariants, explained decisions."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
+import anyio.to_thread
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
@@ -16,6 +18,7 @@ from service.errors import NotFound
 from service.pats.services import PatService
 from service.policy.dbexplain import NotFoundError, explain_stored
 from service.policy.matrix import build_matrix
+from service.policy_tools.invariants import report
 from service.runtime import RuntimeDependency, service_provider
 from service.security.principal import Principal
 from service.ui.render import page
@@ -33,8 +36,10 @@ class PolicyPages(Controller):
 
     @get("/")
     async def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
-        """The running policy: roles against permissions, bind types and delegation, the entity hierarchy."""
-        return page("policy.html", viewer, matrix=build_matrix(runtime.policy))
+        """The running policy: the matrix, bind types and delegation, the hierarchy, and its invariants' status."""
+        # proved once per content of the policy files (as GET /api/policy/invariants/), off the event loop
+        invariants = await anyio.to_thread.run_sync(report, Path(runtime.settings.policy_dir))
+        return page("policy.html", viewer, matrix=build_matrix(runtime.policy), invariants=invariants)
 
     async def _trace(
         self,
