@@ -1,4 +1,4 @@
-"""Policy review for any signed-in person: the matrix, bind types, the hierarchy, invariants, explained decisions."""
+"""Policy review for any signed-in person: the matrix, bind types, the hierarchy, and explained decisions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
-import anyio.to_thread
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
@@ -34,11 +33,13 @@ class PolicyPages(Controller):
     path = "/policy"
     dependencies = {"pats": Provide(service_provider(PatService))}
 
-    @get("/")
-    async def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
-        """The running policy: the matrix, bind types and delegation, the hierarchy, and its invariants' status."""
-        # proved once per content of the policy files (as GET /api/policy/invariants/), off the event loop
-        invariants = await anyio.to_thread.run_sync(report, Path(runtime.settings.policy_dir))
+    @get("/", sync_to_thread=True)
+    def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
+        """The running policy: roles against permissions, bind types, the hierarchy, the invariants and their status.
+
+        Invariants are proved once per content of the policy files (in a worker thread), as the API does.
+        """
+        invariants = report(Path(runtime.settings.policy_dir))
         return page("policy.html", viewer, matrix=build_matrix(runtime.policy), invariants=invariants)
 
     async def _trace(
