@@ -28,7 +28,7 @@ import yaml
 from service.policy.catalog import PermissionSpec
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
-from service.policy.facts import AssignmentFact, EntityFact, Subject, TokenLimits
+from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
 from service.policy.loader import DELEGATIONS, SCOPES
 
 INVARIANTS_FILE = "invariants.yaml"
@@ -514,7 +514,7 @@ def situations(world: World, invariant: Invariant) -> Iterator[Situation]:
             key = (member.role, member.live, member.staff, token, world.shape(holder, bound, target))
             if key not in seen:
                 seen.add(key)
-                bindings = frozenset({bound} if bound else ())
+                bindings = frozenset({Binding(world.entities[bound].type, bound)} if bound else ())
                 for permission in permissions:
                     limits = None if token == "none" else TokenLimits(frozenset({permission}), bindings)
                     yield Situation(member, permission, limits, bound, target)
@@ -609,10 +609,12 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     member, token, target = s.member, s.token, s.target
     if "allow" not in invariant.asks:
         anchor = s.target if invariant.question == "bind" else member.holder
-        token = TokenLimits(frozenset({s.permission}), frozenset({anchor} if anchor else ()))
+        bindings = frozenset({Binding(world.entities[anchor].type, anchor)} if anchor else ())
+        token = TokenLimits(frozenset({s.permission}), bindings)
         target = anchor
     decision = world.engine.decide(Subject(member.user_id, member.staff, token), s.permission, target, NOW)
-    needed = {node for uuid in (target, *(token.bindings if token else ())) if uuid for node in world.chain(uuid)}
+    bound_to = [b.uuid for b in token.bindings] if token else []
+    needed = {node for uuid in (target, *bound_to) if uuid for node in world.chain(uuid)}
     if member.assignment:
         needed.update(world.chain(member.assignment.entity))
     subject = f"{member.name}-token" if token is not None else member.name
@@ -636,7 +638,7 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     if token is None:
         lines.append("tokens: {}")
     else:
-        bound = ", ".join(sorted(token.bindings))
+        bound = ", ".join(sorted(bound_to))
         lines += ["tokens:", f"  {subject}: {{user: {member.name}, scopes: [{s.permission}], bound: [{bound}]}}"]
     expect = "allow" if decision.allowed else "deny"
     lines += [

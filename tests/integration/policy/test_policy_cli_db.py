@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.db import upgrade_database
-from service.policy.cli import policy_group
+from service.policy_tools.cli import policy_group
 from tests.conftest import ROOT, make_settings
 
 
