@@ -80,6 +80,9 @@ class Selector:
         return hit is not self.negated
 
 
+_EVERYTHING = Selector()
+
+
 @dataclass(frozen=True, slots=True)
 class Invariant:
     """One property of the policy: for every situation in range, ``question`` is answered ``expected``.
@@ -113,7 +116,7 @@ class Invariant:
 
     def select(self, name: str) -> Selector:
         """The range of quantifier ``name``."""
-        return self.selectors.get(name, Selector())
+        return self.selectors.get(name, _EVERYTHING)
 
     @property
     def asks(self) -> set[str]:
@@ -267,13 +270,16 @@ class World:
     entities: dict[str, EntityFact]
     members: list[Member]
     _shapes: dict[tuple[str | None, str | None, str | None], tuple[object, ...]] = field(default_factory=dict)
+    _chains: dict[str, list[str]] = field(default_factory=dict)
 
     def chain(self, uuid: str) -> list[str]:
         """The entity, then its ancestors up to the root."""
-        chain = [uuid]
-        while (parent := self.entities[chain[-1]].parent) is not None:
-            chain.append(parent)
-        return chain
+        if uuid not in self._chains:
+            chain = [uuid]
+            while (parent := self.entities[chain[-1]].parent) is not None:
+                chain.append(parent)
+            self._chains[uuid] = chain
+        return self._chains[uuid]
 
     def shape(self, holder: str | None, bound: str | None, target: str | None) -> tuple[object, ...]:
         """The chains of the three entities as one tree, each node its type and marks, in a canonical order."""
