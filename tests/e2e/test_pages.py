@@ -155,6 +155,7 @@ async def test_wrong_password_shows_the_error(page: Page, serve: Serve, screensh
     error = page.locator("#password-errors")
     await expect(error).to_have_text("Invalid username/password.")
     await expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Password")).to_be_focused()  # ready for another try
     await shoot(page, screenshot_dir, "sign-in-error")
     assert all(cookie["name"] != "tokengate_session" for cookie in await page.context.cookies())
 
