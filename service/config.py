@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 ENV_PREFIX = "TOKENGATE_"
 CONFIG_FILE_ENV = "TOKENGATE_CONFIG"
 DEFAULT_CONFIG_FILE = "litestar.toml"
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
 class ConfigError(Exception):
@@ -39,6 +40,9 @@ class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Server secret for token hashing and legacy-key encryption; prefer ``TOKENGATE_SECURITY__SECRET``."""
     secret_file: str = ".tokengate-secret"
     """Used when ``secret`` is empty: read, or created with 64 random bytes (mode 0600) on first start."""
+    previous_secrets: list[str] = msgspec.field(default_factory=list)
+    """Earlier server secrets, still accepted while a rotation lasts: tokens made under them keep working and
+    are moved to the current secret when next used (``TOKENGATE_SECURITY__PREVIOUS_SECRETS='["old"]'``)."""
     trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     """Peers whose ``X-Forwarded-For`` header is believed; the first entry is then the client address."""
 
@@ -58,6 +62,10 @@ class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Networks in one PAT's allow-list."""
     rotation_grace_seconds: int = 0
     """How long a rotated-out PAT keeps working."""
+    reuse_detection: bool = True
+    """A rotated-out PAT presented after its grace revokes every live token of its rotation family."""
+    expiry_notice_days: list[int] = msgspec.field(default_factory=lambda: [7, 1])
+    """Days before expiry at which an active PAT's owner gets a ``pat_expiring`` event (once per token each)."""
     usage_flush_seconds: float = 5.0
     """How often recorded token usage is written to the database."""
     verification_cache_size: int = 100_000
@@ -75,6 +83,39 @@ class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Length of the throttling window."""
 
 
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How ``tokengate run`` serves (its ``--host``, ``--port`` and ``--workers`` options override these)."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on (``0.0.0.0`` or ``::`` for every interface)."""
+    port: int = 8000
+    """TCP port."""
+    workers: int = 1
+    """Worker processes; each serves on its own socket. No upper bound: the kernel spreads connections."""
+    graceful_seconds: float = 30.0
+    """On SIGTERM, how long requests in flight may take before the workers are stopped regardless."""
+    database_wait_seconds: float = 30.0
+    """How long commands wait for an unreachable database before giving up with a one-line error."""
+
+
+class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Logging of the service and its access log."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
+    format: Literal["auto", "json", "plain"] = "auto"
+    """``json`` (one object a line), ``plain``, or ``auto``: plain on a terminal, JSON otherwise."""
+    access: bool = True
+    """Write one access-log line per request (at ``info``)."""
+
+
+class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The Prometheus endpoint ``/metrics``."""
+
+    token: str = ""
+    """Bearer token a scraper must send; ``/metrics`` answers 404 while it is empty. Prefer the variable."""
+
+
 class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The web pages under ``/ui/``."""
 
@@ -84,6 +125,42 @@ class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A page session ends this long after sign-in, however active."""
 
 
+class LeakSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The public leaked-credential revocation endpoint."""
+
+    max_credentials_per_request: int = 100
+    """Strings one report may carry."""
+    requests_per_minute: int = 10
+    """Reports accepted per client address and minute (per worker) before 429."""
+
+
+class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Delivery of audit events as signed JSON to an HTTP endpoint, from an outbox table."""
+
+    url: str = ""
+    """Where to POST events; empty: no webhook."""
+    secret: str = ""
+    """HMAC-SHA256 key of the ``X-Tokengate-Signature`` header; required with ``url``."""
+    event_types: list[str] = msgspec.field(
+        default_factory=lambda: ["pat_expiring", "pat_expired", "pat_reuse_detected", "token_reported_leaked"]
+    )
+    """Which events are delivered."""
+    poll_seconds: float = 1.0
+    """How often each worker looks for deliveries that are due."""
+    timeout_seconds: float = 10.0
+    """How long one delivery attempt may take."""
+    retry_base_seconds: float = 5.0
+    """Wait after the first failed attempt; it doubles with each further failure."""
+    retry_max_seconds: float = 3600.0
+    """Longest wait between two attempts."""
+    max_attempts: int = 15
+    """Attempts before a delivery is given up (it stays in the outbox, marked by its error)."""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.secret:
+            raise ValueError("webhook.secret is required when webhook.url is set")
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """All of tokengate's settings."""
 
@@ -91,9 +168,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     ui: UISettings = msgspec.field(default_factory=UISettings)
-    policy_dir: str = "policies"
-    """Directory holding the Casbin model and rule files."""
+    leaks: LeakSettings = msgspec.field(default_factory=LeakSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    policy_dir: str = str(DEFAULT_POLICY_DIR)
+    """Directory holding the Casbin model and rule files (default: the ``policies/`` shipped with the service)."""
     sync_interval_seconds: float = 0.5
     """How often each worker picks up role and entity changes made by other workers."""
     auto_migrate: bool = True
@@ -157,8 +239,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             raw = tomllib.loads(config_path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: {exc}") from exc
-    raw = _merge(raw.get("tokengate", raw), _env_overrides(environ))
+    from_file = raw.get("tokengate", raw)
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        msgspec.convert(from_file, Settings)  # the file's values must have their setting's type ("20" is no integer)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration in {config_path}: {exc}") from exc
+    try:  # variables are text: each is converted to its setting's type
+        return msgspec.convert(_merge(from_file, _env_overrides(environ)), Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration ({config_path}, {ENV_PREFIX}* variables): {exc}") from exc

@@ -27,7 +27,15 @@ from service.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-TABLES = ["audit_event", "personal_access_token", "auth_token", "role_assignment", "entity", "user_account"]
+TABLES = [
+    "webhook_delivery",
+    "audit_event",
+    "personal_access_token",
+    "auth_token",
+    "role_assignment",
+    "entity",
+    "user_account",
+]
 
 
 def _postgres_reachable() -> bool:
@@ -65,6 +73,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
     with throwaway_postgres("tokengate_test") as url:
         upgrade_database(make_settings(url, tmp))
+        yield url
+
+
+@pytest.fixture(name="own_database_url")
+def fx_own_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of the parametrised backend for one test (a server writes it, or it is taken away)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        return
+    with throwaway_postgres("tokengate_own") as url:
         yield url
 
 
