@@ -90,10 +90,17 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
     # -- reading -----------------------------------------------------------------------------------------------
     async def listing(
-        self, window: Window, *, owner_id: int | None = None, owner_uuid: UUID | None = None
+        self,
+        window: Window,
+        *,
+        owner_id: int | None = None,
+        owner_uuid: UUID | None = None,
+        active: bool | None = None,
     ) -> tuple[list[PersonalAccessToken], int]:
-        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID)."""
+        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID); active or not."""
         filters: list[Any] = []
+        if active is not None:
+            filters.append(PersonalAccessToken.is_active.is_(active))
         if owner_id is not None:
             filters.append(PersonalAccessToken.user_id == owner_id)
         if owner_uuid is not None:
