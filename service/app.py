@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
 from importlib.metadata import version
 from typing import Any
 
@@ -24,10 +26,12 @@ from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
+from service.events.webhook import WebhookSender
+from service.leaks.controllers import credential_revocation
 from service.logs import AccessLog, request_context
 from service.metrics import count_response
 from service.pats.controllers import PersonalAccessTokenController
-from service.pats.services import PatService
+from service.pats.services import PatService, detect_reuse
 from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
 from service.probes import health, metrics, ready
@@ -59,10 +63,17 @@ async def expire_tokens(runtime: Runtime) -> int:
         return await PatService(session=session, runtime=runtime).expire_due()
 
 
+async def notify_expiring_tokens(runtime: Runtime, now: datetime | None = None) -> int:
+    """Give each PAT's owner its expiry notices (``pat_expiring``) as they fall due."""
+    async with runtime.session() as session:
+        return await PatService(session=session, runtime=runtime).notify_expiring(now)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
     settings = settings or load_settings()
     runtime = Runtime.build(settings)
+    runtime.verifier.on_rotated_out_use = partial(detect_reuse, runtime)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -74,8 +85,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
             fact_watch,
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
+            Periodic("pat-expiry-notice", EXPIRY_SWEEP_SECONDS, lambda: notify_expiring_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
+        if settings.webhook.url:
+            loops.append(
+                Periodic("webhook-delivery", settings.webhook.poll_seconds, WebhookSender(runtime).deliver_due)
+            )
         runtime.background = {loop.name: loop for loop in loops}
         for loop in loops:
             loop.start()
@@ -106,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EventController,
             swagger_ui_assets(),
             ui_router(runtime),
+            credential_revocation(settings.leaks),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),

@@ -258,10 +258,12 @@ class TokengateCLIPlugin(CLIPlugin):
         """
         from advanced_alchemy.extensions.litestar.cli import database_group
 
+        from service.leaks.cli import tokens_group
         from service.policy.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
+        cli.add_command(tokens_group)
         cli.add_command(run_command)
         cli.add_command(database_group)
         database_group.add_command(upgrade_command)
@@ -291,6 +293,10 @@ def main() -> None:
         from service.policy.cli import policy_group
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
+    if sys.argv[1:2] == ["tokens"]:  # the scanner needs no configuration, database or app
+        from service.leaks.cli import tokens_group
+
+        tokens_group.main(args=sys.argv[2:], prog_name="tokengate tokens")  # exits
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
     _fail_fast_on_bad_configuration()
     from litestar.cli.main import litestar_group

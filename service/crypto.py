@@ -12,8 +12,10 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,24 @@ def is_legacy_key(token: str) -> bool:
         and token.startswith(LEGACY_PREFIX)
         and _has_valid_checksum(token, len(LEGACY_PREFIX))
     )
+
+
+def is_token(candidate: str) -> bool:
+    """Whether ``candidate`` is shaped like a tokengate token (PAT or legacy key) with a valid checksum."""
+    return pat_expiry(candidate) is not None or is_legacy_key(candidate)
+
+
+_TAIL = f"[0-9A-Za-z]{{{RANDOM_CHARS + CHECKSUM_CHARS}}}"
+_CANDIDATE = re.compile(
+    f"(?<![0-9A-Za-z_])(?:{re.escape(PAT_PREFIX)}[0-9]{{1,12}}_|{re.escape(LEGACY_PREFIX)}){_TAIL}(?![0-9A-Za-z_])"
+)
+
+
+def find_tokens(text: str) -> Iterator[re.Match[str]]:
+    """Every tokengate token in ``text`` (prefix, shape and checksum; look-alikes are skipped), as regex matches."""
+    for match in _CANDIDATE.finditer(text):
+        if is_token(match.group()):
+            yield match
 
 
 def display_prefix(token: str) -> str:

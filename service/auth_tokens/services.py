@@ -182,6 +182,27 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         await self.repository.session.commit()  # before forgetting: see _replace_key
         await self.runtime.forget_token(token.key_hash)
 
+    async def delete_leaked(self, key_hashes: list[str], source: str, reporter: str) -> int:
+        """Delete the legacy tokens among ``key_hashes`` (reported found in public); returns how many.
+
+        Their users log in again for a new key; each gets a ``token_reported_leaked`` event with ``source`` and
+        ``reporter`` (see ``PatService.revoke_leaked``).
+        """
+        tokens = list(await self.list(AuthToken.key_hash.in_(key_hashes)))
+        for token in tokens:
+            await self.delete(token.id)
+            await self.events.record(
+                EventType.TOKEN_REPORTED_LEAKED,
+                f"Token for user {token.user.username} was reported as leaked and has been deleted.",
+                user_id=token.user_id,
+                reported_source=source,
+                reporter_address=reporter,
+            )
+        await self.repository.session.commit()  # before forgetting: see _replace_key
+        for token in tokens:
+            await self.runtime.forget_token(token.key_hash)
+        return len(tokens)
+
     # -- staff listings ----------------------------------------------------------------------------------------
     def _active(self) -> Select[Any]:
         now = datetime.now(UTC)

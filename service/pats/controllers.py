@@ -66,7 +66,10 @@ async def created_response(pats: PatService, token: PersonalAccessToken, plainte
 
 
 class PersonalAccessTokenController(Controller):
-    """Owners manage their tokens; staff may list, read and revoke anyone's. A PAT cannot manage PATs."""
+    """Owners manage their tokens; staff may list, read and revoke anyone's.
+
+    A PAT cannot manage PATs, except to read and revoke itself (``/self/``).
+    """
 
     path = "/api/personal-access-tokens"
     tags = ["personal-access-tokens"]
@@ -123,6 +126,17 @@ class PersonalAccessTokenController(Controller):
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
         items = available_binding_targets(runtime.policy, principal)
         return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
+
+    @get("/self/", operation_id="PersonalAccessTokensSelfRetrieve", responses=READ)
+    async def retrieve_self(self, pats: Pats, principal: CurrentPrincipal) -> PatRead:
+        """The PAT presenting this request (no secret); 404 for any other credential."""
+        token = await pats.presenting(principal)
+        return pat_read(token, (await pats.bindings_out([token]))[token.id])
+
+    @delete("/self/", operation_id="PersonalAccessTokensSelfDestroy", responses=READ)
+    async def revoke_self(self, pats: Pats, principal: CurrentPrincipal) -> None:
+        """Revoke the PAT presenting this request: a token may always give up its own power."""
+        await pats.revoke(await pats.presenting(principal), principal)
 
     @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from service.auth_tokens.models import AuthToken
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class UsageRecorder:
                         updated_at=AuthToken.updated_at,  # Get All Auth Tokens: updated_at moves only on regeneration
                     )
                 )
-            recorder = EventService(session=session)
+            recorder = self.runtime.event_recorder(session)
             for event in events:
                 await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from service.errors import NotFound
 from service.pats.services import PatService
 from service.policy.dbexplain import NotFoundError, explain_stored
 from service.policy.matrix import build_matrix
+from service.policy_tools.invariants import report
 from service.runtime import RuntimeDependency, service_provider
 from service.security.principal import Principal
 from service.ui.render import page
@@ -31,10 +33,14 @@ class PolicyPages(Controller):
     path = "/policy"
     dependencies = {"pats": Provide(service_provider(PatService))}
 
-    @get("/")
-    async def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
-        """The running policy: roles against permissions, bind types and delegation, the entity hierarchy."""
-        return page("policy.html", viewer, matrix=build_matrix(runtime.policy))
+    @get("/", sync_to_thread=True)
+    def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
+        """The running policy: roles against permissions, bind types, the hierarchy, the invariants and their status.
+
+        Invariants are proved once per content of the policy files (in a worker thread), as the API does.
+        """
+        invariants = report(Path(runtime.settings.policy_dir))
+        return page("policy.html", viewer, matrix=build_matrix(runtime.policy), invariants=invariants)
 
     async def _trace(
         self,

@@ -9,14 +9,17 @@ sending tokens are never asked for a CSRF token. A page session is never a crede
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.exceptions import SerializationException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
-from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.params import SkipValidation
 
 from service.errors import ApplicationError
@@ -43,6 +46,26 @@ class SignInRequired(ApplicationError):
     default_detail = "Please sign in."
 
 
+class _SessionBackend(ClientSideSessionBackend):
+    """Litestar's encrypted-cookie backend, except that a mangled cookie is simply no session.
+
+    Litestar reads the expiry from the cookie's unencrypted tail before checking the tag, and a malformed tail raises
+    there instead of leaving the session empty (a 500 for any tampered cookie).
+    """
+
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+        """The session in the cookie; empty when the cookie is absent, expired, forged or mangled."""
+        try:
+            return await super().load_from_connection(connection)
+        except (SerializationException, ValueError, KeyError, TypeError):
+            return {}
+
+
+@dataclass
+class _SessionConfig(CookieBackendConfig):
+    _backend_class = _SessionBackend
+
+
 class PageCookies:
     """Middleware factory: session and CSRF middleware, with ``Secure`` cookies when the request came over TLS.
 
@@ -60,7 +83,7 @@ class PageCookies:
     @staticmethod
     def _stack(runtime: Runtime, secure: bool) -> list[DefineMiddleware]:
         keyring = runtime.keyring
-        session = CookieBackendConfig(
+        session = _SessionConfig(
             secret=keyring.session_key,
             key=SESSION_COOKIE,
             max_age=runtime.settings.ui.session_max_age_seconds,

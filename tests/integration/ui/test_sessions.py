@@ -52,9 +52,19 @@ async def test_a_token_is_never_a_page_session(app: Litestar, runtime: Runtime, 
 
 async def test_a_forged_or_tampered_cookie_is_no_session(sign_in: SignIn) -> None:
     client = await sign_in("alice")
-    value = client.cookies["tokengate_session"]
-    client.cookies.set("tokengate_session", value[:-8] + "AAAAAAAA", path="/ui")
-    assert (await client.get("/ui/tokens")).status_code == 302
+    value = client.cookies["tokengate_session"].strip('"')
+    middle = len(value) // 2
+    for forged in [
+        value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :],  # the ciphertext
+        *(value[:-cut] + "A" * cut for cut in range(1, 13)),  # the expiry in the clear tail
+        "not base64 at all!",
+        "",
+    ]:
+        client.cookies.set("tokengate_session", forged, path="/ui")
+        response = await client.get("/ui/tokens")
+        assert response.status_code == 302, forged
+    client.cookies.set("tokengate_session", value, path="/ui")
+    assert (await client.get("/ui/tokens")).status_code == 200
 
 
 async def test_an_idle_session_ends(sign_in: SignIn, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:

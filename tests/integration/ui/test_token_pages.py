@@ -96,11 +96,12 @@ async def test_rotation_shows_the_new_token_once_and_retires_the_old(sign_in: Si
     assert "The previous token no longer works." in rotated.text
     check = {"permission": "PROJECT.UPDATE"}
     assert (
-        await client.post("/api/authz/check/", json=check, headers={"Authorization": f"Token {first}"})
-    ).status_code == 401
-    assert (
         await client.post("/api/authz/check/", json=check, headers={"Authorization": f"Token {second}"})
     ).status_code == 200
+    # last: presenting a rotated-out token also revokes its whole rotation family (reuse detection)
+    assert (
+        await client.post("/api/authz/check/", json=check, headers={"Authorization": f"Token {first}"})
+    ).status_code == 401
 
 
 async def test_networks_are_edited_with_the_services_errors(sign_in: SignIn, runtime: Runtime) -> None:
