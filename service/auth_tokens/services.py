@@ -60,14 +60,19 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _before_day_end(column: Any, day: date) -> list[ColumnElement[bool]]:
+    """``column`` no later than the end of ``day``; nothing to say about the last representable day (9999-12-31)."""
+    return [] if day == date.max else [column < _day_start(day + timedelta(days=1))]
+
+
 def _date_filters(column: Any, exact: date | None, start: date | None, end: date | None) -> list[ColumnElement[bool]]:
     clauses = []
     if exact is not None:
-        clauses += [column >= _day_start(exact), column < _day_start(exact) + timedelta(days=1)]
+        clauses += [column >= _day_start(exact), *_before_day_end(column, exact)]
     if start is not None:
         clauses.append(column >= _day_start(start))
     if end is not None:
-        clauses.append(column < _day_start(end) + timedelta(days=1))
+        clauses += _before_day_end(column, end)
     return clauses
 
 
