@@ -1,7 +1,7 @@
 """longer token_prefix: past the expiry into the random part
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0003
 Create Date: 2026-12-01 08:40:00.000000
 
 A PAT's token_prefix was its first 8 characters, "w_" and six digits of the expiry, the same for every token a
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
