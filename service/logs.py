@@ -114,15 +114,16 @@ class AccessLog:
         route = scope.get("path_template")
         client = scope.get("client")
         method = scope.get("method")
+        path = redact(scope["path"])  # the record itself holds no token, whatever handler receives it
         access_logger.info(
             "%s %s %d",
             method,
-            scope["path"],
+            path,
             message["status"],
             extra={
                 "request_id": state.request_id,
                 "method": method,
-                "path": scope["path"],
+                "path": path,
                 "route": route,
                 "status": message["status"],
                 "duration_ms": round((time.perf_counter() - state.started) * 1000, 3),
