@@ -177,15 +177,13 @@ def _explain_scenario(
 
 
 def _explain_database(permission: str, entity: str | None, user: str | None, token: str | None) -> list[str]:
-    from service.cli import run_with
     from service.config import load_settings
     from service.policy_tools.dbexplain import NotFoundError, explain_from_database
     from service.runtime import Runtime
 
     runtime = Runtime.build(load_settings())
     try:
-        return run_with(
-            runtime,
+        return runtime.run_once(
             lambda rt: explain_from_database(
                 rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token
             ),
