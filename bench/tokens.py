@@ -1,7 +1,7 @@
 """Token verification at 1 000 vs 1 000 000 stored PATs, and memory of the verification cache.
 
 Verification is measured on the verifier's cache-miss path (shape and checksum, one HMAC, the lookup by unique
-keyed hash and the owner's row): the path every token takes once per ``CACHE_TTL_SECONDS`` per worker. Each count
+keyed hash and the owner's row): the path a token takes in each worker when it is first used or has changed. Each count
 has its own database, measured in turns; filler rows are bulk-inserted with distinct keyed hashes, so the unique
 index really holds that many entries.
 """

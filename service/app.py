@@ -30,6 +30,7 @@ from service.policy.reload import install_sighup_reload
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.security.sync import CredentialWatcher
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -68,11 +69,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
         await runtime.broadcast.listen()
+        credential_watcher = CredentialWatcher(runtime)
+        await credential_watcher.poll()
         fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [
             Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
             fact_watch,
+            Periodic("credential-watch", settings.sync_interval_seconds, credential_watcher.poll),
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]

@@ -17,11 +17,15 @@ class PersonalAccessToken(BigIntAuditBase):
     """A scoped, expiring token. The plaintext is never stored: only its keyed hash and display prefix.
 
     ``allowed_scopes`` holds the bindings as ``[{"type": …, "uuid": …}]``; ``allowed_networks`` canonical CIDRs.
-    A rotated-out token keeps working until ``grace_until`` when a grace period is configured.
+    A rotated-out token keeps working until ``grace_until`` when a grace period is configured. ``updated_at`` moves
+    when something verification depends on changes (not on use): other workers poll it to drop cached verifications.
     """
 
     __tablename__ = "personal_access_token"
-    __table_args__ = (Index("ix_personal_access_token_user_active", "user_id", "is_active"),)
+    __table_args__ = (
+        Index("ix_personal_access_token_user_active", "user_id", "is_active"),
+        Index("ix_personal_access_token_updated_at", "updated_at"),
+    )
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"))

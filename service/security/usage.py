@@ -164,6 +164,7 @@ class UsageRecorder:
                         use_count=PersonalAccessToken.use_count + usage.count,
                         last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
                         last_used_ip=usage.last_used_ip,
+                        updated_at=PersonalAccessToken.updated_at,  # use is no change: see service.security.sync
                     )
                 )
             for token_id, (refreshed_ts, lifetime) in legacy.items():

@@ -1,13 +1,16 @@
-"""Token verification with a bounded, short-lived cache.
+"""Token verification with a bounded cache whose entries live as long as nothing changes.
 
 Credentials are verified as presented: the value of the ``Authorization`` header. A request that repeats, from the
-same client address, a header admitted moments ago costs one keyed BLAKE2s, a dict lookup and a clock read
+same client address, a header admitted before costs one keyed BLAKE2s, a dict lookup and a clock read
 (:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is parsed, malformed,
 forged and expired PATs are refused offline, and a miss looks the token up by the HMAC by which tokens are stored.
 
-A cache entry is trusted for ``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured
-within that time without any cluster machinery; revocations made by this worker drop their entries at once. Entries
-hold no plaintext.
+Cached entries have no lifetime of their own. They are dropped when what they were built from changes: at once in
+the worker that made the change, within milliseconds in the others when PostgreSQL carries the notification
+(``service.broadcast``), and otherwise at the next poll of the users and tokens changed since the last look
+(``service.security.sync``). Each successful poll confirms the whole cache for twice ``sync_interval_seconds``: if
+polls stop (the database away, the event loop starved), entries stop being trusted rather than outliving a change.
+Entries hold no plaintext.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from service.users.models import User
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-CACHE_TTL_SECONDS = 0.5
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 _KEYWORDS = (b"token", b"bearer")
 _ADDRESS_MEMO_SIZE = 1024
@@ -66,12 +68,10 @@ def token_from_header(authorization: bytes) -> str | None:
 class CachedCredential:
     """What one successful lookup established; checked again (cheaply) on every request.
 
-    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request. Entries
-    are used only while ``loaded_at <= now``, so a clock stepped back makes them stale rather than longer-lived.
+    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request.
     """
 
     principal: Principal
-    loaded_at: float
     token_hash: str
     valid_until: float = math.inf
     """When the credential stops working by itself: a PAT's expiry, a legacy token's idle timeout."""
@@ -87,11 +87,6 @@ class CachedCredential:
     peer: str | None = None
     forwarded_for: bytes | None = None
     repeat_until: float = -math.inf
-
-    @property
-    def fresh_until(self) -> float:
-        """When the entry must be looked up again."""
-        return self.loaded_at + CACHE_TTL_SECONDS
 
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
@@ -116,13 +111,10 @@ class CachedCredential:
     def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
         """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
 
-        Until the entry goes stale, the token expires or a legacy refresh falls due, the same request from there
-        needs no checks.
+        Until the token expires or a legacy refresh falls due, the same request from there needs no checks.
         """
         self.peer, self.forwarded_for = peer, forwarded_for
-        self.repeat_until = min(
-            self.fresh_until, self.valid_until, math.inf if self.principal.is_pat else self.refresh_due()
-        )
+        self.repeat_until = self.valid_until if self.principal.is_pat else min(self.valid_until, self.refresh_due())
 
 
 class TokenVerifier:
@@ -142,12 +134,22 @@ class TokenVerifier:
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
+        # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
+        self._fresh_from = math.inf
+        self._fresh_until = -math.inf
+
+    def confirm(self, started: float, trusted_for: float) -> None:
+        """Every change committed before ``started`` has been applied: trust the cache for ``trusted_for`` from then.
+
+        A clock stepped back before ``started`` makes the cache untrusted until the next confirmation.
+        """
+        self._fresh_from, self._fresh_until = started, started + trusted_for
 
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
         """The hot path: the principal, if this very header was admitted from the same client moments ago.
 
         Nothing that was checked then can differ: the token, the client address (hence the network ACL verdict),
-        freshness, expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
+        expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
         """
         hasher = self._cache_hasher.copy()
         hasher.update(authorization)
@@ -155,7 +157,7 @@ class TokenVerifier:
         if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for:
             return None
         now = time.time()
-        if not entry.loaded_at <= now < entry.repeat_until:
+        if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
         principal = entry.principal
         if principal.is_pat and not self.runtime.usage.repeat(entry, now):
@@ -210,12 +212,11 @@ class TokenVerifier:
         return address
 
     def _lookup(self, presented: bytes, now: float) -> tuple[bytes, CachedCredential | None]:
-        """The cache key of a presented credential, and its cached entry if still fresh."""
+        """The cache key of a presented credential, and its cached entry if the cache is trusted now."""
         hasher = self._cache_hasher.copy()
         hasher.update(presented)
         cache_key = hasher.digest()
-        entry = self._cache.get(cache_key)
-        return cache_key, entry if entry is not None and entry.loaded_at <= now < entry.fresh_until else None
+        return cache_key, self._cache.get(cache_key) if self._fresh_from <= now < self._fresh_until else None
 
     async def _load_token(self, token: str, cache_key: bytes, now: float) -> CachedCredential | None:
         """Look ``token`` up in the database (after the offline checks) and cache what is found."""
@@ -322,7 +323,6 @@ class TokenVerifier:
         lifetime = float(user.token_lifetime) if user.token_lifetime else None
         return CachedCredential(
             principal=_principal(user, CredentialKind.TOKEN, token.id, None),
-            loaded_at=time.time(),
             token_hash=token_hash,
             valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
             lifetime=lifetime,
@@ -336,7 +336,6 @@ class TokenVerifier:
         )
         return CachedCredential(
             principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
-            loaded_at=time.time(),
             token_hash=token_hash,
             valid_until=min(pat.expires_at, pat.grace_until or pat.expires_at).timestamp(),
             networks=_networks(pat.allowed_networks),

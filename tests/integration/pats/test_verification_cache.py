@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time as real_time
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import select, update
 
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
+from service.security import sync as sync_module
 from service.security import verifier as verifier_module
 from service.users.models import User
 from tests.factories import auth
@@ -22,18 +24,23 @@ def auth_header(token: str) -> bytes:
     return f"Token {token}".encode()
 
 
-async def test_reload_keeps_an_unchanged_principal_and_sees_a_changed_one(
-    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one(
+    client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
     created = await create_pat(client, world.owner_headers)
-    monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", -1.0)  # every verification reloads from the database
     first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    runtime.verifier.confirm(0.0, 0.0)  # the cache is not trusted until the next poll: the token is looked up again
     again = await runtime.verifier.verify(auth_header(created["token"]), None, None)
     assert first is not None and again is first  # same object: decision memo keys match by identity
-    async with runtime.session() as session:  # behind the service's back: only a reload can see it
+    async with runtime.session() as session:  # behind the service's back: as another worker would, unannounced
         await session.execute(update(User).where(User.id == world.owner.id).values(username="renamed"))
-    changed = await runtime.verifier.verify(auth_header(created["token"]), None, None)
-    assert changed is not None and changed is not first and changed.username == "renamed"
+    deadline = real_time.monotonic() + 1.0
+    changed = first
+    while changed is first:  # the poll of changed users drops the entry; the next verification reloads it
+        assert real_time.monotonic() < deadline, "the changed user was not noticed within 1 s"
+        await asyncio.sleep(0.05)
+        changed = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    assert changed is not None and changed.username == "renamed"
 
 
 async def test_revoking_a_token_evicted_from_a_full_cache(
@@ -52,7 +59,7 @@ async def test_revoking_a_token_evicted_from_a_full_cache(
 
 
 class Clock:
-    """Stands in for the ``time`` module in the verifier: real time plus an offset the test moves."""
+    """Stands in for the ``time`` module in the verifier and its poller: real time plus an offset the test moves."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -68,7 +75,9 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
     created = await create_pat(client, world.owner_headers, expires_at=datetime.fromtimestamp(expiry, UTC).isoformat())
     clock = Clock()
     monkeypatch.setattr(verifier_module, "time", clock)
+    monkeypatch.setattr(sync_module, "time", clock)
     clock.offset = expiry - real_time.time() - 0.2  # a moment before the expiry
+    runtime.verifier.confirm(clock.time(), 60.0)  # as a poll at that time would
     for _ in range(3):  # the second and third repeat the first: answered from the cache
         assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     clock.offset += 0.3  # past the expiry, while the cache entry is still fresh
@@ -76,7 +85,7 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
     assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
 
 
-async def test_a_clock_stepped_back_makes_cached_entries_stale_not_longer_lived(
+async def test_a_clock_stepped_back_makes_the_cache_untrusted_not_longer_trusted(
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await create_pat(client, world.owner_headers)
@@ -147,3 +156,19 @@ async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
         assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
     count, last_seen = await uses()
     assert count == 5 and last_seen >= first_seen
+
+
+async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: World, runtime: Runtime) -> None:
+    """Other workers drop cached verifications of rows whose ``updated_at`` moved: use is no change."""
+    created = await create_pat(client, world.owner_headers)
+    token_hash = runtime.keyring.token_hash(created["token"])
+    query = select(PersonalAccessToken.updated_at, PersonalAccessToken.use_count).where(
+        PersonalAccessToken.token_hash == token_hash
+    )
+    async with runtime.session() as session:
+        before = (await session.execute(query)).one()
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    await runtime.usage.flush()
+    async with runtime.session() as session:
+        after = (await session.execute(query)).one()
+    assert after.use_count == before.use_count + 1 and after.updated_at == before.updated_at
