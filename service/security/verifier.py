@@ -25,18 +25,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.auth_tokens.models import AuthToken
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
-from service.pats.models import PersonalAccessToken
 from service.policy.facts import TokenLimits
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
+from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
-from service.users.models import User
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -137,6 +135,7 @@ class TokenVerifier:
         # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
         self._fresh_from = math.inf
         self._fresh_until = -math.inf
+        self._reader: AsyncEngine | None = None
 
     def confirm(self, started: float, trusted_for: float) -> None:
         """Every change committed before ``started`` has been applied: trust the cache for ``trusted_for`` from then.
@@ -295,64 +294,57 @@ class TokenVerifier:
         return entry
 
     async def _load(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
-        async with self.runtime.session() as session:
-            if kind is CredentialKind.TOKEN:
-                legacy = await session.scalar(
-                    select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
-                )
-                return self._legacy_entry(legacy, token_hash) if legacy and legacy.user.is_active else None
-            row = (
-                await session.execute(
-                    select(PersonalAccessToken, User)
-                    .join(User, User.id == PersonalAccessToken.user_id)
-                    .where(PersonalAccessToken.token_hash == token_hash)
-                )
-            ).first()
-        if row is None:
+        """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
+        if self._reader is None:
+            self._reader = reader(self.runtime.alchemy.get_engine())
+        row = await find_credential(self._reader, kind, token_hash)
+        if row is None or not row.user_is_active:
             return None
-        pat, owner = row
-        if not owner.is_active or not owner.can_use_personal_access_tokens:
+        if kind is CredentialKind.TOKEN:
+            return _legacy_entry(row, token_hash)
+        if not row.can_use_personal_access_tokens:
             return None
-        if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until.timestamp()):
+        if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
             return None
-        return self._pat_entry(pat, owner, token_hash)
-
-    def _legacy_entry(self, token: AuthToken, token_hash: str) -> CachedCredential:
-        user = token.user
-        refreshed_at = token.refreshed_at.timestamp()
-        lifetime = float(user.token_lifetime) if user.token_lifetime else None
-        return CachedCredential(
-            principal=_principal(user, CredentialKind.TOKEN, token.id, None),
-            token_hash=token_hash,
-            valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
-            lifetime=lifetime,
-            refreshed_at=refreshed_at,
-        )
-
-    def _pat_entry(self, pat: PersonalAccessToken, owner: User, token_hash: str) -> CachedCredential:
-        limits = TokenLimits(
-            scopes=frozenset(pat.scopes),
-            bindings=frozenset(binding["uuid"] for binding in pat.allowed_scopes if binding.get("uuid")),
-        )
-        return CachedCredential(
-            principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
-            token_hash=token_hash,
-            valid_until=min(pat.expires_at, pat.grace_until or pat.expires_at).timestamp(),
-            networks=_networks(pat.allowed_networks),
-            last_used_ip=pat.last_used_ip,
-            pat_uuid=pat.uuid.hex,
-            pat_name=pat.name,
-        )
+        return _pat_entry(row, token_hash)
 
 
-def _principal(user: User, kind: CredentialKind, credential_id: int, limits: TokenLimits | None) -> Principal:
+def _legacy_entry(row: Row[Any], token_hash: str) -> CachedCredential:
+    refreshed_at = row.refreshed_at.timestamp()
+    lifetime = float(row.token_lifetime) if row.token_lifetime else None
+    return CachedCredential(
+        principal=_principal(row, CredentialKind.TOKEN, None),
+        token_hash=token_hash,
+        valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
+        lifetime=lifetime,
+        refreshed_at=refreshed_at,
+    )
+
+
+def _pat_entry(row: Row[Any], token_hash: str) -> CachedCredential:
+    limits = TokenLimits(
+        scopes=frozenset(row.scopes),
+        bindings=frozenset(binding["uuid"] for binding in row.allowed_scopes if binding.get("uuid")),
+    )
+    return CachedCredential(
+        principal=_principal(row, CredentialKind.PAT, limits),
+        token_hash=token_hash,
+        valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
+        networks=_networks(row.allowed_networks),
+        last_used_ip=row.last_used_ip,
+        pat_uuid=row.uuid.hex,
+        pat_name=row.name,
+    )
+
+
+def _principal(row: Row[Any], kind: CredentialKind, limits: TokenLimits | None) -> Principal:
     return Principal(
-        user_id=user.id,
-        user_uuid=user.uuid,
-        username=user.username,
-        is_staff=user.is_staff,
+        user_id=row.user_id,
+        user_uuid=row.user_uuid,
+        username=row.username,
+        is_staff=row.is_staff,
         kind=kind,
-        credential_id=credential_id,
+        credential_id=row.id,
         limits=limits,
     )
 

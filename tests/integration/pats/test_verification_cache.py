@@ -28,6 +28,7 @@ async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one
     client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
     created = await create_pat(client, world.owner_headers)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
     first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
     runtime.verifier.confirm(0.0, 0.0)  # the cache is not trusted until the next poll: the token is looked up again
     again = await runtime.verifier.verify(auth_header(created["token"]), None, None)
@@ -172,3 +173,24 @@ async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: W
     async with runtime.session() as session:
         after = (await session.execute(query)).one()
     assert after.use_count == before.use_count + 1 and after.updated_at == before.updated_at
+
+
+async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_connection_out(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await create_pat(client, world.owner_headers)
+    lookups: list[str] = []
+    find = verifier_module.find_credential
+
+    async def counting_find(engine: Any, kind: Any, token_hash: str) -> Any:
+        lookups.append(token_hash)
+        return await find(engine, kind, token_hash)
+
+    monkeypatch.setattr(verifier_module, "find_credential", counting_find)
+    runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
+    principals = await asyncio.gather(
+        *(runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) for _ in range(8))
+    )
+    assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
+    assert len(lookups) == 1
+    assert runtime.alchemy.get_engine().pool.checkedout() == 0
