@@ -282,7 +282,7 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
         tracemalloc.stop()
     finally:
         verifier_module.find_credential = original
-    cached = verifier._cache
+    cached = verifier._cache.items
     assert len(cached) == entries
     sample = set(tokens[:1000])
     plaintext = any(value in sample for entry in list(cached.values())[:1000] for value in vars_of(entry))

@@ -52,7 +52,7 @@ class Runtime:
     broadcast: Broadcast = field(init=False)
 
     def __post_init__(self) -> None:
-        self.verifier = TokenVerifier(self, self.settings.tokens.verification_cache_size)
+        self.verifier = TokenVerifier(self)
         self.broadcast = Broadcast(self)
         self.usage = UsageRecorder(self)
         login = self.settings.login

@@ -1,9 +1,10 @@
 """Token verification with a bounded cache whose entries live as long as nothing changes.
 
 Credentials are verified as presented: the value of the ``Authorization`` header. A request that repeats, from the
-same client address, a header admitted before costs one keyed BLAKE2s, a dict lookup and a clock read
-(:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is parsed, malformed,
-forged and expired PATs are refused offline, and a miss looks the token up by the HMAC by which tokens are stored.
+same client address, a token admitted before costs a split of the header, the token's HMAC, a dict lookup and a
+clock read (:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is checked,
+malformed, forged and expired PATs are refused offline, and a miss looks the token up by that HMAC, by which tokens
+are stored (:func:`service.security.credentials.find_credential`, the one lookup of the miss path).
 
 Cached entries have no lifetime of their own. They are dropped when what they were built from changes: at once in
 the worker that made the change, within milliseconds in the others when PostgreSQL carries the notification
@@ -16,22 +17,19 @@ Entries hold no plaintext.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import math
-import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
 from service.policy.facts import TokenLimits
+from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
@@ -40,6 +38,10 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
+REFUSED_TTL_SECONDS = 5.0
+"""How long a refused token is refused from memory (it is also forgotten with any change to a user)."""
+_KEY_BYTES = 16
+_T = TypeVar("_T")
 _KEYWORDS = (b"token", b"bearer")
 _ADDRESS_MEMO_SIZE = 1024
 _ADDRESS_MEMO_KEY_BYTES = 128
@@ -64,23 +66,18 @@ def token_from_header(authorization: bytes) -> str | None:
 
 @dataclass(slots=True)
 class CachedCredential:
-    """What one successful lookup established; checked again (cheaply) on every request.
+    """What one successful lookup established about a PAT; checked again (cheaply) on every request.
 
-    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request.
+    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request. The
+    principal is shared by every cached token of the same owner with the same limits (see ``TokenVerifier``).
     """
 
     principal: Principal
-    token_hash: str
+    credential_id: int
     valid_until: float = math.inf
     """When the credential stops working by itself: a PAT's expiry, a legacy token's idle timeout."""
-    # legacy tokens: sliding idle timeout
-    lifetime: float | None = None
-    refreshed_at: float = 0.0
-    # PATs
     networks: tuple[IPNetwork, ...] = ()
     last_used_ip: str | None = None
-    pat_uuid: str = ""
-    pat_name: str = ""
     # the last request admitted through this entry, and until when an identical one needs no checks (see ``repeat``)
     peer: str | None = None
     forwarded_for: bytes | None = None
@@ -89,6 +86,28 @@ class CachedCredential:
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
         return datetime.fromtimestamp(self.valid_until, UTC) if self.valid_until != math.inf else None
+
+    def is_valid(self, now: float, ip: IPAddress | None) -> bool:
+        """Expiry, idle timeout and network ACL, evaluated for this request."""
+        if now >= self.valid_until:
+            return False
+        return not self.networks or (ip is not None and any(ip in network for network in self.networks))
+
+    def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
+        """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
+
+        Until the token expires (or a legacy refresh falls due), the same request from there needs no checks.
+        """
+        self.peer, self.forwarded_for = peer, forwarded_for
+        self.repeat_until = self.valid_until
+
+
+@dataclass(slots=True)
+class LegacyCredential(CachedCredential):
+    """A cached legacy token: its idle timeout slides with use."""
+
+    lifetime: float | None = None
+    refreshed_at: float = 0.0
 
     def refresh_due(self) -> float:
         """When a use of this legacy token moves its sliding window (Waldur: after half the lifetime, or 10 min)."""
@@ -100,35 +119,29 @@ class CachedCredential:
         if self.lifetime is not None:
             self.valid_until = now + self.lifetime
 
-    def is_valid(self, now: float, ip: IPAddress | None) -> bool:
-        """Expiry, idle timeout and network ACL, evaluated for this request."""
-        if now >= self.valid_until:
-            return False
-        return not self.networks or (ip is not None and any(ip in network for network in self.networks))
-
     def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
-        """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
-
-        Until the token expires or a legacy refresh falls due, the same request from there needs no checks.
-        """
+        """As for a PAT, until the next refresh falls due."""
         self.peer, self.forwarded_for = peer, forwarded_for
-        self.repeat_until = self.valid_until if self.principal.is_pat else min(self.valid_until, self.refresh_due())
+        self.repeat_until = min(self.valid_until, self.refresh_due())
 
 
 class TokenVerifier:
     """Turns a presented credential into a :class:`Principal`, or None for every kind of failure.
 
-    The cache is keyed by a BLAKE2s of the header value under a random per-process key: half the cost of the stored
-    HMAC-SHA256, which is computed only on a miss, and no plaintext or stored hash in the key. A token has at most
-    one entry: presenting it in another form (``Bearer`` for ``Token``) replaces it.
+    The cache is keyed by the first 16 bytes of the token's stored HMAC-SHA256: a token presented as ``Token`` or
+    ``Bearer`` has one entry, and a change announced by token hash finds it without an index beside the cache. It
+    holds at most ``verification_cache_size`` credentials and forgets the oldest first (:class:`FifoMap`). Refused
+    tokens (unknown, revoked, of an inactive owner) are remembered apart, at most ``refused_token_cache_size`` for
+    ``REFUSED_TTL_SECONDS``, so a flood of them costs no database round trip per request and pushes no real token
+    out. Owners and limits are shared between entries (``_shared``): an entry is about 250 bytes (``python -m bench``).
     """
 
-    def __init__(self, runtime: Runtime, max_entries: int) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.max_entries = max_entries
-        self._cache_hasher = hashlib.blake2s(key=secrets.token_bytes(32), digest_size=16)
-        self._cache: OrderedDict[bytes, CachedCredential] = OrderedDict()
-        self._cache_keys: dict[str, bytes] = {}  # stored token hash -> cache key, for forget_token
+        tokens = runtime.settings.tokens
+        self._cache: FifoMap[bytes, CachedCredential] = FifoMap(tokens.verification_cache_size)
+        self._refused: FifoMap[bytes, float] = FifoMap(tokens.refused_token_cache_size)  # key -> refused until
+        self._shared: dict[object, object] = {}
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
@@ -144,15 +157,19 @@ class TokenVerifier:
         """
         self._fresh_from, self._fresh_until = started, started + trusted_for
 
+    def _key(self, token: bytes) -> bytes:
+        return self.runtime.keyring.token_digest(token)[:_KEY_BYTES]
+
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
-        """The hot path: the principal, if this very header was admitted from the same client moments ago.
+        """The hot path: the principal, if this token was admitted from the same client before.
 
         Nothing that was checked then can differ: the token, the client address (hence the network ACL verdict),
         expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
         """
-        hasher = self._cache_hasher.copy()
-        hasher.update(authorization)
-        entry = self._cache.get(hasher.digest())
+        parts = authorization.split()
+        if len(parts) != 2 or parts[0].lower() not in _KEYWORDS:
+            return None
+        entry = self._cache.items.get(self._key(parts[1]))
         if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for:
             return None
         now = time.time()
@@ -173,12 +190,8 @@ class TokenVerifier:
             return None
         ip, ip_text = self._address(peer, forwarded_for)
         now = time.time()
-        cache_key, entry = self._lookup(authorization, now)
-        if entry is None:
-            entry = await self._load_token(token, cache_key, now)
-            if entry is None:
-                return None
-        if not self._admits(entry, now, ip, record=True):
+        entry = await self._credential(token, now)
+        if entry is None or not self._admits(entry, now, ip, record=True):
             return None
         self.runtime.usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
@@ -187,9 +200,7 @@ class TokenVerifier:
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept from ``ip``, without recording a use (introspection for resource servers)."""
         now = time.time()
-        cache_key, entry = self._lookup(b"Token " + token.encode(), now)  # shares the entry of a client's header
-        if entry is None:
-            entry = await self._load_token(token, cache_key, now)
+        entry = await self._credential(token, now)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
     def _address(self, peer: str | None, forwarded_for: bytes | None) -> tuple[IPAddress | None, str | None]:
@@ -210,24 +221,29 @@ class TokenVerifier:
             self._addresses[key] = address
         return address
 
-    def _lookup(self, presented: bytes, now: float) -> tuple[bytes, CachedCredential | None]:
-        """The cache key of a presented credential, and its cached entry if the cache is trusted now."""
-        hasher = self._cache_hasher.copy()
-        hasher.update(presented)
-        cache_key = hasher.digest()
-        return cache_key, self._cache.get(cache_key) if self._fresh_from <= now < self._fresh_until else None
-
-    async def _load_token(self, token: str, cache_key: bytes, now: float) -> CachedCredential | None:
-        """Look ``token`` up in the database (after the offline checks) and cache what is found."""
+    async def _credential(self, token: str, now: float) -> CachedCredential | None:
+        """The cached credential of ``token``, else the one looked up in the database (after the offline checks)."""
+        key = self._key(token.encode())
+        if self._fresh_from <= now < self._fresh_until:
+            entry = self._cache.items.get(key)
+            if entry is not None:
+                return entry
+            refused_until = self._refused.items.get(key)
+            if refused_until is not None and now < refused_until:
+                return None
         kind = self._offline_kind(token, now)
         if kind is None:
             return None
         forgets = self._forgets
         entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now)
+        if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
+            return entry
         if entry is None:
-            self._drop(cache_key)
-        elif forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
-            self._remember(cache_key, entry)
+            self._cache.pop(key)
+            self._refused.put(key, now + REFUSED_TTL_SECONDS)
+        else:
+            self._refused.pop(key)
+            self._cache.put(key, entry)
         return entry
 
     def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
@@ -263,35 +279,24 @@ class TokenVerifier:
     def forget_user(self, user_id: int) -> None:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
         self._forgets += 1
-        for key in [key for key, entry in self._cache.items() if entry.principal.user_id == user_id]:
-            self._drop(key)
+        cached = self._cache.items
+        for key in [key for key, entry in cached.items() if entry.principal.user_id == user_id]:
+            del cached[key]
+        self._refused.clear()  # refused because of the owner (inactive, say): not any more, perhaps
 
     def forget_token(self, token_hash: str) -> None:
         """Drop one cached credential (after revocation, rotation or an ACL change)."""
         self._forgets += 1
-        cache_key = self._cache_keys.get(token_hash)
-        if cache_key is not None:
-            self._drop(cache_key)
+        key = bytes.fromhex(token_hash[: 2 * _KEY_BYTES])
+        self._cache.pop(key)
+        self._refused.pop(key)
 
-    def _remember(self, cache_key: bytes, entry: CachedCredential) -> None:
-        other_form = self._cache_keys.get(entry.token_hash)
-        if other_form is not None and other_form != cache_key:
-            self._drop(other_form)
-        previous = self._drop(cache_key)
-        if previous is not None and previous.principal == entry.principal:
-            # keep the object a reload found unchanged: decision memo keys then match by identity
-            entry.principal = previous.principal
-        self._cache[cache_key] = entry
-        self._cache_keys[entry.token_hash] = cache_key
-        while len(self._cache) > self.max_entries:
-            _, evicted = self._cache.popitem(last=False)
-            del self._cache_keys[evicted.token_hash]
-
-    def _drop(self, cache_key: bytes) -> CachedCredential | None:
-        entry = self._cache.pop(cache_key, None)
-        if entry is not None:
-            del self._cache_keys[entry.token_hash]
-        return entry
+    def _share(self, value: _T) -> _T:
+        """An equal value already held by the cache, else ``value`` (kept for the next one)."""
+        shared = self._shared.setdefault(value, value)
+        if len(self._shared) > 2 * self._cache.size:  # a memo of equal values: forgetting it costs only sharing
+            self._shared.clear()
+        return shared  # type: ignore[return-value]
 
     async def _load(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
         """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
@@ -301,53 +306,47 @@ class TokenVerifier:
         if row is None or not row.user_is_active:
             return None
         if kind is CredentialKind.TOKEN:
-            return _legacy_entry(row, token_hash)
+            return self._legacy_entry(row)
         if not row.can_use_personal_access_tokens:
             return None
         if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
             return None
-        return _pat_entry(row, token_hash)
+        return self._pat_entry(row)
 
+    def _legacy_entry(self, row: Row[Any]) -> LegacyCredential:
+        refreshed_at = row.refreshed_at.timestamp()
+        lifetime = float(row.token_lifetime) if row.token_lifetime else None
+        return LegacyCredential(
+            principal=self._principal(row, CredentialKind.TOKEN, None),
+            credential_id=row.id,
+            valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
+            lifetime=lifetime,
+            refreshed_at=refreshed_at,
+        )
 
-def _legacy_entry(row: Row[Any], token_hash: str) -> CachedCredential:
-    refreshed_at = row.refreshed_at.timestamp()
-    lifetime = float(row.token_lifetime) if row.token_lifetime else None
-    return CachedCredential(
-        principal=_principal(row, CredentialKind.TOKEN, None),
-        token_hash=token_hash,
-        valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
-        lifetime=lifetime,
-        refreshed_at=refreshed_at,
-    )
+    def _pat_entry(self, row: Row[Any]) -> CachedCredential:
+        share = self._share
+        limits = TokenLimits(
+            scopes=share(frozenset(row.scopes)),
+            bindings=share(frozenset(binding["uuid"] for binding in row.allowed_scopes if binding.get("uuid"))),
+        )
+        return CachedCredential(
+            principal=self._principal(row, CredentialKind.PAT, limits),
+            credential_id=row.id,
+            valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
+            networks=share(tuple(ipaddress.ip_network(entry) for entry in row.allowed_networks)),
+            last_used_ip=share(row.last_used_ip),
+        )
 
-
-def _pat_entry(row: Row[Any], token_hash: str) -> CachedCredential:
-    limits = TokenLimits(
-        scopes=frozenset(row.scopes),
-        bindings=frozenset(binding["uuid"] for binding in row.allowed_scopes if binding.get("uuid")),
-    )
-    return CachedCredential(
-        principal=_principal(row, CredentialKind.PAT, limits),
-        token_hash=token_hash,
-        valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
-        networks=_networks(row.allowed_networks),
-        last_used_ip=row.last_used_ip,
-        pat_uuid=row.uuid.hex,
-        pat_name=row.name,
-    )
-
-
-def _principal(row: Row[Any], kind: CredentialKind, limits: TokenLimits | None) -> Principal:
-    return Principal(
-        user_id=row.user_id,
-        user_uuid=row.user_uuid,
-        username=row.username,
-        is_staff=row.is_staff,
-        kind=kind,
-        credential_id=row.id,
-        limits=limits,
-    )
-
-
-def _networks(entries: Sequence[str]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(entry) for entry in entries)
+    def _principal(self, row: Row[Any], kind: CredentialKind, limits: TokenLimits | None) -> Principal:
+        """The owner's principal for this kind and limits: one object for all such tokens (decision memo keys)."""
+        return self._share(
+            Principal(
+                user_id=row.user_id,
+                user_uuid=row.user_uuid,
+                username=row.username,
+                is_staff=row.is_staff,
+                kind=kind,
+                limits=limits,
+            )
+        )

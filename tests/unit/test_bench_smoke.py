@@ -88,3 +88,7 @@ def test_bench_workers_each_take_connections() -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
                 pids.add(response.read())
     assert len(pids) == 2
+
+
+def test_a_cached_verification_holds_at_most_300_bytes() -> None:
+    assert cache_memory(20_000).per_entry <= 300

@@ -11,10 +11,12 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from service.crypto import new_pat
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security import sync as sync_module
 from service.security import verifier as verifier_module
+from service.security.bounded import FifoMap
 from service.users.models import User
 from tests.factories import auth
 from tests.integration.pats.conftest import PATS, World, check, create_pat
@@ -47,7 +49,7 @@ async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one
 async def test_revoking_a_token_evicted_from_a_full_cache(
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime.verifier, "max_entries", 1)
+    monkeypatch.setattr(runtime.verifier, "_cache", FifoMap(1))
     evicted = await create_pat(client, world.owner_headers, name="evicted")
     cached = await create_pat(client, world.owner_headers, name="cached")
     for token in (evicted["token"], cached["token"]):  # the second pushes the first out
@@ -179,6 +181,79 @@ async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_con
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await create_pat(client, world.owner_headers)
+    lookups = count_lookups(monkeypatch)
+    runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
+    principals = await asyncio.gather(
+        *(runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) for _ in range(8))
+    )
+    assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
+    assert len(lookups) == 1
+    pool = runtime.alchemy.get_engine().pool
+    deadline = real_time.monotonic() + 1.0
+    while pool.checkedout():  # background polls return theirs at once; a lookup that kept one never would
+        assert real_time.monotonic() < deadline, "a connection stayed checked out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_refused_token_is_refused_from_memory_for_a_while(
+    client: AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = count_lookups(monkeypatch)
+    unknown = auth_header(new_pat(int(real_time.time()) + 3600))  # well-formed, valid checksum, stored nowhere
+    for _ in range(3):
+        assert await runtime.verifier.verify(unknown, "127.0.0.1", None) is None
+    assert len(lookups) == 1
+    other = auth_header(new_pat(int(real_time.time()) + 3600))
+    monkeypatch.setattr(verifier_module, "REFUSED_TTL_SECONDS", 0.0)  # refusals from now on end at once
+    for _ in range(2):
+        assert await runtime.verifier.verify(other, "127.0.0.1", None) is None
+    assert len(lookups) == 3
+
+
+async def test_a_flood_of_unknown_tokens_pushes_no_real_token_out(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.verifier, "_refused", FifoMap(4))
+    created = await create_pat(client, world.owner_headers)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
+    lookups = count_lookups(monkeypatch)
+    assert await runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) is not None
+    flood = [auth_header(new_pat(int(real_time.time()) + 3600)) for _ in range(20)]
+    for header in flood:
+        assert await runtime.verifier.verify(header, "127.0.0.1", None) is None
+    assert len(runtime.verifier._refused) == 4  # bounded
+    assert await runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) is not None
+    assert len(lookups) == 1 + len(flood)  # the real token was not looked up again
+
+
+async def test_a_refusal_ends_with_a_change_to_the_owner(client: AsyncClient, world: World, runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers)
+    owner = f"/api/users/{world.owner.uuid}/"
+    changed = await client.patch(owner, json={"can_use_personal_access_tokens": False}, headers=world.staff_headers)
+    assert changed.status_code == 200, changed.text
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 401
+    changed = await client.patch(owner, json={"can_use_personal_access_tokens": True}, headers=world.staff_headers)
+    assert changed.status_code == 200, changed.text
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+
+
+async def test_tokens_of_one_owner_with_equal_limits_share_one_principal(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
+    first, second, other = (
+        await create_pat(client, world.owner_headers, name="first"),
+        await create_pat(client, world.owner_headers, name="second"),
+        await create_pat(client, world.owner_headers, name="other", scopes=["PROJECT.UPDATE", "PROJECT.LIST"]),
+    )
+    principals = [
+        await runtime.verifier.verify(auth_header(pat["token"]), None, None) for pat in (first, second, other)
+    ]
+    assert principals[0] is not None and principals[0] is principals[1]
+    assert principals[2] is not None and principals[2] is not principals[0]
+
+
+def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Token hashes the verifier looks up in the database from now on."""
     lookups: list[str] = []
     find = verifier_module.find_credential
 
@@ -187,10 +262,4 @@ async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_con
         return await find(engine, kind, token_hash)
 
     monkeypatch.setattr(verifier_module, "find_credential", counting_find)
-    runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
-    principals = await asyncio.gather(
-        *(runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) for _ in range(8))
-    )
-    assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
-    assert len(lookups) == 1
-    assert runtime.alchemy.get_engine().pool.checkedout() == 0
+    return lookups
