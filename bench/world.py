@@ -191,9 +191,11 @@ def uvicorn_server(
     lifespan: str = "on",
     pids: list[int] | None = None,
 ) -> Iterator[int]:
-    """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio),
-    each on its own ``SO_REUSEPORT`` socket so connections spread evenly (see ``bench/serve.py``); their process ids
-    are appended to ``pids``."""
+    """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio).
+
+    Each has its own ``SO_REUSEPORT`` socket so connections spread evenly (docs/decisions.md, 6; ``bench/serve.py``);
+    their process ids are appended to ``pids``.
+    """
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
     if factory:

@@ -36,6 +36,7 @@ PAT_BY_HASH = (
         _PATS.expires_at,
         _PATS.is_active,
         _PATS.grace_until,
+        _PATS.rotated_at,
         _PATS.last_used_ip,
         *_OWNER,
         _USERS.can_use_personal_access_tokens,

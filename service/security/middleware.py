@@ -1,8 +1,8 @@
 """Authentication as a plain ASGI middleware factory, applied by Litestar to every route.
 
 Litestar's ``AbstractAuthenticationMiddleware`` raises through the exception machinery on failure, which costs
-more than a successful request (PERF-NOTES). Here a failure is answered directly with a pre-encoded 401 body, so
-a flood of garbage tokens is cheaper than valid traffic. Handlers and routers opt out with
+more than a successful request (docs/decisions.md, 1). Here a failure is answered directly with a pre-encoded 401
+body, so a flood of garbage tokens is cheaper than valid traffic. Handlers and routers opt out with
 ``opt={"skip_auth": True}``.
 
 It is a factory (``app -> app``, which Litestar accepts as middleware) rather than an ``ASGIMiddleware``: that base
@@ -61,7 +61,11 @@ def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | No
 
 
 class AuthenticationMiddleware:
-    """Sets ``scope["user"]`` to the :class:`~service.security.principal.Principal` or answers 401."""
+    """Sets ``scope["user"]`` (the principal) and ``scope["auth"]`` (the credential), or answers 401.
+
+    ``request.user`` is a :class:`~service.security.principal.Principal`, ``request.auth`` the
+    :class:`~service.security.verifier.CachedCredential` that admitted it.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.verifier = runtime.verifier
@@ -78,12 +82,13 @@ class AuthenticationMiddleware:
                 return await _reject(send, _MISSING)
             client = scope.get("client")
             peer = client[0] if client else None
-            principal = verifier.repeat(authorization, peer, forwarded_for)
-            if principal is None:
-                principal = await verifier.verify(authorization, peer, forwarded_for)
-                if principal is None:
+            credential = verifier.repeat(authorization, peer, forwarded_for)
+            if credential is None:
+                credential = await verifier.verify(authorization, peer, forwarded_for)
+                if credential is None:
                     return await _reject(send, _INVALID)
-            scope["user"] = principal
+            scope["user"] = credential.principal
+            scope["auth"] = credential
             await app(scope, receive, send)
 
         return authenticate

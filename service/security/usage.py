@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from service.auth_tokens.models import AuthToken
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
 from service.security.verifier import LegacyCredential
 
@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
+_PAT_TABLE = cast(Table, PersonalAccessToken.__table__)
+_PATS = _PAT_TABLE.c
+_RECORD_PAT_USES = (
+    update(_PAT_TABLE)
+    .where(_PATS.id == bindparam("pat_id"))
+    .values(
+        use_count=_PATS.use_count + bindparam("uses"),
+        last_used_at=bindparam("used_at"),
+        last_used_ip=bindparam("used_from"),
+        updated_at=_PATS.updated_at,  # use is no change: see service.security.sync
+    )
+)
 
 
 @dataclass(slots=True)
@@ -168,16 +180,18 @@ class UsageRecorder:
         self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
     ) -> None:
         async with self.runtime.session() as session:
-            for pat_id, usage in pats.items():
+            if pats:  # one statement executed for many rows: thousands of tokens used between flushes are common
                 await session.execute(
-                    update(PersonalAccessToken)
-                    .where(PersonalAccessToken.id == pat_id)
-                    .values(
-                        use_count=PersonalAccessToken.use_count + usage.count,
-                        last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
-                        last_used_ip=usage.last_used_ip,
-                        updated_at=PersonalAccessToken.updated_at,  # use is no change: see service.security.sync
-                    )
+                    _RECORD_PAT_USES,
+                    [
+                        {
+                            "pat_id": pat_id,
+                            "uses": usage.count,
+                            "used_at": datetime.fromtimestamp(usage.last_used_at, UTC),
+                            "used_from": usage.last_used_ip,
+                        }
+                        for pat_id, usage in pats.items()
+                    ],
                 )
             for token_id, (refreshed_ts, lifetime) in legacy.items():
                 refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
@@ -187,10 +201,10 @@ class UsageRecorder:
                     .values(
                         refreshed_at=refreshed_at,
                         expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
-                        updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
+                        updated_at=AuthToken.updated_at,  # Get All Auth Tokens: updated_at moves only on regeneration
                     )
                 )
-            recorder = EventService(session=session)
+            recorder = self.runtime.event_recorder(session)
             names = {
                 pat_id: (uuid.hex, name)
                 for pat_id, uuid, name in await session.execute(

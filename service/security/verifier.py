@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,8 +39,12 @@ if TYPE_CHECKING:
     from service.runtime import Runtime
 
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
-REFUSED_TTL_SECONDS = 5.0
-"""How long a refused token is refused from memory (it is also forgotten with any change to a user)."""
+REFUSED_TTL_SECONDS = 60.0
+"""How long a refused token is refused from memory at most: a change to a user or to the token forgets it sooner.
+
+A refusal cannot turn into an admission without such a change (tokens are random: an unknown one is never issued
+later), so this only bounds what a missed notification could leave; long enough that a flood replaying thousands
+of unknown tokens stays out of the database."""
 _KEY_BYTES = 16
 _T = TypeVar("_T")
 _KEYWORDS = (b"token", b"bearer")
@@ -126,14 +131,17 @@ class LegacyCredential(CachedCredential):
 
 
 class TokenVerifier:
-    """Turns a presented credential into a :class:`Principal`, or None for every kind of failure.
+    """Turns a presented credential into its :class:`CachedCredential`, or None for every kind of failure.
+
+    The credential names who (``principal``) and which token (``credential_id``).
 
     The cache is keyed by the first 16 bytes of the token's stored HMAC-SHA256: a token presented as ``Token`` or
     ``Bearer`` has one entry, and a change announced by token hash finds it without an index beside the cache. It
     holds at most ``verification_cache_size`` credentials and forgets the oldest first (:class:`FifoMap`). Refused
     tokens (unknown, revoked, of an inactive owner) are remembered apart, at most ``refused_token_cache_size`` for
-    ``REFUSED_TTL_SECONDS``, so a flood of them costs no database round trip per request and pushes no real token
-    out. Owners and limits are shared between entries (``_shared``): an entry is about 250 bytes (``python -m bench``).
+    up to ``REFUSED_TTL_SECONDS``, so a flood of them costs no database round trip per request and pushes no real
+    token out. Owners and limits are shared between entries (``_shared``): an entry is about 260 bytes
+    (``python -m bench``).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -149,6 +157,9 @@ class TokenVerifier:
         self._fresh_from = math.inf
         self._fresh_until = -math.inf
         self._reader: AsyncEngine | None = None
+        self.on_rotated_out_use: Callable[[int, str | None], Awaitable[None]] | None = None
+        """Called with the PAT's id and the client's address (after the lookup, before the 401) when a PAT rotated
+        out and past its grace is presented again."""
 
     def confirm(self, started: float, trusted_for: float) -> None:
         """Every change committed before ``started`` has been applied: trust the cache for ``trusted_for`` from then.
@@ -160,8 +171,8 @@ class TokenVerifier:
     def _key(self, token: bytes) -> bytes:
         return self.runtime.keyring.token_digest(token)[:_KEY_BYTES]
 
-    def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
-        """The hot path: the principal, if this token was admitted from the same client before.
+    def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> CachedCredential | None:
+        """The hot path: the credential, if this token was admitted from the same client before.
 
         Nothing that was checked then can differ: the token, the client address (hence the network ACL verdict),
         expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
@@ -175,12 +186,13 @@ class TokenVerifier:
         now = time.time()
         if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
-        principal = entry.principal
-        if principal.is_pat and not self.runtime.usage.repeat(entry, now):
+        if entry.principal.is_pat and not self.runtime.usage.repeat(entry, now):
             return None
-        return principal
+        return entry
 
-    async def verify(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
+    async def verify(
+        self, authorization: bytes, peer: str | None, forwarded_for: bytes | None
+    ) -> CachedCredential | None:
         """Authenticate an ``Authorization`` value sent by ``peer`` (with ``X-Forwarded-For``); record the use.
 
         Malformed, bad-checksum and expired PATs never reach the database.
@@ -190,17 +202,17 @@ class TokenVerifier:
             return None
         ip, ip_text = self._address(peer, forwarded_for)
         now = time.time()
-        entry = await self._credential(token, now)
+        entry = await self._credential(token, now, ip_text)
         if entry is None or not self._admits(entry, now, ip, record=True):
             return None
         self.runtime.usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
-        return entry.principal
+        return entry
 
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept from ``ip``, without recording a use (introspection for resource servers)."""
         now = time.time()
-        entry = await self._credential(token, now)
+        entry = await self._credential(token, now, str(ip) if ip is not None else None)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
     def _address(self, peer: str | None, forwarded_for: bytes | None) -> tuple[IPAddress | None, str | None]:
@@ -221,8 +233,11 @@ class TokenVerifier:
             self._addresses[key] = address
         return address
 
-    async def _credential(self, token: str, now: float) -> CachedCredential | None:
-        """The cached credential of ``token``, else the one looked up in the database (after the offline checks)."""
+    async def _credential(self, token: str, now: float, client: str | None) -> CachedCredential | None:
+        """The cached credential of ``token``, else the one looked up in the database (after the offline checks).
+
+        ``client`` is the address it was presented from.
+        """
         key = self._key(token.encode())
         if self._fresh_from <= now < self._fresh_until:
             entry = self._cache.items.get(key)
@@ -235,7 +250,7 @@ class TokenVerifier:
         if kind is None:
             return None
         forgets = self._forgets
-        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now)
+        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
         if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
             return entry
         if entry is None:
@@ -267,11 +282,13 @@ class TokenVerifier:
             return CredentialKind.PAT
         return CredentialKind.TOKEN if is_legacy_key(token) else None
 
-    async def _load_once(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
+    async def _load_once(
+        self, kind: CredentialKind, token_hash: str, now: float, client: str | None
+    ) -> CachedCredential | None:
         """One database lookup per token at a time: concurrent misses for the same token share it."""
         pending = self._loading.get(token_hash)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(kind, token_hash, now))
+            pending = asyncio.ensure_future(self._load(kind, token_hash, now, client))
             self._loading[token_hash] = pending
             pending.add_done_callback(lambda _: self._loading.pop(token_hash, None))
         return await asyncio.shield(pending)
@@ -298,7 +315,9 @@ class TokenVerifier:
             self._shared.clear()
         return shared  # type: ignore[return-value]
 
-    async def _load(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
+    async def _load(
+        self, kind: CredentialKind, token_hash: str, now: float, client: str | None
+    ) -> CachedCredential | None:
         """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
         if self._reader is None:
             self._reader = reader(self.runtime.alchemy.get_engine())
@@ -310,6 +329,9 @@ class TokenVerifier:
         if not row.can_use_personal_access_tokens:
             return None
         if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
+            if row.rotated_at is not None and self.on_rotated_out_use is not None:
+                self._forgets += 1  # not remembered as refused: every replay must reach reuse detection
+                await self.on_rotated_out_use(row.id, client)
             return None
         return self._pat_entry(row)
 

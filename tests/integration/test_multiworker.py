@@ -120,9 +120,9 @@ async def worker(
     lookups: list[str] = []
     load = runtime.verifier._load
 
-    async def counting_load(kind: Any, token_hash: str, now: float) -> Any:
+    async def counting_load(kind: Any, token_hash: str, now: float, client: str | None) -> Any:
         lookups.append(token_hash)
-        return await load(kind, token_hash, now)
+        return await load(kind, token_hash, now, client)
 
     monkeypatch.setattr(runtime.verifier, "_load", counting_load)
     if not listens:  # as behind a pooler that cannot LISTEN: notifications never reach B

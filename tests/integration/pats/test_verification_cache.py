@@ -17,6 +17,7 @@ from service.runtime import Runtime
 from service.security import sync as sync_module
 from service.security import verifier as verifier_module
 from service.security.bounded import FifoMap
+from service.security.principal import Principal
 from service.users.models import User
 from tests.factories import auth
 from tests.integration.pats.conftest import PATS, World, check, create_pat
@@ -26,14 +27,20 @@ def auth_header(token: str) -> bytes:
     return f"Token {token}".encode()
 
 
+async def principal_of(runtime: Runtime, token: str) -> Principal | None:
+    """Who ``token`` authenticates as, through the verifier (None: refused)."""
+    credential = await runtime.verifier.verify(auth_header(token), "127.0.0.1", None)
+    return credential.principal if credential is not None else None
+
+
 async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one(
     client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
     created = await create_pat(client, world.owner_headers)
     await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
-    first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    first = await principal_of(runtime, created["token"])
     runtime.verifier.confirm(0.0, 0.0)  # the cache is not trusted until the next poll: the token is looked up again
-    again = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    again = await principal_of(runtime, created["token"])
     assert first is not None and again is first  # same object: decision memo keys match by identity
     async with runtime.session() as session:  # behind the service's back: as another worker would, unannounced
         await session.execute(update(User).where(User.id == world.owner.id).values(username="renamed"))
@@ -42,7 +49,7 @@ async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one
     while changed is first:  # the poll of changed users drops the entry; the next verification reloads it
         assert real_time.monotonic() < deadline, "the changed user was not noticed within 1 s"
         await asyncio.sleep(0.05)
-        changed = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+        changed = await principal_of(runtime, created["token"])
     assert changed is not None and changed.username == "renamed"
 
 
@@ -92,6 +99,7 @@ async def test_a_clock_stepped_back_makes_the_cache_untrusted_not_longer_trusted
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await create_pat(client, world.owner_headers)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new rows
     clock = Clock()
     monkeypatch.setattr(verifier_module, "time", clock)
     loads = 0
@@ -183,9 +191,7 @@ async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_con
     created = await create_pat(client, world.owner_headers)
     lookups = count_lookups(monkeypatch)
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
-    principals = await asyncio.gather(
-        *(runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) for _ in range(8))
-    )
+    principals = await asyncio.gather(*(principal_of(runtime, created["token"]) for _ in range(8)))
     assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
     assert len(lookups) == 1
     pool = runtime.alchemy.get_engine().pool
@@ -245,9 +251,7 @@ async def test_tokens_of_one_owner_with_equal_limits_share_one_principal(
         await create_pat(client, world.owner_headers, name="second"),
         await create_pat(client, world.owner_headers, name="other", scopes=["PROJECT.UPDATE", "PROJECT.LIST"]),
     )
-    principals = [
-        await runtime.verifier.verify(auth_header(pat["token"]), None, None) for pat in (first, second, other)
-    ]
+    principals = [await principal_of(runtime, pat["token"]) for pat in (first, second, other)]
     assert principals[0] is not None and principals[0] is principals[1]
     assert principals[2] is not None and principals[2] is not principals[0]
 
