@@ -22,6 +22,7 @@ from service.http import (
     LIST_METHODS,
     NO_STORE,
     STAFF_READ,
+    PublicOperation,
     absolute_url,
     client_address,
     error_responses,
@@ -52,6 +53,7 @@ class LoginController(Controller):
         opt={SKIP_AUTH: True},
         status_code=200,
         security=[],
+        operation_class=PublicOperation,
     )
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], tokens: Tokens

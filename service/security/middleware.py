@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
+from service.crypto import LEGACY_PREFIX, PAT_PREFIX
 from service.errors import INVALID_TOKEN, NOT_AUTHENTICATED
+from service.metrics import count_cache, count_verification
+from service.security.principal import CredentialKind
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -60,6 +63,14 @@ def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | No
     return authorization, forwarded_for
 
 
+def claimed_kind(authorization: bytes) -> str:
+    """What a refused ``Authorization`` header claimed to hold, for the metrics (``pat``, ``token``, ``malformed``)."""
+    key = authorization.rpartition(b" ")[2]
+    if key.startswith(PAT_PREFIX.encode()):
+        return CredentialKind.PAT
+    return CredentialKind.TOKEN if key.startswith(LEGACY_PREFIX.encode()) else "malformed"
+
+
 class AuthenticationMiddleware:
     """Sets ``scope["user"]`` (the principal) and ``scope["auth"]`` (the credential), or answers 401.
 
@@ -83,8 +94,11 @@ class AuthenticationMiddleware:
             client = scope.get("client")
             peer = client[0] if client else None
             credential = verifier.repeat(authorization, peer, forwarded_for)
+            count_cache(credential is not None)
             if credential is None:
                 credential = await verifier.verify(authorization, peer, forwarded_for)
+                kind = credential.principal.kind if credential else claimed_kind(authorization)
+                count_verification(kind, credential is not None)
                 if credential is None:
                     return await _reject(send, _INVALID)
             scope["user"] = credential.principal

@@ -34,6 +34,7 @@ from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
+from service.security.rotation import adopt_previous_secret
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -251,6 +252,8 @@ class TokenVerifier:
             return None
         forgets = self._forgets
         entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
+        if entry is None and await adopt_previous_secret(self.runtime, kind, token):  # a server-secret rotation
+            entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
         if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
             return entry
         if entry is None:
