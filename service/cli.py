@@ -259,7 +259,7 @@ class TokengateCLIPlugin(CLIPlugin):
         from advanced_alchemy.extensions.litestar.cli import database_group
 
         from service.leaks.cli import tokens_group
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
@@ -290,7 +290,7 @@ def _fail_fast_on_bad_configuration() -> None:
 def main() -> None:
     """Entry point of the ``tokengate`` console script."""
     if sys.argv[1:2] == ["policy"]:  # runs without building the app, so a broken policy can still be checked
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
     if sys.argv[1:2] == ["tokens"]:  # the scanner needs no configuration, database or app

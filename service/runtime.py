@@ -90,14 +90,14 @@ class Runtime:
         self.verifier.forget_token(token_hash)
         await self.broadcast.announce(TOKEN, token_hash)
 
-    async def reload_rules(self) -> bool:
+    async def reload_policy(self) -> bool:
         """Reload the policy directory (on SIGHUP); when the new rules are in force, every other worker reloads too."""
-        if not self.reread_rules():
+        if not self.reload_policy_here():
             return False
         await self.broadcast.announce(POLICY)
         return True
 
-    def reread_rules(self) -> bool:
+    def reload_policy_here(self) -> bool:
         """Reload this worker's policy directory only; False (old rules kept, problem logged) when it is broken."""
         return reload_policy(self.policy, Path(self.settings.policy_dir))
 

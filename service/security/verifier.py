@@ -29,7 +29,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
-from service.policy.facts import TokenLimits
+from service.policy.facts import Binding, TokenLimits
 from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.credentials import find_credential, reader
@@ -353,7 +353,13 @@ class TokenVerifier:
         share = self._share
         limits = TokenLimits(
             scopes=share(frozenset(row.scopes)),
-            bindings=share(frozenset(binding["uuid"] for binding in row.allowed_scopes if binding.get("uuid"))),
+            bindings=share(
+                frozenset(
+                    Binding(binding.get("type", ""), binding["uuid"], bool(binding.get("deleted")))
+                    for binding in row.allowed_scopes
+                    if binding.get("uuid")
+                )
+            ),
         )
         return CachedCredential(
             principal=self._principal(row, CredentialKind.PAT, limits),
