@@ -10,6 +10,7 @@ Run as ``python -m bench.loadgen SPEC.json`` (used by :func:`run_python`); it pr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -48,6 +49,12 @@ class Request:
     expect: int = 200
     forwarded_for: tuple[str, ...] = ()
     """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy)."""
+    authorizations: tuple[str, ...] = ()
+    """``Authorization`` values, one picked at random per request (uniformly, or by ``zipf``)."""
+    zipf: bool = False
+    """Pick ``authorizations`` by Zipf's law (s = 1): the first is used most, the n-th 1/n as often."""
+    targets: tuple[str, ...] = ()
+    """Values for ``{target}`` in the body, one picked uniformly at random per request."""
 
 
 def wrk_available() -> bool:
@@ -72,13 +79,53 @@ def _lua_string(value: str | bytes) -> str:
     return "[==[" + text + "]==]"
 
 
+def _lua_lines(values: tuple[str, ...], name: str, directory: str) -> list[str]:
+    """Lua reading ``values`` into the table ``name`` from a file (a literal table of 100,000 would not compile)."""
+    path = Path(directory) / f"{name}.txt"
+    path.write_text("\n".join(values) + "\n")
+    return [f"local {name} = {{}}", f"for line in io.lines({_lua_string(str(path))}) do {name}[#{name} + 1] = line end"]
+
+
+def _lua_random_request(request: Request, directory: str) -> list[str]:
+    """A ``request()`` that picks an Authorization value and a body target per request."""
+    lines = _lua_lines(request.authorizations, "authorizations", directory)
+    lines.append("math.randomseed(os.time())")
+    if request.zipf:
+        lines += [
+            "local cdf, total = {}, 0",
+            "for i = 1, #authorizations do total = total + 1 / i; cdf[i] = total end",
+            "local function pick() local r, lo, hi = math.random() * total, 1, #cdf; "
+            "while lo < hi do local mid = math.floor((lo + hi) / 2); "
+            "if cdf[mid] < r then lo = mid + 1 else hi = mid end end; return authorizations[lo] end",
+        ]
+    else:
+        lines.append("local function pick() return authorizations[math.random(#authorizations)] end")
+    body = request.body.decode()
+    if request.targets:
+        before, _, after = body.partition("{target}")
+        lines += _lua_lines(request.targets, "targets", directory)
+        lines.append(
+            f"local function body() return {_lua_string(before)} .. targets[math.random(#targets)] .. "
+            f"{_lua_string(after)} end"
+        )
+    else:
+        lines.append(f"local function body() return {_lua_string(body)} end")
+    lines.append(
+        "function request() wrk.headers['Authorization'] = pick(); return wrk.format(nil, nil, nil, body()) end"
+    )
+    return lines
+
+
 def run_wrk(port: int, request: Request, duration: float, connections: int) -> LoadResult:
     """One wrk run (one thread: the machine has few cores and the server needs them)."""
     lines = [f"wrk.method = {_lua_string(request.method)}"]
     if request.body:
         lines.append(f"wrk.body = {_lua_string(request.body)}")
     lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in request.headers.items()]
-    if request.forwarded_for:
+    directory = tempfile.mkdtemp(prefix="tokengate-wrk-")
+    if request.authorizations:
+        lines += _lua_random_request(request, directory)
+    elif request.forwarded_for:
         lines += [
             "local addresses = {" + ", ".join(_lua_string(a) for a in request.forwarded_for) + "}",
             "local turn = 0",
@@ -115,6 +162,7 @@ def run_wrk(port: int, request: Request, duration: float, connections: int) -> L
         ).stdout
     finally:
         os.environ.get("BENCH_DEBUG") or os.unlink(script.name)
+        shutil.rmtree(directory, ignore_errors=True)
     if os.environ.get("BENCH_DEBUG"):
         print(out)
     m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
@@ -189,14 +237,38 @@ def _encode(request: dict, path: str, forwarded_for: str | None = None) -> list[
     return [("\r\n".join(head) + "\r\n\r\n").encode() + body]
 
 
+def _random_payload(request: dict) -> bytes:
+    """One request with a random Authorization value (by Zipf's law if asked) and body target."""
+    import random
+
+    values = request["authorizations"]
+    if request["zipf"]:
+        if "zipf_cumulative" not in request:
+            request["zipf_cumulative"] = list(itertools.accumulate(1 / rank for rank in range(1, len(values) + 1)))
+        authorization = random.choices(values, cum_weights=request["zipf_cumulative"])[0]
+    else:
+        authorization = random.choice(values)
+    body = request["body"]
+    if request["targets"]:
+        body = body.replace("{target}", random.choice(request["targets"]))
+    return _encode(
+        {**request, "headers": {**request["headers"], "Authorization": authorization}, "body": body}, request["path"]
+    )[0]
+
+
 async def _connection(port: int, spec: dict, uuid: str | None, deadline: float, stats: dict) -> None:
     request, follow = spec["request"], spec["follow"]
-    static = _encode(request, request["path"]) if uuid is None else None
+    static = _encode(request, request["path"]) if uuid is None and not request["authorizations"] else None
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     latencies: list[float] = stats["latencies"]
     try:
         while time.perf_counter() < deadline:
-            payloads = static or _encode(request, request["path"].replace("{uuid}", uuid or ""))
+            if static:
+                payloads = static
+            elif request["authorizations"]:
+                payloads = [_random_payload(request)]
+            else:
+                payloads = _encode(request, request["path"].replace("{uuid}", uuid or ""))
             stats["turn"] += 1
             payload = payloads[stats["turn"] % len(payloads)]
             start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Token verification at 1 000 vs 1 000 000 stored PATs, and memory of the verification cache.
 
 Verification is measured on the verifier's cache-miss path (shape and checksum, one HMAC, the lookup by unique
-keyed hash and the owner's row): the path every token takes once per ``CACHE_TTL_SECONDS`` per worker. Each count
+keyed hash and the owner's row): the path a token takes in each worker when it is first used or has changed. Each count
 has its own database, measured in turns; filler rows are bulk-inserted with distinct keyed hashes, so the unique
 index really holds that many entries.
 """
@@ -12,6 +12,7 @@ import asyncio
 import gc
 import hashlib
 import hmac
+import json
 import statistics
 import time
 import tracemalloc
@@ -193,6 +194,7 @@ class MemoryResult:
     """Bytes the verification cache holds for ``entries`` distinct verified PATs."""
 
     entries: int
+    owners: int
     bytes: int
     plaintext_found: bool
 
@@ -203,15 +205,18 @@ class MemoryResult:
 
 
 def cache_memory(entries: int = 100_000) -> MemoryResult:
-    """Verify ``entries`` distinct PATs through :meth:`TokenVerifier.verify` and measure what the cache retains.
+    """Verify ``entries`` distinct PATs of 1,000 owners through :meth:`TokenVerifier.inspect` and measure what the
+    cache retains.
 
-    The database is replaced by an in-memory map of the same rows (built before tracing), so what is measured is
-    what the verifier keeps: a cached credential per token, keyed by its hash.
+    The database is replaced by a map from token hash to the row the lookup would return, encoded before tracing
+    and decoded on each lookup (fresh objects, as a database driver makes them), so what is measured is what the
+    verifier keeps per cached verification.
     """
     from bench.world import ROOT, SECRET
     from service.config import load_settings
     from service.crypto import new_pat
     from service.runtime import Runtime
+    from service.security import verifier as verifier_module
 
     settings = load_settings(
         path=ROOT / "bench" / "no-such-litestar.toml",
@@ -224,56 +229,66 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
     )
     runtime = Runtime.build(settings)
     verifier = runtime.verifier
-    expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
-    owner = SimpleNamespace(
-        id=1,
-        uuid=uuid_lib.uuid4(),
-        username="bench-owner",
-        is_staff=False,
-        is_active=True,
-        can_use_personal_access_tokens=True,
-    )
-    customer = str(uuid_lib.uuid4())
-    tokens = [new_pat(int(expires_at.timestamp())) for _ in range(entries)]
+    expires_at = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    owners = [(i + 1, str(uuid_lib.uuid4()), f"bench-owner-{i}") for i in range(1_000)]
+    customers = [str(uuid_lib.uuid4()) for _ in range(100)]
+    tokens = [new_pat(expires_at) for _ in range(entries)]
     rows = {
-        runtime.keyring.token_hash(t): SimpleNamespace(
-            id=i,
-            uuid=uuid_lib.uuid4(),
-            name=f"bench-{i}",
-            scopes=["RESOURCE.UPDATE"],
-            allowed_scopes=[{"type": "customer", "uuid": customer}],
-            allowed_networks=[],
-            expires_at=expires_at,
-            grace_until=None,
-            last_used_ip=None,
-            is_active=True,
-        )
+        runtime.keyring.token_hash(t): json.dumps(
+            {
+                "id": i + 1,
+                "uuid": str(uuid_lib.uuid4()),
+                "name": f"bench-{i}",
+                "scopes": ["RESOURCE.UPDATE"],
+                "allowed_scopes": [{"type": "customer", "uuid": customers[i % len(customers)]}],
+                "allowed_networks": [],
+                "expires_at": expires_at,
+                "is_active": True,
+                "grace_until": None,
+                "last_used_ip": "127.0.0.1",
+                "user_id": owners[i % len(owners)][0],
+                "user_uuid": owners[i % len(owners)][1],
+                "username": owners[i % len(owners)][2],
+                "is_staff": False,
+                "user_is_active": True,
+                "can_use_personal_access_tokens": True,
+            }
+        ).encode()
         for i, t in enumerate(tokens)
     }
 
-    async def load(kind: Any, token_hash: str, now: datetime, client: str | None) -> Any:
-        return verifier._pat_entry(rows[token_hash], owner, token_hash)
+    def decoded(raw: bytes) -> Any:
+        row = json.loads(raw)
+        row["uuid"], row["user_uuid"] = uuid_lib.UUID(row["uuid"]), uuid_lib.UUID(row["user_uuid"])
+        row["expires_at"] = datetime.fromtimestamp(row["expires_at"], UTC)
+        return SimpleNamespace(**row)
 
-    verifier._load = load  # type: ignore[method-assign]
+    async def find(engine: Any, kind: Any, token_hash: str) -> Any:
+        return decoded(rows[token_hash])
+
+    original, verifier_module.find_credential = verifier_module.find_credential, find  # type: ignore[assignment]
 
     async def fill() -> None:
         for token in tokens:
             assert await verifier.inspect(token, None) is not None
 
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    asyncio.run(fill())
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    cached = verifier._cache
+    try:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        asyncio.run(fill())
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+    finally:
+        verifier_module.find_credential = original
+    cached = verifier._cache.items
     assert len(cached) == entries
     sample = set(tokens[:1000])
     plaintext = any(value in sample for entry in list(cached.values())[:1000] for value in vars_of(entry))
     encoded = {token.encode() for token in sample}
     plaintext = plaintext or any(key in encoded for key in list(cached)[:1000])
-    return MemoryResult(entries, after - before, plaintext)
+    return MemoryResult(entries, len(owners), after - before, plaintext)
 
 
 def vars_of(entry: Any) -> list[Any]:

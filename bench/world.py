@@ -183,11 +183,18 @@ def free_port() -> int:
 
 @contextmanager
 def uvicorn_server(
-    target: str, env: dict[str, str], workers: int, *, factory: bool = False, lifespan: str = "on"
+    target: str,
+    env: dict[str, str],
+    workers: int,
+    *,
+    factory: bool = False,
+    lifespan: str = "on",
+    pids: list[int] | None = None,
 ) -> Iterator[int]:
     """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio).
 
-    Each has its own ``SO_REUSEPORT`` socket so connections spread evenly (docs/decisions.md, 6; ``bench/serve.py``).
+    Each has its own ``SO_REUSEPORT`` socket so connections spread evenly (docs/decisions.md, 6; ``bench/serve.py``);
+    their process ids are appended to ``pids``.
     """
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
@@ -199,6 +206,8 @@ def uvicorn_server(
         )
         for _ in range(workers)
     ]
+    if pids is not None:
+        pids.extend(process.pid for process in processes)
     try:
         _wait_ready(port, processes)
         yield port
@@ -228,6 +237,16 @@ def _wait_ready(port: int, processes: list[subprocess.Popen]) -> None:
     else:
         raise RuntimeError("server did not answer /health within 60 s")
     time.sleep(1.0 + 0.5 * len(processes))  # let every worker finish its lifespan start-up, not just the first
+
+
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of these processes together, MiB."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def call(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:

@@ -39,6 +39,7 @@ from service.runtime import Runtime, RuntimeDependency
 from service.schema_ui import swagger_ui, swagger_ui_assets
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.security.sync import CredentialWatcher
 from service.ui.router import template_config, ui_router
 from service.users.controllers import UserController
 
@@ -79,11 +80,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
         await runtime.broadcast.listen()
+        credential_watcher = CredentialWatcher(runtime)
+        await credential_watcher.poll()
         fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [
             Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
             fact_watch,
+            Periodic("credential-watch", settings.sync_interval_seconds, credential_watcher.poll),
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
             Periodic("pat-expiry-notice", EXPIRY_SWEEP_SECONDS, lambda: notify_expiring_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),

@@ -1,7 +1,7 @@
 """Changes announced to every worker and instance at once, over PostgreSQL LISTEN/NOTIFY.
 
-Without it a change made by one worker is still honoured by all within a second: cached verifications are trusted
-for 0.5 s and the policy facts are polled every ``sync_interval_seconds``. On PostgreSQL the worker that made the
+Without it a change made by one worker is still honoured by all within a second: the users, tokens and policy facts
+changed since the last look are polled every ``sync_interval_seconds``. On PostgreSQL the worker that made the
 change also NOTIFYs the others, which act on it when it arrives (milliseconds): they drop the credential, poll
 the facts at once, or reload the policy after a worker reloaded it on SIGHUP. Polling stays as the fallback for a
 notification lost with a connection; on SQLite (one host, no NOTIFY) it is the only path.

@@ -69,7 +69,9 @@ class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     usage_flush_seconds: float = 5.0
     """How often recorded token usage is written to the database."""
     verification_cache_size: int = 100_000
-    """Verified tokens kept in memory per worker."""
+    """Verified tokens kept in memory per worker (about 250 bytes each)."""
+    refused_token_cache_size: int = 10_000
+    """Refused tokens (unknown, revoked) remembered per worker for a few seconds, so floods skip the database."""
 
 
 class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

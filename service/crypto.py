@@ -173,10 +173,14 @@ class Keyring:
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
+        return self.token_digest(token.encode()).hex()
+
+    def token_digest(self, token: bytes) -> bytes:
+        """HMAC-SHA256 of the token's bytes (``token_hash`` before hex encoding)."""
         digest = self._keyed.copy()
-        digest.update(token.encode())
-        hexdigest: str = digest.hexdigest()
-        return hexdigest
+        digest.update(token)
+        raw: bytes = digest.digest()
+        return raw
 
     def encrypt(self, plaintext: str, context: bytes) -> bytes:
         """AES-256-GCM with a random nonce; ``context`` is bound as associated data."""

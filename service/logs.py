@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from service.config import LogSettings
     from service.security.principal import Principal
+    from service.security.verifier import CachedCredential
 
 REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -111,6 +112,7 @@ class AccessLog:
         if not self.enabled or not access_logger.isEnabledFor(logging.INFO):
             return
         principal: Principal | None = scope.get("user")
+        credential: CachedCredential | None = scope.get("auth")
         route = scope.get("path_template")
         client = scope.get("client")
         method = scope.get("method")
@@ -129,7 +131,9 @@ class AccessLog:
                 "duration_ms": round((time.perf_counter() - state.started) * 1000, 3),
                 "peer": client[0] if client else None,
                 "user_id": principal.user_id if principal else None,
-                "credential": f"{principal.kind}:{principal.credential_id}" if principal else None,
+                "credential": f"{principal.kind}:{credential.credential_id if credential else 0}"
+                if principal
+                else None,
             },
         )
 

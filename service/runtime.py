@@ -57,7 +57,7 @@ class Runtime:
     """The worker's background loops by name, while the app runs (``usage-flush``, ``fact-watch``, …)."""
 
     def __post_init__(self) -> None:
-        self.verifier = TokenVerifier(self, self.settings.tokens.verification_cache_size)
+        self.verifier = TokenVerifier(self)
         self.broadcast = Broadcast(self)
         self.usage = UsageRecorder(self)
         login = self.settings.login

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from advanced_alchemy.base import BigIntAuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.users.models import User
@@ -21,6 +21,7 @@ class AuthToken(BigIntAuditBase):
     """
 
     __tablename__ = "auth_token"
+    __table_args__ = (Index("ix_auth_token_updated_at", "updated_at"),)
 
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.crypto import display_prefix, is_legacy_key, legacy_key_context, new_legacy_key
@@ -179,8 +179,14 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         }
 
     async def delete_token(self, token: AuthToken) -> None:
-        """Delete a user's token: every session using it ends."""
+        """Delete a user's token: every session using it ends.
+
+        The user is marked changed: a deleted row is invisible to the other workers' polls of changed rows.
+        """
         await self.delete(token.id)
+        await self.repository.session.execute(
+            update(User).where(User.id == token.user_id).values(updated_at=datetime.now(UTC))
+        )
         await self.events.record(
             EventType.TOKEN_DELETED, f"Token for user {token.user.username} has been deleted.", user_id=token.user_id
         )

@@ -24,7 +24,8 @@ from service.pats.schemas import (
 from service.pats.services import PatService, available_binding_targets, available_scopes
 from service.runtime import RuntimeDependency, service_provider
 from service.security.guards import is_staff_request, no_pat
-from service.security.principal import CurrentPrincipal
+from service.security.principal import CurrentPrincipal, Principal
+from service.security.verifier import CachedCredential
 
 Pats = NamedDependency[PatService]
 PatUUID = Annotated[UUID, Parameter(description="The token's UUID.")]
@@ -128,15 +129,17 @@ class PersonalAccessTokenController(Controller):
         return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
 
     @get("/self/", operation_id="PersonalAccessTokensSelfRetrieve", responses=READ)
-    async def retrieve_self(self, pats: Pats, principal: CurrentPrincipal) -> PatRead:
+    async def retrieve_self(self, pats: Pats, request: Request[Principal, CachedCredential, Any]) -> PatRead:
         """The PAT presenting this request (no secret); 404 for any other credential."""
-        token = await pats.presenting(principal)
+        token = await pats.presenting(request.auth)
         return pat_read(token, (await pats.bindings_out([token]))[token.id])
 
     @delete("/self/", operation_id="PersonalAccessTokensSelfDestroy", responses=READ)
-    async def revoke_self(self, pats: Pats, principal: CurrentPrincipal) -> None:
+    async def revoke_self(
+        self, pats: Pats, principal: CurrentPrincipal, request: Request[Principal, CachedCredential, Any]
+    ) -> None:
         """Revoke the PAT presenting this request: a token may always give up its own power."""
-        await pats.revoke(await pats.presenting(principal), principal)
+        await pats.revoke(await pats.presenting(request.auth), principal)
 
     @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:

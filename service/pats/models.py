@@ -20,11 +20,15 @@ class PersonalAccessToken(BigIntAuditBase):
     entity was deleted (such a binding grants nothing, ever); ``allowed_networks`` canonical CIDRs.
     A rotated-out token keeps working until ``grace_until`` when a grace period is configured. Every token rotated
     from another shares its ``family_id``; ``rotated_at`` marks a token that was rotated out (see reuse detection
-    in :mod:`service.pats.services`).
+    in :mod:`service.pats.services`). ``updated_at`` moves when something verification depends on changes (not on
+    use): other workers poll it to drop cached verifications.
     """
 
     __tablename__ = "personal_access_token"
-    __table_args__ = (Index("ix_personal_access_token_user_active", "user_id", "is_active"),)
+    __table_args__ = (
+        Index("ix_personal_access_token_user_active", "user_id", "is_active"),
+        Index("ix_personal_access_token_updated_at", "updated_at"),
+    )
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"))

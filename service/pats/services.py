@@ -26,6 +26,7 @@ from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
 from service.policy import PolicyEngine
 from service.runtime import DomainService
+from service.security.verifier import CachedCredential
 from service.timeutil import as_utc
 from service.users.models import User
 
@@ -145,9 +146,10 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             raise NotFound
         return token
 
-    async def presenting(self, principal: Principal) -> PersonalAccessToken:
-        """The PAT that authenticates this request; 404 when the request is authenticated otherwise."""
-        token = await self.get_one_or_none(id=principal.credential_id) if principal.is_pat else None
+    async def presenting(self, credential: CachedCredential | None) -> PersonalAccessToken:
+        """The PAT that authenticates this request (``request.auth``); 404 when it is authenticated otherwise."""
+        is_pat = credential is not None and credential.principal.is_pat
+        token = await self.get_one_or_none(id=credential.credential_id) if credential is not None and is_pat else None
         if token is None:
             raise NotFound("This request is not authenticated with a personal access token.")
         return token
@@ -547,15 +549,16 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         return notified
 
 
-async def detect_reuse(runtime: Runtime, token: PersonalAccessToken, client_address: str | None) -> None:
-    """The verifier found ``token`` rotated out and presented again: revoke its family (unless switched off).
+async def detect_reuse(runtime: Runtime, token_id: int, client_address: str | None) -> None:
+    """The verifier found the PAT ``token_id`` rotated out and presented again: revoke its family (unless switched off).
 
-    A failure is logged, not raised: the request still gets its 401, and the next presentation tries again.
+    A failure is logged, not raised: the request still gets its 401, and a later presentation tries again.
     """
     if not runtime.settings.tokens.reuse_detection:
         return
     try:
         async with runtime.session() as session:
-            await PatService(session=session, runtime=runtime).revoke_family(token, client_address)
+            pats = PatService(session=session, runtime=runtime)
+            await pats.revoke_family(await pats.get(token_id), client_address)
     except Exception:
-        logger.exception("reuse of personal access token %s detected, but its family could not be revoked", token.uuid)
+        logger.exception("reuse of personal access token %s detected, but its family could not be revoked", token_id)

@@ -72,7 +72,11 @@ def claimed_kind(authorization: bytes) -> str:
 
 
 class AuthenticationMiddleware:
-    """Sets ``scope["user"]`` to the :class:`~service.security.principal.Principal` or answers 401."""
+    """Sets ``scope["user"]`` (the principal) and ``scope["auth"]`` (the credential), or answers 401.
+
+    ``request.user`` is a :class:`~service.security.principal.Principal`, ``request.auth`` the
+    :class:`~service.security.verifier.CachedCredential` that admitted it.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.verifier = runtime.verifier
@@ -89,14 +93,16 @@ class AuthenticationMiddleware:
                 return await _reject(send, _MISSING)
             client = scope.get("client")
             peer = client[0] if client else None
-            principal = verifier.repeat(authorization, peer, forwarded_for)
-            count_cache(principal is not None)
-            if principal is None:
-                principal = await verifier.verify(authorization, peer, forwarded_for)
-                count_verification(principal.kind if principal else claimed_kind(authorization), principal is not None)
-                if principal is None:
+            credential = verifier.repeat(authorization, peer, forwarded_for)
+            count_cache(credential is not None)
+            if credential is None:
+                credential = await verifier.verify(authorization, peer, forwarded_for)
+                kind = credential.principal.kind if credential else claimed_kind(authorization)
+                count_verification(kind, credential is not None)
+                if credential is None:
                     return await _reject(send, _INVALID)
-            scope["user"] = principal
+            scope["user"] = credential.principal
+            scope["auth"] = credential
             await app(scope, receive, send)
 
         return authenticate

@@ -22,14 +22,16 @@ class CredentialKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated user and the credential used (``request.user`` in handlers)."""
+    """The authenticated user and the kind and limits of the credential used (``request.user`` in handlers).
+
+    Every cached token of one owner with the same kind and limits shares one principal.
+    """
 
     user_id: int
     user_uuid: UUID
     username: str
     is_staff: bool
     kind: CredentialKind
-    credential_id: int
     limits: TokenLimits | None = None
 
     is_pat: bool = field(init=False, repr=False, compare=False)

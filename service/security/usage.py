@@ -7,21 +7,35 @@ every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
+from service.security.verifier import LegacyCredential
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
+_PAT_TABLE = cast(Table, PersonalAccessToken.__table__)
+_PATS = _PAT_TABLE.c
+_RECORD_PAT_USES = (
+    update(_PAT_TABLE)
+    .where(_PATS.id == bindparam("pat_id"))
+    .values(
+        use_count=_PATS.use_count + bindparam("uses"),
+        last_used_at=bindparam("used_at"),
+        last_used_ip=bindparam("used_from"),
+        updated_at=_PATS.updated_at,  # use is no change: see service.security.sync
+    )
+)
 
 
 @dataclass(slots=True)
@@ -38,12 +52,17 @@ class PatUsage:
 
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
-    """An audit event raised on the request path, stored at the next flush."""
+    """An audit event about a PAT raised on the request path, stored at the next flush.
+
+    Cached credentials do not hold the PAT's name and uuid (they would double an entry's size): the flush reads them.
+    """
 
     event_type: str
-    message: str
+    describe: Callable[[str], str]
+    """The message, given the token's name."""
     user_id: int
-    context: dict[str, Any]
+    pat_id: int
+    source_ip: str
 
 
 class UsageRecorder:
@@ -58,13 +77,13 @@ class UsageRecorder:
 
     def record(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
         """Note one successful use of a credential at ``now`` (``time.time()``) from the address ``ip_text``."""
-        principal = entry.principal
-        if not principal.is_pat:
+        if isinstance(entry, LegacyCredential):
             self._refresh_legacy(entry, now)
             return
-        usage = self._pats.get(principal.credential_id)
+        principal = entry.principal
+        usage = self._pats.get(entry.credential_id)
         if usage is None:
-            self._pats[principal.credential_id] = PatUsage(1, now, ip_text, entry)
+            self._pats[entry.credential_id] = PatUsage(1, now, ip_text, entry)
         else:
             usage.count += 1
             usage.last_used_at, usage.last_used_ip, usage.entry = now, ip_text, entry
@@ -74,10 +93,13 @@ class UsageRecorder:
             and ip_text != entry.last_used_ip
             and self._due(EventType.PAT_USED_FROM_NEW_IP, entry, ip_text, now)
         ):
+            previous = entry.last_used_ip
             self._event(
                 EventType.PAT_USED_FROM_NEW_IP,
-                f"Personal access token {entry.pat_name} for user {principal.username} was used from "
-                f"new IP {ip_text} (previous: {entry.last_used_ip}).",
+                lambda name: (
+                    f"Personal access token {name} for user {principal.username} was used from "
+                    f"new IP {ip_text} (previous: {previous})."
+                ),
                 entry,
                 ip_text,
             )
@@ -88,7 +110,7 @@ class UsageRecorder:
 
         False when there is none since the last flush to add to: then the use must be recorded with ``record``.
         """
-        usage = self._pats.get(entry.principal.credential_id)
+        usage = self._pats.get(entry.credential_id)
         if usage is None or usage.entry is not entry:
             return False
         usage.count += 1
@@ -97,33 +119,35 @@ class UsageRecorder:
 
     def denied_from_ip(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
         """Note a request refused by a PAT's network ACL (one event per token and address per 10 minutes)."""
-        ip_text = ip_text or "unknown"
-        if self._due(EventType.PAT_ACCESS_DENIED_FROM_IP, entry, ip_text, now):
+        source = ip_text or "unknown"
+        if self._due(EventType.PAT_ACCESS_DENIED_FROM_IP, entry, source, now):
+            username = entry.principal.username
             self._event(
                 EventType.PAT_ACCESS_DENIED_FROM_IP,
-                f"Personal access token {entry.pat_name} for user {entry.principal.username} was "
-                f"rejected: source address {ip_text} is outside the token network ACL.",
+                lambda name: (
+                    f"Personal access token {name} for user {username} was "
+                    f"rejected: source address {source} is outside the token network ACL."
+                ),
                 entry,
-                ip_text,
+                source,
             )
 
-    def _refresh_legacy(self, entry: CachedCredential, now: float) -> None:
+    def _refresh_legacy(self, entry: LegacyCredential, now: float) -> None:
         if now >= entry.refresh_due():
             entry.slide(now)
-            self._legacy[entry.principal.credential_id] = (now, entry.lifetime)
+            self._legacy[entry.credential_id] = (now, entry.lifetime)
 
     def _due(self, event_type: str, entry: CachedCredential, ip: str, now: float) -> bool:
         """Whether an event about this token and address is due (none in the last 10 minutes); if so, it is now."""
-        key = (event_type, entry.principal.credential_id, ip)
+        key = (event_type, entry.credential_id, ip)
         last = self._debounce.get(key)
         if last is not None and now - last < EVENT_DEBOUNCE_SECONDS:
             return False
         self._debounce[key] = now
         return True
 
-    def _event(self, event_type: str, message: str, entry: CachedCredential, ip: str) -> None:
-        context = {"pat_uuid": entry.pat_uuid, "pat_name": entry.pat_name, "source_ip": ip}
-        self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
+    def _event(self, event_type: str, describe: Callable[[str], str], entry: CachedCredential, ip: str) -> None:
+        self._events.append(PendingEvent(event_type, describe, entry.principal.user_id, entry.credential_id, ip))
 
     async def flush(self) -> None:
         """Write everything collected so far in one transaction; on failure keep it for the next flush."""
@@ -156,15 +180,18 @@ class UsageRecorder:
         self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
     ) -> None:
         async with self.runtime.session() as session:
-            for pat_id, usage in pats.items():
+            if pats:  # one statement executed for many rows: thousands of tokens used between flushes are common
                 await session.execute(
-                    update(PersonalAccessToken)
-                    .where(PersonalAccessToken.id == pat_id)
-                    .values(
-                        use_count=PersonalAccessToken.use_count + usage.count,
-                        last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
-                        last_used_ip=usage.last_used_ip,
-                    )
+                    _RECORD_PAT_USES,
+                    [
+                        {
+                            "pat_id": pat_id,
+                            "uses": usage.count,
+                            "used_at": datetime.fromtimestamp(usage.last_used_at, UTC),
+                            "used_from": usage.last_used_ip,
+                        }
+                        for pat_id, usage in pats.items()
+                    ],
                 )
             for token_id, (refreshed_ts, lifetime) in legacy.items():
                 refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
@@ -178,8 +205,24 @@ class UsageRecorder:
                     )
                 )
             recorder = self.runtime.event_recorder(session)
+            names = {
+                pat_id: (uuid.hex, name)
+                for pat_id, uuid, name in await session.execute(
+                    select(PersonalAccessToken.id, PersonalAccessToken.uuid, PersonalAccessToken.name).where(
+                        PersonalAccessToken.id.in_({event.pat_id for event in events})
+                    )
+                )
+            }
             for event in events:
-                await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
+                pat_uuid, pat_name = names.get(event.pat_id, ("", ""))
+                await recorder.record(
+                    event.event_type,
+                    event.describe(pat_name),
+                    user_id=event.user_id,
+                    pat_uuid=pat_uuid,
+                    pat_name=pat_name,
+                    source_ip=event.source_ip,
+                )
 
     def _prune_debounce(self) -> None:
         cutoff = time.time() - EVENT_DEBOUNCE_SECONDS

@@ -1,46 +1,53 @@
-"""Token verification with a bounded, short-lived cache.
+"""Token verification with a bounded cache whose entries live as long as nothing changes.
 
 Credentials are verified as presented: the value of the ``Authorization`` header. A request that repeats, from the
-same client address, a header admitted moments ago costs one keyed BLAKE2s, a dict lookup and a clock read
-(:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is parsed, malformed,
-forged and expired PATs are refused offline, and a miss looks the token up by the HMAC by which tokens are stored.
+same client address, a token admitted before costs a split of the header, the token's HMAC, a dict lookup and a
+clock read (:meth:`TokenVerifier.repeat`). Anything else takes :meth:`TokenVerifier.verify`: the header is checked,
+malformed, forged and expired PATs are refused offline, and a miss looks the token up by that HMAC, by which tokens
+are stored (:func:`service.security.credentials.find_credential`, the one lookup of the miss path).
 
-A cache entry is trusted for ``CACHE_TTL_SECONDS``, so a revocation made by another worker or instance is honoured
-within that time without any cluster machinery; revocations made by this worker drop their entries at once. Entries
-hold no plaintext.
+Cached entries have no lifetime of their own. They are dropped when what they were built from changes: at once in
+the worker that made the change, within milliseconds in the others when PostgreSQL carries the notification
+(``service.broadcast``), and otherwise at the next poll of the users and tokens changed since the last look
+(``service.security.sync``). Each successful poll confirms the whole cache for twice ``sync_interval_seconds``: if
+polls stop (the database away, the event loop starved), entries stop being trusted rather than outliving a change.
+Entries hold no plaintext.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import math
-import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.auth_tokens.models import AuthToken
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
-from service.pats.models import PersonalAccessToken
 from service.policy.facts import Binding, TokenLimits
+from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
+from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
 from service.security.rotation import adopt_previous_secret
-from service.users.models import User
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-CACHE_TTL_SECONDS = 0.5
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
+REFUSED_TTL_SECONDS = 60.0
+"""How long a refused token is refused from memory at most: a change to a user or to the token forgets it sooner.
+
+A refusal cannot turn into an admission without such a change (tokens are random: an unknown one is never issued
+later), so this only bounds what a missed notification could leave; long enough that a flood replaying thousands
+of unknown tokens stays out of the database."""
+_KEY_BYTES = 16
+_T = TypeVar("_T")
 _KEYWORDS = (b"token", b"bearer")
 _ADDRESS_MEMO_SIZE = 1024
 _ADDRESS_MEMO_KEY_BYTES = 128
@@ -65,38 +72,48 @@ def token_from_header(authorization: bytes) -> str | None:
 
 @dataclass(slots=True)
 class CachedCredential:
-    """What one successful lookup established; checked again (cheaply) on every request.
+    """What one successful lookup established about a PAT; checked again (cheaply) on every request.
 
-    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request. Entries
-    are used only while ``loaded_at <= now``, so a clock stepped back makes them stale rather than longer-lived.
+    Times are ``time.time()`` seconds: cheaper to take and compare than aware datetimes on every request. The
+    principal is shared by every cached token of the same owner with the same limits (see ``TokenVerifier``).
     """
 
     principal: Principal
-    loaded_at: float
-    token_hash: str
+    credential_id: int
     valid_until: float = math.inf
     """When the credential stops working by itself: a PAT's expiry, a legacy token's idle timeout."""
-    # legacy tokens: sliding idle timeout
-    lifetime: float | None = None
-    refreshed_at: float = 0.0
-    # PATs
     networks: tuple[IPNetwork, ...] = ()
     last_used_ip: str | None = None
-    pat_uuid: str = ""
-    pat_name: str = ""
     # the last request admitted through this entry, and until when an identical one needs no checks (see ``repeat``)
     peer: str | None = None
     forwarded_for: bytes | None = None
     repeat_until: float = -math.inf
 
-    @property
-    def fresh_until(self) -> float:
-        """When the entry must be looked up again."""
-        return self.loaded_at + CACHE_TTL_SECONDS
-
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
         return datetime.fromtimestamp(self.valid_until, UTC) if self.valid_until != math.inf else None
+
+    def is_valid(self, now: float, ip: IPAddress | None) -> bool:
+        """Expiry, idle timeout and network ACL, evaluated for this request."""
+        if now >= self.valid_until:
+            return False
+        return not self.networks or (ip is not None and any(ip in network for network in self.networks))
+
+    def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
+        """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
+
+        Until the token expires (or a legacy refresh falls due), the same request from there needs no checks.
+        """
+        self.peer, self.forwarded_for = peer, forwarded_for
+        self.repeat_until = self.valid_until
+
+
+@dataclass(slots=True)
+class LegacyCredential(CachedCredential):
+    """A cached legacy token: its idle timeout slides with use."""
+
+    lifetime: float | None = None
+    refreshed_at: float = 0.0
 
     def refresh_due(self) -> float:
         """When a use of this legacy token moves its sliding window (Waldur: after half the lifetime, or 10 min)."""
@@ -108,64 +125,75 @@ class CachedCredential:
         if self.lifetime is not None:
             self.valid_until = now + self.lifetime
 
-    def is_valid(self, now: float, ip: IPAddress | None) -> bool:
-        """Expiry, idle timeout and network ACL, evaluated for this request."""
-        if now >= self.valid_until:
-            return False
-        return not self.networks or (ip is not None and any(ip in network for network in self.networks))
-
     def admitted(self, peer: str | None, forwarded_for: bytes | None) -> None:
-        """A request from ``peer`` (behind ``forwarded_for``) was admitted and its use recorded.
-
-        Until the entry goes stale, the token expires or a legacy refresh falls due, the same request from there
-        needs no checks.
-        """
+        """As for a PAT, until the next refresh falls due."""
         self.peer, self.forwarded_for = peer, forwarded_for
-        self.repeat_until = min(
-            self.fresh_until, self.valid_until, math.inf if self.principal.is_pat else self.refresh_due()
-        )
+        self.repeat_until = min(self.valid_until, self.refresh_due())
 
 
 class TokenVerifier:
-    """Turns a presented credential into a :class:`Principal`, or None for every kind of failure.
+    """Turns a presented credential into its :class:`CachedCredential`, or None for every kind of failure.
 
-    The cache is keyed by a BLAKE2s of the header value under a random per-process key: half the cost of the stored
-    HMAC-SHA256, which is computed only on a miss, and no plaintext or stored hash in the key. A token has at most
-    one entry: presenting it in another form (``Bearer`` for ``Token``) replaces it.
+    The credential names who (``principal``) and which token (``credential_id``).
+
+    The cache is keyed by the first 16 bytes of the token's stored HMAC-SHA256: a token presented as ``Token`` or
+    ``Bearer`` has one entry, and a change announced by token hash finds it without an index beside the cache. It
+    holds at most ``verification_cache_size`` credentials and forgets the oldest first (:class:`FifoMap`). Refused
+    tokens (unknown, revoked, of an inactive owner) are remembered apart, at most ``refused_token_cache_size`` for
+    up to ``REFUSED_TTL_SECONDS``, so a flood of them costs no database round trip per request and pushes no real
+    token out. Owners and limits are shared between entries (``_shared``): an entry is about 260 bytes
+    (``python -m bench``).
     """
 
-    def __init__(self, runtime: Runtime, max_entries: int) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.max_entries = max_entries
-        self._cache_hasher = hashlib.blake2s(key=secrets.token_bytes(32), digest_size=16)
-        self._cache: OrderedDict[bytes, CachedCredential] = OrderedDict()
-        self._cache_keys: dict[str, bytes] = {}  # stored token hash -> cache key, for forget_token
+        tokens = runtime.settings.tokens
+        self._cache: FifoMap[bytes, CachedCredential] = FifoMap(tokens.verification_cache_size)
+        self._refused: FifoMap[bytes, float] = FifoMap(tokens.refused_token_cache_size)  # key -> refused until
+        self._shared: dict[object, object] = {}
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
-        self.on_rotated_out_use: Callable[[PersonalAccessToken, str | None], Awaitable[None]] | None = None
-        """Called (after the lookup, before the 401) when a PAT rotated out and past its grace is presented again."""
+        # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
+        self._fresh_from = math.inf
+        self._fresh_until = -math.inf
+        self._reader: AsyncEngine | None = None
+        self.on_rotated_out_use: Callable[[int, str | None], Awaitable[None]] | None = None
+        """Called with the PAT's id and the client's address (after the lookup, before the 401) when a PAT rotated
+        out and past its grace is presented again."""
 
-    def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
-        """The hot path: the principal, if this very header was admitted from the same client moments ago.
+    def confirm(self, started: float, trusted_for: float) -> None:
+        """Every change committed before ``started`` has been applied: trust the cache for ``trusted_for`` from then.
+
+        A clock stepped back before ``started`` makes the cache untrusted until the next confirmation.
+        """
+        self._fresh_from, self._fresh_until = started, started + trusted_for
+
+    def _key(self, token: bytes) -> bytes:
+        return self.runtime.keyring.token_digest(token)[:_KEY_BYTES]
+
+    def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> CachedCredential | None:
+        """The hot path: the credential, if this token was admitted from the same client before.
 
         Nothing that was checked then can differ: the token, the client address (hence the network ACL verdict),
-        freshness, expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
+        expiry and the legacy refresh schedule are the same. None means "not a repeat": call ``verify``.
         """
-        hasher = self._cache_hasher.copy()
-        hasher.update(authorization)
-        entry = self._cache.get(hasher.digest())
+        parts = authorization.split()
+        if len(parts) != 2 or parts[0].lower() not in _KEYWORDS:
+            return None
+        entry = self._cache.items.get(self._key(parts[1]))
         if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for:
             return None
         now = time.time()
-        if not entry.loaded_at <= now < entry.repeat_until:
+        if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
-        principal = entry.principal
-        if principal.is_pat and not self.runtime.usage.repeat(entry, now):
+        if entry.principal.is_pat and not self.runtime.usage.repeat(entry, now):
             return None
-        return principal
+        return entry
 
-    async def verify(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
+    async def verify(
+        self, authorization: bytes, peer: str | None, forwarded_for: bytes | None
+    ) -> CachedCredential | None:
         """Authenticate an ``Authorization`` value sent by ``peer`` (with ``X-Forwarded-For``); record the use.
 
         Malformed, bad-checksum and expired PATs never reach the database.
@@ -175,23 +203,17 @@ class TokenVerifier:
             return None
         ip, ip_text = self._address(peer, forwarded_for)
         now = time.time()
-        cache_key, entry = self._lookup(authorization, now)
-        if entry is None:
-            entry = await self._load_token(token, cache_key, now, ip_text)
-            if entry is None:
-                return None
-        if not self._admits(entry, now, ip, record=True):
+        entry = await self._credential(token, now, ip_text)
+        if entry is None or not self._admits(entry, now, ip, record=True):
             return None
         self.runtime.usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
-        return entry.principal
+        return entry
 
     async def inspect(self, token: str, ip: IPAddress | None) -> CachedCredential | None:
         """What ``verify`` would accept from ``ip``, without recording a use (introspection for resource servers)."""
         now = time.time()
-        cache_key, entry = self._lookup(b"Token " + token.encode(), now)  # shares the entry of a client's header
-        if entry is None:
-            entry = await self._load_token(token, cache_key, now, str(ip) if ip is not None else None)
+        entry = await self._credential(token, now, str(ip) if ip is not None else None)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
     def _address(self, peer: str | None, forwarded_for: bytes | None) -> tuple[IPAddress | None, str | None]:
@@ -212,18 +234,19 @@ class TokenVerifier:
             self._addresses[key] = address
         return address
 
-    def _lookup(self, presented: bytes, now: float) -> tuple[bytes, CachedCredential | None]:
-        """The cache key of a presented credential, and its cached entry if still fresh."""
-        hasher = self._cache_hasher.copy()
-        hasher.update(presented)
-        cache_key = hasher.digest()
-        entry = self._cache.get(cache_key)
-        return cache_key, entry if entry is not None and entry.loaded_at <= now < entry.fresh_until else None
+    async def _credential(self, token: str, now: float, client: str | None) -> CachedCredential | None:
+        """The cached credential of ``token``, else the one looked up in the database (after the offline checks).
 
-    async def _load_token(
-        self, token: str, cache_key: bytes, now: float, client: str | None
-    ) -> CachedCredential | None:
-        """Look ``token``, presented from ``client``, up in the database (after the offline checks); cache it."""
+        ``client`` is the address it was presented from.
+        """
+        key = self._key(token.encode())
+        if self._fresh_from <= now < self._fresh_until:
+            entry = self._cache.items.get(key)
+            if entry is not None:
+                return entry
+            refused_until = self._refused.items.get(key)
+            if refused_until is not None and now < refused_until:
+                return None
         kind = self._offline_kind(token, now)
         if kind is None:
             return None
@@ -231,10 +254,14 @@ class TokenVerifier:
         entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
         if entry is None and await adopt_previous_secret(self.runtime, kind, token):  # a server-secret rotation
             entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
+        if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
+            return entry
         if entry is None:
-            self._drop(cache_key)
-        elif forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
-            self._remember(cache_key, entry)
+            self._cache.pop(key)
+            self._refused.put(key, now + REFUSED_TTL_SECONDS)
+        else:
+            self._refused.pop(key)
+            self._cache.put(key, entry)
         return entry
 
     def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
@@ -272,108 +299,85 @@ class TokenVerifier:
     def forget_user(self, user_id: int) -> None:
         """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
         self._forgets += 1
-        for key in [key for key, entry in self._cache.items() if entry.principal.user_id == user_id]:
-            self._drop(key)
+        cached = self._cache.items
+        for key in [key for key, entry in cached.items() if entry.principal.user_id == user_id]:
+            del cached[key]
+        self._refused.clear()  # refused because of the owner (inactive, say): not any more, perhaps
 
     def forget_token(self, token_hash: str) -> None:
         """Drop one cached credential (after revocation, rotation or an ACL change)."""
         self._forgets += 1
-        cache_key = self._cache_keys.get(token_hash)
-        if cache_key is not None:
-            self._drop(cache_key)
+        key = bytes.fromhex(token_hash[: 2 * _KEY_BYTES])
+        self._cache.pop(key)
+        self._refused.pop(key)
 
-    def _remember(self, cache_key: bytes, entry: CachedCredential) -> None:
-        other_form = self._cache_keys.get(entry.token_hash)
-        if other_form is not None and other_form != cache_key:
-            self._drop(other_form)
-        previous = self._drop(cache_key)
-        if previous is not None and previous.principal == entry.principal:
-            # keep the object a reload found unchanged: decision memo keys then match by identity
-            entry.principal = previous.principal
-        self._cache[cache_key] = entry
-        self._cache_keys[entry.token_hash] = cache_key
-        while len(self._cache) > self.max_entries:
-            _, evicted = self._cache.popitem(last=False)
-            del self._cache_keys[evicted.token_hash]
-
-    def _drop(self, cache_key: bytes) -> CachedCredential | None:
-        entry = self._cache.pop(cache_key, None)
-        if entry is not None:
-            del self._cache_keys[entry.token_hash]
-        return entry
+    def _share(self, value: _T) -> _T:
+        """An equal value already held by the cache, else ``value`` (kept for the next one)."""
+        shared = self._shared.setdefault(value, value)
+        if len(self._shared) > 2 * self._cache.size:  # a memo of equal values: forgetting it costs only sharing
+            self._shared.clear()
+        return shared  # type: ignore[return-value]
 
     async def _load(
         self, kind: CredentialKind, token_hash: str, now: float, client: str | None
     ) -> CachedCredential | None:
-        async with self.runtime.session() as session:
-            if kind is CredentialKind.TOKEN:
-                legacy = await session.scalar(
-                    select(AuthToken).options(joinedload(AuthToken.user)).where(AuthToken.key_hash == token_hash)
-                )
-                return self._legacy_entry(legacy, token_hash) if legacy and legacy.user.is_active else None
-            row = (
-                await session.execute(
-                    select(PersonalAccessToken, User)
-                    .join(User, User.id == PersonalAccessToken.user_id)
-                    .where(PersonalAccessToken.token_hash == token_hash)
-                )
-            ).first()
-        if row is None:
+        """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
+        if self._reader is None:
+            self._reader = reader(self.runtime.alchemy.get_engine())
+        row = await find_credential(self._reader, kind, token_hash)
+        if row is None or not row.user_is_active:
             return None
-        pat, owner = row
-        if not owner.is_active or not owner.can_use_personal_access_tokens:
+        if kind is CredentialKind.TOKEN:
+            return self._legacy_entry(row)
+        if not row.can_use_personal_access_tokens:
             return None
-        if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until.timestamp()):
-            if pat.rotated_at is not None and self.on_rotated_out_use is not None:
-                await self.on_rotated_out_use(pat, client)
+        if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
+            if row.rotated_at is not None and self.on_rotated_out_use is not None:
+                self._forgets += 1  # not remembered as refused: every replay must reach reuse detection
+                await self.on_rotated_out_use(row.id, client)
             return None
-        return self._pat_entry(pat, owner, token_hash)
+        return self._pat_entry(row)
 
-    def _legacy_entry(self, token: AuthToken, token_hash: str) -> CachedCredential:
-        user = token.user
-        refreshed_at = token.refreshed_at.timestamp()
-        lifetime = float(user.token_lifetime) if user.token_lifetime else None
-        return CachedCredential(
-            principal=_principal(user, CredentialKind.TOKEN, token.id, None),
-            loaded_at=time.time(),
-            token_hash=token_hash,
+    def _legacy_entry(self, row: Row[Any]) -> LegacyCredential:
+        refreshed_at = row.refreshed_at.timestamp()
+        lifetime = float(row.token_lifetime) if row.token_lifetime else None
+        return LegacyCredential(
+            principal=self._principal(row, CredentialKind.TOKEN, None),
+            credential_id=row.id,
             valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
             lifetime=lifetime,
             refreshed_at=refreshed_at,
         )
 
-    def _pat_entry(self, pat: PersonalAccessToken, owner: User, token_hash: str) -> CachedCredential:
+    def _pat_entry(self, row: Row[Any]) -> CachedCredential:
+        share = self._share
         limits = TokenLimits(
-            scopes=frozenset(pat.scopes),
-            bindings=frozenset(
-                Binding(binding.get("type", ""), binding["uuid"], bool(binding.get("deleted")))
-                for binding in pat.allowed_scopes
-                if binding.get("uuid")
+            scopes=share(frozenset(row.scopes)),
+            bindings=share(
+                frozenset(
+                    Binding(binding.get("type", ""), binding["uuid"], bool(binding.get("deleted")))
+                    for binding in row.allowed_scopes
+                    if binding.get("uuid")
+                )
             ),
         )
         return CachedCredential(
-            principal=_principal(owner, CredentialKind.PAT, pat.id, limits),
-            loaded_at=time.time(),
-            token_hash=token_hash,
-            valid_until=min(pat.expires_at, pat.grace_until or pat.expires_at).timestamp(),
-            networks=_networks(pat.allowed_networks),
-            last_used_ip=pat.last_used_ip,
-            pat_uuid=pat.uuid.hex,
-            pat_name=pat.name,
+            principal=self._principal(row, CredentialKind.PAT, limits),
+            credential_id=row.id,
+            valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
+            networks=share(tuple(ipaddress.ip_network(entry) for entry in row.allowed_networks)),
+            last_used_ip=share(row.last_used_ip),
         )
 
-
-def _principal(user: User, kind: CredentialKind, credential_id: int, limits: TokenLimits | None) -> Principal:
-    return Principal(
-        user_id=user.id,
-        user_uuid=user.uuid,
-        username=user.username,
-        is_staff=user.is_staff,
-        kind=kind,
-        credential_id=credential_id,
-        limits=limits,
-    )
-
-
-def _networks(entries: Sequence[str]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(entry) for entry in entries)
+    def _principal(self, row: Row[Any], kind: CredentialKind, limits: TokenLimits | None) -> Principal:
+        """The owner's principal for this kind and limits: one object for all such tokens (decision memo keys)."""
+        return self._share(
+            Principal(
+                user_id=row.user_id,
+                user_uuid=row.user_uuid,
+                username=row.username,
+                is_staff=row.is_staff,
+                kind=kind,
+                limits=limits,
+            )
+        )

@@ -152,7 +152,6 @@ async def provide_viewer(
         username=user.username,
         is_staff=user.is_staff,
         kind=CredentialKind.SESSION,
-        credential_id=0,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from advanced_alchemy.base import BigIntAuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, Integer, String, Uuid
+from sqlalchemy import Boolean, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -15,6 +15,7 @@ class User(BigIntAuditBase):
     """A person or robot that holds roles and tokens. ``id`` is Waldur's integer key, ``uuid`` its public one."""
 
     __tablename__ = "user_account"
+    __table_args__ = (Index("ix_user_account_updated_at", "updated_at"),)
 
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     username: Mapped[str] = mapped_column(String(128), unique=True, index=True)

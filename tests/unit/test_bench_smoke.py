@@ -21,9 +21,11 @@ from bench.world import uvicorn_server
 
 class _Ok(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, bytes]] = []  # (Authorization, body) of every request
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append((self.headers.get("Authorization", ""), body))
         body = b'{"uuid":"next"}'
         self.send_response(201)
         self.send_header("Content-Length", str(len(body)))
@@ -50,6 +52,25 @@ def test_python_load_generator_follows_uuids(port: int) -> None:
     assert result.requests > 0
     assert result.errors == 0
     assert result.p50_ms <= result.p99_ms
+
+
+def test_python_load_generator_picks_a_token_and_a_target_per_request(port: int) -> None:
+    _Ok.seen.clear()
+    request = loadgen.Request(
+        "POST",
+        "/check/",
+        {"Content-Type": "application/json"},
+        b'{"uuid":"{target}"}',
+        expect=201,
+        authorizations=tuple(f"Token t{n}" for n in range(50)),
+        zipf=True,
+        targets=("x", "y"),
+    )
+    assert loadgen.run_python(port, request, 0.5, 2).errors == 0
+    authorizations = [authorization for authorization, _ in _Ok.seen]
+    assert {body for _, body in _Ok.seen} == {b'{"uuid":"x"}', b'{"uuid":"y"}'}
+    assert len(set(authorizations)) > 5
+    assert authorizations.count("Token t0") > authorizations.count("Token t49")  # Zipf: the first is the most used
 
 
 def test_cache_memory_holds_no_plaintext() -> None:
@@ -88,3 +109,7 @@ def test_bench_workers_each_take_connections() -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
                 pids.add(response.read())
     assert len(pids) == 2
+
+
+def test_a_cached_verification_holds_at_most_300_bytes() -> None:
+    assert cache_memory(20_000).per_entry <= 300

@@ -9,6 +9,7 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
+from service.security import sync as sync_module
 from service.security import verifier as verifier_module
 from tests.factories import auth, set_token_times, token_of, user_with_key
 
@@ -35,8 +36,11 @@ async def test_a_refresh_falling_due_between_quick_repeats_is_not_skipped(
     loaded = await token_of(runtime, user)
     assert loaded is not None
     due = loaded.refreshed_at.timestamp() + 1800  # half the lifetime
-    monkeypatch.setattr(verifier_module, "time", SimpleNamespace(time=lambda: clock))
+    fake_time = SimpleNamespace(time=lambda: clock)
+    monkeypatch.setattr(verifier_module, "time", fake_time)
+    monkeypatch.setattr(sync_module, "time", fake_time)
     clock = due - 0.2
+    runtime.verifier.confirm(clock, 60.0)  # as a poll at that time would
     for _ in range(3):  # the second and third repeat the first: answered from the cache
         assert (await client.get(f"/api/users/{user.uuid}/", headers=auth(key))).status_code == 200
     clock = due + 0.1  # the entry is still fresh, but this use must move the window

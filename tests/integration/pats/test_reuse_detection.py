@@ -15,7 +15,7 @@ from service.pats.services import PatService
 from service.runtime import Runtime
 from tests.conftest import make_settings
 from tests.integration.pats.conftest import PATS, World, check, create_pat, end_grace
-from tests.integration.test_multiworker import fx_slow_worker_b, within_deadline  # noqa: F401  (fixture)
+from tests.integration.test_multiworker import WorkerB, fx_notified_b, within_deadline  # noqa: F401  (fixture)
 
 
 async def works(client: AsyncClient, token: str, world: World) -> int:
@@ -118,15 +118,15 @@ async def test_with_a_grace_period_tokens_in_grace_go_too_and_the_grace_is_honou
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @pytest.mark.postgres
 async def test_the_family_is_refused_by_another_worker_at_once(
-    client: AsyncClient, slow_worker_b: AsyncClient, world: World
+    client: AsyncClient, notified_b: WorkerB, world: World
 ) -> None:
     first, _, third = await chain_of_three(client, world)
     for _ in range(2):  # cached in B, the second a repeat of the first
-        assert await works(slow_worker_b, third["token"], world) == 200
+        assert await works(notified_b.client, third["token"], world) == 200
     assert await works(client, first["token"], world) == 401  # replayed against worker A
 
     async def refused() -> bool:
-        return await works(slow_worker_b, third["token"], world) == 401
+        return await works(notified_b.client, third["token"], world) == 401
 
     await within_deadline(refused)
 

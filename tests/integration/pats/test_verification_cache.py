@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time as real_time
 from datetime import UTC, datetime
 from typing import Any
@@ -10,9 +11,13 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from service.crypto import new_pat
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
+from service.security import sync as sync_module
 from service.security import verifier as verifier_module
+from service.security.bounded import FifoMap
+from service.security.principal import Principal
 from service.users.models import User
 from tests.factories import auth
 from tests.integration.pats.conftest import PATS, World, check, create_pat
@@ -22,24 +27,36 @@ def auth_header(token: str) -> bytes:
     return f"Token {token}".encode()
 
 
-async def test_reload_keeps_an_unchanged_principal_and_sees_a_changed_one(
-    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+async def principal_of(runtime: Runtime, token: str) -> Principal | None:
+    """Who ``token`` authenticates as, through the verifier (None: refused)."""
+    credential = await runtime.verifier.verify(auth_header(token), "127.0.0.1", None)
+    return credential.principal if credential is not None else None
+
+
+async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one(
+    client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
     created = await create_pat(client, world.owner_headers)
-    monkeypatch.setattr(verifier_module, "CACHE_TTL_SECONDS", -1.0)  # every verification reloads from the database
-    first = await runtime.verifier.verify(auth_header(created["token"]), None, None)
-    again = await runtime.verifier.verify(auth_header(created["token"]), None, None)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
+    first = await principal_of(runtime, created["token"])
+    runtime.verifier.confirm(0.0, 0.0)  # the cache is not trusted until the next poll: the token is looked up again
+    again = await principal_of(runtime, created["token"])
     assert first is not None and again is first  # same object: decision memo keys match by identity
-    async with runtime.session() as session:  # behind the service's back: only a reload can see it
+    async with runtime.session() as session:  # behind the service's back: as another worker would, unannounced
         await session.execute(update(User).where(User.id == world.owner.id).values(username="renamed"))
-    changed = await runtime.verifier.verify(auth_header(created["token"]), None, None)
-    assert changed is not None and changed is not first and changed.username == "renamed"
+    deadline = real_time.monotonic() + 1.0
+    changed = first
+    while changed is first:  # the poll of changed users drops the entry; the next verification reloads it
+        assert real_time.monotonic() < deadline, "the changed user was not noticed within 1 s"
+        await asyncio.sleep(0.05)
+        changed = await principal_of(runtime, created["token"])
+    assert changed is not None and changed.username == "renamed"
 
 
 async def test_revoking_a_token_evicted_from_a_full_cache(
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime.verifier, "max_entries", 1)
+    monkeypatch.setattr(runtime.verifier, "_cache", FifoMap(1))
     evicted = await create_pat(client, world.owner_headers, name="evicted")
     cached = await create_pat(client, world.owner_headers, name="cached")
     for token in (evicted["token"], cached["token"]):  # the second pushes the first out
@@ -52,7 +69,7 @@ async def test_revoking_a_token_evicted_from_a_full_cache(
 
 
 class Clock:
-    """Stands in for the ``time`` module in the verifier: real time plus an offset the test moves."""
+    """Stands in for the ``time`` module in the verifier and its poller: real time plus an offset the test moves."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -68,7 +85,9 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
     created = await create_pat(client, world.owner_headers, expires_at=datetime.fromtimestamp(expiry, UTC).isoformat())
     clock = Clock()
     monkeypatch.setattr(verifier_module, "time", clock)
+    monkeypatch.setattr(sync_module, "time", clock)
     clock.offset = expiry - real_time.time() - 0.2  # a moment before the expiry
+    runtime.verifier.confirm(clock.time(), 60.0)  # as a poll at that time would
     for _ in range(3):  # the second and third repeat the first: answered from the cache
         assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     clock.offset += 0.3  # past the expiry, while the cache entry is still fresh
@@ -76,10 +95,11 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
     assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
 
 
-async def test_a_clock_stepped_back_makes_cached_entries_stale_not_longer_lived(
+async def test_a_clock_stepped_back_makes_the_cache_untrusted_not_longer_trusted(
     client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await create_pat(client, world.owner_headers)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new rows
     clock = Clock()
     monkeypatch.setattr(verifier_module, "time", clock)
     loads = 0
@@ -147,3 +167,103 @@ async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
         assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
     count, last_seen = await uses()
     assert count == 5 and last_seen >= first_seen
+
+
+async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: World, runtime: Runtime) -> None:
+    """Other workers drop cached verifications of rows whose ``updated_at`` moved: use is no change."""
+    created = await create_pat(client, world.owner_headers)
+    token_hash = runtime.keyring.token_hash(created["token"])
+    query = select(PersonalAccessToken.updated_at, PersonalAccessToken.use_count).where(
+        PersonalAccessToken.token_hash == token_hash
+    )
+    async with runtime.session() as session:
+        before = (await session.execute(query)).one()
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    await runtime.usage.flush()
+    async with runtime.session() as session:
+        after = (await session.execute(query)).one()
+    assert after.use_count == before.use_count + 1 and after.updated_at == before.updated_at
+
+
+async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_connection_out(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await create_pat(client, world.owner_headers)
+    lookups = count_lookups(monkeypatch)
+    runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
+    principals = await asyncio.gather(*(principal_of(runtime, created["token"]) for _ in range(8)))
+    assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
+    assert len(lookups) == 1
+    pool = runtime.alchemy.get_engine().pool
+    deadline = real_time.monotonic() + 1.0
+    while pool.checkedout():  # background polls return theirs at once; a lookup that kept one never would
+        assert real_time.monotonic() < deadline, "a connection stayed checked out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_refused_token_is_refused_from_memory_for_a_while(
+    client: AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = count_lookups(monkeypatch)
+    unknown = auth_header(new_pat(int(real_time.time()) + 3600))  # well-formed, valid checksum, stored nowhere
+    for _ in range(3):
+        assert await runtime.verifier.verify(unknown, "127.0.0.1", None) is None
+    assert len(lookups) == 1
+    other = auth_header(new_pat(int(real_time.time()) + 3600))
+    monkeypatch.setattr(verifier_module, "REFUSED_TTL_SECONDS", 0.0)  # refusals from now on end at once
+    for _ in range(2):
+        assert await runtime.verifier.verify(other, "127.0.0.1", None) is None
+    assert len(lookups) == 3
+
+
+async def test_a_flood_of_unknown_tokens_pushes_no_real_token_out(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime.verifier, "_refused", FifoMap(4))
+    created = await create_pat(client, world.owner_headers)
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
+    lookups = count_lookups(monkeypatch)
+    assert await runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) is not None
+    flood = [auth_header(new_pat(int(real_time.time()) + 3600)) for _ in range(20)]
+    for header in flood:
+        assert await runtime.verifier.verify(header, "127.0.0.1", None) is None
+    assert len(runtime.verifier._refused) == 4  # bounded
+    assert await runtime.verifier.verify(auth_header(created["token"]), "127.0.0.1", None) is not None
+    assert len(lookups) == 1 + len(flood)  # the real token was not looked up again
+
+
+async def test_a_refusal_ends_with_a_change_to_the_owner(client: AsyncClient, world: World, runtime: Runtime) -> None:
+    created = await create_pat(client, world.owner_headers)
+    owner = f"/api/users/{world.owner.uuid}/"
+    changed = await client.patch(owner, json={"can_use_personal_access_tokens": False}, headers=world.staff_headers)
+    assert changed.status_code == 200, changed.text
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 401
+    changed = await client.patch(owner, json={"can_use_personal_access_tokens": True}, headers=world.staff_headers)
+    assert changed.status_code == 200, changed.text
+    assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+
+
+async def test_tokens_of_one_owner_with_equal_limits_share_one_principal(
+    client: AsyncClient, world: World, runtime: Runtime
+) -> None:
+    first, second, other = (
+        await create_pat(client, world.owner_headers, name="first"),
+        await create_pat(client, world.owner_headers, name="second"),
+        await create_pat(client, world.owner_headers, name="other", scopes=["PROJECT.UPDATE", "PROJECT.LIST"]),
+    )
+    principals = [await principal_of(runtime, pat["token"]) for pat in (first, second, other)]
+    assert principals[0] is not None and principals[0] is principals[1]
+    assert principals[2] is not None and principals[2] is not principals[0]
+
+
+def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Token hashes the verifier looks up in the database from now on."""
+    lookups: list[str] = []
+    find = verifier_module.find_credential
+
+    async def counting_find(engine: Any, kind: Any, token_hash: str) -> Any:
+        lookups.append(token_hash)
+        return await find(engine, kind, token_hash)
+
+    monkeypatch.setattr(verifier_module, "find_credential", counting_find)
+    return lookups

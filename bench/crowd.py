@@ -1,0 +1,235 @@
+"""Many clients: 10,000 PATs of 1,000 users, a tree of 100,000 resources, and changes made elsewhere in it.
+
+:func:`populate` bulk-inserts the rows (SQLAlchemy Core, in chunks): 100 customers of 10 projects of 100 resources
+each, every user the owner of one customer, every user's PATs bound to that customer. Run as
+``python -m bench.crowd SPEC.json`` (:func:`run_churn`) it registers a project and grants a role on it, straight in
+the database as another instance would, at a given rate for a given time, so the check's throughput can be measured
+with changes happening elsewhere in the tree (the workers find them by polling, and on PostgreSQL by NOTIFY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid as uuid_lib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.world import ROOT, settings_for
+
+CUSTOMERS, PROJECTS_PER_CUSTOMER, RESOURCES_PER_PROJECT = 100, 10, 100
+CHUNK = 5_000
+
+
+@dataclass
+class Crowd:
+    """What :func:`populate` stored: the PATs, tokens that look as good but are stored nowhere, the targets."""
+
+    url: str
+    tokens: list[str]
+    unknown: list[str]
+    resources: list[str]
+    user_ids: list[int]
+    customer_ids: list[int]
+    parents: dict[str, str | None]
+    """Every entity's uuid and its parent's (for the peers' in-memory walks)."""
+    owners: dict[str, str]
+    """User id -> the customer the user owns."""
+
+
+def populate(url: str, users: int = 1_000, per_user: int = 10) -> Crowd:
+    """Migrate the database at ``url`` and fill it (about a minute for the default sizes under load)."""
+    from service.db import upgrade_database
+
+    settings = settings_for(url)
+    upgrade_database(settings)
+    return asyncio.run(_populate(url, settings, users, per_user))
+
+
+async def _insert(session: Any, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` in chunks; their ids, in order."""
+    from sqlalchemy import insert
+
+    ids: list[int] = []
+    for start in range(0, len(rows), CHUNK):
+        result = await session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows[start : start + CHUNK]
+        )
+        ids.extend(result.scalars().all())
+    return ids
+
+
+async def _populate(url: str, settings: Any, users: int, per_user: int) -> Crowd:
+    from service.authz.models import RoleAssignment
+    from service.crypto import display_prefix, new_pat
+    from service.entities.models import Entity
+    from service.pats.models import PersonalAccessToken
+    from service.runtime import Runtime
+    from service.users.models import User
+
+    runtime = Runtime.build(settings)
+    expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    entities = Entity.__table__
+    try:
+        async with runtime.session() as session:
+            user_ids = await _insert(
+                session, User.__table__, [{"uuid": uuid_lib.uuid4(), "username": f"crowd-{i}"} for i in range(users)]
+            )
+            customer_uuids = [uuid_lib.uuid4() for _ in range(CUSTOMERS)]
+            customer_ids = await _insert(
+                session,
+                entities,
+                [{"uuid": u, "type": "customer", "name": f"c{i}"} for i, u in enumerate(customer_uuids)],
+            )
+            project_uuids = [uuid_lib.uuid4() for _ in range(CUSTOMERS * PROJECTS_PER_CUSTOMER)]
+            project_ids = await _insert(
+                session,
+                entities,
+                [
+                    {
+                        "uuid": u,
+                        "type": "project",
+                        "name": f"p{i}",
+                        "parent_id": customer_ids[i // PROJECTS_PER_CUSTOMER],
+                    }
+                    for i, u in enumerate(project_uuids)
+                ],
+            )
+            resources = [uuid_lib.uuid4() for _ in range(len(project_ids) * RESOURCES_PER_PROJECT)]
+            await _insert(
+                session,
+                entities,
+                [
+                    {"uuid": u, "type": "resource", "name": "r", "parent_id": project_ids[i // RESOURCES_PER_PROJECT]}
+                    for i, u in enumerate(resources)
+                ],
+            )
+            await _insert(
+                session,
+                RoleAssignment.__table__,
+                [
+                    {
+                        "uuid": uuid_lib.uuid4(),
+                        "user_id": user_id,
+                        "role": "CUSTOMER.OWNER",
+                        "entity_id": customer_ids[i % CUSTOMERS],
+                        "is_active": True,
+                    }
+                    for i, user_id in enumerate(user_ids)
+                ],
+            )
+            tokens = [new_pat(int(expires_at.timestamp())) for _ in range(users * per_user)]
+            await _insert(
+                session,
+                PersonalAccessToken.__table__,
+                [
+                    {
+                        "uuid": uuid_lib.uuid4(),
+                        "user_id": user_ids[i % users],
+                        "name": f"crowd-{i}",
+                        "token_prefix": display_prefix(token),
+                        "token_hash": runtime.keyring.token_hash(token),
+                        "scopes": ["RESOURCE.UPDATE"],
+                        "allowed_scopes": [{"type": "customer", "uuid": str(customer_uuids[(i % users) % CUSTOMERS])}],
+                        "allowed_networks": [],
+                        "expires_at": expires_at,
+                        "is_active": True,
+                        "use_count": 0,
+                    }
+                    for i, token in enumerate(tokens)
+                ],
+            )
+        unknown = [new_pat(int(expires_at.timestamp())) for _ in range(len(tokens))]
+        parents: dict[str, str | None] = {str(u): None for u in customer_uuids}
+        parents.update({str(u): str(customer_uuids[i // PROJECTS_PER_CUSTOMER]) for i, u in enumerate(project_uuids)})
+        parents.update({str(u): str(project_uuids[i // RESOURCES_PER_PROJECT]) for i, u in enumerate(resources)})
+        owners = {str(user_id): str(customer_uuids[i % CUSTOMERS]) for i, user_id in enumerate(user_ids)}
+        return Crowd(url, tokens, unknown, [str(u) for u in resources], user_ids, customer_ids, parents, owners)
+    finally:
+        await runtime.alchemy.get_engine().dispose()
+
+
+# -- churn ---------------------------------------------------------------------------------------------------------
+
+
+def run_churn(crowd: Crowd, rate: float, duration: float) -> subprocess.Popen[bytes]:
+    """Start the churn in its own process: ``rate`` project registrations and role grants per second each.
+
+    It prints how many of each it made.
+    """
+    spec = {
+        "url": crowd.url,
+        "rate": rate,
+        "duration": duration,
+        "users": crowd.user_ids,
+        "customers": crowd.customer_ids,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    return subprocess.Popen([sys.executable, "-m", "bench.crowd", handle.name], cwd=ROOT, stdout=subprocess.PIPE)
+
+
+async def _change(runtime: Any, spec: dict[str, Any], postgres: bool) -> None:
+    """Register a project under a random customer and grant a random user a role on it."""
+    from sqlalchemy import insert, text
+
+    from service.authz.models import RoleAssignment
+    from service.broadcast import CHANNEL, FACTS
+    from service.entities.models import Entity
+
+    async with runtime.session() as session:
+        project = await session.scalar(
+            insert(Entity.__table__)
+            .values(uuid=uuid_lib.uuid4(), type="project", name="churn", parent_id=random.choice(spec["customers"]))
+            .returning(Entity.__table__.c.id)
+        )
+        await session.execute(
+            insert(RoleAssignment.__table__).values(
+                uuid=uuid_lib.uuid4(),
+                user_id=random.choice(spec["users"]),
+                role="PROJECT.MANAGER",
+                entity_id=project,
+                is_active=True,
+            )
+        )
+        if postgres:
+            await session.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"bench {FACTS} "}
+            )
+
+
+async def _churn(spec: dict[str, Any]) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from service.runtime import Runtime
+
+    runtime = Runtime.build(settings_for(spec["url"]))
+    postgres = runtime.broadcast.enabled
+    interval, deadline, made = 1 / spec["rate"], time.monotonic() + spec["duration"], 0
+    try:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                await _change(runtime, spec, postgres)
+            except OperationalError:  # SQLite busy with a worker's write past its timeout: skip this one
+                pass
+            else:
+                made += 1
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        await runtime.alchemy.get_engine().dispose()
+    return made
+
+
+if __name__ == "__main__":
+    spec_path = Path(sys.argv[1])
+    churn_spec = json.loads(spec_path.read_text())
+    spec_path.unlink()
+    print(asyncio.run(_churn(churn_spec)))

@@ -1,0 +1,72 @@
+"""The rows a presented credential is verified against, read on a verification cache miss.
+
+One indexed query per miss (the unique token hash, joined to the owner), in SQLAlchemy Core on a pooled connection
+(:func:`reader`): no session, ORM identity map or object construction, and no transaction to commit or leave open.
+Measured in ``python -m bench`` (the cache-miss path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.auth_tokens.models import AuthToken
+from service.pats.models import PersonalAccessToken
+from service.security.principal import CredentialKind
+from service.users.models import User
+
+_PATS, _TOKENS, _USERS = PersonalAccessToken.__table__.c, AuthToken.__table__.c, User.__table__.c
+_OWNER = (
+    _USERS.id.label("user_id"),
+    _USERS.uuid.label("user_uuid"),
+    _USERS.username,
+    _USERS.is_staff,
+    _USERS.is_active.label("user_is_active"),
+)
+PAT_BY_HASH = (
+    select(
+        _PATS.id,
+        _PATS.uuid,
+        _PATS.name,
+        _PATS.scopes,
+        _PATS.allowed_scopes,
+        _PATS.allowed_networks,
+        _PATS.expires_at,
+        _PATS.is_active,
+        _PATS.grace_until,
+        _PATS.rotated_at,
+        _PATS.last_used_ip,
+        *_OWNER,
+        _USERS.can_use_personal_access_tokens,
+    )
+    .join_from(PersonalAccessToken.__table__, User.__table__, _USERS.id == _PATS.user_id)
+    .where(_PATS.token_hash == bindparam("token_hash"))
+)
+LEGACY_BY_HASH = (
+    select(_TOKENS.id, _TOKENS.refreshed_at, *_OWNER, _USERS.token_lifetime)
+    .join_from(AuthToken.__table__, User.__table__, _USERS.id == _TOKENS.user_id)
+    .where(_TOKENS.key_hash == bindparam("token_hash"))
+)
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The engine lookups run on: in autocommit mode on PostgreSQL, which saves the BEGIN and ROLLBACK round trips.
+
+    SQLite's driver begins no transaction for a SELECT, and switching its isolation level on every checkout costs
+    more than it saves (about 1.3 ms against 0.7 ms per lookup, measured side by side).
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+async def find_credential(engine: AsyncEngine, kind: CredentialKind, token_hash: str) -> Row[Any] | None:
+    """The stored token of ``kind`` with this hash, joined to its owner, or None.
+
+    The row has the columns of ``PAT_BY_HASH`` or ``LEGACY_BY_HASH``; whether it may be used is the caller's to judge.
+    """
+    statement = PAT_BY_HASH if kind is CredentialKind.PAT else LEGACY_BY_HASH
+    async with engine.connect() as connection:
+        return (await connection.execute(statement, {"token_hash": token_hash})).first()
