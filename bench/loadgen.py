@@ -47,7 +47,7 @@ class Request:
     body: bytes = b""
     expect: int = 200
     forwarded_for: tuple[str, ...] = ()
-    """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy)."""
+    """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy there)."""
 
 
 def wrk_available() -> bool:

@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             for loop in loops:
                 await loop.stop()
             await runtime.broadcast.close()
-            await runtime.usage.flush()
+            await runtime.usage.flush_at_shutdown()
 
     return Litestar(
         route_handlers=[

@@ -85,6 +85,19 @@ def create_user(app: Litestar, username: str, password: str, staff: bool) -> Non
     click.echo(f"Created {'staff ' if staff else ''}user {user.username} (id {user.id}, uuid {user.uuid}).")
 
 
+def disable_server_proxy_headers() -> None:
+    """Keep uvicorn from rewriting the client address from ``X-Forwarded-For`` before tokengate sees the request.
+
+    uvicorn does that by default for peers in ``FORWARDED_ALLOW_IPS`` (loopback), taking the header's word before
+    ``security.trusted_proxies`` is consulted — so ``trusted_proxies = []`` would trust the header anyway. The client
+    address is decided by tokengate alone (``service/security/client_ip.py``): ``--no-proxy-headers`` for worker
+    subprocesses (``--wc``, ``--reload``, read from ``UVICORN_PROXY_HEADERS``), and no trusted peer at all for the
+    in-process server, which takes no such option from ``tokengate run`` (an empty ``FORWARDED_ALLOW_IPS``).
+    """
+    os.environ["UVICORN_PROXY_HEADERS"] = "false"
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
+
+
 class TokengateCLIPlugin(CLIPlugin):
     """Adds the project's groups to Litestar's CLI and migrates the database before ``tokengate run`` serves."""
 
@@ -94,6 +107,7 @@ class TokengateCLIPlugin(CLIPlugin):
         from service.db import upgrade_database
 
         settings: Settings = app.state.runtime.settings
+        disable_server_proxy_headers()
         if settings.auto_migrate:
             upgrade_database(settings)
         announce_first_start(app.state.runtime)

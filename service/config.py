@@ -39,8 +39,9 @@ class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Server secret for token hashing and legacy-key encryption; prefer ``TOKENGATE_SECURITY__SECRET``."""
     secret_file: str = ".tokengate-secret"
     """Used when ``secret`` is empty: read, or created with 64 random bytes (mode 0600) on first start."""
-    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    """Peers whose ``X-Forwarded-For`` header is believed; the first entry is then the client address."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Networks of the reverse proxies whose ``X-Forwarded-For`` is believed (none by default): the client is then the
+    right-most entry that is not one of them (``service/security/client_ip.py``)."""
 
 
 class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -63,13 +63,13 @@ def user_url(request: Request[Any, Any, Any], user_uuid: UUID) -> str:
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The client address for routes the authentication middleware skips (login), by the middleware's rule.
+    """The client address for routes the authentication middleware skips (login), by the same rule (``client_ip``).
 
-    The peer, or the first ``X-Forwarded-For`` entry when the peer is a trusted proxy — otherwise everyone behind the
-    proxy would share one login-throttle bucket.
+    "unknown" when it cannot be told: all such requests share one login-throttle bucket (fail closed).
     """
     peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.runtime.trusted_proxies)
+    forwarded_for = ",".join(request.headers.getall("x-forwarded-for", [])) or None
+    ip = client_ip(peer, forwarded_for, request.app.state.runtime.trusted_proxies)
     return str(ip) if ip is not None else "unknown"
 
 

@@ -1,17 +1,21 @@
 """Token usage recorded in memory on the request path and written to the database in batches.
 
 Nothing here awaits the database during a request: ``record`` only updates dictionaries. The app runs ``flush``
-every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing.
+every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing the database accepts; one item
+it refuses is dropped (logged) rather than blocking the others.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth_tokens.models import AuthToken
 from service.events.services import EventService, EventType
@@ -22,6 +26,12 @@ if TYPE_CHECKING:
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
+
+logger = logging.getLogger("tokengate.usage")
+
+
+class UsageFlushError(Exception):
+    """The database took none of the usage items: they are kept for the next flush."""
 
 
 @dataclass(slots=True)
@@ -44,6 +54,16 @@ class PendingEvent:
     message: str
     user_id: int
     context: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One item of a flush: how to write it, and how to put it back for the next flush."""
+
+    what: str
+    """For the log: what the item is (ids and counts, never an address or a secret)."""
+    apply: Callable[[AsyncSession], Awaitable[None]]
+    restore: Callable[[], None]
 
 
 class UsageRecorder:
@@ -126,60 +146,120 @@ class UsageRecorder:
         self._events.append(PendingEvent(event_type, message, entry.principal.user_id, context))
 
     async def flush(self) -> None:
-        """Write everything collected so far in one transaction; on failure keep it for the next flush."""
-        pats, self._pats = self._pats, {}
-        legacy, self._legacy = self._legacy, {}
-        events, self._events = self._events, []
-        if not (pats or legacy or events):
+        """Write everything collected so far, in one transaction; if that fails, each item in its own.
+
+        An item the database refuses while it accepts others (or answers a probe) can never be written: it is
+        dropped with an error log, so it never holds back anyone else's usage. When nothing can be written the
+        database is unreachable: everything is kept for the next flush and :class:`UsageFlushError` says so.
+        """
+        writes = self._take()
+        if not writes:
             return
         try:
-            await self._write(pats, legacy, events)
-        except BaseException:
-            self._restore(pats, legacy, events)
+            await self._write(writes)
+        except Exception:
+            logger.warning("usage flush of %d items failed; writing them one by one", len(writes), exc_info=True)
+            await self._write_one_by_one(writes)
+        except BaseException:  # cancelled mid-write (shutdown of the periodic flush): the final flush retries
+            for write in reversed(writes):
+                write.restore()
             raise
         self._prune_debounce()
 
-    def _restore(
-        self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
-    ) -> None:
-        for pat_id, usage in pats.items():
+    async def flush_at_shutdown(self) -> None:
+        """The last flush of a stopping worker: what cannot be written is reported as lost, never silently."""
+        try:
+            await self.flush()
+        except UsageFlushError as exc:
+            logger.error("usage flush at shutdown failed, lost: %s", exc)
+
+    def _take(self) -> list[_Write]:
+        pats, self._pats = self._pats, {}
+        legacy, self._legacy = self._legacy, {}
+        events, self._events = self._events, []
+        writes = [self._pat_write(pat_id, usage) for pat_id, usage in pats.items()]
+        writes += [self._legacy_write(token_id, refresh) for token_id, refresh in legacy.items()]
+        return writes + [self._event_write(event) for event in events]
+
+    async def _write(self, writes: list[_Write]) -> None:
+        async with self.runtime.session() as session:
+            for write in writes:
+                await write.apply(session)
+
+    async def _write_one_by_one(self, writes: list[_Write]) -> None:
+        failed: list[_Write] = []
+        for write in writes:
+            try:
+                await self._write([write])
+            except Exception:
+                logger.warning("usage item not written: %s", write.what, exc_info=True)
+                failed.append(write)
+        if not failed:
+            return
+        if len(failed) < len(writes) or await self._database_answers():
+            for write in failed:
+                logger.error("usage item refused by the database, dropped: %s", write.what)
+            return
+        for write in reversed(failed):
+            write.restore()
+        raise UsageFlushError(f"{len(failed)} items not written ({'; '.join(w.what for w in failed[:5])})")
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self.runtime.session() as session:
+                await session.execute(select(1))
+        except Exception:
+            return False
+        return True
+
+    def _pat_write(self, pat_id: int, usage: PatUsage) -> _Write:
+        async def apply(session: AsyncSession) -> None:
+            await session.execute(
+                update(PersonalAccessToken)
+                .where(PersonalAccessToken.id == pat_id)
+                .values(
+                    use_count=PersonalAccessToken.use_count + usage.count,
+                    last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
+                    last_used_ip=usage.last_used_ip,
+                )
+            )
+
+        def restore() -> None:
             newer = self._pats.get(pat_id)
             if newer is None:
                 self._pats[pat_id] = usage
             else:
                 newer.count += usage.count
-        for token_id, refresh in legacy.items():
-            self._legacy.setdefault(token_id, refresh)
-        self._events[:0] = events
 
-    async def _write(
-        self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
-    ) -> None:
-        async with self.runtime.session() as session:
-            for pat_id, usage in pats.items():
-                await session.execute(
-                    update(PersonalAccessToken)
-                    .where(PersonalAccessToken.id == pat_id)
-                    .values(
-                        use_count=PersonalAccessToken.use_count + usage.count,
-                        last_used_at=datetime.fromtimestamp(usage.last_used_at, UTC),
-                        last_used_ip=usage.last_used_ip,
-                    )
+        return _Write(f"{usage.count} uses of PAT {pat_id}", apply, restore)
+
+    def _legacy_write(self, token_id: int, refresh: tuple[float, float | None]) -> _Write:
+        refreshed_ts, lifetime = refresh
+
+        async def apply(session: AsyncSession) -> None:
+            refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
+            await session.execute(
+                update(AuthToken)
+                .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
+                .values(
+                    refreshed_at=refreshed_at,
+                    expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
+                    updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
                 )
-            for token_id, (refreshed_ts, lifetime) in legacy.items():
-                refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
-                await session.execute(
-                    update(AuthToken)
-                    .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
-                    .values(
-                        refreshed_at=refreshed_at,
-                        expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
-                        updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
-                    )
-                )
-            recorder = EventService(session=session)
-            for event in events:
-                await recorder.record(event.event_type, event.message, user_id=event.user_id, **event.context)
+            )
+
+        def restore() -> None:
+            self._legacy.setdefault(token_id, refresh)
+
+        return _Write(f"refresh of legacy token {token_id}", apply, restore)
+
+    def _event_write(self, event: PendingEvent) -> _Write:
+        async def apply(session: AsyncSession) -> None:
+            await EventService(session=session).record(
+                event.event_type, event.message, user_id=event.user_id, **event.context
+            )
+
+        return _Write(f"{event.event_type} event of user {event.user_id}", apply, lambda: self._events.insert(0, event))
 
     def _prune_debounce(self) -> None:
         cutoff = time.time() - EVENT_DEBOUNCE_SECONDS
