@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
             fact_watch,
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
+            Periodic("login-attempts-prune", settings.login.window_seconds, runtime.throttle.prune),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
         for loop in loops:

@@ -98,6 +98,20 @@ def disable_server_proxy_headers() -> None:
     os.environ["FORWARDED_ALLOW_IPS"] = ""
 
 
+@users_group.command(name="unlock")  # type: ignore[untyped-decorator]  # LitestarGroup.command is untyped
+@click.argument("username")
+def unlock_user(app: Litestar, username: str) -> None:
+    """Clear the password-login lock of USERNAME (its failed attempts in the current window), on every worker."""
+
+    async def work(runtime: Runtime) -> bool:
+        return await runtime.throttle.unlock(username)
+
+    if run_with(app.state.runtime, work):
+        click.echo(f"Cleared the password-login attempts of {username}: it may log in again.")
+    else:
+        click.echo(f"No password-login attempts were counted for {username}.")
+
+
 class TokengateCLIPlugin(CLIPlugin):
     """Adds the project's groups to Litestar's CLI and migrates the database before ``tokengate run`` serves."""
 

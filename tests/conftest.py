@@ -27,7 +27,15 @@ from service.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-TABLES = ["audit_event", "personal_access_token", "auth_token", "role_assignment", "entity", "user_account"]
+TABLES = [
+    "audit_event",
+    "login_attempts",
+    "personal_access_token",
+    "auth_token",
+    "role_assignment",
+    "entity",
+    "user_account",
+]
 
 
 def _postgres_reachable() -> bool:

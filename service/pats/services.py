@@ -219,7 +219,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         }
         errors: list[str] = []
         for binding in data.allowed_scopes:
-            if found.get(binding.uuid) != binding.type:
+            if found.get(binding.uuid) != binding.type or not policy.is_visible_to(
+                owner.id, owner.is_staff, str(binding.uuid)
+            ):
                 errors.append(f"{binding.type} with uuid {binding.uuid} does not exist.")
                 continue
             bindable = [spec.name for spec in specs if binding.type in spec.bind_types]
@@ -241,6 +243,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
     async def rotate(self, token: PersonalAccessToken, owner: User) -> tuple[PersonalAccessToken, str]:
         """Replace ``token`` by a new one with the same name, scopes, bindings, networks and expiry."""
+        self._validate_allowed(owner)
         token = await self._locked(token)
         if not token.is_active:
             raise ActionError("Cannot rotate an inactive token.")

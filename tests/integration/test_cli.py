@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -144,3 +145,22 @@ def test_run_believes_no_forwarded_for_by_default(tmp_path: Path, workers: str) 
                 f"{base}/api/personal-access-tokens/", headers={**pat_header, "X-Forwarded-For": forwarded}
             )
             assert response.status_code == 401, (forwarded, response.text)
+
+
+def test_users_unlock_clears_a_login_lock(tmp_path: Path) -> None:
+    assert tokengate(tmp_path, "database", "upgrade", "--no-prompt").returncode == 0
+    with sqlite3.connect(tmp_path / "cli.db") as db:  # alice is locked out; the address's count is not hers
+        db.executemany(
+            "INSERT INTO login_attempts (key, window_started, attempts) VALUES (?, ?, 99)",
+            [("user:alice", time.time()), ("ip:192.0.2.1", time.time())],
+        )
+    unlocked = tokengate(tmp_path, "users", "unlock", "Alice")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "Cleared the password-login attempts of Alice" in unlocked.stdout
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("SELECT key FROM login_attempts").fetchall() == [("ip:192.0.2.1",)]
+        assert db.execute("SELECT count(*) FROM audit_event WHERE event_type = 'auth_login_unlocked'").fetchone() == (
+            1,
+        )
+    again = tokengate(tmp_path, "users", "unlock", "alice")
+    assert again.returncode == 0 and "No password-login attempts were counted for alice" in again.stdout

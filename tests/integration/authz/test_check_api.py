@@ -98,29 +98,51 @@ DECISIONS = [
     ("pm", "PROJECT.UPDATE", "acme", False),
     ("member", "RESOURCE.LIST", "acme", False),
     ("om", "ORDER.LIST", "acme", False),
-    # sibling isolation
-    ("pm", "PROJECT.UPDATE", "data", False),
-    ("pm", "RESOURCE.UPDATE", "data_vm", False),
-    ("member", "RESOURCE.LIST", "data_vm", False),
-    ("om", "RESOURCE.LIST", "web_vm", False),
-    # another customer's tree
-    ("owner", "CUSTOMER.UPDATE", "initech", False),
-    ("owner", "PROJECT.UPDATE", "billing", False),
-    ("owner", "RESOURCE.LIST", "billing_db", False),
     # the role held does not grant the permission
     ("member", "RESOURCE.UPDATE", "web_vm", False),
     ("support", "PROJECT.UPDATE", "web", False),
     ("pm", "PROJECT.DELETE", "web", False),
     ("om", "OFFERING.ARCHIVE", "shop", False),
-    # no role at all
-    ("nobody", "RESOURCE.LIST", "web_vm", False),
-    ("nobody", "CUSTOMER.UPDATE", "acme", False),
     # staff hold every permission everywhere
     ("staff", "CUSTOMER.UPDATE", "initech", True),
     ("staff", "RESOURCE.TERMINATE", "billing_db", True),
     ("staff", "SERVICE_ACCOUNT.MANAGE", "web", True),
     ("staff", "OFFERING.DELETE", "acme", True),
 ]
+
+
+HIDDEN = [  # the caller holds nothing on, above or below the target: 404, exactly as for an unknown entity
+    # sibling isolation
+    ("pm", "PROJECT.UPDATE", "data"),
+    ("pm", "RESOURCE.UPDATE", "data_vm"),
+    ("member", "RESOURCE.LIST", "data_vm"),
+    ("om", "RESOURCE.LIST", "web_vm"),
+    # another customer's tree
+    ("owner", "CUSTOMER.UPDATE", "initech"),
+    ("owner", "PROJECT.UPDATE", "billing"),
+    ("owner", "RESOURCE.LIST", "billing_db"),
+    # no role at all
+    ("nobody", "RESOURCE.LIST", "web_vm"),
+    ("nobody", "CUSTOMER.UPDATE", "acme"),
+]
+
+
+@pytest.mark.parametrize(("who", "permission", "target"), HIDDEN, ids=["-".join(row) for row in HIDDEN])
+async def test_entities_held_nothing_near_are_not_found(
+    client: AsyncClient, tree: Tree, people: Population, who: str, permission: str, target: str
+) -> None:
+    entity = tree[target]
+    unknown = uuid.uuid4()
+    responses = [
+        await post_check(
+            client, people.callers[who], {"permission": permission, "entity": {"type": entity.type, "uuid": str(ref)}}
+        )
+        for ref in (entity.uuid, unknown)
+    ]
+    assert [r.status_code for r in responses] == [404, 404]
+    assert responses[0].json()["detail"].replace(str(entity.uuid), str(unknown)) == responses[1].json()["detail"]
+    staff = await check(client, people.callers["staff"], permission, entity)
+    assert staff["allowed"] is True
 
 
 @pytest.mark.parametrize(
