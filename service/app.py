@@ -23,6 +23,7 @@ from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
+from service.http import JsonRequest
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService
 from service.policy.controllers import PolicyController
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JsonRequest,
         state=State({"runtime": runtime}),
         debug=settings.debug,
     )

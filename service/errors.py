@@ -25,6 +25,8 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
+from service.text import PATTERN_MESSAGES
+
 INVALID_TOKEN = "Invalid token."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
 NOT_PERMITTED = "You do not have permission to perform this action."
@@ -134,7 +136,15 @@ def _field_of(item: Any) -> tuple[str, str]:
     if key == "data":
         match = _AT_PATH.search(message) or _NAMED_FIELD.search(message)
         key = match.group(1) if match else NON_FIELD
-    return key, message
+    return key, _readable(message)
+
+
+def _readable(message: str) -> str:
+    """A failed text constraint said in words rather than as the regular expression it did not match."""
+    for pattern, words in PATTERN_MESSAGES.items():
+        if f"matching regex {pattern!r}" in message:
+            return words
+    return message
 
 
 def _validation_body(exc: ValidationException) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ import msgspec
 from litestar import HttpMethod, Request
 from litestar.openapi.datastructures import ResponseSpec
 
+from service.errors import ValidationError
 from service.security.client_ip import client_ip
 
 LIST_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
@@ -71,6 +72,21 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     forwarded_for = ",".join(request.headers.getall("x-forwarded-for", [])) or None
     ip = client_ip(peer, forwarded_for, request.app.state.runtime.trusted_proxies)
     return str(ip) if ip is not None else "unknown"
+
+
+class JsonRequest(Request[Any, Any, Any]):
+    """The app's request class: a JSON body too deeply nested to decode is a 400, not a ``RecursionError`` (500).
+
+    msgspec decodes recursively; a body of 100,000 ``[`` exhausts the stack on any route that reads one, login
+    included, before anything about it can be validated.
+    """
+
+    async def json(self) -> Any:
+        """The decoded JSON body."""
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ValidationError("The JSON body is nested too deeply.") from None
 
 
 def list_operation_id(name: str) -> Callable[..., str]:

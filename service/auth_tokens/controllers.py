@@ -32,6 +32,8 @@ from service.pagination import Window, paginated, provide_limit_offset, provide_
 from service.runtime import service_provider
 from service.security.guards import no_pat, staff_only
 from service.security.middleware import SKIP_AUTH
+from service.text import NAME_PATTERN
+from service.timeutil import input_date
 
 provide_tokens = Provide(service_provider(AuthTokenService))
 Tokens = NamedDependency[AuthTokenService]
@@ -121,7 +123,9 @@ def provide_admin_query(
     search: Annotated[
         str | None,
         Parameter(
-            max_length=200, description="Id, key prefix or full key, username, mobile number, first or last name."
+            max_length=200,
+            pattern=NAME_PATTERN,
+            description="Id, key prefix or full key, username, mobile number, first or last name.",
         ),
     ] = None,
     ordering: Annotated[TokenOrdering | None, Parameter(description="Sort key; prefix - for descending.")] = None,
@@ -140,12 +144,12 @@ def provide_admin_query(
         ordering=ordering,
         id_min=id_min,
         id_max=id_max,
-        created_date=created_date,
-        updated_date=updated_date,
-        created_from=created_from,
-        created_to=created_to,
-        updated_from=updated_from,
-        updated_to=updated_to,
+        created_date=input_date(created_date, "created_date"),
+        updated_date=input_date(updated_date, "updated_date"),
+        created_from=input_date(created_from, "created_from"),
+        created_to=input_date(created_to, "created_to"),
+        updated_from=input_date(updated_from, "updated_from"),
+        updated_to=input_date(updated_to, "updated_to"),
     )
 
 

@@ -19,7 +19,7 @@ from service.errors import NotFound, ValidationError
 from service.events.services import EventType
 from service.policy import Decision
 from service.runtime import DomainService
-from service.timeutil import as_utc
+from service.timeutil import input_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -59,7 +59,9 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
             errors["scope"] = [
                 f"Role {role.name} is held on entities of type '{role.scope_type}', not '{entity.type}'."
             ]
-        expiration_time = as_utc(data.expiration_time) if data.expiration_time is not None else None
+        expiration_time = (
+            input_utc(data.expiration_time, "expiration_time") if data.expiration_time is not None else None
+        )
         if expiration_time is not None and expiration_time <= datetime.now(UTC):
             errors["expiration_time"] = ["Expiration time must be in the future."]
         if errors:

@@ -19,7 +19,7 @@ from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.schemas import AllowedScopeOut, PatCreate
 from service.policy import PermissionSpec
 from service.runtime import DomainService
-from service.timeutil import as_utc
+from service.timeutil import input_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -133,15 +133,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
     def _validate_fields(self, owner: User, data: PatCreate) -> dict[str, Any]:
         """Field-level checks, collected per field as DRF does."""
         errors: dict[str, Any] = {}
-        name = data.name.strip()
-        if "\x00" in name:  # DRF's ProhibitNullCharactersValidator; PostgreSQL text cannot hold NUL either
-            errors["name"] = ["Null characters are not allowed."]
-        elif not name:
+        name = data.name.strip()  # control characters never get here: see service/text.py
+        if not name:
             errors["name"] = ["This field may not be blank."]
         scope_errors = self._scope_errors(owner, data.scopes)
         if scope_errors:
             errors["scopes"] = scope_errors
-        expires_at = as_utc(data.expires_at)
+        expires_at = input_utc(data.expires_at, "expires_at")
         now = datetime.now(UTC)
         max_days = self.runtime.settings.tokens.pat_max_lifetime_days
         if expires_at <= now:

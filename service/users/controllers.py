@@ -16,6 +16,7 @@ from service.pagination import Window, paginated, provide_page
 from service.runtime import service_provider
 from service.security.guards import is_staff_request, refuse_pat, staff_only
 from service.security.principal import CurrentPrincipal
+from service.text import NAME_PATTERN
 from service.users.models import User
 from service.users.schemas import UserCreate, UserRead, UserUpdate
 from service.users.services import UserService
@@ -67,7 +68,7 @@ class UserController(Controller):
         request: Request[Any, Any, Any],
         users: Users,
         window: NamedDependency[Window],
-        username: Annotated[str | None, Parameter(max_length=128)] = None,
+        username: Annotated[str | None, Parameter(max_length=128, pattern=NAME_PATTERN)] = None,
     ) -> Response[list[UserRead]]:
         """Users ordered by id; ``username`` filters by exact name."""
         filters = [User.username == username] if username is not None else []
