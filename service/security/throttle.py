@@ -13,6 +13,7 @@ another moving part; one short write transaction per attempt is small beside the
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -31,8 +32,12 @@ if TYPE_CHECKING:
 
 
 def username_key(username: str) -> str:
-    """The throttling key of a username (case-insensitive: ``Alice`` and ``alice`` share one count)."""
-    return f"user:{username.lower()}"
+    """The throttling key of a username: case-insensitive (``Alice`` and ``alice`` share one count) and of fixed size.
+
+    A digest, because lower-casing can lengthen a name (``"İ".lower()`` is two characters) past any column, and a
+    username field is where people type their password by mistake.
+    """
+    return "user:" + hashlib.sha256(username.lower().encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.security.throttle import username_key
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -152,7 +153,7 @@ def test_users_unlock_clears_a_login_lock(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "cli.db") as db:  # alice is locked out; the address's count is not hers
         db.executemany(
             "INSERT INTO login_attempts (key, window_started, attempts) VALUES (?, ?, 99)",
-            [("user:alice", time.time()), ("ip:192.0.2.1", time.time())],
+            [(username_key("alice"), time.time()), ("ip:192.0.2.1", time.time())],
         )
     unlocked = tokengate(tmp_path, "users", "unlock", "Alice")
     assert unlocked.returncode == 0, unlocked.stderr

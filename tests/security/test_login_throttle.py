@@ -117,3 +117,12 @@ async def test_a_window_ends_and_unlock_clears_a_lock(sclient: httpx.AsyncClient
         await session.execute(update(LoginAttempts).values(window_started=LoginAttempts.window_started - 601))
     assert await runtime.throttle.prune() == 2  # the username's and the address's
     assert (await _login(sclient, PASSWORD, "Alice")).status_code == 200
+
+
+async def test_names_that_grow_when_lower_cased_are_counted_like_any_other(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """``"İ".lower()`` is two characters: 128 of them once made a key too long for its column (PostgreSQL)."""
+    for _ in range(LIMIT):
+        assert (await _login(sclient, "wrong-guess", "İ" * 128)).status_code == 401
+    assert (await _login(sclient, PASSWORD, "İ" * 128)).status_code == 429
