@@ -16,7 +16,7 @@ class LoginAttempts(DefaultBase):
     __tablename__ = "login_attempts"
 
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
-    """``user:<SHA-256 of the lower-cased username>`` or ``ip:<canonical address>``."""
+    """``user:<SHA-256 of the lower-cased username>`` or ``ip:<canonical IPv4 address, or IPv6 /64>``."""
     window_started: Mapped[float] = mapped_column(Float, index=True)
     """``time.time()`` of the window's first attempt (seconds: compared in SQL the same way on every backend)."""
     attempts: Mapped[int] = mapped_column(Integer)

@@ -14,6 +14,7 @@ another moving part; one short write transaction per attempt is small beside the
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -38,6 +39,16 @@ def username_key(username: str) -> str:
     username field is where people type their password by mistake.
     """
     return "user:" + hashlib.sha256(username.lower().encode()).hexdigest()
+
+
+def address_key(ip: str) -> str:
+    """The throttling key of a client address: IPv6 by its /64, which one subscriber holds whole (SLAAC, RFC 6177).
+
+    Otherwise a single attacker would have 2**64 addresses, each with the full per-address allowance.
+    """
+    if ":" in ip:
+        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"ip:{ip}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +77,8 @@ class LoginThrottle:
         now = time.time()
         refusal = None
         async with self.runtime.session() as session:
-            # the address first: an address past its limit stops there, creating no rows for the usernames it tries
-            for limit, key in (("address", f"ip:{ip}"), ("username", username_key(username))):
+            # the address first: one past its limit stops there, creating no rows for the usernames it tries
+            for limit, key in (("address", address_key(ip)), ("username", username_key(username))):
                 attempts, started = await self._count(session, key, now)
                 if attempts > self.limits[limit]:
                     retry_after = max(1, math.ceil(started + self.window - now))
@@ -121,7 +132,7 @@ class LoginThrottle:
             await session.execute(delete(LoginAttempts).where(LoginAttempts.key == username_key(username)))
             await session.execute(
                 update(LoginAttempts)
-                .where(LoginAttempts.key == f"ip:{ip}", LoginAttempts.attempts > 0)
+                .where(LoginAttempts.key == address_key(ip), LoginAttempts.attempts > 0)
                 .values(attempts=LoginAttempts.attempts - 1)
             )
 

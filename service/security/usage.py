@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth_tokens.models import AuthToken
@@ -148,9 +148,10 @@ class UsageRecorder:
     async def flush(self) -> None:
         """Write everything collected so far, in one transaction; if that fails, each item in its own.
 
-        An item the database refuses while it accepts others (or answers a probe) can never be written: it is
-        dropped with an error log, so it never holds back anyone else's usage. When nothing can be written the
-        database is unreachable: everything is kept for the next flush and :class:`UsageFlushError` says so.
+        An item the database refuses while it accepts others can never be written: it is dropped with an error log,
+        so it never holds back anyone else's usage. When nothing can be written the database is unreachable (or
+        read-only, or full): everything is kept for the next flush and :class:`UsageFlushError` says so — an item
+        that fails alone is retried until a flush with others shows it is the item at fault.
         """
         writes = self._take()
         if not writes:
@@ -196,21 +197,13 @@ class UsageRecorder:
                 failed.append(write)
         if not failed:
             return
-        if len(failed) < len(writes) or await self._database_answers():
+        if len(failed) < len(writes):  # the database takes writes: these it never will
             for write in failed:
                 logger.error("usage item refused by the database, dropped: %s", write.what)
             return
         for write in reversed(failed):
             write.restore()
         raise UsageFlushError(f"{len(failed)} items not written ({'; '.join(w.what for w in failed[:5])})")
-
-    async def _database_answers(self) -> bool:
-        try:
-            async with self.runtime.session() as session:
-                await session.execute(select(1))
-        except Exception:
-            return False
-        return True
 
     def _pat_write(self, pat_id: int, usage: PatUsage) -> _Write:
         async def apply(session: AsyncSession) -> None:

@@ -19,6 +19,7 @@ from service.config import Settings
 from service.runtime import Runtime
 from service.security import verifier as verifier_module
 from tests.conftest import ROOT, http_client, make_settings, running
+from tests.integration.authz.support import is_denial
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
 DEADLINE = 1.0
@@ -72,7 +73,7 @@ async def test_role_revoked_through_a_denies_on_b(client: AsyncClient, worker_b:
 
     async def denied() -> bool:
         response = await check(worker_b, created["token"], "PROJECT.UPDATE", "project", world.project)
-        return response.status_code == 200 and response.json()["allowed"] is False
+        return is_denial(response, "project", world.project)
 
     await within_deadline(denied)
 
@@ -109,7 +110,7 @@ async def test_a_stale_poll_cannot_bring_a_revoked_role_back(
         assert (await client.delete(f"/api/role-assignments/{row[0]}/", headers=world.staff_headers)).status_code == 204
     FactSync(runtime).apply_assignments(stale)
     response = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert response.json()["allowed"] is False
+    assert is_denial(response, "project", world.project)
 
 
 # On PostgreSQL, LISTEN/NOTIFY: worker B learns of A's changes when they happen, not when its cache or poll runs out.

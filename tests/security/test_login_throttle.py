@@ -126,3 +126,16 @@ async def test_names_that_grow_when_lower_cased_are_counted_like_any_other(
     for _ in range(LIMIT):
         assert (await _login(sclient, "wrong-guess", "İ" * 128)).status_code == 401
     assert (await _login(sclient, PASSWORD, "İ" * 128)).status_code == 429
+
+
+async def test_an_ipv6_slash_64_is_one_address(app: Litestar, runtime: Runtime) -> None:
+    """Whoever holds a /64 holds 2**64 addresses: they share one per-address count."""
+    runtime.throttle.limits["address"] = 3
+    statuses = []
+    async with running(app):
+        for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:2::4"):
+            async with security_client(app, client_ip=host) as client:
+                statuses.append((await _login(client, "wrong-guess", f"user-{host}")).status_code)
+        assert statuses == [401, 401, 401, 429]
+        async with security_client(app, client_ip="2001:db8:1:3::1") as neighbour:  # the next /64
+            assert (await _login(neighbour, "wrong-guess", "someone")).status_code == 401

@@ -40,7 +40,7 @@ async def test_acl_is_normalised_on_creation(client: AsyncClient, world: World) 
             "2001:db8::1/128",
             "10.0.0.0/8",
             "10.0.0.0/8",
-            "\t198.51.100.0/24",
+            "  198.51.100.0/24",
             "FE80::/10",
             "192.0.2.1/32",
         ],
