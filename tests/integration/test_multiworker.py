@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from litestar import Litestar
 
 from service.app import create_app
@@ -169,19 +169,18 @@ async def test_b_hears_of_a_deactivated_user_at_once(
 async def test_b_hears_of_a_role_revocation_at_once(
     client: AsyncClient, slow_worker_b: AsyncClient, world: World
 ) -> None:
-    async def allowed() -> bool:
-        response = await slow_worker_b.post(
+    async def answer() -> Response:
+        return await slow_worker_b.post(
             "/api/authz/check/",
             headers=world.owner_headers,
             json={"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": world.project}},
         )
-        return bool(response.json()["allowed"])
 
-    assert await allowed()
+    assert (await answer()).json()["allowed"] is True
     await revoke_owner_roles(client, world)
 
     async def denied() -> bool:
-        return not await allowed()
+        return is_denial(await answer(), "project", world.project)
 
     await within_deadline(denied)
 
