@@ -244,6 +244,16 @@ def main(argv: list[str] | None = None) -> None:
     report.target("warm decision at depth 8 (worst case)", warm8, ".2f", "≤ 50 µs", warm8 <= 50)
     report.say()
 
+    from bench.invariants import measure
+
+    report.say("[3b] policy assert: the shipped invariants, proved")
+    proofs = measure()
+    for name, status, decisions, seconds in proofs:
+        report.say(f"    {name:<46}{status:>10}{decisions:>9,} decisions{seconds * 1000:>8.0f} ms")
+    total = sum(seconds for *_, seconds in proofs)
+    report.target("every shipped invariant proved, total", total, ".2f", "< 5 s", total < 5)
+    report.say()
+
     workdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))
     try:
         throughput: dict[str, dict[str, LoadResult]] = {}

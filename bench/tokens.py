@@ -251,7 +251,7 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
         for i, t in enumerate(tokens)
     }
 
-    async def load(kind: Any, token_hash: str, now: datetime) -> Any:
+    async def load(kind: Any, token_hash: str, now: datetime, client: str | None) -> Any:
         return verifier._pat_entry(rows[token_hash], owner, token_hash)
 
     verifier._load = load  # type: ignore[method-assign]

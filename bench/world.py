@@ -187,8 +187,10 @@ def free_port() -> int:
 def uvicorn_server(
     target: str, env: dict[str, str], workers: int, *, factory: bool = False, lifespan: str = "on"
 ) -> Iterator[int]:
-    """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio:
-    PERF-NOTES), each on its own ``SO_REUSEPORT`` socket so connections spread evenly (see ``bench/serve.py``)."""
+    """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio).
+
+    Each has its own ``SO_REUSEPORT`` socket so connections spread evenly (docs/decisions.md, 6; ``bench/serve.py``).
+    """
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
     if factory:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from importlib.metadata import version
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -23,14 +26,17 @@ from service.config import Settings, load_settings
 from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
+from service.events.webhook import WebhookSender
 from service.http import JsonRequest
+from service.leaks.controllers import credential_revocation
 from service.pats.controllers import PersonalAccessTokenController
-from service.pats.services import PatService
+from service.pats.services import PatService, detect_reuse
 from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
 from service.runtime import Runtime, RuntimeDependency
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
+from service.ui.router import template_config, ui_router
 from service.users.controllers import UserController
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -60,10 +66,17 @@ async def expire_tokens(runtime: Runtime) -> int:
         return await PatService(session=session, runtime=runtime).expire_due()
 
 
+async def notify_expiring_tokens(runtime: Runtime, now: datetime | None = None) -> int:
+    """Give each PAT's owner its expiry notices (``pat_expiring``) as they fall due."""
+    async with runtime.session() as session:
+        return await PatService(session=session, runtime=runtime).notify_expiring(now)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
     settings = settings or load_settings()
     runtime = Runtime.build(settings)
+    runtime.verifier.on_rotated_out_use = partial(detect_reuse, runtime)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -76,8 +89,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             fact_watch,
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
             Periodic("login-attempts-prune", settings.login.window_seconds, runtime.throttle.prune),
+            Periodic("pat-expiry-notice", EXPIRY_SWEEP_SECONDS, lambda: notify_expiring_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
+        if settings.webhook.url:
+            loops.append(
+                Periodic("webhook-delivery", settings.webhook.poll_seconds, WebhookSender(runtime).deliver_due)
+            )
         for loop in loops:
             loop.start()
         stop_reloading = install_sighup_reload(runtime.reload_rules)
@@ -103,6 +121,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PersonalAccessTokenController,
             PolicyController,
             EventController,
+            ui_router(runtime),
+            credential_revocation(settings.leaks),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
@@ -114,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="tokengate",
-            version="0.1.0",
+            version=version("tokengate"),
             description=description,
             components=Components(
                 security_schemes={
@@ -130,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # the schema and its documentation pages are public
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),
+        template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JsonRequest,
         state=State({"runtime": runtime}),

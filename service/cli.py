@@ -129,10 +129,12 @@ class TokengateCLIPlugin(CLIPlugin):
 
     def on_cli_init(self, cli: click.Group) -> None:
         """Register the project's command groups."""
+        from service.leaks.cli import tokens_group
         from service.policy.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
+        cli.add_command(tokens_group)
 
 
 def _fail_fast_on_bad_configuration() -> None:
@@ -155,6 +157,10 @@ def main() -> None:
         from service.policy.cli import policy_group
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
+    if sys.argv[1:2] == ["tokens"]:  # the scanner needs no configuration, database or app
+        from service.leaks.cli import tokens_group
+
+        tokens_group.main(args=sys.argv[2:], prog_name="tokengate tokens")  # exits
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
     _fail_fast_on_bad_configuration()
     from litestar.cli.main import litestar_group

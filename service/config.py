@@ -59,6 +59,10 @@ class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Networks in one PAT's allow-list."""
     rotation_grace_seconds: int = 0
     """How long a rotated-out PAT keeps working."""
+    reuse_detection: bool = True
+    """A rotated-out PAT presented after its grace revokes every live token of its rotation family."""
+    expiry_notice_days: list[int] = msgspec.field(default_factory=lambda: [7, 1])
+    """Days before expiry at which an active PAT's owner gets a ``pat_expiring`` event (once per token each)."""
     usage_flush_seconds: float = 5.0
     """How often recorded token usage is written to the database."""
     verification_cache_size: int = 100_000
@@ -76,6 +80,51 @@ class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Length of the throttling window."""
 
 
+class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The web pages under ``/ui/``."""
+
+    idle_timeout_seconds: int = 900
+    """A page session unused this long is signed out."""
+    session_max_age_seconds: int = 8 * 3600
+    """A page session ends this long after sign-in, however active."""
+
+
+class LeakSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The public leaked-credential revocation endpoint."""
+
+    max_credentials_per_request: int = 100
+    """Strings one report may carry."""
+    requests_per_minute: int = 10
+    """Reports accepted per client address and minute (per worker) before 429."""
+
+
+class WebhookSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Delivery of audit events as signed JSON to an HTTP endpoint, from an outbox table."""
+
+    url: str = ""
+    """Where to POST events; empty: no webhook."""
+    secret: str = ""
+    """HMAC-SHA256 key of the ``X-Tokengate-Signature`` header; required with ``url``."""
+    event_types: list[str] = msgspec.field(
+        default_factory=lambda: ["pat_expiring", "pat_expired", "pat_reuse_detected", "token_reported_leaked"]
+    )
+    """Which events are delivered."""
+    poll_seconds: float = 1.0
+    """How often each worker looks for deliveries that are due."""
+    timeout_seconds: float = 10.0
+    """How long one delivery attempt may take."""
+    retry_base_seconds: float = 5.0
+    """Wait after the first failed attempt; it doubles with each further failure."""
+    retry_max_seconds: float = 3600.0
+    """Longest wait between two attempts."""
+    max_attempts: int = 15
+    """Attempts before a delivery is given up (it stays in the outbox, marked by its error)."""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.secret:
+            raise ValueError("webhook.secret is required when webhook.url is set")
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """All of tokengate's settings."""
 
@@ -83,6 +132,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    ui: UISettings = msgspec.field(default_factory=UISettings)
+    leaks: LeakSettings = msgspec.field(default_factory=LeakSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     policy_dir: str = "policies"
     """Directory holding the Casbin model and rule files."""
     sync_interval_seconds: float = 0.5

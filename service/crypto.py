@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,24 @@ def is_legacy_key(token: str) -> bool:
     )
 
 
+def is_token(candidate: str) -> bool:
+    """Whether ``candidate`` is shaped like a tokengate token (PAT or legacy key) with a valid checksum."""
+    return pat_expiry(candidate) is not None or is_legacy_key(candidate)
+
+
+_TAIL = f"[0-9A-Za-z]{{{RANDOM_CHARS + CHECKSUM_CHARS}}}"
+_CANDIDATE = re.compile(
+    f"(?<![0-9A-Za-z_])(?:{re.escape(PAT_PREFIX)}[0-9]{{1,12}}_|{re.escape(LEGACY_PREFIX)}){_TAIL}(?![0-9A-Za-z_])"
+)
+
+
+def find_tokens(text: str) -> Iterator[re.Match[str]]:
+    """Every tokengate token in ``text`` (prefix, shape and checksum; look-alikes are skipped), as regex matches."""
+    for match in _CANDIDATE.finditer(text):
+        if is_token(match.group()):
+            yield match
+
+
 def display_prefix(token: str) -> str:
     """The non-secret prefix shown in listings."""
     return token[: PAT_DISPLAY_CHARS if token.startswith(PAT_PREFIX) else LEGACY_DISPLAY_CHARS]
@@ -98,10 +118,12 @@ def display_prefix(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Keyring:
-    """Keys derived from the server secret: one for lookup hashes, one for legacy-key encryption."""
+    """Keys derived from the server secret: token lookup hashes, legacy-key encryption, page sessions, CSRF."""
 
     hash_key: bytes
     encryption_key: bytes
+    session_key: bytes
+    csrf_key: bytes
     _keyed: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +137,12 @@ class Keyring:
         def derive(purpose: bytes) -> bytes:
             return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(secret)
 
-        return cls(hash_key=derive(b"token-hash-v1"), encryption_key=derive(b"legacy-key-encryption-v1"))
+        return cls(
+            hash_key=derive(b"token-hash-v1"),
+            encryption_key=derive(b"legacy-key-encryption-v1"),
+            session_key=derive(b"page-session-v1"),
+            csrf_key=derive(b"page-csrf-v1"),
+        )
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""

@@ -33,7 +33,7 @@ _ERRORS: dict[int, tuple[Any, str]] = {
     404: (ErrorDetail, "No such object visible to the caller, or a page past the last one."),
     409: (ErrorDetail, "Valid, but clashes with the current state."),
     413: (ErrorDetail, "The request body is larger than 1 MiB."),
-    429: (ErrorDetail, "Too many failed attempts; retry after the number of seconds in `Retry-After`."),
+    429: (ErrorDetail, "Too many attempts; `Retry-After` (or `RateLimit-Reset`) says in how many seconds to retry."),
 }
 
 

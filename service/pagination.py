@@ -1,6 +1,6 @@
 """Waldur's list conventions, shared by every list endpoint.
 
-A JSON array body; ``page``/``page_size`` (default 10, at most 100) or, where a seed asks for it,
+A JSON array body; ``page``/``page_size`` (default 10, at most 100) or, where a Waldur API asks for it,
 ``limit``/``offset``; an RFC 5988 ``Link`` header with ``first``/``prev``/``next``/``last``; the total in
 ``X-Result-Count``; and ``HEAD`` answering with the headers only (the published client's ``*_count``).
 """
@@ -57,7 +57,7 @@ def provide_limit_offset(
         int, Parameter(ge=0, le=10**12, description="Number of results to skip before returning results.")
     ] = 0,
 ) -> Window:
-    """Dependency: the ``limit``/``offset`` window (seed 001)."""
+    """Dependency: the ``limit``/``offset`` window (the admin listing *Get All Auth Tokens*)."""
     return Window(limit=limit, offset=offset, by_page=False)
 
 

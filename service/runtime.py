@@ -68,6 +68,11 @@ class Runtime:
             trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),
         )
 
+    def event_recorder(self, session: AsyncSession) -> EventService:
+        """An event service on ``session`` that queues the configured event types for the webhook."""
+        webhook = self.settings.webhook
+        return EventService(session=session, outbox=frozenset(webhook.event_types) if webhook.url else frozenset())
+
     async def forget_user(self, user_id: int) -> None:
         """After a committed change to a user: drop their cached credentials here and in every other worker."""
         self.verifier.forget_user(user_id)
@@ -111,7 +116,7 @@ class DomainService(SQLAlchemyAsyncRepositoryService[ModelT, RepositoryT]):
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(session=session, **kwargs)
         self.runtime = runtime
-        self.events = EventService(session=session)
+        self.events = runtime.event_recorder(session)
 
 
 RuntimeDependency = NamedDependency[SkipValidation[Runtime]]

@@ -28,6 +28,7 @@ from service.runtime import Runtime
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 TABLES = [
+    "webhook_delivery",
     "audit_event",
     "login_attempts",
     "personal_access_token",

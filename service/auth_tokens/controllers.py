@@ -1,4 +1,4 @@
-"""Legacy token endpoints: login, seed 000 (``/api/auth-tokens/``) and seed 001 (``/api/users/auth_tokens``)."""
+"""Legacy token endpoints: login, *Auth Tokens* and *Get All Auth Tokens* (``/api/users/auth_tokens``)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _auth_token_read(request: Request[Any, Any, Any], token: AuthToken) -> AuthT
 
 
 class AuthTokenController(Controller):
-    """Seed 000: staff view of users' unexpired tokens."""
+    """*Auth Tokens*: staff view of users' unexpired tokens."""
 
     path = "/api/auth-tokens"
     tags = ["auth-tokens"]
@@ -138,7 +138,7 @@ def provide_admin_query(
     updated_from: DateParam = None,
     updated_to: DateParam = None,
 ) -> AdminTokenQuery:
-    """Dependency: seed 001's filters."""
+    """Dependency: the filters of *Get All Auth Tokens*."""
     return AdminTokenQuery(
         search=search,
         ordering=ordering,
@@ -154,7 +154,7 @@ def provide_admin_query(
 
 
 class AdminAuthTokenController(Controller):
-    """Seed 001: the admin listing of every legacy token, with search and filters, and regeneration."""
+    """*Get All Auth Tokens*: the admin listing of every legacy token, with search and filters, and regeneration."""
 
     path = "/api/users/auth_tokens"
     tags = ["auth-tokens"]

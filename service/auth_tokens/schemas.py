@@ -1,4 +1,4 @@
-"""Wire shapes of legacy tokens: login, seed 000 (``/api/auth-tokens/``) and seed 001 (admin listing)."""
+"""Wire shapes of legacy tokens: login, *Auth Tokens* (``/api/auth-tokens/``), *Get All Auth Tokens* (admin)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class LoginResponse(msgspec.Struct):
 
 
 class AuthTokenRead(msgspec.Struct, kw_only=True):
-    """Seed 000: a user's token as staff see it (never the key)."""
+    """*Auth Tokens*: a user's token as staff see it (never the key)."""
 
     url: str
     created: datetime
@@ -40,7 +40,7 @@ class AuthTokenRead(msgspec.Struct, kw_only=True):
 
 
 class TokenUserData(msgspec.Struct, kw_only=True):
-    """Seed 001: the token's owner."""
+    """*Get All Auth Tokens*: the token's owner."""
 
     id: int
     username: str
@@ -48,7 +48,7 @@ class TokenUserData(msgspec.Struct, kw_only=True):
 
 
 class AdminAuthTokenRead(msgspec.Struct, kw_only=True):
-    """Seed 001 item. ``key`` is the display prefix only: plaintext keys are never shown after issue."""
+    """*Get All Auth Tokens* item. ``key`` is the display prefix only: plaintext keys are never shown after issue."""
 
     id: int
     key: str

@@ -28,7 +28,7 @@ USER_DISABLED = "User account is disabled."
 
 
 class TokenOrdering(StrEnum):
-    """Seed 001 ``ordering`` values (``-`` for descending)."""
+    """*Get All Auth Tokens* ``ordering`` values (``-`` for descending)."""
 
     ID = "id"
     ID_DESC = "-id"
@@ -42,7 +42,7 @@ class TokenOrdering(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminTokenQuery:
-    """Seed 001 filters, already validated."""
+    """*Get All Auth Tokens* filters, already validated."""
 
     search: str | None = None
     ordering: TokenOrdering | None = None
@@ -92,6 +92,15 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             Throttled: too many recent failures for this username or address.
             AuthenticationError: bad credentials or a disabled account.
         """
+        return await self.obtain_key(await self.authenticate(username, password, ip))
+
+    async def authenticate(self, username: str, password: str, ip: str) -> User:
+        """The throttled password check shared by the API login and the page sign-in; records the attempt.
+
+        Raises:
+            Throttled: too many recent failures for this username or address.
+            AuthenticationError: bad credentials or a disabled account.
+        """
         throttle = self.runtime.throttle
         await throttle.admit(username, ip)  # counted (and committed) before the password is checked
         user = await self.repository.session.scalar(select(User).where(User.username == username))
@@ -102,11 +111,10 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             raise AuthenticationError(USER_DISABLED)
         await throttle.succeeded(username, ip)
         user.last_login = datetime.now(UTC)
-        key = await self.obtain_key(user)
         await self.events.record(
             EventType.LOGIN_SUCCEEDED, f"User {username} authenticated with username and password.", user_id=user.id
         )
-        return key
+        return user
 
     async def obtain_key(self, user: User) -> str:
         """The user's valid key, creating or replacing (if expired or unreadable) the token as needed."""
@@ -165,6 +173,27 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         await self.repository.session.commit()  # before forgetting: see _replace_key
         await self.runtime.forget_token(token.key_hash)
 
+    async def delete_leaked(self, key_hashes: list[str], source: str, reporter: str) -> int:
+        """Delete the legacy tokens among ``key_hashes`` (reported found in public); returns how many.
+
+        Their users log in again for a new key; each gets a ``token_reported_leaked`` event with ``source`` and
+        ``reporter`` (see ``PatService.revoke_leaked``).
+        """
+        tokens = list(await self.list(AuthToken.key_hash.in_(key_hashes)))
+        for token in tokens:
+            await self.delete(token.id)
+            await self.events.record(
+                EventType.TOKEN_REPORTED_LEAKED,
+                f"Token for user {token.user.username} was reported as leaked and has been deleted.",
+                user_id=token.user_id,
+                reported_source=source,
+                reporter_address=reporter,
+            )
+        await self.repository.session.commit()  # before forgetting: see _replace_key
+        for token in tokens:
+            await self.runtime.forget_token(token.key_hash)
+        return len(tokens)
+
     # -- staff listings ----------------------------------------------------------------------------------------
     def _active(self) -> Select[Any]:
         now = datetime.now(UTC)
@@ -175,18 +204,18 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         )
 
     async def list_active(self, window: Window) -> tuple[list[AuthToken], int]:
-        """Seed 000: tokens that have not expired, newest user first."""
+        """*Auth Tokens*: tokens that have not expired, newest user first."""
         items, total = await self.get_many_and_count(
             window.filter, statement=self._active().order_by(AuthToken.user_id.desc())
         )
         return list(items), total
 
     async def get_active_for_user(self, user_id: int) -> AuthToken:
-        """Seed 000 retrieve/delete: the user's unexpired token, or 404."""
+        """*Auth Tokens* retrieve/delete: the user's unexpired token, or 404."""
         return await self.get_one(statement=self._active().where(AuthToken.user_id == user_id))
 
     async def list_for_admin(self, query: AdminTokenQuery, window: Window) -> tuple[list[AuthToken], int]:
-        """Seed 001: every token, filtered, searched and ordered."""
+        """*Get All Auth Tokens*: every token, filtered, searched and ordered."""
         clauses: list[ColumnElement[bool]] = []
         if query.id_min is not None:
             clauses.append(AuthToken.id >= query.id_min)

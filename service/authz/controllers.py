@@ -9,7 +9,6 @@ from litestar import Controller, Request, Response, delete, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 from litestar.types import Scope
-from sqlalchemy import select
 
 from service.authz.models import RoleAssignment
 from service.authz.schemas import (
@@ -22,7 +21,6 @@ from service.authz.schemas import (
     ScopeRead,
 )
 from service.authz.services import RoleAssignmentService, authorize
-from service.entities.models import Entity
 from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, error_responses, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.runtime import RuntimeDependency, service_provider
@@ -30,7 +28,6 @@ from service.security.client_ip import parse_ip
 from service.security.guards import staff_only
 from service.security.principal import CurrentPrincipal
 from service.text import NAME_PATTERN
-from service.users.models import User
 
 Assignments = NamedDependency[RoleAssignmentService]
 
@@ -38,26 +35,19 @@ Assignments = NamedDependency[RoleAssignmentService]
 async def _reads(
     request: Request[Any, Any, Any], service: RoleAssignmentService, items: list[RoleAssignment]
 ) -> list[RoleAssignmentRead]:
-    session = service.repository.session
-    users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_({a.user_id for a in items})))}
-    entities = {
-        e.id: e for e in await session.scalars(select(Entity).where(Entity.id.in_({a.entity_id for a in items})))
-    }
     return [
         RoleAssignmentRead(
             url=absolute_url(request, f"/api/role-assignments/{a.uuid}/"),
             uuid=a.uuid,
-            user=users[a.user_id].uuid,
-            user_username=users[a.user_id].username,
+            user=user.uuid,
+            user_username=user.username,
             role=a.role,
-            scope=ScopeRead(
-                type=entities[a.entity_id].type, uuid=entities[a.entity_id].uuid, name=entities[a.entity_id].name
-            ),
+            scope=ScopeRead(type=entity.type, uuid=entity.uuid, name=entity.name),
             expiration_time=a.expiration_time,
             is_active=a.is_active,
             created=a.created_at,
         )
-        for a in items
+        for a, user, entity in await service.holders(items)
     ]
 
 
@@ -83,14 +73,7 @@ class RoleAssignmentController(Controller):
         is_active: Annotated[bool | None, Parameter(description="Only active (true) or revoked (false).")] = None,
     ) -> Response[list[RoleAssignmentRead]]:
         """Assignments, newest first."""
-        filters: list[Any] = []
-        if user is not None:
-            filters.append(RoleAssignment.user_id.in_(select(User.id).where(User.uuid == user)))
-        if role is not None:
-            filters.append(RoleAssignment.role == role)
-        if is_active is not None:
-            filters.append(RoleAssignment.is_active.is_(is_active))
-        items, total = await assignments.get_many_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
+        items, total = await assignments.listing(window, user=user, role=role, is_active=is_active)
         return paginated(request, await _reads(request, assignments, list(items)), total, window)
 
     @post("/", operation_id="RoleAssignmentsCreate", responses=WRITE)

@@ -18,9 +18,10 @@ def requires(permission: str, entity_param: str | None = "uuid") -> Guard:
     """403 unless the caller may use ``permission`` on the entity whose UUID is the path parameter ``entity_param``.
 
     ``entity_param=None`` asks about the permission itself (a global one, such as ``STAFF.ACCESS``). The decision
-    follows DESIGN §3 (token scopes and bindings, live roles on the entity or its ancestors, staff), so a role revoked
-    a moment ago is already refused. A route without the named path parameter (a misspelling) refuses everyone, staff
-    included, and logs the mistake: it never quietly asks the weaker, entity-less question.
+    follows the decision rule in docs/architecture.md (token scopes and bindings, live roles on the entity or its
+    ancestors, staff), so a role revoked a moment ago is already refused. A route without the named path parameter
+    (a misspelling) refuses everyone, staff included, and logs the mistake: it never quietly asks the weaker,
+    entity-less question.
     """
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler) -> None:

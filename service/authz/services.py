@@ -17,6 +17,7 @@ from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
 from service.events.services import EventType
+from service.pagination import Window
 from service.policy import Decision
 from service.runtime import DomainService
 from service.timeutil import input_utc
@@ -41,6 +42,29 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
     def __init__(self, session: Any, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
+
+    async def listing(
+        self, window: Window, *, user: UUID | None = None, role: str | None = None, is_active: bool | None = None
+    ) -> tuple[list[RoleAssignment], int]:
+        """A page of assignments, newest first, optionally of one user (UUID), one role, active or not."""
+        filters: list[Any] = []
+        if user is not None:
+            filters.append(RoleAssignment.user_id.in_(select(User.id).where(User.uuid == user)))
+        if role is not None:
+            filters.append(RoleAssignment.role == role)
+        if is_active is not None:
+            filters.append(RoleAssignment.is_active.is_(is_active))
+        items, total = await self.get_many_and_count(window.filter, *filters, order_by=RoleAssignment.id.desc())
+        return list(items), total
+
+    async def holders(self, items: list[RoleAssignment]) -> list[tuple[RoleAssignment, User, Entity]]:
+        """Each assignment with its user and entity, looked up in two queries."""
+        session = self.repository.session
+        users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_({a.user_id for a in items})))}
+        entities = {
+            e.id: e for e in await session.scalars(select(Entity).where(Entity.id.in_({a.entity_id for a in items})))
+        }
+        return [(a, users[a.user_id], entities[a.entity_id]) for a in items]
 
     async def grant(self, data: RoleAssignmentCreate, actor_id: int) -> RoleAssignment:
         """Grant a role declared in the policy on an entity of the role's type."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,16 +23,21 @@ Entities = NamedDependency[EntityService]
 EntityUUID = Annotated[UUID, Parameter(description="The entity's UUID.")]
 
 
-async def entity_read(request: Request[Any, Any, Any], entities: EntityService, entity: Entity) -> EntityRead:
-    """The API shape of ``entity``."""
+def entity_read(request: Request[Any, Any, Any], entity: Entity, parents: Mapping[int, UUID]) -> EntityRead:
+    """The API shape of ``entity``; ``parents`` maps parent ids to UUIDs (:meth:`EntityService.parent_uuids`)."""
     return EntityRead(
         url=absolute_url(request, f"/api/entities/{entity.uuid}/"),
         uuid=entity.uuid,
         type=entity.type,
         name=entity.name,
-        parent=await entities.parent_uuid(entity),
+        parent=None if entity.parent_id is None else parents[entity.parent_id],
         created=entity.created_at,
     )
+
+
+async def one_entity_read(request: Request[Any, Any, Any], entities: EntityService, entity: Entity) -> EntityRead:
+    """The API shape of a single entity."""
+    return entity_read(request, entity, await entities.parent_uuids([entity]))
 
 
 class EntityController(Controller):
@@ -57,26 +63,21 @@ class EntityController(Controller):
         parent: Annotated[UUID | None, Parameter(description="Only direct children of this entity.")] = None,
     ) -> Response[list[EntityRead]]:
         """Entities in registration order."""
-        filters: list[Any] = []
-        if type is not None:
-            filters.append(Entity.type == type)
-        if parent is not None:
-            parent_entity = await entities.get_one_or_none(uuid=parent)
-            filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
-        items, total = await entities.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
-        return paginated(request, [await entity_read(request, entities, e) for e in items], total, window)
+        items, total = await entities.page(window, type, parent)
+        parents = await entities.parent_uuids(items)
+        return paginated(request, [entity_read(request, e, parents) for e in items], total, window)
 
     @post("/", operation_id="EntitiesCreate", responses=WRITE)
     async def create(
         self, request: Request[Any, Any, Any], entities: Entities, data: JSONBody[EntityCreate]
     ) -> EntityRead:
         """Register an entity under a parent of a type the policy allows."""
-        return await entity_read(request, entities, await entities.register(data))
+        return await one_entity_read(request, entities, await entities.register(data))
 
     @get("/{uuid:uuid}/", operation_id="EntitiesRetrieve", responses=STAFF_READ)
     async def retrieve(self, request: Request[Any, Any, Any], entities: Entities, uuid: EntityUUID) -> EntityRead:
         """One entity."""
-        return await entity_read(request, entities, await entities.get_one(uuid=uuid))
+        return await one_entity_read(request, entities, await entities.get_one(uuid=uuid))
 
     @patch("/{uuid:uuid}/", operation_id="EntitiesPartialUpdate", responses=WRITE)
     async def update(
@@ -84,7 +85,7 @@ class EntityController(Controller):
     ) -> EntityRead:
         """Rename or move an entity; permissions inherited through it follow at once."""
         entity = await entities.change(await entities.get_one(uuid=uuid), data)
-        return await entity_read(request, entities, entity)
+        return await one_entity_read(request, entities, entity)
 
     @delete("/{uuid:uuid}/", operation_id="EntitiesDestroy", responses=WRITE)
     async def destroy(self, entities: Entities, uuid: EntityUUID) -> None:

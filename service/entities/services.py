@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -15,10 +16,13 @@ from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
+from service.pagination import Window
 from service.runtime import DomainService
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
+
+TREE_LIMIT = 2000
 
 
 class EntityRepository(SQLAlchemyAsyncRepository[Entity]):
@@ -36,11 +40,52 @@ class EntityService(DomainService[Entity, EntityRepository]):
         super().__init__(session=session, runtime=runtime, **kwargs)
         self.sync = FactSync(runtime)
 
-    async def parent_uuid(self, entity: Entity) -> UUID | None:
-        """The UUID of ``entity``'s parent."""
-        if entity.parent_id is None:
-            return None
-        return await self.repository.session.scalar(select(Entity.uuid).where(Entity.id == entity.parent_id))
+    async def parent_uuids(self, entities: Sequence[Entity]) -> dict[int, UUID]:
+        """Parent id -> parent UUID for the parents of ``entities``, in one query."""
+        parent_ids = {entity.parent_id for entity in entities if entity.parent_id is not None}
+        if not parent_ids:
+            return {}
+        rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
+        return {row.id: row.uuid for row in rows}
+
+    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
+        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
+        filters: list[Any] = []
+        if entity_type is not None:
+            filters.append(Entity.type == entity_type)
+        if parent is not None:
+            parent_entity = await self.get_one_or_none(uuid=parent)
+            filters.append(Entity.parent_id == (parent_entity.id if parent_entity else -1))
+        return await self.get_many_and_count(window.filter, *filters, order_by=Entity.id.asc())
+
+    async def tree(self, search: str = "", limit: int = TREE_LIMIT) -> list[tuple[Entity, int]]:
+        """Entities depth-first under their parents, each with its depth (at most ``limit`` rows read).
+
+        With ``search``, only the entities whose name contains it, and their ancestors.
+        """
+        rows = list(await self.repository.session.scalars(select(Entity).order_by(Entity.name, Entity.id).limit(limit)))
+        by_id = {entity.id: entity for entity in rows}
+        keep = set(by_id)
+        if search:
+            keep = set()
+            for entity in rows:
+                if search.casefold() in entity.name.casefold():
+                    node: Entity | None = entity
+                    while node is not None and node.id not in keep:
+                        keep.add(node.id)
+                        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        children: dict[int | None, list[Entity]] = {}
+        for entity in rows:
+            if entity.id in keep:
+                parent = entity.parent_id if entity.parent_id in by_id else None
+                children.setdefault(parent, []).append(entity)
+        ordered: list[tuple[Entity, int]] = []
+        pending = [(child, 0) for child in reversed(children.get(None, []))]
+        while pending:  # depth-first without recursion: a self-nesting type may nest deeper than Python's stack
+            entity, depth = pending.pop()
+            ordered.append((entity, depth))
+            pending.extend((child, depth + 1) for child in reversed(children.get(entity.id, [])))
+        return ordered
 
     async def _parent(self, entity_type: str, parent_uuid: UUID | None) -> Entity | None:
         policy = self.runtime.policy

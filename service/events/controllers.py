@@ -9,10 +9,8 @@ from uuid import UUID
 from litestar import Controller, Request, Response, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.events.models import Event
 from service.events.schemas import EventRead
 from service.events.services import EventService
 from service.http import LIST_METHODS, READ, list_operation_id
@@ -20,7 +18,6 @@ from service.pagination import Window, paginated, provide_page
 from service.security.guards import is_staff_request
 from service.security.principal import CurrentPrincipal
 from service.text import NAME_PATTERN
-from service.users.models import User
 
 
 async def provide_events(db_session: NamedDependency[AsyncSession]) -> AsyncIterator[EventService]:
@@ -48,24 +45,16 @@ class EventController(Controller):
         user: Annotated[UUID | None, Parameter(description="Staff: only events about this user.")] = None,
     ) -> Response[list[EventRead]]:
         """Events about the caller (staff: about anyone)."""
-        filters: list[Any] = []
-        if not is_staff_request(principal):
-            filters.append(Event.user_id == principal.user_id)
-        elif user is not None:
-            filters.append(Event.user_id.in_(select(User.id).where(User.uuid == user)))
-        if event_type is not None:
-            filters.append(Event.event_type == event_type)
-        items, total = await events.get_many_and_count(window.filter, *filters, order_by=Event.id.desc())
-        session = events.repository.session
-        user_ids = {e.user_id for e in items if e.user_id is not None}
-        rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(user_ids)))
-        uuids: dict[int | None, UUID] = dict(rows.all())
+        if is_staff_request(principal):
+            items, total, uuids = await events.listing(window, user_uuid=user, event_type=event_type)
+        else:
+            items, total, uuids = await events.listing(window, user_id=principal.user_id, event_type=event_type)
         body = [
             EventRead(
                 uuid=e.uuid,
                 event_type=e.event_type,
                 message=e.message,
-                user=uuids.get(e.user_id),
+                user=uuids.get(e.user_id) if e.user_id is not None else None,
                 created=e.created_at,
                 context=e.context,
             )

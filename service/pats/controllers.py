@@ -1,4 +1,4 @@
-"""``/api/personal-access-tokens/`` (seed 002) plus ``set_network_acl``."""
+"""``/api/personal-access-tokens/`` (Waldur's *Personal Access Tokens* API) plus ``set_network_acl``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
-from sqlalchemy import ColumnElement, select
 
 from service.http import LIST_METHODS, NO_STORE, READ, WRITE, list_operation_id
 from service.pagination import Window, paginated, provide_page
@@ -22,11 +21,10 @@ from service.pats.schemas import (
     PatCreated,
     PatRead,
 )
-from service.pats.services import PatService
+from service.pats.services import PatService, available_binding_targets, available_scopes
 from service.runtime import RuntimeDependency, service_provider
 from service.security.guards import is_staff_request, no_pat
-from service.security.principal import CurrentPrincipal, Principal
-from service.users.models import User
+from service.security.principal import CurrentPrincipal
 
 Pats = NamedDependency[PatService]
 PatUUID = Annotated[UUID, Parameter(description="The token's UUID.")]
@@ -67,12 +65,11 @@ async def created_response(pats: PatService, token: PersonalAccessToken, plainte
     return Response(body, status_code=201, headers=NO_STORE)
 
 
-async def _owner(pats: PatService, principal: Principal) -> User:
-    return await pats.repository.session.get_one(User, principal.user_id)
-
-
 class PersonalAccessTokenController(Controller):
-    """Owners manage their tokens; staff may list, read and revoke anyone's. A PAT cannot manage PATs."""
+    """Owners manage their tokens; staff may list, read and revoke anyone's.
+
+    A PAT cannot manage PATs, except to read and revoke itself (``/self/``).
+    """
 
     path = "/api/personal-access-tokens"
     tags = ["personal-access-tokens"]
@@ -91,23 +88,17 @@ class PersonalAccessTokenController(Controller):
         user: Annotated[UUID | None, Parameter(description="Staff: only this user's tokens.")] = None,
     ) -> Response[list[PatRead]]:
         """Own tokens, newest first (staff: everyone's, or one user's with ``?user=``)."""
-        filters: list[ColumnElement[bool]]
         if is_staff_request(principal):
-            filters = (
-                [] if user is None else [PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == user))]
-            )
+            items, total = await pats.listing(window, owner_uuid=user)
         else:
-            filters = [PersonalAccessToken.user_id == principal.user_id]
-        items, total = await pats.get_many_and_count(
-            window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()]
-        )
+            items, total = await pats.listing(window, owner_id=principal.user_id)
         bindings = await pats.bindings_out(list(items))
         return paginated(request, [pat_read(t, bindings[t.id]) for t in items], total, window)
 
     @post("/", operation_id="PersonalAccessTokensCreate", responses=WRITE, guards=[no_pat])
     async def create(self, pats: Pats, principal: CurrentPrincipal, data: JSONBody[PatCreate]) -> Response[PatCreated]:
         """Create a token; the plaintext is in this response only."""
-        token, plaintext = await pats.issue(await _owner(pats, principal), data)
+        token, plaintext = await pats.issue(await pats.owner(principal), data)
         return await created_response(pats, token, plaintext)
 
     @route(
@@ -120,9 +111,7 @@ class PersonalAccessTokenController(Controller):
         self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
     ) -> Response[list[AvailableScope]]:
         """Permissions the caller may put in a token now, from the policy and their live roles."""
-        policy = runtime.policy
-        names = policy.delegable_scopes(principal.user_id, principal.is_staff)
-        items = [AvailableScope(permission=n, description=policy.permissions[n].description) for n in names]
+        items = available_scopes(runtime.policy, principal)
         return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
 
     @route(
@@ -135,9 +124,19 @@ class PersonalAccessTokenController(Controller):
         self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
     ) -> Response[list[BindingTarget]]:
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
-        targets = runtime.policy.binding_targets(principal.user_id, principal.is_staff)
-        items = [BindingTarget(permission=p, types=t) for p, t in sorted(targets.items())]
+        items = available_binding_targets(runtime.policy, principal)
         return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
+
+    @get("/self/", operation_id="PersonalAccessTokensSelfRetrieve", responses=READ)
+    async def retrieve_self(self, pats: Pats, principal: CurrentPrincipal) -> PatRead:
+        """The PAT presenting this request (no secret); 404 for any other credential."""
+        token = await pats.presenting(principal)
+        return pat_read(token, (await pats.bindings_out([token]))[token.id])
+
+    @delete("/self/", operation_id="PersonalAccessTokensSelfDestroy", responses=READ)
+    async def revoke_self(self, pats: Pats, principal: CurrentPrincipal) -> None:
+        """Revoke the PAT presenting this request: a token may always give up its own power."""
+        await pats.revoke(await pats.presenting(principal), principal)
 
     @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:
@@ -154,7 +153,7 @@ class PersonalAccessTokenController(Controller):
     async def rotate(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> Response[PatCreated]:
         """Atomically revoke the token and issue its successor with the same settings."""
         token = await pats.visible(principal, uuid, staff_view=False)
-        successor, plaintext = await pats.rotate(token, await _owner(pats, principal))
+        successor, plaintext = await pats.rotate(token, await pats.owner(principal))
         return await created_response(pats, successor, plaintext)
 
     @post(

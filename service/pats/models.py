@@ -17,7 +17,9 @@ class PersonalAccessToken(BigIntAuditBase):
     """A scoped, expiring token. The plaintext is never stored: only its keyed hash and display prefix.
 
     ``allowed_scopes`` holds the bindings as ``[{"type": …, "uuid": …}]``; ``allowed_networks`` canonical CIDRs.
-    A rotated-out token keeps working until ``grace_until`` when a grace period is configured.
+    A rotated-out token keeps working until ``grace_until`` when a grace period is configured. Every token rotated
+    from another shares its ``family_id``; ``rotated_at`` marks a token that was rotated out (see reuse detection
+    in :mod:`service.pats.services`).
     """
 
     __tablename__ = "personal_access_token"
@@ -34,6 +36,10 @@ class PersonalAccessToken(BigIntAuditBase):
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     grace_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    family_id: Mapped[uuid_lib.UUID] = mapped_column(Uuid, index=True, default=uuid_lib.uuid4)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    expiry_notice_days: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """The nearest ``pat_expiring`` notice already given (days before expiry); a rotation passes it on."""
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
     last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True, default=None)
     use_count: Mapped[int] = mapped_column(Integer, default=0)

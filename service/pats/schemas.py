@@ -1,4 +1,4 @@
-"""Wire shapes of Personal Access Tokens (seed 002). Only :class:`PatCreated` carries a plaintext token."""
+"""Wire shapes of Waldur's *Personal Access Tokens* API. Only :class:`PatCreated` carries a plaintext token."""
 
 from __future__ import annotations
 

@@ -1,32 +1,55 @@
-"""Personal Access Tokens: issue under the policy, rotate atomically, revoke, restrict by network."""
+"""Personal Access Tokens: issue under the policy, rotate atomically, revoke, restrict by network.
+
+Reuse detection: a rotated-out token (past any grace period) should never be presented again, since its owner
+replaced it. When it is, someone else may hold the family's secrets: every live token rotated from the same
+original is revoked at once.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
 from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
 from service.events.services import EventType
+from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
-from service.pats.schemas import AllowedScopeOut, PatCreate
-from service.policy import PermissionSpec
+from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
+from service.policy import PermissionSpec, PolicyEngine
 from service.runtime import DomainService
-from service.timeutil import input_utc
+from service.timeutil import as_utc, input_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
+    from service.runtime import Runtime
     from service.security.principal import Principal
+
+logger = logging.getLogger("tokengate.pats")
 
 GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
 DELETED = "(deleted)"
+BINDABLE_SCAN = 500  # entities matching a binding search that are checked against the policy, at most
+
+
+def available_scopes(policy: PolicyEngine, principal: Principal) -> list[AvailableScope]:
+    """Permissions the caller may put in a token now, with their descriptions, in declaration order."""
+    names = policy.delegable_scopes(principal.user_id, principal.is_staff)
+    return [AvailableScope(permission=name, description=policy.permissions[name].description) for name in names]
+
+
+def available_binding_targets(policy: PolicyEngine, principal: Principal) -> list[BindingTarget]:
+    """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
+    targets = policy.binding_targets(principal.user_id, principal.is_staff)
+    return [BindingTarget(permission=name, types=types) for name, types in sorted(targets.items())]
 
 
 class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
@@ -45,11 +68,60 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         return self.repository.session
 
     # -- reading -----------------------------------------------------------------------------------------------
+    async def listing(
+        self, window: Window, *, owner_id: int | None = None, owner_uuid: UUID | None = None
+    ) -> tuple[list[PersonalAccessToken], int]:
+        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID)."""
+        filters: list[Any] = []
+        if owner_id is not None:
+            filters.append(PersonalAccessToken.user_id == owner_id)
+        if owner_uuid is not None:
+            filters.append(PersonalAccessToken.user_id.in_(select(User.id).where(User.uuid == owner_uuid)))
+        items, total = await self.get_many_and_count(
+            window.filter, *filters, order_by=[PersonalAccessToken.created_at.desc(), PersonalAccessToken.id.desc()]
+        )
+        return list(items), total
+
+    async def bindable_entities(self, principal: Principal, search: str, limit: int) -> list[Entity]:
+        """Entities, by name, that the caller could bind a token to now (a type and a held permission allow it)."""
+        policy = self.runtime.policy
+        targets = policy.binding_targets(principal.user_id, principal.is_staff)
+        types = {entity_type for names in targets.values() for entity_type in names}
+        if not types:
+            return []
+        candidates = await self._session.scalars(
+            select(Entity)
+            .where(Entity.type.in_(types), Entity.name.icontains(search, autoescape=True))
+            .order_by(Entity.name, Entity.id)
+            .limit(BINDABLE_SCAN)
+        )
+        found = []
+        for entity in candidates:
+            permissions = [name for name, allowed in targets.items() if entity.type in allowed]
+            uuid = str(entity.uuid)
+            if any(policy.holds(principal.user_id, principal.is_staff, name, uuid) for name in permissions):
+                found.append(entity)
+                if len(found) == limit:
+                    break
+        return found
+
+    async def owner(self, principal: Principal) -> User:
+        """The caller's own user row (the owner of the tokens they create or rotate)."""
+        user: User = await self._session.get_one(User, principal.user_id)
+        return user
+
     async def visible(self, principal: Principal, uuid: UUID, *, staff_view: bool) -> PersonalAccessToken:
         """The token ``uuid`` if the caller owns it (or, with ``staff_view``, any token); 404 otherwise."""
         token = await self.get_one_or_none(uuid=uuid)
         if token is None or (token.user_id != principal.user_id and not staff_view):
             raise NotFound
+        return token
+
+    async def presenting(self, principal: Principal) -> PersonalAccessToken:
+        """The PAT that authenticates this request; 404 when the request is authenticated otherwise."""
+        token = await self.get_one_or_none(id=principal.credential_id) if principal.is_pat else None
+        if token is None:
+            raise NotFound("This request is not authenticated with a personal access token.")
         return token
 
     async def bindings_out(self, tokens: list[PersonalAccessToken]) -> dict[int, list[AllowedScopeOut]]:
@@ -253,10 +325,14 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             list(token.allowed_networks),
             token.expires_at,
         )
+        successor.family_id = token.family_id
+        successor.expiry_notice_days = token.expiry_notice_days  # same expiry: the owner was told already
         await self.create(successor)
         grace = self.runtime.settings.tokens.rotation_grace_seconds
+        now = datetime.now(UTC)
         token.is_active = False
-        token.grace_until = datetime.now(UTC) + timedelta(seconds=grace) if grace > 0 else None
+        token.rotated_at = now
+        token.grace_until = now + timedelta(seconds=grace) if grace > 0 else None
         await self.update(token)
         await self.events.record(
             EventType.PAT_ROTATED,
@@ -288,6 +364,74 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         await self._session.commit()
         await self.runtime.forget_token(token.token_hash)
         await self._session.refresh(token)
+
+    async def _revoke_live(self, *where: ColumnElement[bool]) -> list[Row[UUID, str, int, str]]:
+        """Revoke the live tokens (active or in grace) matching ``where``: ``(uuid, name, user_id, token_hash)`` each.
+
+        The caller records its events, commits, then calls :meth:`_forget`.
+        """
+        live = PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > datetime.now(UTC))
+        result = await self._session.execute(
+            update(PersonalAccessToken)
+            .where(live, *where)
+            .values(is_active=False, grace_until=None)
+            .returning(
+                PersonalAccessToken.uuid,
+                PersonalAccessToken.name,
+                PersonalAccessToken.user_id,
+                PersonalAccessToken.token_hash,
+            )
+        )
+        return list(result.all())
+
+    async def _forget(self, revoked: list[Row[UUID, str, int, str]]) -> None:
+        for *_, token_hash in revoked:
+            await self.runtime.forget_token(token_hash)
+
+    async def revoke_family(self, token: PersonalAccessToken, client_address: str | None) -> int:
+        """Reuse detected: revoke every live token of ``token``'s family; returns how many.
+
+        One ``pat_reuse_detected`` event when anything was revoked; replays of a token whose family is already dead
+        record nothing more, so an unauthenticated replay cannot flood the audit log.
+        """
+        revoked = await self._revoke_live(PersonalAccessToken.family_id == token.family_id)
+        if not revoked:
+            return 0
+        await self.events.record(
+            EventType.PAT_REUSE_DETECTED,
+            f"Rotated-out personal access token {token.name} was presented again from {client_address or 'unknown'};"
+            f" {len(revoked)} live token(s) of its rotation family have been revoked.",
+            user_id=token.user_id,
+            pat_uuid=token.uuid.hex,
+            pat_name=token.name,
+            family_id=token.family_id.hex,
+            client_address=client_address,
+            revoked_pat_uuids=[uuid.hex for uuid, *_ in revoked],
+        )
+        await self._session.commit()
+        await self._forget(revoked)
+        return len(revoked)
+
+    async def revoke_leaked(self, token_hashes: list[str], source: str, reporter: str) -> int:
+        """Revoke the live tokens among ``token_hashes`` (reported found in public); returns how many.
+
+        Each owner gets a ``token_reported_leaked`` event saying where it was found (``source``, as reported) and who
+        reported it (``reporter``, the client address).
+        """
+        revoked = await self._revoke_live(PersonalAccessToken.token_hash.in_(token_hashes))
+        for uuid, name, user_id, _ in revoked:
+            await self.events.record(
+                EventType.TOKEN_REPORTED_LEAKED,
+                f"Personal access token {name} was reported as leaked and has been revoked.",
+                user_id=user_id,
+                pat_uuid=uuid.hex,
+                pat_name=name,
+                reported_source=source,
+                reporter_address=reporter,
+            )
+        await self._session.commit()
+        await self._forget(revoked)
+        return len(revoked)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
         """Replace the allow-list of an active token."""
@@ -337,3 +481,60 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             )
         await self._session.commit()
         return len(expired)
+
+    async def notify_expiring(self, now: datetime | None = None) -> int:
+        """One ``pat_expiring`` event per active token and configured notice it has come within; returns how many.
+
+        Each notice is claimed by an atomic ``UPDATE … RETURNING`` of ``expiry_notice_days``, nearest first, so
+        several workers or instances sweeping at once never notify a token twice, and a token that is already
+        within a nearer notice skips the farther one.
+        """
+        now = now or datetime.now(UTC)
+        notified = 0
+        for days in sorted(set(self.runtime.settings.tokens.expiry_notice_days)):
+            due = (
+                await self._session.execute(
+                    update(PersonalAccessToken)
+                    .where(
+                        PersonalAccessToken.is_active.is_(True),
+                        PersonalAccessToken.expires_at > now,
+                        PersonalAccessToken.expires_at <= now + timedelta(days=days),
+                        PersonalAccessToken.expiry_notice_days.is_(None)
+                        | (PersonalAccessToken.expiry_notice_days > days),
+                    )
+                    .values(expiry_notice_days=days)
+                    .returning(
+                        PersonalAccessToken.uuid,
+                        PersonalAccessToken.name,
+                        PersonalAccessToken.user_id,
+                        PersonalAccessToken.expires_at,
+                    )
+                )
+            ).all()
+            for uuid, name, user_id, expires_at in due:
+                await self.events.record(
+                    EventType.PAT_EXPIRING,
+                    f"Personal access token {name} expires within {days} day(s), at {as_utc(expires_at).isoformat()}.",
+                    user_id=user_id,
+                    pat_uuid=uuid.hex,
+                    pat_name=name,
+                    expires_at=as_utc(expires_at).isoformat(),
+                    notice_days=days,
+                )
+            notified += len(due)
+        await self._session.commit()
+        return notified
+
+
+async def detect_reuse(runtime: Runtime, token: PersonalAccessToken, client_address: str | None) -> None:
+    """The verifier found ``token`` rotated out and presented again: revoke its family (unless switched off).
+
+    A failure is logged, not raised: the request still gets its 401, and the next presentation tries again.
+    """
+    if not runtime.settings.tokens.reuse_detection:
+        return
+    try:
+        async with runtime.session() as session:
+            await PatService(session=session, runtime=runtime).revoke_family(token, client_address)
+    except Exception:
+        logger.exception("reuse of personal access token %s detected, but its family could not be revoked", token.uuid)

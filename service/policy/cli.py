@@ -1,11 +1,12 @@
-"""``tokengate policy``: lint, test, explain, print and compare the rule files in ``policies/``.
+"""``tokengate policy``: lint, test, explain, print, compare and prove the rule files in ``policies/``.
 
 Every command except ``explain --user/--token`` (which reads the database) works on the files alone: it needs no
-database and imports nothing of the application beyond ``service.policy``.
+database and imports nothing of the application beyond ``service.policy`` and ``service.policy_tools``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from service.policy.matrix import PolicyMatrix, build_matrix
 from service.policy.render import FORMATS, render
 from service.policy.scenario import load_scenario
 from service.policy.tables import run_table, table_files
+from service.policy_tools.invariants import assert_lines, broken_by, prove_directory
 
 DirectoryPath = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -203,9 +205,37 @@ def matrix_command(directory: Path | None, fmt: str) -> None:
 @click.argument("new", type=DirectoryPath)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes (like git diff --exit-code).")
 def diff_command(old: Path, new: Path, exit_code: bool) -> None:
-    """Print the effective change from the policy in OLD to the one in NEW (nothing if they decide alike)."""
+    """Print the effective change from the policy in OLD to the one in NEW, and the invariants of OLD it breaks."""
     lines = diff_matrices(_matrix_of(old), _matrix_of(new))
+    try:
+        lines += broken_by(old, new)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
     for line in lines:
         click.echo(line)
     if lines and exit_code:
+        raise SystemExit(1)
+
+
+@policy_group.command(name="assert")
+@_directory_argument()
+@click.option(
+    "--invariants",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Prove the invariants of this file (default: DIRECTORY/invariants.yaml).",
+)
+@click.option(
+    "--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), help="Save counterexamples here."
+)
+def assert_command(directory: Path | None, invariants: Path | None, write_dir: Path | None) -> None:
+    """Prove every invariant of the policy in DIRECTORY; print a counterexample scenario for each one that fails."""
+    directory = directory or configured_policy_dir()
+    start = time.perf_counter()
+    try:
+        outcomes = prove_directory(directory, invariants)
+    except PolicyError as exc:
+        click.echo(str(exc))
+        raise SystemExit(1) from exc
+    click.echo("\n".join(assert_lines(outcomes, time.perf_counter() - start, directory, write_dir)))
+    if any(outcome.status != "proved" for outcome in outcomes):
         raise SystemExit(1)

@@ -1,11 +1,14 @@
-"""``GET /api/policy/matrix/``: the review matrix of the running policy, for any authenticated caller."""
+"""``GET /api/policy/matrix/`` and ``GET /api/policy/invariants/``: the running policy, for any authenticated caller."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from litestar import Controller, get
 
 from service.http import error_responses
 from service.policy.matrix import PolicyMatrix, build_matrix
+from service.policy_tools.invariants import InvariantReport, report
 from service.runtime import RuntimeDependency
 
 
@@ -24,3 +27,17 @@ class PolicyController(Controller):
     async def matrix(self, runtime: RuntimeDependency) -> PolicyMatrix:
         """Every role and the permissions it grants, each permission's bind types and delegation, the hierarchy."""
         return build_matrix(runtime.policy)
+
+    @get(
+        "/invariants/",
+        operation_id="PolicyInvariants",
+        responses=error_responses(401),
+        summary="Invariants of the running policy and whether each holds",
+        sync_to_thread=True,
+    )
+    def invariants(self, runtime: RuntimeDependency) -> InvariantReport:
+        """The invariants of the policy directory, each proved or with a counterexample (see ``policy assert``).
+
+        Proved once per content of the policy files, in a worker thread; later calls are answered from memory.
+        """
+        return report(Path(runtime.settings.policy_dir))

@@ -51,11 +51,30 @@ async def explain_from_database(
         NotFoundError: No such user or token.
     """
     await FactSync(runtime).load_all()
-    entity = str(UUID(entity)) if entity is not None else None
     async with runtime.session() as session:
-        subject, label, notes = await _subject(session, now, username, token_uuid)
-        bindings = subject.token.bindings if subject.token else frozenset()
-        names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *bindings])
+        return await explain_stored(runtime, session, permission, entity, now, username=username, token_uuid=token_uuid)
+
+
+async def explain_stored(
+    runtime: Runtime,
+    session: AsyncSession,
+    permission: str,
+    entity: str | None,
+    now: datetime,
+    *,
+    username: str | None = None,
+    token_uuid: str | None = None,
+) -> list[str]:
+    """Like :func:`explain_from_database`, on the facts the runtime already mirrors (a running service).
+
+    Raises:
+        NotFoundError: No such user or token.
+        ValueError: ``entity`` or ``token_uuid`` is not a UUID.
+    """
+    entity = str(UUID(entity)) if entity is not None else None
+    subject, label, notes = await _subject(session, now, username, token_uuid)
+    bindings = subject.token.bindings if subject.token else frozenset()
+    names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *bindings])
     _, lines = explain(
         runtime.policy,
         subject,

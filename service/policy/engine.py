@@ -263,6 +263,8 @@ class PolicyEngine:
                 # Defence in depth: issuance refuses such scopes, so only a stale or forged token gets here.
                 return Decision(False, f"{permission} is never delegated to a token", "token-scope")
             if token.bindings:
+                if spec.global_only:  # issuance refuses bindings next to a global scope: only a forged token gets here
+                    return Decision(False, f"{permission} is global: a bound token never passes it", "token-binding")
                 if entity is None:
                     return Decision(False, "bound token cannot pass a check without a target entity", "token-binding")
                 if token.bindings.isdisjoint(self._facts.chain(entity)):

@@ -1,8 +1,8 @@
 """Authentication as a plain ASGI middleware factory, applied by Litestar to every route.
 
 Litestar's ``AbstractAuthenticationMiddleware`` raises through the exception machinery on failure, which costs
-more than a successful request (PERF-NOTES). Here a failure is answered directly with a pre-encoded 401 body, so
-a flood of garbage tokens is cheaper than valid traffic. Handlers and routers opt out with
+more than a successful request (docs/decisions.md, 1). Here a failure is answered directly with a pre-encoded 401
+body, so a flood of garbage tokens is cheaper than valid traffic. Handlers and routers opt out with
 ``opt={"skip_auth": True}``.
 
 It is a factory (``app -> app``, which Litestar accepts as middleware) rather than an ``ASGIMiddleware``: that base

@@ -17,6 +17,7 @@ class CredentialKind(StrEnum):
 
     TOKEN = "token"  # legacy auth token: the user's full current rights
     PAT = "pat"  # Personal Access Token: scopes ∩ the owner's current rights, bounded by bindings
+    SESSION = "session"  # a signed-in page session under /ui/ (password sign-in): the user's full current rights
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import Throttled
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.security.models import LoginAttempts
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class LoginThrottle:
                     refusal = _Refusal(retry_after, attempts == self.limits[limit] + 1, limit)
                     break
             if refusal is not None and refusal.first:
-                await EventService(session=session).record(
+                await self.runtime.event_recorder(session).record(
                     EventType.LOGIN_THROTTLED,
                     f"Password login for user {username} was throttled: too many attempts for this {refusal.limit}.",
                     username=username,
@@ -118,7 +118,7 @@ class LoginThrottle:
     async def failed(self, username: str, ip: str, user_id: int | None) -> None:
         """Audit a failed attempt (already counted by :meth:`admit`)."""
         async with self.runtime.session() as session:
-            await EventService(session=session).record(
+            await self.runtime.event_recorder(session).record(
                 EventType.LOGIN_FAILED,
                 f"User {username} failed to authenticate with username and password.",
                 user_id=user_id,
@@ -144,7 +144,7 @@ class LoginThrottle:
             )
             found = deleted.first() is not None
             if found:
-                await EventService(session=session).record(
+                await self.runtime.event_recorder(session).record(
                     EventType.LOGIN_UNLOCKED,
                     f"Password login for user {username} was unlocked by an operator.",
                     username=username,

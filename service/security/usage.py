@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth_tokens.models import AuthToken
-from service.events.services import EventService, EventType
+from service.events.services import EventType
 from service.pats.models import PersonalAccessToken
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ class UsageRecorder:
                 .values(
                     refreshed_at=refreshed_at,
                     expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
-                    updated_at=AuthToken.updated_at,  # seed 001: updated_at moves only on regeneration
+                    updated_at=AuthToken.updated_at,  # Get All Auth Tokens: updated_at moves only on regeneration
                 )
             )
 
@@ -248,7 +248,7 @@ class UsageRecorder:
 
     def _event_write(self, event: PendingEvent) -> _Write:
         async def apply(session: AsyncSession) -> None:
-            await EventService(session=session).record(
+            await self.runtime.event_recorder(session).record(
                 event.event_type, event.message, user_id=event.user_id, **event.context
             )
 

@@ -19,7 +19,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -142,6 +142,8 @@ class TokenVerifier:
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
+        self.on_rotated_out_use: Callable[[PersonalAccessToken, str | None], Awaitable[None]] | None = None
+        """Called (after the lookup, before the 401) when a PAT rotated out and past its grace is presented again."""
 
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> Principal | None:
         """The hot path: the principal, if this very header was admitted from the same client moments ago.
@@ -174,7 +176,7 @@ class TokenVerifier:
         now = time.time()
         cache_key, entry = self._lookup(authorization, now)
         if entry is None:
-            entry = await self._load_token(token, cache_key, now)
+            entry = await self._load_token(token, cache_key, now, ip_text)
             if entry is None:
                 return None
         if not self._admits(entry, now, ip, record=True):
@@ -188,7 +190,7 @@ class TokenVerifier:
         now = time.time()
         cache_key, entry = self._lookup(b"Token " + token.encode(), now)  # shares the entry of a client's header
         if entry is None:
-            entry = await self._load_token(token, cache_key, now)
+            entry = await self._load_token(token, cache_key, now, str(ip) if ip is not None else None)
         return entry if entry is not None and self._admits(entry, now, ip, record=False) else None
 
     def _address(self, peer: str | None, forwarded_for: bytes | None) -> tuple[IPAddress | None, str | None]:
@@ -217,13 +219,15 @@ class TokenVerifier:
         entry = self._cache.get(cache_key)
         return cache_key, entry if entry is not None and entry.loaded_at <= now < entry.fresh_until else None
 
-    async def _load_token(self, token: str, cache_key: bytes, now: float) -> CachedCredential | None:
-        """Look ``token`` up in the database (after the offline checks) and cache what is found."""
+    async def _load_token(
+        self, token: str, cache_key: bytes, now: float, client: str | None
+    ) -> CachedCredential | None:
+        """Look ``token``, presented from ``client``, up in the database (after the offline checks); cache it."""
         kind = self._offline_kind(token, now)
         if kind is None:
             return None
         forgets = self._forgets
-        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now)
+        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
         if entry is None:
             self._drop(cache_key)
         elif forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached
@@ -251,11 +255,13 @@ class TokenVerifier:
             return CredentialKind.PAT
         return CredentialKind.TOKEN if is_legacy_key(token) else None
 
-    async def _load_once(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
+    async def _load_once(
+        self, kind: CredentialKind, token_hash: str, now: float, client: str | None
+    ) -> CachedCredential | None:
         """One database lookup per token at a time: concurrent misses for the same token share it."""
         pending = self._loading.get(token_hash)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(kind, token_hash, now))
+            pending = asyncio.ensure_future(self._load(kind, token_hash, now, client))
             self._loading[token_hash] = pending
             pending.add_done_callback(lambda _: self._loading.pop(token_hash, None))
         return await asyncio.shield(pending)
@@ -293,7 +299,9 @@ class TokenVerifier:
             del self._cache_keys[entry.token_hash]
         return entry
 
-    async def _load(self, kind: CredentialKind, token_hash: str, now: float) -> CachedCredential | None:
+    async def _load(
+        self, kind: CredentialKind, token_hash: str, now: float, client: str | None
+    ) -> CachedCredential | None:
         async with self.runtime.session() as session:
             if kind is CredentialKind.TOKEN:
                 legacy = await session.scalar(
@@ -313,6 +321,8 @@ class TokenVerifier:
         if not owner.is_active or not owner.can_use_personal_access_tokens:
             return None
         if not pat.is_active and (pat.grace_until is None or now >= pat.grace_until.timestamp()):
+            if pat.rotated_at is not None and self.on_rotated_out_use is not None:
+                await self.on_rotated_out_use(pat, client)
             return None
         return self._pat_entry(pat, owner, token_hash)
 

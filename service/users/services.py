@@ -10,11 +10,12 @@ import msgspec
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.errors import ValidationError
 from service.events.services import EventType
+from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.runtime import DomainService
 from service.users.models import User
@@ -57,6 +58,21 @@ class UserService(DomainService[User, UserRepository]):
     repository_type = UserRepository
     # A window-function count comes back with the rows, so a page past the end would report a total of 0.
     count_with_window_function = False
+
+    async def search(self, term: str, window: Window) -> tuple[list[User], int]:
+        """Users whose username, name or email contains ``term`` (all when empty), by username."""
+        filters = []
+        if term:
+            filters.append(
+                or_(
+                    *(
+                        column.icontains(term, autoescape=True)
+                        for column in (User.username, User.first_name, User.last_name, User.email)
+                    )
+                )
+            )
+        items, total = await self.get_many_and_count(window.filter, *filters, order_by=User.username.asc())
+        return list(items), total
 
     async def create_user(self, data: UserCreate, actor_id: int | None = None) -> User:
         """Create a user; 400 when the username is taken."""

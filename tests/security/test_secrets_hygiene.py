@@ -155,7 +155,7 @@ async def test_no_secret_appears_after_its_creation_response(
         await call("PATCH", f"/api/users/{owner.uuid}/", headers=staff_h, json={"password": "new-" + PASSWORD})
         recorder.issued("new-" + PASSWORD, "password")
         # admin listings and events
-        # staff may paste a full key into the seed 001 search (found through its hash); the Link header then
+        # staff may paste a full key into the admin listing's search (found through its hash); the Link header then
         # repeats the caller's own query string back to them — the only response allowed to carry it
         recorder.exempt.append(("/api/users/auth_tokens", key))
         for path in [

@@ -12,17 +12,22 @@ from tests.conftest import make_settings
 NOW = "2026-11-30 12:00:00.000000"
 
 
+def insert_user(db: sqlite3.Connection) -> None:
+    """User 1, alice."""
+    db.execute(
+        "INSERT INTO user_account (id, uuid, username, first_name, last_name, email, mobile_number, "
+        "is_active, is_staff, can_use_personal_access_tokens, password_hash, created_at, updated_at) "
+        "VALUES (1, ?, 'alice', '', '', '', '', 1, 0, 1, '', ?, ?)",
+        (uuid.uuid4().hex, NOW, NOW),
+    )
+
+
 def test_0003_keeps_the_newest_of_duplicate_active_assignments(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     settings = make_settings(f"sqlite+aiosqlite:///{path}", tmp_path)
     upgrade_database(settings, "0002")
     with sqlite3.connect(path) as db:
-        db.execute(
-            "INSERT INTO user_account (id, uuid, username, first_name, last_name, email, mobile_number, "
-            "is_active, is_staff, can_use_personal_access_tokens, password_hash, created_at, updated_at) "
-            "VALUES (1, ?, 'alice', '', '', '', '', 1, 0, 1, '', ?, ?)",
-            (uuid.uuid4().hex, NOW, NOW),
-        )
+        insert_user(db)
         db.execute(
             "INSERT INTO entity (id, uuid, type, name, created_at, updated_at) VALUES (1, ?, 'project', 'web', ?, ?)",
             (uuid.uuid4().hex, NOW, NOW),
@@ -49,3 +54,26 @@ def test_0003_keeps_the_newest_of_duplicate_active_assignments(tmp_path: Path) -
             assert "UNIQUE" in str(exc)
         else:
             raise AssertionError("a second active PROJECT.ADMIN assignment was accepted")
+
+
+def test_0007_starts_a_rotation_family_for_each_existing_token(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    settings = make_settings(f"sqlite+aiosqlite:///{path}", tmp_path)
+    upgrade_database(settings, "0003")
+    token_uuids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    with sqlite3.connect(path) as db:
+        insert_user(db)
+        for row_id, token_uuid in enumerate(token_uuids, start=1):
+            db.execute(
+                "INSERT INTO personal_access_token (id, uuid, user_id, name, token_prefix, token_hash, scopes, "
+                "allowed_scopes, allowed_networks, expires_at, is_active, use_count, created_at, updated_at) "
+                "VALUES (?, ?, 1, 'ci', 'w_123456', ?, '[]', '[]', '[]', ?, 1, 0, ?, ?)",
+                (row_id, token_uuid, f"{row_id:064d}", NOW, NOW, NOW),
+            )
+    upgrade_database(settings)
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT uuid, family_id, rotated_at, expiry_notice_days FROM personal_access_token ORDER BY id"
+        ).fetchall()
+        assert rows == [(token_uuid, token_uuid, None, None) for token_uuid in token_uuids]
+        assert db.execute("SELECT COUNT(*) FROM webhook_delivery").fetchone() == (0,)

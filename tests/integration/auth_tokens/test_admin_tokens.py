@@ -1,4 +1,4 @@
-"""Seed 001: ``GET /api/users/auth_tokens`` (filters, search, ordering, limit/offset) and ``.../regenerate``."""
+"""*Get All Auth Tokens*: ``GET /api/users/auth_tokens`` (filters, search, ordering, limit/offset), ``regenerate``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 000: ``/api/auth-tokens/`` — staff list, retrieve and delete users' unexpired legacy tokens."""
+"""*Auth Tokens*: ``/api/auth-tokens/`` — staff list, retrieve and delete users' unexpired legacy tokens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The published ``waldur-api-client`` 8.1.3, unmodified, driving login and seed 000 in-process."""
+"""The published ``waldur-api-client`` 8.1.3, unmodified, driving login and the *Auth Tokens* API in-process."""
 
 from __future__ import annotations
 

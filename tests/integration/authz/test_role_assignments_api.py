@@ -1,4 +1,4 @@
-"""HTTP contract of ``/api/role-assignments/``: staff grant and revoke roles (DESIGN §2, §4)."""
+"""HTTP contract of ``/api/role-assignments/``: staff grant and revoke roles."""
 
 from __future__ import annotations
 

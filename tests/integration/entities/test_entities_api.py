@@ -1,4 +1,4 @@
-"""HTTP contract of ``/api/entities/``: staff-only registry of the entity tree (DESIGN §2, §4)."""
+"""HTTP contract of ``/api/entities/``: staff-only registry of the entity tree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from service.authz.models import RoleAssignment
 from service.entities.models import Entity
@@ -199,6 +199,28 @@ async def test_list_filters_by_type_and_parent(client: AsyncClient, staff: dict[
     unknown_parent = await client.get(URL, headers=staff, params={"parent": str(uuid.uuid4())})
     assert unknown_parent.status_code == 200
     assert unknown_parent.json() == []
+
+
+async def test_list_reads_parents_in_one_query_not_one_per_row(
+    client: AsyncClient, staff: dict[str, str], runtime: Runtime
+) -> None:
+    acme = await make_entity(runtime, "customer", "ACME")
+    projects = [await make_entity(runtime, "project", f"P{index}", parent=acme) for index in range(20)]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = runtime.alchemy.get_engine().sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = await client.get(URL, headers=staff, params={"type": "project", "page_size": 100})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    assert [e["parent"] for e in response.json()] == [str(acme.uuid)] * len(projects)
+    # the page, its count and the parents' uuids (plus the caller's token lookup, if not cached)
+    assert len([s for s in statements if "FROM entity" in s]) <= 3, statements
 
 
 async def test_list_paginates_with_link_and_count_headers(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 from httpx import AsyncClient
 from litestar import Litestar
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from waldur_api_client.client import AuthenticatedClient
 
 from service.pats.models import PersonalAccessToken
@@ -124,3 +125,14 @@ async def count_pats(runtime: Runtime, user: User, *, active_only: bool = False)
         query = query.where(PersonalAccessToken.is_active.is_(True))
     async with runtime.session() as session:
         return int(await session.scalar(query) or 0)
+
+
+async def end_grace(runtime: Runtime, created: dict[str, Any]) -> None:
+    """End the grace period of the rotated-out token ``created`` (a create response), as if it had run out."""
+    async with runtime.session() as session:
+        await session.execute(
+            update(PersonalAccessToken)
+            .where(PersonalAccessToken.uuid == UUID(created["uuid"]))
+            .values(grace_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))

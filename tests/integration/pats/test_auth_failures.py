@@ -48,7 +48,7 @@ def fx_no_database(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[st
     """Records every lookup the verifier makes (there must be none)."""
     calls: list[str] = []
 
-    async def load(kind: object, token_hash: str, now: datetime) -> None:
+    async def load(kind: object, token_hash: str, now: datetime, client: str | None) -> None:
         calls.append(token_hash)
 
     monkeypatch.setattr(runtime.verifier, "_load", load)

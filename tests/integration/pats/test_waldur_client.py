@@ -70,7 +70,7 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(
     assert isinstance(plain, PersonalAccessTokenCreated) and plain.allowed_scopes == []
     assert plain.allowed_networks == []
 
-    # the client cannot parse a never-used token (see DESIGN §4), so both are used first
+    # the client cannot parse a never-used token (see docs/waldur-apis.md), so both are used first
     await use_token(client, runtime, created.token)
     await use_token(client, runtime, plain.token)
 

@@ -1,8 +1,9 @@
-"""``GET /api/policy/matrix/`` and ``policy explain`` against the database."""
+"""``GET /api/policy/matrix/``, ``GET /api/policy/invariants/`` and ``policy explain`` against the database."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -11,6 +12,7 @@ from service.pats.schemas import AllowedScopeIn, PatCreate
 from service.pats.services import PatService
 from service.policy.dbexplain import NotFoundError, explain_from_database
 from service.policy.matrix import build_matrix
+from service.policy_tools.invariants import INVARIANTS_FILE, load_invariants
 from service.runtime import Runtime
 from tests.factories import auth, grant, make_entity, make_user, user_with_key
 
@@ -38,6 +40,28 @@ async def test_matrix_needs_a_token(client: httpx.AsyncClient) -> None:
 async def test_matrix_is_in_the_openapi_schema(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     assert schema["paths"]["/api/policy/matrix"]["get"]["operationId"] == "PolicyMatrix"
+
+
+async def test_invariants_of_the_running_policy(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    _, key = await user_with_key(runtime, "reviewer")
+    response = await client.get("/api/policy/invariants/", headers=auth(key))
+    assert response.status_code == 200
+    body = response.json()
+    shipped = load_invariants(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
+    assert body["problem"] is None and body["file"] == str(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
+    assert [(i["name"], i["source"], i["status"], i["detail"]) for i in body["invariants"]] == [
+        (invariant.name, invariant.where, "proved", "") for invariant in shipped
+    ]
+    assert all(i["decisions"] > 0 for i in body["invariants"])
+    again = await client.get("/api/policy/invariants/", headers=auth(key))
+    assert again.json() == body
+
+
+async def test_invariants_need_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/policy/invariants/", headers=auth("not-a-token"))
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid token."})
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert schema["paths"]["/api/policy/invariants"]["get"]["operationId"] == "PolicyInvariants"
 
 
 async def _world(runtime: Runtime) -> dict[str, str]:

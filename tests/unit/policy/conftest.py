@@ -1,7 +1,8 @@
-"""Fixtures for the policy engine tests: paths of the default and the test-only policy."""
+"""Fixtures for the policy engine tests: paths of the default and the test-only policy, a copy to break."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,11 @@ def fx_policy_dir() -> Path:
 def fx_deep_policy_dir() -> Path:
     """A test-only policy whose folders nest in folders."""
     return Path(__file__).resolve().parent / "deep_policy"
+
+
+@pytest.fixture(name="copy")
+def fx_copy(policy_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the shipped policy (its tables and invariants too) to break."""
+    target = tmp_path / "policies"
+    shutil.copytree(policy_dir, target, ignore=shutil.ignore_patterns("*.md"))
+    return target

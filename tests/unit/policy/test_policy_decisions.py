@@ -119,6 +119,7 @@ TABLE = [
     (who("root", BOUND_APOLLO, ("apollo",)), "PROJECT.UPDATE", "acme", False, "token-binding"),
     (who("root", BOUND_APOLLO, ("apollo",)), "RESOURCE.LIST", None, False, "token-binding"),
     (who("root", BOUND_APOLLO, ("apollo",)), "STAFF.ACCESS", None, False, "token-binding"),
+    (who("root", BOUND_APOLLO, ("apollo",)), "STAFF.ACCESS", "apollo", False, "token-binding"),
     # a user's PAT: scopes ∩ the user's roles, bindings pass down only
     (who("alice", {"PROJECT.UPDATE"}), "PROJECT.UPDATE", "apollo", True, "role"),
     (who("alice", set()), "PROJECT.UPDATE", "apollo", False, "token-scope"),

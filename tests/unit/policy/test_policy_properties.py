@@ -89,7 +89,7 @@ def reference(
     if s.token is not None:
         if perm not in s.token.scopes or delegation == "never":
             return False
-        if s.token.bindings and (target is None or not s.token.bindings & set(ancestors(target))):
+        if s.token.bindings and (target is None or scope == "global" or not s.token.bindings & set(ancestors(target))):
             return False
     if target is not None and target not in parents:
         return False

@@ -22,14 +22,6 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(policy_group, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(name="copy")
-def fx_copy(policy_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the shipped policy (with its tables) to break."""
-    target = tmp_path / "policies"
-    shutil.copytree(policy_dir, target, ignore=shutil.ignore_patterns("*.md"))
-    return target
-
-
 def append(directory: Path, name: str, *lines: str) -> list[int]:
     """Append lines to a file of ``directory``; return their line numbers."""
     path = directory / name

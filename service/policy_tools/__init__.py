@@ -1,0 +1,1 @@
+"""Tools for policy authors and reviewers, built on the engine's public interface."""
