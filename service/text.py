@@ -11,6 +11,8 @@ msgspec ``pattern`` constraints, checked while the request is decoded: a 400 nam
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$(?!\n)"
@@ -20,6 +22,19 @@ NAME = msgspec.Meta(pattern=NAME_PATTERN)
 """A name, identifier or filter value: printable characters only."""
 TEXT = msgspec.Meta(pattern=TEXT_PATTERN)
 """Free text (passwords): anything but NUL."""
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` passes :data:`NAME` (for input that reaches a service without a schema, e.g. a form)."""
+    return _NAME.search(value) is not None
+
+
+def printable(value: str) -> str:
+    """``value`` fit for a log line or an audit event: itself when it passes :data:`NAME`, else its ``ascii()``."""
+    return value if is_name(value) else ascii(value)
+
 
 PATTERN_MESSAGES = {
     NAME_PATTERN: "Control characters are not allowed.",

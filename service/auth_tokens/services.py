@@ -17,6 +17,7 @@ from service.errors import AuthenticationError
 from service.events.services import EventType
 from service.pagination import Window
 from service.runtime import DomainService
+from service.text import is_name
 from service.users.models import User
 from service.users.services import verify_password
 
@@ -103,7 +104,11 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         """
         throttle = self.runtime.throttle
         await throttle.admit(username, ip)  # counted (and committed) before the password is checked
-        user = await self.repository.session.scalar(select(User).where(User.username == username))
+        user = (  # a name no user can have (the page sign-in form has no schema) is not looked up at all
+            await self.repository.session.scalar(select(User).where(User.username == username))
+            if is_name(username)
+            else None
+        )
         if not await verify_password(user.password_hash if user else "", password) or user is None:
             await throttle.failed(username, ip, user.id if user else None)
             raise AuthenticationError(BAD_CREDENTIALS)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.errors import Throttled
 from service.events.services import EventType
 from service.security.models import LoginAttempts
+from service.text import printable
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -85,10 +86,11 @@ class LoginThrottle:
                     refusal = _Refusal(retry_after, attempts == self.limits[limit] + 1, limit)
                     break
             if refusal is not None and refusal.first:
+                shown = printable(username)
                 await self.runtime.event_recorder(session).record(
                     EventType.LOGIN_THROTTLED,
-                    f"Password login for user {username} was throttled: too many attempts for this {refusal.limit}.",
-                    username=username,
+                    f"Password login for user {shown} was throttled: too many attempts for this {refusal.limit}.",
+                    username=shown,
                     source_ip=ip,
                     limit=refusal.limit,
                     retry_after=refusal.retry_after,
@@ -116,13 +118,14 @@ class LoginThrottle:
         return int(attempts), float(started)
 
     async def failed(self, username: str, ip: str, user_id: int | None) -> None:
-        """Audit a failed attempt (already counted by :meth:`admit`)."""
+        """Audit a failed attempt (already counted by :meth:`admit`); a username that is no name is shown escaped."""
+        shown = printable(username)
         async with self.runtime.session() as session:
             await self.runtime.event_recorder(session).record(
                 EventType.LOGIN_FAILED,
-                f"User {username} failed to authenticate with username and password.",
+                f"User {shown} failed to authenticate with username and password.",
                 user_id=user_id,
-                username=username,
+                username=shown,
                 source_ip=ip,
             )
 
@@ -146,8 +149,8 @@ class LoginThrottle:
             if found:
                 await self.runtime.event_recorder(session).record(
                     EventType.LOGIN_UNLOCKED,
-                    f"Password login for user {username} was unlocked by an operator.",
-                    username=username,
+                    f"Password login for user {printable(username)} was unlocked by an operator.",
+                    username=printable(username),
                 )
         return found
 

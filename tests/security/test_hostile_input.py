@@ -222,3 +222,14 @@ async def test_deep_nesting_is_a_400_on_every_json_endpoint(sclient: httpx.Async
             assert response.status_code == 400, (method, path, response.text[:200])
             assert response.json() == {"non_field_errors": ["The JSON body is nested too deeply."]}
     assert await _row_counts(runtime) == before
+
+
+async def test_the_page_sign_in_form_refuses_control_characters_without_a_500(
+    sclient: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The form has no schema: a username no user can have is bad credentials, never looked up (NUL: PostgreSQL)."""
+    from tests.integration.ui.conftest import post_form
+
+    for username in (NUL, NEWLINE_END, BIDI_OVERRIDE):
+        response = await post_form(sclient, "/ui/sign-in", "/ui/sign-in", {"username": username, "password": "pw"})
+        assert response.status_code == 401, (repr(username), response.status_code)
