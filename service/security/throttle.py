@@ -131,13 +131,13 @@ class LoginThrottle:
 
     async def succeeded(self, username: str, ip: str) -> None:
         """Clear the username's count and give the address back the attempt :meth:`admit` counted."""
-        async with self.runtime.session() as session:
-            await session.execute(delete(LoginAttempts).where(LoginAttempts.key == username_key(username)))
+        async with self.runtime.session() as session:  # rows in admit's order (address first): no deadlock
             await session.execute(
                 update(LoginAttempts)
                 .where(LoginAttempts.key == address_key(ip), LoginAttempts.attempts > 0)
                 .values(attempts=LoginAttempts.attempts - 1)
             )
+            await session.execute(delete(LoginAttempts).where(LoginAttempts.key == username_key(username)))
 
     async def unlock(self, username: str) -> bool:
         """Clear ``username``'s count (``tokengate users unlock``); whether there was one. Audited."""
