@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,10 +156,14 @@ class LoginThrottle:
 
     async def prune(self) -> int:
         """Delete the counts whose window is over (they would start afresh anyway); how many."""
+        # rows an attempt holds are skipped (PostgreSQL; SQLite has no row locks): never a deadlock with admit()
+        stale = (
+            select(LoginAttempts.key)
+            .where(LoginAttempts.window_started <= time.time() - self.window)
+            .with_for_update(skip_locked=True)
+        )
         async with self.runtime.session() as session:
             deleted = await session.execute(
-                delete(LoginAttempts)
-                .where(LoginAttempts.window_started <= time.time() - self.window)
-                .returning(LoginAttempts.key)
+                delete(LoginAttempts).where(LoginAttempts.key.in_(stale)).returning(LoginAttempts.key)
             )
             return len(deleted.all())
