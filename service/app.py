@@ -10,7 +10,7 @@ from importlib.metadata import version
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -29,11 +29,15 @@ from service.events.controllers import EventController
 from service.events.webhook import WebhookSender
 from service.http import JsonRequest
 from service.leaks.controllers import credential_revocation
+from service.logs import AccessLog, request_context
+from service.metrics import count_response
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService, detect_reuse
 from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
+from service.probes import health, metrics, ready
 from service.runtime import Runtime, RuntimeDependency
+from service.schema_ui import swagger_ui, swagger_ui_assets
 from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
 from service.security.principal import Principal
 from service.ui.router import template_config, ui_router
@@ -42,12 +46,6 @@ from service.users.controllers import UserController
 MAX_BODY_BYTES = 1024 * 1024
 EXPIRY_SWEEP_SECONDS = 60.0
 BROADCAST_RECONNECT_SECONDS = 5.0  # a lost LISTEN connection is reopened this soon (polling covers the gap)
-
-
-@get("/health", operation_id="Health", opt={SKIP_AUTH: True}, security=[], tags=["meta"])
-async def health() -> dict[str, str]:
-    """Liveness probe (no authentication)."""
-    return {"status": "ok"}
 
 
 def provide_principal(request: Request[Principal, Any, Any], runtime: RuntimeDependency) -> Principal:
@@ -96,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             loops.append(
                 Periodic("webhook-delivery", settings.webhook.poll_seconds, WebhookSender(runtime).deliver_due)
             )
+        runtime.background = {loop.name: loop for loop in loops}
         for loop in loops:
             loop.start()
         stop_reloading = install_sighup_reload(runtime.reload_rules)
@@ -111,6 +110,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             health,
+            ready,
+            metrics,
             LoginController,
             AuthTokenController,
             AdminAuthTokenController,
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PersonalAccessTokenController,
             PolicyController,
             EventController,
+            swagger_ui_assets(),
             ui_router(runtime),
             credential_revocation(settings.leaks),
         ],
@@ -128,7 +130,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        middleware=[AuthenticationMiddleware(runtime)],
+        middleware=[request_context, AuthenticationMiddleware(runtime)],
+        before_send=[AccessLog(settings.log.access), count_response],
+        logging_config=None,  # the process configures logging (service.logs.configure_logging)
         plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],
         exception_handlers={Exception: exception_to_response},
         lifespan=[lifespan],
@@ -147,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 }
             ),
             security=[{"Token": []}],
+            render_plugins=[swagger_ui()],
             # the schema and its documentation pages are public
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
         ),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+from service.metrics import background_failed, background_succeeded
 
 logger = logging.getLogger("tokengate.background")
 
@@ -22,23 +25,37 @@ class Periodic:
         self.work = work
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
+        self.failing = False
+        """Whether the last run failed."""
+        self.succeeded_at: float | None = None
+        """``time.monotonic()`` of the last successful run."""
 
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.interval)
             self._woken.clear()
-            try:
-                await self.work()
-            except Exception:
-                logger.exception("%s failed; retrying in %s s", self.name, self.interval)
+            await self._run_once()
+
+    async def _run_once(self) -> None:
+        """Do the work; a failure is logged, counted and kept in ``failing``, not raised."""
+        try:
+            await self.work()
+        except Exception:
+            self.failing = True
+            background_failed(self.name)
+            logger.exception("%s failed; retrying in %s s", self.name, self.interval)
+            return
+        self.failing, self.succeeded_at = False, time.monotonic()
+        background_succeeded(self.name)
 
     def wake(self) -> None:
         """Run the work now rather than at the end of the interval."""
         self._woken.set()
 
     def start(self) -> None:
-        """Start the loop."""
+        """Start the loop (the app has done the work once before, so it counts as just done)."""
+        self.succeeded_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"tokengate-{self.name}")
 
     async def stop(self) -> None:

@@ -9,13 +9,17 @@ notification lost with a connection; on SQLite (one host, no NOTIFY) it is the o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import text
+
+from service.metrics import notification_arrived
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -53,7 +57,7 @@ class Broadcast:
             async with self.runtime.alchemy.get_engine().connect() as connection:
                 await connection.execute(
                     text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": f"{self.sender} {kind} {subject}"},
+                    {"channel": CHANNEL, "payload": f"{self.sender}@{time.time():.6f} {kind} {subject}"},
                 )
                 await connection.commit()
         except Exception:
@@ -87,10 +91,13 @@ class Broadcast:
             self._listener = None
 
     def _received(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        sender, _, rest = payload.partition(" ")
+        origin, _, rest = payload.partition(" ")
         kind, _, subject = rest.partition(" ")
+        sender, _, sent_at = origin.partition("@")
         if sender == self.sender:
             return
+        with contextlib.suppress(ValueError):
+            notification_arrived(float(sent_at))
         if kind == TOKEN:
             self.runtime.verifier.forget_token(subject)
         elif kind == USER and subject.isdigit():

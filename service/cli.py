@@ -1,25 +1,49 @@
-"""The ``tokengate`` command: Litestar's CLI with the app preset, plus the project's own groups."""
+"""The ``tokengate`` command: Litestar's CLI with the app preset, plus the project's own commands.
+
+``run`` is the production server (``service.serving``); ``users`` manages accounts; ``database upgrade`` migrates.
+Commands that need the database wait for it (bounded) and migrate it first; failures end in one line.
+Framework commands that an operator should not reach for by accident are hidden from the help.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import click
+import rich_click as click
 from litestar.cli._utils import LitestarGroup
 from litestar.plugins import CLIPlugin
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from service.config import Settings
     from service.runtime import Runtime
+    from service.users.models import User
 
 T = TypeVar("T")
+
+HIDDEN_COMMANDS = ("sessions",)
+HIDDEN_DATABASE_COMMANDS = (
+    "drop-all",
+    "dump-data",
+    "edit",
+    "ensure-version",
+    "init",
+    "list-templates",
+    "make-migrations",
+    "merge",
+    "stamp",
+)
+PASSWORD_HELP = "Read the password from standard input (one line) instead of a prompt."
+PASSWORD_ENV_HELP = "Read the password from the environment variable NAME instead of a prompt."
+
+
+def say(message: str) -> None:
+    """One line for the operator on standard error."""
+    click.secho(f"tokengate: {message}", fg="yellow", err=True)
 
 
 def run_with(runtime: Runtime, work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -34,6 +58,15 @@ def run_with(runtime: Runtime, work: Callable[[Runtime], Awaitable[T]]) -> T:
     return anyio.run(main)
 
 
+def with_database(app: Litestar) -> Runtime:
+    """The app's runtime, once its database answers and is migrated."""
+    from service.db import prepare_database
+
+    runtime: Runtime = app.state.runtime
+    prepare_database(runtime.settings, say)
+    return runtime
+
+
 async def _count_staff(runtime: Runtime) -> int:
     from sqlalchemy import func, select
 
@@ -46,10 +79,53 @@ async def _count_staff(runtime: Runtime) -> int:
 def announce_first_start(runtime: Runtime) -> None:
     """Tell the operator how to make the first staff user when there is none."""
     if run_with(runtime, _count_staff) == 0:
-        click.secho(
-            "No staff user yet. Create one with:  tokengate users create admin --password '<password>' --staff",
-            fg="yellow",
-        )
+        say("no staff user yet. Create one with:  tokengate users create admin --staff")
+
+
+def read_password(from_stdin: bool, env_name: str | None, given: str | None = None) -> str:
+    """The password from ``--password``, standard input, a named variable, or a prompt (asked twice)."""
+    if given is not None:
+        return given
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if env_name is not None:
+        if env_name not in os.environ:
+            raise click.BadParameter(f"the environment variable {env_name} is not set", param_hint="--password-env")
+        return os.environ[env_name]
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask for the password: use --password-stdin or --password-env NAME")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _password_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--password-env", metavar="NAME", help=PASSWORD_ENV_HELP)(command)
+    return click.option("--password-stdin", is_flag=True, default=False, help=PASSWORD_HELP)(command)
+
+
+def _update_user(app: Litestar, username: str, changes: dict[str, Any]) -> User:
+    import msgspec
+
+    from service.errors import ValidationError
+    from service.users.schemas import UserUpdate
+    from service.users.services import UserService
+
+    try:
+        data = msgspec.convert(changes, UserUpdate)
+    except msgspec.ValidationError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+    async def work(runtime: Runtime) -> User:
+        async with runtime.session() as session:
+            users = UserService(session=session, runtime=runtime)
+            user = await users.get_one_or_none(username=username)
+            if user is None:
+                raise click.ClickException(f"no user named {username!r}")
+            return await users.update_user(user, data)
+
+    try:
+        return run_with(with_database(app), work)
+    except ValidationError as exc:
+        raise click.ClickException(str(exc.errors)) from exc
 
 
 @click.group(cls=LitestarGroup, name="users")
@@ -59,18 +135,22 @@ def users_group() -> None:
 
 @users_group.command(name="create")  # type: ignore[untyped-decorator]  # LitestarGroup.command is untyped
 @click.argument("username")
-@click.option("--password", required=True, help="The user's password (at least 8 characters).")
+@click.option("--password", help="The password (at least 8 characters); visible in `ps` and shell history.")
+@_password_options
 @click.option("--staff", is_flag=True, default=False, help="Make the user staff.")
-def create_user(app: Litestar, username: str, password: str, staff: bool) -> None:
-    """Create a user that can log in with USERNAME and PASSWORD."""
+def create_user(
+    app: Litestar, username: str, password: str | None, password_stdin: bool, password_env: str | None, staff: bool
+) -> None:
+    """Create a user that can log in with USERNAME and a password (asked for unless given otherwise)."""
     import msgspec
 
     from service.errors import ValidationError
     from service.users.schemas import UserCreate
     from service.users.services import UserService
 
+    secret = read_password(password_stdin, password_env, password)
     try:
-        data = msgspec.convert({"username": username, "password": password, "is_staff": staff}, UserCreate)
+        data = msgspec.convert({"username": username, "password": secret, "is_staff": staff}, UserCreate)
     except msgspec.ValidationError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -79,23 +159,46 @@ def create_user(app: Litestar, username: str, password: str, staff: bool) -> Non
             return await UserService(session=session, runtime=runtime).create_user(data)
 
     try:
-        user = run_with(app.state.runtime, work)
+        user = run_with(with_database(app), work)
     except ValidationError as exc:
         raise click.ClickException(str(exc.errors)) from exc
     click.echo(f"Created {'staff ' if staff else ''}user {user.username} (id {user.id}, uuid {user.uuid}).")
 
 
-def disable_server_proxy_headers() -> None:
-    """Keep uvicorn from rewriting the client address from ``X-Forwarded-For`` before tokengate sees the request.
+@users_group.command(name="list")  # type: ignore[untyped-decorator]
+def list_users(app: Litestar) -> None:
+    """List every user: id, uuid, username, staff, active, last login."""
+    from sqlalchemy import select
 
-    uvicorn does that by default for peers in ``FORWARDED_ALLOW_IPS`` (loopback), taking the header's word before
-    ``security.trusted_proxies`` is consulted — so ``trusted_proxies = []`` would trust the header anyway. The client
-    address is decided by tokengate alone (``service/security/client_ip.py``): ``--no-proxy-headers`` for worker
-    subprocesses (``--wc``, ``--reload``, read from ``UVICORN_PROXY_HEADERS``), and no trusted peer at all for the
-    in-process server, which takes no such option from ``tokengate run`` (an empty ``FORWARDED_ALLOW_IPS``).
-    """
-    os.environ["UVICORN_PROXY_HEADERS"] = "false"
-    os.environ["FORWARDED_ALLOW_IPS"] = ""
+    from service.users.models import User
+
+    async def work(runtime: Runtime) -> list[User]:
+        async with runtime.session() as session:
+            return list((await session.scalars(select(User).order_by(User.id))).all())
+
+    for user in run_with(with_database(app), work):
+        last_login = user.last_login.isoformat(timespec="seconds") if user.last_login else "never"
+        click.echo(
+            f"{user.id}\t{user.uuid}\t{user.username}\t{'staff' if user.is_staff else 'user'}\t"
+            f"{'active' if user.is_active else 'inactive'}\t{last_login}"
+        )
+
+
+@users_group.command(name="set-password")  # type: ignore[untyped-decorator]
+@click.argument("username")
+@_password_options
+def set_password(app: Litestar, username: str, password_stdin: bool, password_env: str | None) -> None:
+    """Set USERNAME's password (asked for unless given otherwise)."""
+    _update_user(app, username, {"password": read_password(password_stdin, password_env)})
+    click.echo(f"Password of {username} changed.")
+
+
+@users_group.command(name="deactivate")  # type: ignore[untyped-decorator]
+@click.argument("username")
+def deactivate_user(app: Litestar, username: str) -> None:
+    """Deactivate USERNAME: they can no longer log in, and every token they hold is revoked."""
+    _update_user(app, username, {"is_active": False})
+    click.echo(f"Deactivated {username} and revoked their tokens.")
 
 
 @users_group.command(name="unlock")  # type: ignore[untyped-decorator]  # LitestarGroup.command is untyped
@@ -112,29 +215,76 @@ def unlock_user(app: Litestar, username: str) -> None:
         click.echo(f"No password-login attempts were counted for {username}.")
 
 
+@click.command(name="upgrade")
+@click.option(
+    "--no-prompt", is_flag=True, default=False, help="Do not ask for confirmation (never asked without a terminal)."
+)
+def upgrade_command(no_prompt: bool) -> None:
+    """Migrate the database to the newest schema."""
+    from service.config import load_settings
+    from service.db import head_revision, upgrade_database, wait_for_database
+
+    settings = load_settings()
+    current = wait_for_database(settings, say)
+    if current == head_revision():
+        click.echo(f"The database is up to date (revision {current}).")
+        return
+    if not no_prompt and sys.stdin.isatty() and not click.confirm(f"Migrate the database from {current}?"):
+        raise click.Abort
+    upgrade_database(settings)
+    click.echo(f"Migrated the database to revision {head_revision()}.")
+
+
+@click.command(name="run")
+@click.option("--host", help="Address to listen on (setting server.host, default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="TCP port (setting server.port, default 8000).")
+@click.option("-W", "--workers", type=click.IntRange(min=1), help="Worker processes (setting server.workers).")
+def run_command(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API until SIGTERM or SIGINT, migrating the database first (setting auto_migrate)."""
+    from service.config import load_settings
+    from service.db import prepare_database
+    from service.logs import configure_logging
+    from service.runtime import Runtime
+    from service.serving import ServeOptions, serve
+
+    settings = load_settings()
+    configure_logging(settings.log)
+    prepare_database(settings, say)
+    announce_first_start(Runtime.build(settings))
+    server = settings.server
+    options = ServeOptions(
+        host=host or server.host,
+        port=port or server.port,
+        workers=workers or server.workers,
+        graceful_seconds=server.graceful_seconds,
+    )
+    sys.exit(serve(options))
+
+
 class TokengateCLIPlugin(CLIPlugin):
-    """Adds the project's groups to Litestar's CLI and migrates the database before ``tokengate run`` serves."""
-
-    @contextmanager
-    def server_lifespan(self, app: Litestar) -> Iterator[None]:
-        """Bring the schema up to date once, before any worker starts, and hint at creating a staff user."""
-        from service.db import upgrade_database
-
-        settings: Settings = app.state.runtime.settings
-        disable_server_proxy_headers()
-        if settings.auto_migrate:
-            upgrade_database(settings)
-        announce_first_start(app.state.runtime)
-        yield
+    """Puts the project's commands into Litestar's CLI and hides the framework's dangerous or irrelevant ones."""
 
     def on_cli_init(self, cli: click.Group) -> None:
-        """Register the project's command groups."""
+        """Register the project's commands (``run`` and ``database upgrade`` replace the framework's).
+
+        advanced-alchemy's plugin may add its ``database`` group after this one runs: it adds the same group
+        object, so the changes made to it here stay.
+        """
+        from advanced_alchemy.extensions.litestar.cli import database_group
+
         from service.leaks.cli import tokens_group
         from service.policy.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
         cli.add_command(tokens_group)
+        cli.add_command(run_command)
+        cli.add_command(database_group)
+        database_group.add_command(upgrade_command)
+        for group, names in ((cli, HIDDEN_COMMANDS), (database_group, HIDDEN_DATABASE_COMMANDS)):
+            for name in names:
+                if name in group.commands:
+                    group.commands[name].hidden = True
 
 
 def _fail_fast_on_bad_configuration() -> None:
@@ -165,4 +315,10 @@ def main() -> None:
     _fail_fast_on_bad_configuration()
     from litestar.cli.main import litestar_group
 
-    litestar_group()
+    from service.db import DatabaseUnavailable
+
+    try:
+        litestar_group()
+    except DatabaseUnavailable as exc:
+        click.secho(f"tokengate: {exc}", fg="red", err=True)
+        sys.exit(1)

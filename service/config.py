@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 ENV_PREFIX = "TOKENGATE_"
 CONFIG_FILE_ENV = "TOKENGATE_CONFIG"
 DEFAULT_CONFIG_FILE = "litestar.toml"
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
 class ConfigError(Exception):
@@ -39,6 +40,9 @@ class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Server secret for token hashing and legacy-key encryption; prefer ``TOKENGATE_SECURITY__SECRET``."""
     secret_file: str = ".tokengate-secret"
     """Used when ``secret`` is empty: read, or created with 64 random bytes (mode 0600) on first start."""
+    previous_secrets: list[str] = msgspec.field(default_factory=list)
+    """Earlier server secrets, still accepted while a rotation lasts: tokens made under them keep working and
+    are moved to the current secret when next used (``TOKENGATE_SECURITY__PREVIOUS_SECRETS='["old"]'``)."""
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     """Networks of the reverse proxies whose ``X-Forwarded-For`` is believed (none by default): the client is then the
     right-most entry that is not one of them (``service/security/client_ip.py``)."""
@@ -78,6 +82,39 @@ class LoginSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Failures per client address within the window before 429."""
     window_seconds: int = 600
     """Length of the throttling window."""
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How ``tokengate run`` serves (its ``--host``, ``--port`` and ``--workers`` options override these)."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on (``0.0.0.0`` or ``::`` for every interface)."""
+    port: int = 8000
+    """TCP port."""
+    workers: int = 1
+    """Worker processes; each serves on its own socket. No upper bound: the kernel spreads connections."""
+    graceful_seconds: float = 30.0
+    """On SIGTERM, how long requests in flight may take before the workers are stopped regardless."""
+    database_wait_seconds: float = 30.0
+    """How long commands wait for an unreachable database before giving up with a one-line error."""
+
+
+class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Logging of the service and its access log."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
+    format: Literal["auto", "json", "plain"] = "auto"
+    """``json`` (one object a line), ``plain``, or ``auto``: plain on a terminal, JSON otherwise."""
+    access: bool = True
+    """Write one access-log line per request (at ``info``)."""
+
+
+class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The Prometheus endpoint ``/metrics``."""
+
+    token: str = ""
+    """Bearer token a scraper must send; ``/metrics`` answers 404 while it is empty. Prefer the variable."""
 
 
 class UISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -132,11 +169,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     tokens: TokenSettings = msgspec.field(default_factory=TokenSettings)
     login: LoginSettings = msgspec.field(default_factory=LoginSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     ui: UISettings = msgspec.field(default_factory=UISettings)
     leaks: LeakSettings = msgspec.field(default_factory=LeakSettings)
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
-    policy_dir: str = "policies"
-    """Directory holding the Casbin model and rule files."""
+    policy_dir: str = str(DEFAULT_POLICY_DIR)
+    """Directory holding the Casbin model and rule files (default: the ``policies/`` shipped with the service)."""
     sync_interval_seconds: float = 0.5
     """How often each worker picks up role and entity changes made by other workers."""
     auto_migrate: bool = True
@@ -200,8 +240,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             raw = tomllib.loads(config_path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_path}: {exc}") from exc
-    raw = _merge(raw.get("tokengate", raw), _env_overrides(environ))
+    from_file = raw.get("tokengate", raw)
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        msgspec.convert(from_file, Settings)  # the file's values must have their setting's type ("20" is no integer)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration in {config_path}: {exc}") from exc
+    try:  # variables are text: each is converted to its setting's type
+        return msgspec.convert(_merge(from_file, _env_overrides(environ)), Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration ({config_path}, {ENV_PREFIX}* variables): {exc}") from exc

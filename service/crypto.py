@@ -8,6 +8,7 @@ token offline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -29,7 +31,8 @@ RANDOM_CHARS = 43  # ceil(256 / log2(62))
 CHECKSUM_CHARS = 6  # ceil(32 / log2(62))
 PAT_PREFIX = "w_"
 LEGACY_PREFIX = "tgl_"
-PAT_DISPLAY_CHARS = 8  # Waldur: token_prefix = full_token[:8]
+PAT_DISPLAY_RANDOM_CHARS = 8  # token_prefix runs this far into the random part, so a user's tokens differ
+PAT_DISPLAY_MAX_CHARS = 32  # "w_" + a 12-digit expiry + "_" + the random characters, with room to spare
 LEGACY_DISPLAY_CHARS = 12  # "tgl_" + 8 random characters
 HASH_HEX_CHARS = 64
 MAX_TOKEN_CHARS = 128
@@ -112,18 +115,33 @@ def find_tokens(text: str) -> Iterator[re.Match[str]]:
 
 
 def display_prefix(token: str) -> str:
-    """The non-secret prefix shown in listings."""
-    return token[: PAT_DISPLAY_CHARS if token.startswith(PAT_PREFIX) else LEGACY_DISPLAY_CHARS]
+    """The non-secret prefix shown in listings.
+
+    A PAT's runs past its expiry into the random part (``w_1767225600_Ab3dE7gH``): Waldur's first 8 characters
+    are the same for every token a user makes on one day. 8 of the 43 random characters leave over 200 bits unseen.
+    """
+    if not token.startswith(PAT_PREFIX):
+        return token[:LEGACY_DISPLAY_CHARS]
+    expiry_end = token.find("_", len(PAT_PREFIX))
+    if expiry_end < 0:
+        return token[: len(PAT_PREFIX)]
+    return token[: min(expiry_end + 1 + PAT_DISPLAY_RANDOM_CHARS, PAT_DISPLAY_MAX_CHARS)]
 
 
 @dataclass(frozen=True, slots=True)
 class Keyring:
-    """Keys derived from the server secret: token lookup hashes, legacy-key encryption, page sessions, CSRF."""
+    """Keys derived from the server secret: token lookup hashes, legacy-key encryption, page sessions, CSRF.
+
+    ``previous`` holds the keyrings of earlier secrets during a rotation: tokens hashed and keys encrypted under
+    them are still recognised (``previous_hashes``, ``decrypt``) and moved to the current secret when used. Page
+    sessions and CSRF tokens use the current secret only (a rotation signs people out of the pages).
+    """
 
     hash_key: bytes
     encryption_key: bytes
     session_key: bytes
     csrf_key: bytes
+    previous: tuple[Keyring, ...] = ()
     _keyed: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,18 +149,27 @@ class Keyring:
         object.__setattr__(self, "_keyed", hmac.new(self.hash_key, digestmod=hashlib.sha256))
 
     @classmethod
-    def from_secret(cls, secret: bytes) -> Keyring:
-        """Derive independent keys with HKDF-SHA256."""
+    def from_secret(cls, secret: bytes, previous: tuple[bytes, ...] = ()) -> Keyring:
+        """Derive independent keys with HKDF-SHA256 (for ``secret`` and each earlier one in ``previous``)."""
 
-        def derive(purpose: bytes) -> bytes:
-            return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(secret)
+        def derive(purpose: bytes, source: bytes) -> bytes:
+            return HKDF(algorithm=SHA256(), length=32, salt=b"tokengate", info=purpose).derive(source)
 
         return cls(
-            hash_key=derive(b"token-hash-v1"),
-            encryption_key=derive(b"legacy-key-encryption-v1"),
-            session_key=derive(b"page-session-v1"),
-            csrf_key=derive(b"page-csrf-v1"),
+            hash_key=derive(b"token-hash-v1", secret),
+            encryption_key=derive(b"legacy-key-encryption-v1", secret),
+            session_key=derive(b"page-session-v1", secret),
+            csrf_key=derive(b"page-csrf-v1", secret),
+            previous=tuple(cls.from_secret(old) for old in previous if old != secret),
         )
+
+    def previous_hashes(self, token: str) -> list[str]:
+        """The token's hashes under the earlier secrets (empty outside a rotation)."""
+        return [keyring.token_hash(token) for keyring in self.previous]
+
+    def lookup_hashes(self, token: str) -> list[str]:
+        """The token's hash under the current secret, then under each earlier one."""
+        return [self.token_hash(token), *self.previous_hashes(token)]
 
     def token_hash(self, token: str) -> str:
         """HMAC-SHA256 of the token, hex: the only form in which a token is looked up."""
@@ -157,8 +184,23 @@ class Keyring:
         return nonce + AESGCM(self.encryption_key).encrypt(nonce, plaintext.encode(), context)
 
     def decrypt(self, blob: bytes, context: bytes) -> str:
-        """Inverse of :meth:`encrypt`; raises ``cryptography.exceptions.InvalidTag`` on tampering."""
-        return AESGCM(self.encryption_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context).decode()
+        """Inverse of :meth:`encrypt` (under this secret or an earlier one).
+
+        Raises:
+            cryptography.exceptions.InvalidTag: tampered with, or encrypted under a secret no longer known.
+        """
+        try:
+            return AESGCM(self.encryption_key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context).decode()
+        except InvalidTag:
+            for keyring in self.previous:
+                with contextlib.suppress(InvalidTag):
+                    return keyring.decrypt(blob, context)
+            raise
+
+
+def legacy_key_context(user_id: int) -> bytes:
+    """Associated data binding an encrypted legacy key to its owner's row."""
+    return f"auth_token:{user_id}".encode()
 
 
 def load_secret(secret: str, secret_file: str) -> bytes:

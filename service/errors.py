@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -26,6 +27,8 @@ from litestar.status_codes import (
 )
 
 from service.text import PATTERN_MESSAGES
+
+logger = logging.getLogger("tokengate.errors")
 
 INVALID_TOKEN = "Invalid token."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
@@ -173,5 +176,5 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         return Response({"detail": f'Method "{request.method}" not allowed.'}, status_code=405, headers=exc.headers)
     if isinstance(exc, HTTPException):
         return Response({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    request.logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"detail": "Server error."}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import msgspec
 from litestar import HttpMethod, Request
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation
 
 from service.errors import ValidationError
 from service.security.client_ip import client_ip
 
 LIST_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
+
+
+@dataclass
+class PublicOperation(Operation):
+    """The schema of an operation that needs no token: ``security: []`` overrides the global requirement.
+
+    Litestar leaves an empty ``security`` out of the schema, so the operation would inherit the global ``Token``
+    requirement; use it as the handler's ``operation_class``.
+    """
+
+    def __post_init__(self) -> None:
+        self.security = []
+
+
 NO_STORE = {"Cache-Control": "no-store"}
 
 

@@ -18,6 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.background import Periodic
 from service.broadcast import FACTS, POLICY, TOKEN, USER, Broadcast
 from service.config import Settings
 from service.crypto import Keyring, load_secret
@@ -50,6 +51,8 @@ class Runtime:
     usage: UsageRecorder = field(init=False)
     throttle: LoginThrottle = field(init=False)
     broadcast: Broadcast = field(init=False)
+    background: dict[str, Periodic] = field(default_factory=dict)
+    """The worker's background loops by name, while the app runs (``usage-flush``, ``fact-watch``, …)."""
 
     def __post_init__(self) -> None:
         self.verifier = TokenVerifier(self, self.settings.tokens.verification_cache_size)
@@ -62,7 +65,10 @@ class Runtime:
         """Load the secret and the policy, and configure the database."""
         return cls(
             settings=settings,
-            keyring=Keyring.from_secret(load_secret(settings.security.secret, settings.security.secret_file)),
+            keyring=Keyring.from_secret(
+                load_secret(settings.security.secret, settings.security.secret_file),
+                tuple(old.encode() for old in settings.security.previous_secrets),
+            ),
             alchemy=create_alchemy_config(settings),
             policy=PolicyEngine.from_directory(Path(settings.policy_dir)),
             trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from service.errors import ValidationError
 
@@ -29,10 +29,3 @@ def input_utc(moment: datetime, field: str) -> datetime:
     if not EARLIEST <= utc <= LATEST:
         raise ValidationError({field: [OUT_OF_RANGE]})
     return utc
-
-
-def input_date(day: date | None, field: str) -> date | None:
-    """A client's ``day`` (filters take the whole day), or a 400 naming ``field`` outside the accepted range."""
-    if day is not None and not EARLIEST.date() <= day <= LATEST.date():
-        raise ValidationError({field: [OUT_OF_RANGE]})
-    return day

@@ -77,6 +77,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
 
 
+@pytest.fixture(name="own_database_url")
+def fx_own_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of the parametrised backend for one test (a server writes it, or it is taken away)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        return
+    with throwaway_postgres("tokengate_own") as url:
+        yield url
+
+
 async def _pg_admin(sql: str) -> None:
     connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
     try:

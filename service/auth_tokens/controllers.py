@@ -22,6 +22,7 @@ from service.http import (
     LIST_METHODS,
     NO_STORE,
     STAFF_READ,
+    PublicOperation,
     absolute_url,
     client_address,
     error_responses,
@@ -33,7 +34,6 @@ from service.runtime import service_provider
 from service.security.guards import no_pat, staff_only
 from service.security.middleware import SKIP_AUTH
 from service.text import NAME_PATTERN
-from service.timeutil import input_date
 
 provide_tokens = Provide(service_provider(AuthTokenService))
 Tokens = NamedDependency[AuthTokenService]
@@ -54,6 +54,7 @@ class LoginController(Controller):
         opt={SKIP_AUTH: True},
         status_code=200,
         security=[],
+        operation_class=PublicOperation,
     )
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], tokens: Tokens
@@ -144,12 +145,12 @@ def provide_admin_query(
         ordering=ordering,
         id_min=id_min,
         id_max=id_max,
-        created_date=input_date(created_date, "created_date"),
-        updated_date=input_date(updated_date, "updated_date"),
-        created_from=input_date(created_from, "created_from"),
-        created_to=input_date(created_to, "created_to"),
-        updated_from=input_date(updated_from, "updated_from"),
-        updated_to=input_date(updated_to, "updated_to"),
+        created_date=created_date,
+        updated_date=updated_date,
+        created_from=created_from,
+        created_to=created_to,
+        updated_from=updated_from,
+        updated_to=updated_to,
     )
 
 

@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import ColumnElement, Select, or_, select
 
 from service.auth_tokens.models import AuthToken
-from service.crypto import display_prefix, is_legacy_key, new_legacy_key
+from service.crypto import display_prefix, is_legacy_key, legacy_key_context, new_legacy_key
 from service.errors import AuthenticationError
 from service.events.services import EventType
 from service.pagination import Window
@@ -61,14 +61,19 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _before_day_end(column: Any, day: date) -> list[ColumnElement[bool]]:
+    """``column`` no later than the end of ``day``; nothing to say about the last representable day (9999-12-31)."""
+    return [] if day == date.max else [column < _day_start(day + timedelta(days=1))]
+
+
 def _date_filters(column: Any, exact: date | None, start: date | None, end: date | None) -> list[ColumnElement[bool]]:
     clauses = []
     if exact is not None:
-        clauses += [column >= _day_start(exact), column < _day_start(exact) + timedelta(days=1)]
+        clauses += [column >= _day_start(exact), *_before_day_end(column, exact)]
     if start is not None:
         clauses.append(column >= _day_start(start))
     if end is not None:
-        clauses.append(column < _day_start(end) + timedelta(days=1))
+        clauses += _before_day_end(column, end)
     return clauses
 
 
@@ -127,7 +132,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         now = datetime.now(UTC)
         if token is not None and (token.expires_at is None or now < token.expires_at):
             try:
-                return self.runtime.keyring.decrypt(token.key_encrypted, _context(user.id))
+                return self.runtime.keyring.decrypt(token.key_encrypted, legacy_key_context(user.id))
             except InvalidTag:
                 pass  # the server secret changed: issue a new key below
         key = new_legacy_key()
@@ -164,7 +169,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         return {
             "key_hash": keyring.token_hash(key),
             "key_prefix": display_prefix(key),
-            "key_encrypted": keyring.encrypt(key, _context(user.id)),
+            "key_encrypted": keyring.encrypt(key, legacy_key_context(user.id)),
             "refreshed_at": now,
             "expires_at": now + timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
         }
@@ -248,7 +253,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         if term.isascii() and term.isdigit() and len(term) <= 18:  # "²".isdigit() is True, int("²") fails
             matches.append(AuthToken.id == int(term))
         if is_legacy_key(term):
-            matches.append(AuthToken.key_hash == self.runtime.keyring.token_hash(term))
+            matches.append(AuthToken.key_hash.in_(self.runtime.keyring.lookup_hashes(term)))
         return or_(*matches)
 
 
@@ -258,8 +263,3 @@ def _ordering(ordering: TokenOrdering | None) -> list[Any]:
     name = ordering.value.lstrip("-")
     column = AuthToken.user_id if name == "user" else getattr(AuthToken, name)
     return [column.desc() if ordering.value.startswith("-") else column.asc(), AuthToken.id.asc()]
-
-
-def _context(user_id: int) -> bytes:
-    """Associated data binding a ciphertext to its row's owner."""
-    return f"auth_token:{user_id}".encode()

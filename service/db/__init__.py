@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy import event, select, update
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from service.config import Settings
@@ -55,6 +61,85 @@ def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             render_as_batch=True,
         ),
     )
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer, or is not migrated; the message is one line for the operator."""
+
+
+def describe_url(settings: Settings) -> str:
+    """The database URL without its password, for messages."""
+    return make_url(settings.database.url).render_as_string(hide_password=True)
+
+
+async def _current_revision(settings: Settings) -> str | None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            try:
+                revision = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+                return str(revision) if revision is not None else None
+            except (OperationalError, ProgrammingError) as exc:
+                if "no such table" in str(exc) or "does not exist" in str(exc):
+                    return None
+                raise
+    finally:
+        await engine.dispose()
+
+
+def wait_for_database(settings: Settings, say: Callable[[str], None]) -> str | None:
+    """Wait up to ``server.database_wait_seconds`` for the database to answer; returns its schema revision.
+
+    ``say`` is told once, in one line, that the command is waiting.
+
+    Raises:
+        DatabaseUnavailable: it did not answer in time (the message names the URL and the last error).
+    """
+    deadline = time.monotonic() + settings.server.database_wait_seconds
+    waiting = False
+    while True:
+        try:
+            return anyio.run(_current_revision, settings)
+        except (DBAPIError, OSError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable(f"cannot reach the database at {describe_url(settings)}: {reason}") from None
+            if not waiting:
+                say(f"waiting for the database at {describe_url(settings)} ({reason})")
+                waiting = True
+            time.sleep(1.0)
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with the service."""
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def prepare_database(settings: Settings, say: Callable[[str], None]) -> None:
+    """Wait for the database, then migrate it (``auto_migrate``) or check that it is migrated.
+
+    Raises:
+        DatabaseUnavailable: it did not answer, or it is behind and ``auto_migrate`` is off.
+    """
+    current = wait_for_database(settings, say)
+    if current == head_revision():
+        return
+    if not settings.auto_migrate:
+        raise DatabaseUnavailable(
+            f"the database at {describe_url(settings)} is not migrated (revision {current}): "
+            "run `tokengate database upgrade`"
+        )
+    upgrade_database(settings)
+
+
+async def database_answers(engine: AsyncEngine, seconds: float) -> bool:
+    """Whether the migrated schema can be read within ``seconds`` (a readiness check)."""
+    try:
+        async with asyncio.timeout(seconds), engine.connect() as connection:
+            await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+    except (DBAPIError, OSError, TimeoutError):
+        return False
+    return True
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:

@@ -10,7 +10,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.crypto import PAT_DISPLAY_CHARS
+from service.crypto import PAT_DISPLAY_MAX_CHARS
 
 
 class PersonalAccessToken(BigIntAuditBase):
@@ -28,7 +28,7 @@ class PersonalAccessToken(BigIntAuditBase):
     uuid: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True, default=uuid_lib.uuid4)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("user_account.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(150))
-    token_prefix: Mapped[str] = mapped_column(String(PAT_DISPLAY_CHARS))
+    token_prefix: Mapped[str] = mapped_column(String(PAT_DISPLAY_MAX_CHARS))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     allowed_scopes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
+import rich_click as click
 
 from service.policy.diff import diff_matrices
 from service.policy.errors import PolicyError
@@ -29,13 +29,13 @@ DirectoryPath = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def configured_policy_dir() -> Path:
-    """The ``policy_dir`` of the service's settings (``litestar.toml``, ``TOKENGATE_*``), else ``policies``."""
-    from service.config import load_settings
+    """The ``policy_dir`` of the service's settings (``litestar.toml``, ``TOKENGATE_*``), else the shipped one."""
+    from service.config import DEFAULT_POLICY_DIR, load_settings
 
     try:
         return Path(load_settings().policy_dir)
     except Exception:  # an unreadable configuration must not stop a policy author
-        return Path("policies")
+        return DEFAULT_POLICY_DIR
 
 
 def _directory_argument(required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -125,12 +125,14 @@ def explain_command(
     token: str | None,
     policy_dir: Path | None,
 ) -> None:
-    r"""Decide PERMISSION on ENTITY (a uuid, or a scenario entity name) and print how it was decided.
+    """Decide PERMISSION on ENTITY (a uuid, or a scenario entity name) and print how it was decided.
 
-    \b
     tokengate policy explain --scenario policies/tests/default.yaml --case owner-terminates-below
+
     tokengate policy explain --scenario policies/tests/default.yaml --token alice-ro RESOURCE.LIST acme
+
     tokengate policy explain --user alice PROJECT.UPDATE 0b6b3c1e-...
+
     tokengate policy explain --token 5f0c...-pat-uuid RESOURCE.LIST 0b6b3c1e-...
     """
     if case_key is None and (permission is None or (user is None) == (token is None)):

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.metrics import POLICY_GENERATION, count_decision
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
 from service.policy.facts import AssignmentFact, Decision, EntityFact, Subject
 from service.policy.loader import load_rules
@@ -154,6 +155,7 @@ class PolicyEngine:
 
     def _changed(self) -> None:
         self._generation += 1
+        POLICY_GENERATION.set(self._generation)
         self._memo.clear()
         self._window = _NO_WINDOW
 
@@ -185,6 +187,7 @@ class PolicyEngine:
                 if len(self._memo) >= self._memo_size:
                     del self._memo[next(iter(self._memo))]
                 self._memo[key] = decision
+        count_decision(decision)
         return decision
 
     def holds(self, user_id: int, is_staff: bool, permission: str, entity: str, now: datetime | None = None) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from service.metrics import POLICY_RELOAD_FAILURES
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
 
@@ -28,6 +29,7 @@ def reload_policy(engine: PolicyEngine, directory: Path) -> bool:
     try:
         engine.reload(directory)
     except PolicyError as exc:
+        POLICY_RELOAD_FAILURES.inc()
         logger.error("%s (policy reload failed: the previous rules stay in force)", exc)
         return False
     logger.info("policy reloaded from %s", directory)

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
+from service.crypto import LEGACY_PREFIX, PAT_PREFIX
 from service.errors import INVALID_TOKEN, NOT_AUTHENTICATED
+from service.metrics import count_cache, count_verification
+from service.security.principal import CredentialKind
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -61,6 +64,14 @@ def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | No
     return authorization, forwarded_for
 
 
+def claimed_kind(authorization: bytes) -> str:
+    """What a refused ``Authorization`` header claimed to hold, for the metrics (``pat``, ``token``, ``malformed``)."""
+    key = authorization.rpartition(b" ")[2]
+    if key.startswith(PAT_PREFIX.encode()):
+        return CredentialKind.PAT
+    return CredentialKind.TOKEN if key.startswith(LEGACY_PREFIX.encode()) else "malformed"
+
+
 class AuthenticationMiddleware:
     """Sets ``scope["user"]`` to the :class:`~service.security.principal.Principal` or answers 401."""
 
@@ -80,8 +91,10 @@ class AuthenticationMiddleware:
             client = scope.get("client")
             peer = client[0] if client else None
             principal = verifier.repeat(authorization, peer, forwarded_for)
+            count_cache(principal is not None)
             if principal is None:
                 principal = await verifier.verify(authorization, peer, forwarded_for)
+                count_verification(principal.kind if principal else claimed_kind(authorization), principal is not None)
                 if principal is None:
                     return await _reject(send, _INVALID)
             scope["user"] = principal

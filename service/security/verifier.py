@@ -33,6 +33,7 @@ from service.pats.models import PersonalAccessToken
 from service.policy.facts import TokenLimits
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.principal import CredentialKind, Principal
+from service.security.rotation import adopt_previous_secret
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -228,6 +229,8 @@ class TokenVerifier:
             return None
         forgets = self._forgets
         entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
+        if entry is None and await adopt_previous_secret(self.runtime, kind, token):  # a server-secret rotation
+            entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
         if entry is None:
             self._drop(cache_key)
         elif forgets == self._forgets:  # a lookup that overlapped a revocation may hold the old row: not cached

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -20,20 +21,28 @@ import pytest
 from service.security.throttle import username_key
 from tests.conftest import ROOT
 
+PASSWORD = "s3cret-passw0rd"
+
 pytestmark = pytest.mark.slow
 
 
-def tokengate(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the console script's entry point in ``tmp_path`` with a SQLite database there."""
+def tokengate(tmp_path: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the console script's entry point in ``tmp_path`` (no terminal) with a SQLite database there."""
     environ = {
         **os.environ,
         "TOKENGATE_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
         "TOKENGATE_SECURITY__SECRET_FILE": str(tmp_path / "secret"),
-        "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
         **env,
     }
     command = [sys.executable, "-c", "from service.cli import main; main()", *args]
-    return subprocess.run(command, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        command, cwd=tmp_path, env=environ, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def unboxed(text: str) -> str:
+    """Help and error text without rich-click's box drawing and line wrapping."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
 
 
 def test_upgrade_then_create_staff_user(tmp_path: Path) -> None:
@@ -128,7 +137,7 @@ def test_run_believes_no_forwarded_for_by_default(tmp_path: Path, workers: str) 
     assert tokengate(tmp_path, "database", "upgrade", "--no-prompt").returncode == 0
     created = tokengate(tmp_path, "users", "create", "alice", "--password", "s3cret-passw0rd", "--staff")
     assert created.returncode == 0, created.stderr
-    with serving(tmp_path, "--wc", workers) as base:
+    with serving(tmp_path, "--workers", workers) as base:
         login = httpx.post(f"{base}/api-auth/password/", json={"username": "alice", "password": "s3cret-passw0rd"})
         assert login.status_code == 200, login.text
         key = {"Authorization": f"Token {login.json()['token']}"}
@@ -165,3 +174,64 @@ def test_users_unlock_clears_a_login_lock(tmp_path: Path) -> None:
         )
     again = tokengate(tmp_path, "users", "unlock", "alice")
     assert again.returncode == 0 and "No password-login attempts were counted for alice" in again.stdout
+
+
+def test_users_create_on_a_fresh_database_migrates_it_first_outside_the_repository(tmp_path: Path) -> None:
+    created = tokengate(tmp_path, "users", "create", "admin", "--password-stdin", "--staff", stdin=PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr + created.stdout
+    assert "Created staff user admin" in created.stdout
+    listed = tokengate(tmp_path, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\t")[2:5] == ["admin", "staff", "active"]
+
+
+def test_database_upgrade_never_prompts_without_a_terminal(tmp_path: Path) -> None:
+    upgrade = tokengate(tmp_path, "database", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr + upgrade.stdout
+    assert "Migrated the database" in upgrade.stdout and "[y/n]" not in upgrade.stdout
+    again = tokengate(tmp_path, "database", "upgrade")
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_set_password_from_a_variable_and_deactivate(tmp_path: Path) -> None:
+    assert tokengate(tmp_path, "users", "create", "ann", "--password-env", "NEW_PW", NEW_PW=PASSWORD).returncode == 0
+    changed = tokengate(tmp_path, "users", "set-password", "ann", "--password-env", "NEW_PW", NEW_PW="another-passw0rd")
+    assert changed.returncode == 0, changed.stderr
+    missing = tokengate(tmp_path, "users", "set-password", "ann", "--password-env", "UNSET_PW")
+    assert missing.returncode != 0 and "UNSET_PW is not set" in unboxed(missing.stderr)
+    nobody = tokengate(tmp_path, "users", "deactivate", "nobody")
+    assert nobody.returncode != 0 and "no user named 'nobody'" in nobody.stderr
+    assert tokengate(tmp_path, "users", "deactivate", "ann").returncode == 0
+    assert "\tinactive\t" in tokengate(tmp_path, "users", "list").stdout
+
+
+def test_a_password_is_never_asked_for_without_a_terminal(tmp_path: Path) -> None:
+    result = tokengate(tmp_path, "users", "create", "bob")
+    assert result.returncode == 2
+    assert "use --password-stdin or --password-env NAME" in unboxed(result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_after_a_bounded_wait(tmp_path: Path) -> None:
+    result = tokengate(
+        tmp_path,
+        "users",
+        "list",
+        TOKENGATE_DATABASE__URL="postgresql+asyncpg://tokengate:hidden@127.0.0.1:9/none",
+        TOKENGATE_SERVER__DATABASE_WAIT_SECONDS="2",
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("tokengate: waiting for the database at postgresql+asyncpg://tokengate:***@127.0.0.1:9")
+    assert lines[1].startswith("tokengate: cannot reach the database at postgresql+asyncpg://tokengate:***@")
+    assert len(lines) == 2 and "hidden" not in result.stderr
+
+
+def test_help_hides_dangerous_framework_commands_and_has_one_style(tmp_path: Path) -> None:
+    top = tokengate(tmp_path, "--help").stdout
+    assert "users" in top and "run" in top and "sessions" not in top
+    database = tokengate(tmp_path, "database", "--help").stdout
+    assert "upgrade" in database
+    assert all(name not in database for name in ("drop-all", "make-migrations", "init ", "dump-data"))
+    explain = tokengate(tmp_path, "policy", "explain", "--help").stdout
+    assert "\\b" not in explain and "╭─ Options" in explain and "╭─ Options" in top

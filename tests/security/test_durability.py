@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from service.db import upgrade_database
 from service.events.models import Event
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import ROOT, make_settings, throwaway_postgres
+from tests.conftest import ROOT, make_settings
 from tests.factories import grant, make_entity, user_with_key
 from tests.security.conftest import STATS, counted
 
@@ -60,16 +59,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(name="durable_url")
-def fx_durable_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A database of the parametrised backend that only this test uses (the server writes to it)."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'durable.db'}"
-        return
-    with throwaway_postgres("tokengate_durable") as url:
-        yield url
 
 
 class Server:
@@ -247,10 +236,10 @@ async def _verify(server: Server, ledger: Ledger, url: str, tmp: Path) -> None:
 
 
 @pytest.mark.parametrize("kill_after", [LOAD_SECONDS])
-def test_kill_9_mid_load_loses_nothing_acknowledged(durable_url: str, tmp_path: Path, kill_after: float) -> None:
-    upgrade_database(make_settings(durable_url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
-    key = asyncio.run(_prepare(durable_url, tmp_path))
-    server = Server(durable_url, tmp_path)
+def test_kill_9_mid_load_loses_nothing_acknowledged(own_database_url: str, tmp_path: Path, kill_after: float) -> None:
+    upgrade_database(make_settings(own_database_url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
+    key = asyncio.run(_prepare(own_database_url, tmp_path))
+    server = Server(own_database_url, tmp_path)
     ledger = Ledger()
     try:
         server.start()
@@ -260,7 +249,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(durable_url: str, tmp_path: 
         assert ledger.rotations and ledger.dead and ledger.live
         server.start()
         STATS.crashes_survived += 1
-        asyncio.run(_verify(server, ledger, durable_url, tmp_path))
+        asyncio.run(_verify(server, ledger, own_database_url, tmp_path))
         # and the restarted server keeps working: a fresh token can be made and used
         asyncio.run(_load(server, key, Ledger(), kill_after=0.5))
         server.start()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, Settings, load_settings
+from service.config import DEFAULT_POLICY_DIR, ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_defaults_without_file_or_environment(tmp_path: Path) -> None:
 
 def test_the_shipped_litestar_toml_loads() -> None:
     settings = load_settings(path=ROOT / "litestar.toml", environ={})
-    assert settings.policy_dir == "policies"
+    assert Path(settings.policy_dir) == ROOT / "policies"
     assert settings.tokens.pat_max_lifetime_days == 365
     assert settings.login.window_seconds == 600
 
@@ -123,6 +123,10 @@ def test_override_leaves_sibling_keys_from_the_file(tmp_path: Path) -> None:
         ("[tokengate.tokens]\npat_enabled = 'maybe'\n", {}, ["$.tokens.pat_enabled"]),
         ("", {"TOKENGATE_SECURITY__TRUSTED_PROXIES": "10.0.0.0/8"}, ["$.security.trusted_proxies"]),
         ("[tokengate]\ndatabase = 5\n", {}, ["$.database"]),
+        ('[tokengate.tokens]\npat_max_per_user = "20"\n', {}, ["litestar.toml", "$.tokens.pat_max_per_user"]),
+        ('[tokengate.server]\nworkers = "2"\n', {}, ["$.server.workers"]),
+        ('[tokengate.log]\nlevel = "loud"\n', {}, ["$.log.level"]),
+        ("", {"TOKENGATE_LOG__FORMAT": "xml"}, ["$.log.format"]),
     ],
 )
 def test_unknown_keys_and_wrong_types_name_the_key(
@@ -138,3 +142,17 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[tokengate\n")
     with pytest.raises(ConfigError, match=r"litestar\.toml"):
         load_settings(path=path, environ={})
+
+
+def test_variables_are_converted_to_the_setting_type(tmp_path: Path) -> None:
+    settings = load_settings(path=tmp_path / "absent.toml", environ={"TOKENGATE_SERVER__WORKERS": "20"})
+    assert settings.server.workers == 20
+
+
+def test_the_policy_directory_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(path=tmp_path / "absent.toml", environ={})
+    assert Path(settings.policy_dir) == DEFAULT_POLICY_DIR == ROOT / "policies"
+    assert (DEFAULT_POLICY_DIR / "model.conf").is_file()

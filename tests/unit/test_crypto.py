@@ -32,7 +32,8 @@ EXPIRY = 1_900_000_000
         ("RANDOM_BYTES", 32),
         ("RANDOM_CHARS", 43),
         ("CHECKSUM_CHARS", 6),
-        ("PAT_DISPLAY_CHARS", 8),
+        ("PAT_DISPLAY_RANDOM_CHARS", 8),
+        ("PAT_DISPLAY_MAX_CHARS", 32),
         ("LEGACY_DISPLAY_CHARS", 12),
         ("HASH_HEX_CHARS", 64),
         ("MAX_TOKEN_CHARS", 128),
@@ -53,8 +54,14 @@ def test_pat_shape_and_expiry() -> None:
     assert token.startswith(f"w_{EXPIRY}_")
     assert len(token) == len(f"w_{EXPIRY}_") + crypto.RANDOM_CHARS + crypto.CHECKSUM_CHARS
     assert pat_expiry(token) == EXPIRY
-    assert display_prefix(token) == token[:8]
+    assert display_prefix(token) == token[: len(f"w_{EXPIRY}_") + 8]
     assert new_pat(EXPIRY) != token
+
+
+def test_pat_prefixes_of_one_day_tell_the_tokens_apart() -> None:
+    prefixes = {display_prefix(new_pat(EXPIRY)) for _ in range(50)}
+    assert len(prefixes) == 50  # Waldur's first 8 characters would be one value here
+    assert all(prefix.startswith(f"w_{EXPIRY}_") and len(prefix) <= crypto.PAT_DISPLAY_MAX_CHARS for prefix in prefixes)
 
 
 def test_legacy_key_shape() -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from service.crypto import new_legacy_key, new_pat
+from service.crypto import display_prefix, new_legacy_key, new_pat
 from service.leaks.cli import REVOCATION_PATH, scan_text
 from tests.integration.pats.test_auth_failures import flip_last
 from tests.receiver import Receiver
@@ -59,7 +59,7 @@ def test_the_command_prints_locations_and_prefixes_only(tmp_path: Path) -> None:
         f"notes.txt:10:{SECOND_PAT_COLUMN}",
     ]
     assert PAT not in result.stdout and KEY not in result.stdout
-    assert lines[0].endswith(f" {PAT[:8]}…")
+    assert lines[0].endswith(f" {display_prefix(PAT)}…")
     assert run_scan(tmp_path, "clean.txt").returncode == 0
 
 

@@ -123,6 +123,13 @@ async def test_each_filter_keeps_one_row_and_drops_another(
     assert dropped not in found
 
 
+async def test_the_last_representable_day_is_a_filter_not_a_500(client: AsyncClient, world: World) -> None:
+    for param in ("created_date", "updated_date"):
+        assert await names(client, world, **{param: "9999-12-31"}) == []
+    for param in ("created_to", "updated_to"):
+        assert {"alice", "bob"} <= set(await names(client, world, **{param: "9999-12-31"}))
+
+
 async def test_filters_combine(client: AsyncClient, world: World) -> None:
     assert await names(client, world, created_from="2024-01-01", created_to="2024-12-31", search="b") == ["bob"]
     assert await names(client, world, search="nobody-has-this") == []

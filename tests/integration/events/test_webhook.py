@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from service.app import create_app
 from service.config import ConfigError, Settings
 from service.events.models import WebhookDelivery
+from service.events.webhook import Claimed, claim_due
 from service.runtime import Runtime
 from tests.conftest import http_client, make_settings, running
 from tests.receiver import Received, Receiver
@@ -130,3 +132,24 @@ async def test_a_restart_in_the_middle_of_retrying_loses_nothing(
 def test_a_webhook_without_a_secret_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"webhook\.secret is required"):
         make_settings("sqlite+aiosqlite:///x.db", tmp_path, TOKENGATE_WEBHOOK__URL="http://127.0.0.1:9/hook")
+
+
+async def test_a_lease_keeps_other_workers_off_until_it_runs_out(app: Litestar, settings: Settings) -> None:
+    """Claims are atomic (concurrent claimers get disjoint rows); a claim never settled comes due after its lease."""
+    runtime: Runtime = app.state.runtime
+    for index in range(10):
+        await record(runtime, "pat_expiring", f"notice {index}")
+    now = datetime.now(UTC)
+
+    async def claim(at: datetime) -> list[Claimed]:
+        async with runtime.session() as session:
+            return await claim_due(session, settings.webhook, at)
+
+    first, second = await asyncio.gather(claim(now), claim(now))
+    assert len(first) + len(second) == 10
+    assert not {c.delivery_id for c in first} & {c.delivery_id for c in second}
+    assert await claim(now + timedelta(seconds=1)) == []  # held: nobody else sends them meanwhile
+    lease = timedelta(seconds=settings.webhook.timeout_seconds * 2 + 5)
+    again = await claim(now + lease + timedelta(seconds=1))  # the claimers stopped without settling
+    assert sorted(c.delivery_id for c in again) == sorted(c.delivery_id for c in first + second)
+    assert {c.attempt for c in again} == {2}

@@ -38,7 +38,7 @@ async def test_create_returns_plaintext_once(client: AsyncClient, world: World, 
     assert token.startswith("w_") and pat_expiry(token) is not None
     listed = (await client.get(PATS, headers=world.owner_headers)).json()
     assert [item["uuid"] for item in listed] == [created["uuid"]]
-    assert "token" not in listed[0] and listed[0]["token_prefix"] == token[:8]
+    assert "token" not in listed[0] and listed[0]["token_prefix"] == token[:21]
     assert listed[0]["last_used_at"] is None and listed[0]["use_count"] == 0
     async with runtime.session() as session:
         row = (await session.execute(select(PersonalAccessToken.__table__))).one()

@@ -78,7 +78,7 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(
     assert listed is not None and all(isinstance(item, PersonalAccessToken) for item in listed)
     assert [item.uuid for item in listed] == [plain.uuid, created.uuid]  # newest first
     first = listed[1]
-    assert first.token_prefix == created.token[:8] and first.is_active
+    assert first.token_prefix == created.token[:21] and first.is_active
     assert first.use_count == 1 and first.last_used_ip == "127.0.0.1"
     assert first.additional_keys == []  # no field the client does not know (no token, no hash)
     page = await personal_access_tokens_list.asyncio_detailed(client=owner, page=2, page_size=1)

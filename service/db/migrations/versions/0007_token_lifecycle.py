@@ -1,7 +1,7 @@
 """token lifecycle: rotation families, expiry notices, webhook outbox
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-01 08:00:00.000000
 
 A rotated token's successor inherits its ``family_id``, so a rotated-out token presented again can revoke every
@@ -18,7 +18,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
