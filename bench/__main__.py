@@ -234,14 +234,18 @@ def main(argv: list[str] | None = None) -> None:
         report.say("(PostgreSQL at 127.0.0.1:5432 not reachable: skipped)")
     report.say()
 
-    from bench.decisions import scenarios
+    from bench.decisions import load, scenarios
 
     report.say("[3] policy decision, µs (deep folder policy, 200 orgs x 8 levels)")
     rows = scenarios()
     for depth, memo, label, us in rows:
         report.say(f"    depth {depth} {memo:<4} {label:<40}{us:>9.2f} µs")
     warm8 = max(us for depth, memo, _, us in rows if depth == 8 and memo == "warm")
-    report.target("warm decision at depth 8 (worst case)", warm8, ".2f", "≤ 50 µs", warm8 <= 50)
+    cold8 = max(us for depth, memo, _, us in rows if depth == 8 and memo == "cold")
+    report.target("cold decision at depth 8 (worst case, Casbin's answer)", cold8, ".1f", "≤ 200 µs", cold8 <= 200)
+    report.target("warm decision at depth 8 (worst case)", warm8, ".2f", "≤ 1 µs", warm8 <= 1)
+    seconds, mib = load(1_000_000, 100_000)
+    report.say(f"    engine load, 1,000,000 entities + 100,000 assignments: {seconds:.1f} s, {mib:.0f} MiB resident")
     report.say()
 
     from bench.invariants import measure

@@ -1,10 +1,13 @@
-"""Decision latency of the policy engine at tree depths 1, 4 and 8, cold (no memo) and warm.
+"""Decision latency of the policy engine at tree depths 1, 4 and 8, cold (no memo: Casbin's answer) and warm;
+the engine's load time and resident memory at scale.
 
 Run as ``python -m bench.decisions`` or ``python bench/decisions.py``.
 """
 
 from __future__ import annotations
 
+import resource
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -14,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a script: make the `service` package importable
     sys.path.insert(0, str(ROOT))
 
-from service.policy import AssignmentFact, EntityFact, PolicyEngine, Subject, TokenLimits  # noqa: E402
+from service.policy import AssignmentFact, Binding, EntityFact, PolicyEngine, Subject, TokenLimits  # noqa: E402
 
 DEEP_POLICY = ROOT / "tests" / "unit" / "policy" / "deep_policy"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -60,7 +63,9 @@ def scenarios() -> list[tuple[int, str, str, float]]:
     admin, stranger = Subject(0, False), Subject(5, False)
     rows: list[tuple[int, str, str, float]] = []
     for depth in (1, 4, 8):
-        bound = Subject(0, False, TokenLimits(frozenset({"FOLDER.READ"}), frozenset({target(min(depth, 2))})))
+        near_root = target(min(depth, 2))
+        binding = Binding("org" if near_root == "o0" else "folder", near_root)
+        bound = Subject(0, False, TokenLimits(frozenset({"FOLDER.READ"}), frozenset({binding})))
         cases = [
             ("allow, role held at the root", admin, True),
             ("allow, PAT bound near the root", bound, True),
@@ -81,11 +86,40 @@ def scenarios() -> list[tuple[int, str, str, float]]:
     return rows
 
 
+def load(entities: int, assignments: int) -> tuple[float, float]:
+    """In a fresh process: seconds to load ``entities`` (chains of 8 folders under orgs) and ``assignments``
+    into a new engine, and the resident memory that added, in MiB."""
+    code = f"from bench.decisions import _load_here; _load_here({entities}, {assignments})"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    seconds, mib = out.split()
+    return float(seconds), float(mib)
+
+
+def _load_here(entities: int, assignments: int) -> None:
+    engine = PolicyEngine.from_directory(DEEP_POLICY)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    facts = []
+    for index in range(entities):
+        level = index % 9
+        facts.append(
+            EntityFact(f"e{index}", "org" if level == 0 else "folder", None if level == 0 else f"e{index - 1}")
+        )
+    held = [AssignmentFact(f"a{i}", i, "FOLDER.VIEWER", f"e{(i * 9 + 1) % entities}", None) for i in range(assignments)]
+    engine.replace_facts(facts, held)
+    assert engine.decide(Subject(0, False), "FOLDER.READ", f"e{min(8, entities - 1)}").allowed
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{seconds:.2f} {(after - before) / 1024:.0f}")
+
+
 def main() -> None:
     """Print one line per scenario."""
     print(f"{'scenario':<46}{'µs/decision':>12}{'decisions/s':>14}")
     for depth, memo, label, us in scenarios():
         print(f"{f'depth {depth} {memo:<4} {label}':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
+    seconds, mib = load(1_000_000, 100_000)
+    print(f"load 1,000,000 entities + 100,000 assignments: {seconds:.1f} s, {mib:.0f} MiB resident")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ from service.logs import AccessLog, request_context
 from service.metrics import count_response
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService, detect_reuse
-from service.policy.controllers import PolicyController
 from service.policy.reload import install_sighup_reload
+from service.policy_tools.controllers import PolicyController
 from service.probes import health, metrics, ready
 from service.runtime import Runtime, RuntimeDependency
 from service.schema_ui import swagger_ui, swagger_ui_assets
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runtime.background = {loop.name: loop for loop in loops}
         for loop in loops:
             loop.start()
-        stop_reloading = install_sighup_reload(runtime.reload_rules)
+        stop_reloading = install_sighup_reload(runtime.reload_policy)
         try:
             yield
         finally:

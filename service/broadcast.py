@@ -105,4 +105,4 @@ class Broadcast:
         elif kind == FACTS:
             self.on_facts()
         elif kind == POLICY:  # another worker reloaded its rules: read this worker's directory again
-            self.runtime.reread_rules()
+            self.runtime.reload_policy_here()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import anyio
 import rich_click as click
+
+# LitestarGroup is private (litestar 2.x, litestar/cli/_utils.py); it is the group class that injects the app into
+# each command, as Litestar's own command groups use it, and the CLIPlugin API offers no public one.
 from litestar.cli._utils import LitestarGroup
 from litestar.plugins import CLIPlugin
 
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
 
     from service.runtime import Runtime
     from service.users.models import User
-
-T = TypeVar("T")
 
 HIDDEN_COMMANDS = ("sessions",)
 HIDDEN_DATABASE_COMMANDS = (
@@ -46,18 +46,6 @@ def say(message: str) -> None:
     click.secho(f"tokengate: {message}", fg="yellow", err=True)
 
 
-def run_with(runtime: Runtime, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run ``work`` on a fresh event loop, then release the runtime's database connections."""
-
-    async def main() -> T:
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.alchemy.get_engine().dispose()
-
-    return anyio.run(main)
-
-
 def with_database(app: Litestar) -> Runtime:
     """The app's runtime, once its database answers and is migrated."""
     from service.db import prepare_database
@@ -78,7 +66,7 @@ async def _count_staff(runtime: Runtime) -> int:
 
 def announce_first_start(runtime: Runtime) -> None:
     """Tell the operator how to make the first staff user when there is none."""
-    if run_with(runtime, _count_staff) == 0:
+    if runtime.run_once(_count_staff) == 0:
         say("no staff user yet. Create one with:  tokengate users create admin --staff")
 
 
@@ -123,7 +111,7 @@ def _update_user(app: Litestar, username: str, changes: dict[str, Any]) -> User:
             return await users.update_user(user, data)
 
     try:
-        return run_with(with_database(app), work)
+        return with_database(app).run_once(work)
     except ValidationError as exc:
         raise click.ClickException(str(exc.errors)) from exc
 
@@ -159,7 +147,7 @@ def create_user(
             return await UserService(session=session, runtime=runtime).create_user(data)
 
     try:
-        user = run_with(with_database(app), work)
+        user = with_database(app).run_once(work)
     except ValidationError as exc:
         raise click.ClickException(str(exc.errors)) from exc
     click.echo(f"Created {'staff ' if staff else ''}user {user.username} (id {user.id}, uuid {user.uuid}).")
@@ -176,7 +164,7 @@ def list_users(app: Litestar) -> None:
         async with runtime.session() as session:
             return list((await session.scalars(select(User).order_by(User.id))).all())
 
-    for user in run_with(with_database(app), work):
+    for user in with_database(app).run_once(work):
         last_login = user.last_login.isoformat(timespec="seconds") if user.last_login else "never"
         click.echo(
             f"{user.id}\t{user.uuid}\t{user.username}\t{'staff' if user.is_staff else 'user'}\t"
@@ -273,7 +261,7 @@ class TokengateCLIPlugin(CLIPlugin):
         from advanced_alchemy.extensions.litestar.cli import database_group
 
         from service.leaks.cli import tokens_group
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         cli.add_command(users_group)
         cli.add_command(policy_group)
@@ -304,7 +292,7 @@ def _fail_fast_on_bad_configuration() -> None:
 def main() -> None:
     """Entry point of the ``tokengate`` console script."""
     if sys.argv[1:2] == ["policy"]:  # runs without building the app, so a broken policy can still be checked
-        from service.policy.cli import policy_group
+        from service.policy_tools.cli import policy_group
 
         policy_group.main(args=sys.argv[2:], prog_name="tokengate policy")  # exits
     if sys.argv[1:2] == ["tokens"]:  # the scanner needs no configuration, database or app

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from advanced_alchemy.base import ModelProtocol
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -31,6 +32,7 @@ from service.security.throttle import LoginThrottle
 from service.security.usage import UsageRecorder
 from service.security.verifier import TokenVerifier
 
+T = TypeVar("T")
 ServiceT = TypeVar("ServiceT")
 ModelT = TypeVar("ModelT", bound=ModelProtocol)
 RepositoryT = TypeVar("RepositoryT", bound=SQLAlchemyAsyncRepository[Any])
@@ -89,20 +91,31 @@ class Runtime:
         self.verifier.forget_token(token_hash)
         await self.broadcast.announce(TOKEN, token_hash)
 
-    async def reload_rules(self) -> bool:
+    async def reload_policy(self) -> bool:
         """Reload the policy directory (on SIGHUP); when the new rules are in force, every other worker reloads too."""
-        if not self.reread_rules():
+        if not self.reload_policy_here():
             return False
         await self.broadcast.announce(POLICY)
         return True
 
-    def reread_rules(self) -> bool:
+    def reload_policy_here(self) -> bool:
         """Reload this worker's policy directory only; False (old rules kept, problem logged) when it is broken."""
         return reload_policy(self.policy, Path(self.settings.policy_dir))
 
     async def facts_changed(self) -> None:
         """After committed entity or role changes (already mirrored here): have every other worker poll now."""
         await self.broadcast.announce(FACTS)
+
+    def run_once(self, work: Callable[[Runtime], Awaitable[T]]) -> T:
+        """Run ``work`` on a fresh event loop (a CLI command), then release the database connections."""
+
+        async def main() -> T:
+            try:
+                return await work(self)
+            finally:
+                await self.alchemy.get_engine().dispose()
+
+        return anyio.run(main)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -137,7 +137,7 @@ class AuthzController(Controller):
             user_uuid=principal.user_uuid,
             is_staff=principal.is_staff,
             scope=" ".join(sorted(limits.scopes)) if limits else None,
-            bindings=sorted(UUID(b) for b in limits.bindings) if limits else None,
+            bindings=sorted(UUID(b.uuid) for b in limits.bindings) if limits else None,
             exp=int(expiry.timestamp()) if expiry else None,
             decision=decision,
         )

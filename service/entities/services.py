@@ -17,6 +17,7 @@ from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
 from service.pagination import Window
+from service.pats.services import mark_bindings_deleted
 from service.runtime import DomainService
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class EntityService(DomainService[Entity, EntityRepository]):
     async def remove(self, entity: Entity) -> None:
         """Delete a leaf entity that no live role is held on (409 otherwise).
 
-        Revoked and expired assignments go with it.
+        Revoked and expired assignments go with it; token bindings to it are marked deleted.
         """
         session = self.repository.session
         if await session.scalar(select(exists().where(Entity.parent_id == entity.id))):
@@ -145,5 +146,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
         if await session.scalar(select(live)):
             raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
         await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
+        tokens = await mark_bindings_deleted(session, str(entity.uuid), datetime.now(UTC))
         await self.delete(entity.id, auto_commit=True)
         await self.sync.refresh_entity(session, str(entity.uuid))
+        for token_hash in tokens:
+            await self.runtime.forget_token(token_hash)

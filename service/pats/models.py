@@ -16,7 +16,8 @@ from service.crypto import PAT_DISPLAY_MAX_CHARS
 class PersonalAccessToken(BigIntAuditBase):
     """A scoped, expiring token. The plaintext is never stored: only its keyed hash and display prefix.
 
-    ``allowed_scopes`` holds the bindings as ``[{"type": …, "uuid": …}]``; ``allowed_networks`` canonical CIDRs.
+    ``allowed_scopes`` holds the bindings as ``[{"type": …, "uuid": …}]``, plus ``"deleted": <ISO time>`` once the
+    entity was deleted (such a binding grants nothing, ever); ``allowed_networks`` canonical CIDRs.
     A rotated-out token keeps working until ``grace_until`` when a grace period is configured. Every token rotated
     from another shares its ``family_id``; ``rotated_at`` marks a token that was rotated out (see reuse detection
     in :mod:`service.pats.services`).

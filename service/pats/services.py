@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, Row, func, select, update
+from sqlalchemy import ColumnElement, Row, String, cast, func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
@@ -24,7 +24,7 @@ from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
-from service.policy import PermissionSpec, PolicyEngine
+from service.policy import PolicyEngine
 from service.runtime import DomainService
 from service.timeutil import as_utc, input_utc
 from service.users.models import User
@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tokengate.pats")
 
-GLOBAL_SCOPES = ("STAFF.ACCESS", "SUPPORT.ACCESS")
 DELETED = "(deleted)"
+# Waldur's wording for a non-staff user asking for a global scope; other global scopes get the first form.
+_STAFF_ONLY = "Only staff users can request the {} scope."
+_WALDUR_STAFF_ONLY = {"SUPPORT.ACCESS": "Only staff or support users can request the SUPPORT.ACCESS scope."}
 BINDABLE_SCAN = 500  # entities matching a binding search that are checked against the policy, at most
 
 
@@ -50,6 +52,25 @@ def available_binding_targets(policy: PolicyEngine, principal: Principal) -> lis
     """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
     targets = policy.binding_targets(principal.user_id, principal.is_staff)
     return [BindingTarget(permission=name, types=types) for name, types in sorted(targets.items())]
+
+
+async def mark_bindings_deleted(session: Any, entity_uuid: str, when: datetime) -> list[str]:
+    """Mark every binding to ``entity_uuid`` deleted (before the entity is, in the same transaction).
+
+    A marked binding grants nothing forever: not even to an entity registered later with the same uuid, of any
+    type. Returns the hashes of the tokens changed, for their cached verifications to be dropped after the commit.
+    """
+    text = cast(PersonalAccessToken.allowed_scopes, String)
+    changed = []
+    for token in await session.scalars(select(PersonalAccessToken).where(text.contains(entity_uuid))):
+        bindings = [
+            {**b, "deleted": when.isoformat()} if b.get("uuid") == entity_uuid and not b.get("deleted") else b
+            for b in token.allowed_scopes
+        ]
+        if bindings != token.allowed_scopes:
+            token.allowed_scopes = bindings
+            changed.append(token.token_hash)
+    return changed
 
 
 class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
@@ -69,10 +90,17 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
     # -- reading -----------------------------------------------------------------------------------------------
     async def listing(
-        self, window: Window, *, owner_id: int | None = None, owner_uuid: UUID | None = None
+        self,
+        window: Window,
+        *,
+        owner_id: int | None = None,
+        owner_uuid: UUID | None = None,
+        active: bool | None = None,
     ) -> tuple[list[PersonalAccessToken], int]:
-        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID)."""
+        """A page of tokens, newest first: everyone's, or one owner's (by id or by user UUID); active or not."""
         filters: list[Any] = []
+        if active is not None:
+            filters.append(PersonalAccessToken.is_active.is_(active))
         if owner_id is not None:
             filters.append(PersonalAccessToken.user_id == owner_id)
         if owner_uuid is not None:
@@ -99,7 +127,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         for entity in candidates:
             permissions = [name for name, allowed in targets.items() if entity.type in allowed]
             uuid = str(entity.uuid)
-            if any(policy.holds(principal.user_id, principal.is_staff, name, uuid) for name in permissions):
+            if any(policy.may_delegate(principal.user_id, principal.is_staff, name, uuid) for name in permissions):
                 found.append(entity)
                 if len(found) == limit:
                     break
@@ -137,7 +165,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             items = []
             for binding in token.allowed_scopes:
                 found = names.get(binding.get("uuid", ""))
-                if found is None or found[0] != binding.get("type"):
+                if found is None or found[0] != binding.get("type") or binding.get("deleted"):
                     items.append(AllowedScopeOut(type=binding.get("type", ""), uuid=None, name=DELETED))
                 else:
                     items.append(AllowedScopeOut(type=found[0], uuid=UUID(binding["uuid"]), name=found[1]))
@@ -253,10 +281,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             return [f"Invalid scope(s): {invalid}"]
         if not scopes:
             return ["At least one scope is required."]
-        if "STAFF.ACCESS" in scopes and not owner.is_staff:
-            return ["Only staff users can request the STAFF.ACCESS scope."]
-        if "SUPPORT.ACCESS" in scopes and not owner.is_staff:
-            return ["Only staff or support users can request the SUPPORT.ACCESS scope."]
+        staff_only = [scope for scope in scopes if permissions[scope].global_only and not owner.is_staff]
+        if staff_only:
+            return [_WALDUR_STAFF_ONLY.get(staff_only[0], _STAFF_ONLY.format(staff_only[0]))]
         never = [scope for scope in scopes if not permissions[scope].delegable]
         if never:
             return [f"These permissions can never be delegated to a token: {never}"]
@@ -269,17 +296,12 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
     async def _validate_bindings(self, owner: User, data: PatCreate, scopes: list[str]) -> list[dict[str, str]]:
         if not data.allowed_scopes:
             return []
-        if any(scope in GLOBAL_SCOPES for scope in scopes):
-            raise ValidationError(
-                {
-                    "allowed_scopes": [
-                        "Entity bindings cannot be combined with STAFF.ACCESS or SUPPORT.ACCESS"
-                        " — those scopes are global."
-                    ]
-                }
-            )
         policy = self.runtime.policy
-        specs: list[PermissionSpec] = [policy.permissions[scope] for scope in scopes]
+        if any(policy.permissions[scope].global_only for scope in scopes):
+            names = " or ".join(name for name, spec in policy.permissions.items() if spec.global_only)
+            raise ValidationError(
+                {"allowed_scopes": [f"Entity bindings cannot be combined with {names} — those scopes are global."]}
+            )
         requested = {binding.uuid for binding in data.allowed_scopes}
         found = {
             uuid: entity_type
@@ -294,10 +316,10 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             ):
                 errors.append(f"{binding.type} with uuid {binding.uuid} does not exist.")
                 continue
-            bindable = [spec.name for spec in specs if binding.type in spec.bind_types]
+            bindable = [scope for scope in scopes if policy.may_bind(scope, binding.type)]
             if not bindable:
                 errors.append(f"None of the requested scopes may be bound to a {binding.type}.")
-            elif not any(policy.holds(owner.id, owner.is_staff, name, str(binding.uuid)) for name in bindable):
+            elif not any(policy.may_delegate(owner.id, owner.is_staff, scope, str(binding.uuid)) for scope in bindable):
                 errors.append(f"You do not hold any of the requested permissions on {binding.type} {binding.uuid}.")
         if errors:
             raise ValidationError({"allowed_scopes": errors})

@@ -3,11 +3,13 @@
 from service.policy.catalog import PermissionSpec, RoleSpec
 from service.policy.engine import CLAUSES, PolicyEngine
 from service.policy.errors import PolicyError
-from service.policy.facts import AssignmentFact, Decision, EntityFact, Subject, TokenLimits
+from service.policy.facts import AssignmentFact, Binding, Clause, Decision, EntityFact, Subject, TokenLimits
 
 __all__ = [
     "CLAUSES",
     "AssignmentFact",
+    "Binding",
+    "Clause",
     "Decision",
     "EntityFact",
     "PermissionSpec",

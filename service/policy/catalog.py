@@ -1,11 +1,9 @@
-"""The static rules read from ``policies/``: permissions, roles and entity types."""
+"""The static rules read from ``policies/``: the model, permissions, roles and entity types."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from service.policy.grants import GrantMatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +57,17 @@ class Rules:
         roles: Role name -> spec, in declaration order.
         entity_types: Entity type -> allowed parent types (empty for a root type).
         grant_sources: (role, permission) -> ``file:line`` of the grant rule.
-        matcher: The Casbin evaluator of the grant rules.
+        model_text: Contents of ``model.conf``.
+        model_file: Path of ``model.conf``, as it was opened.
+        matchers: Matcher name -> its lines in ``model.conf`` as ``(line number, text)``.
+        declarations: Policy type -> the fields of each of its lines in the policy files, in file order.
     """
 
     permissions: Mapping[str, PermissionSpec]
     roles: Mapping[str, RoleSpec]
     entity_types: Mapping[str, tuple[str, ...]]
     grant_sources: Mapping[tuple[str, str], str]
-    matcher: GrantMatcher
+    model_text: str
+    model_file: str
+    matchers: Mapping[str, list[tuple[int, str]]]
+    declarations: Mapping[str, list[tuple[str, ...]]]

@@ -1,30 +1,38 @@
-"""The policy engine: static rules from ``policies/`` plus mirrored facts, behind one interface."""
+"""The policy engine: static rules from ``policies/`` plus mirrored facts, behind one interface.
+
+Casbin answers every question the engine has not memoised (``service.policy.evaluator``); the engine keeps the
+facts, memoises the answers and explains them.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from service.metrics import POLICY_GENERATION, count_decision
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
-from service.policy.facts import AssignmentFact, Decision, EntityFact, Subject
+from service.policy.evaluator import NO_ENTITY, EvaluationError, Evaluator
+from service.policy.facts import AssignmentFact, Clause, Decision, EntityFact, Subject
 from service.policy.loader import load_rules
 from service.policy.store import FactStore, is_live
 
-# Decision clauses, in evaluation order (DESIGN §3); every Decision names the one that decided it.
-CLAUSES = (
-    "unknown-permission",
-    "token-scope",
-    "token-binding",
-    "unknown-entity",
-    "global-permission",
-    "staff",
-    "no-entity",
-    "role",
+logger = logging.getLogger("tokengate.policy")
+
+# The clauses of model.conf's check matcher that can deny, in the order the matcher states them.
+DENYING_CLAUSES = (
+    Clause.UNKNOWN_PERMISSION,
+    Clause.TOKEN_SCOPE,
+    Clause.TOKEN_BINDING,
+    Clause.UNKNOWN_ENTITY,
+    Clause.GLOBAL_PERMISSION,
+    Clause.NO_ENTITY,
+    Clause.ROLE,
 )
+CLAUSES = tuple(Clause)
 
 _MemoKey = tuple[Subject, str, str | None]
 _NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question computes the window
@@ -48,8 +56,8 @@ class PolicyEngine:
             rules: Loaded rules (see :meth:`from_directory`).
             memo_size: Most decisions remembered at once; 0 disables the memo.
         """
-        self._use(rules)
         self._facts = FactStore()
+        self._use(rules)
         self._memo: dict[_MemoKey, Decision] = {}
         self._memo_size = memo_size
         self._window = _NO_WINDOW
@@ -70,6 +78,11 @@ class PolicyEngine:
         self._changed()
 
     @property
+    def rules(self) -> Rules:
+        """The rules in force."""
+        return self._rules
+
+    @property
     def generation(self) -> int:
         """A counter bumped whenever rules, facts or the set of live assignments change."""
         return self._generation
@@ -78,7 +91,10 @@ class PolicyEngine:
 
     def _use(self, rules: Rules) -> None:
         # the catalogue is read on every check: plain attributes, not properties
+        self._evaluator = Evaluator(rules, self._facts)
         self._rules = rules
+        model = Path(rules.model_file)
+        self._model_name = f"{model.parent.name}/{model.name}"  # as explanations name it: DIR/model.conf
         self.permissions: Mapping[str, PermissionSpec] = rules.permissions
         """Permission name -> spec, in declaration order."""
         self.roles: Mapping[str, RoleSpec] = rules.roles
@@ -213,105 +229,125 @@ class PolicyEngine:
         )
 
     def delegable_scopes(self, user_id: int, is_staff: bool, now: datetime | None = None) -> list[str]:
-        """Return the permissions the user may put in a token, in declaration order.
+        """Return the permissions the user may put in an unbound token now (m2), in declaration order."""
+        subject, at = Subject(user_id, is_staff), _epoch(now)
+        return [name for name in self._rules.permissions if self._asks(self._evaluator.delegate, subject, name, "", at)]
 
-        Staff may delegate every delegable permission, ``STAFF.ACCESS`` included. Others may delegate
-        the ``token``-delegable permissions their live roles grant.
-        """
-        permissions = self._rules.permissions
-        if is_staff:
-            return [name for name, spec in permissions.items() if spec.delegable]
-        granted: set[str] = set()
-        for assignment in self._facts.live_of_user(user_id, now or datetime.now(UTC)):
-            role = self._rules.roles.get(assignment.role)
-            if role is not None:
-                granted.update(role.permissions)
-        return [name for name, spec in permissions.items() if name in granted and spec.delegation == "token"]
+    def may_delegate(
+        self, user_id: int, is_staff: bool, permission: str, entity: str, now: datetime | None = None
+    ) -> bool:
+        """Whether the user may put ``permission`` in a token bound to ``entity`` (m2)."""
+        return self._asks(self._evaluator.delegate, Subject(user_id, is_staff), permission, entity, _epoch(now))
+
+    def may_bind(self, permission: str, entity_type: str) -> bool:
+        """Whether a token carrying ``permission`` may be bound to entities of ``entity_type`` (m3)."""
+        try:
+            return self._evaluator.bind(permission, entity_type)
+        except EvaluationError as exc:
+            logger.error("%s (denied)", exc)
+            return False
 
     def binding_targets(self, user_id: int, is_staff: bool, now: datetime | None = None) -> dict[str, list[str]]:
-        """Return permission -> sorted entity types a token of this user may bind it to.
+        """Return permission -> sorted entity types a token of this user may bind it to (m3 and m4)."""
+        subject, at = Subject(user_id, is_staff), _epoch(now)
+        targets: dict[str, list[str]] = {}
+        for name in self._rules.permissions:
+            types = [
+                entity_type
+                for entity_type in sorted(self._rules.entity_types)
+                if self.may_bind(name, entity_type)
+                and self._asks(self._evaluator.target, subject, name, entity_type, at)
+            ]
+            if types:
+                targets[name] = types
+        return targets
 
-        Staff: every bind type of every delegable permission. Others: for each live assignment, the
-        ``token``-delegable permissions of its role that may bind to the type of the entity it is held on.
-        """
-        permissions = self._rules.permissions
-        if is_staff:
-            return {
-                name: sorted(spec.bind_types)
-                for name, spec in permissions.items()
-                if spec.delegable and spec.bind_types
-            }
-        targets: dict[str, set[str]] = {}
-        for assignment in self._facts.live_of_user(user_id, now or datetime.now(UTC)):
-            role = self._rules.roles.get(assignment.role)
-            if role is None:  # an assignment of a role the current rules no longer declare
-                continue
-            entity_type = self._facts.entities[assignment.entity].type
-            for name in role.permissions:
-                spec = permissions[name]
-                if spec.delegation == "token" and entity_type in spec.bind_types:
-                    targets.setdefault(name, set()).add(entity_type)
-        return {name: sorted(targets[name]) for name in permissions if name in targets}
+    @staticmethod
+    def _asks(question: Callable[[Subject, str, str, float], bool], *request: object) -> bool:
+        try:
+            return question(*request)  # type: ignore[arg-type]
+        except EvaluationError as exc:
+            logger.error("%s (denied)", exc)
+            return False
 
     def _evaluate(self, subject: Subject, permission: str, entity: str | None, now: datetime) -> Decision:
-        """Apply the clauses of DESIGN §3 in order."""
-        spec = self._rules.permissions.get(permission)
-        if spec is None:
-            return Decision(False, f"unknown permission {permission}", "unknown-permission")
-        token = subject.token
-        if token is not None:
-            if permission not in token.scopes:
-                return Decision(False, f"token scopes do not include {permission}", "token-scope")
-            if not spec.delegable:
-                # Defence in depth: issuance refuses such scopes, so only a stale or forged token gets here.
-                return Decision(False, f"{permission} is never delegated to a token", "token-scope")
-            if token.bindings:
-                if spec.global_only:  # issuance refuses bindings next to a global scope: only a forged token gets here
-                    return Decision(False, f"{permission} is global: a bound token never passes it", "token-binding")
-                if entity is None:
-                    return Decision(False, "bound token cannot pass a check without a target entity", "token-binding")
-                if token.bindings.isdisjoint(self._facts.chain(entity)):
-                    return Decision(
-                        False,
-                        f"entity {entity} is neither bound to the token nor below a bound entity",
-                        "token-binding",
-                    )
-        if entity is not None and entity not in self._facts.entities:
-            return Decision(False, f"unknown entity {entity}", "unknown-entity")
-        if spec.global_only:
-            verdict = "staff hold it" if subject.is_staff else "only staff hold it"
-            return Decision(subject.is_staff, f"{permission} is a global permission: {verdict}", "global-permission")
-        if subject.is_staff:
-            return Decision(True, f"staff hold every permission, {permission} included", "staff")
-        if entity is None:
-            return Decision(False, f"{permission} needs a target entity: no role is held globally", "no-entity")
-        return self._role_decision(subject.user_id, permission, entity, now)
+        """Ask Casbin (m), then explain its answer."""
+        at = now.timestamp()
+        try:
+            allowed, line = self._evaluator.check(subject, permission, entity or NO_ENTITY, at)
+        except EvaluationError as exc:
+            logger.error("%s (denied)", exc)
+            return Decision(False, f"the policy could not decide: {exc}", Clause.ROLE)
+        if allowed:
+            return self._explain_allow(subject, permission, line)
+        return self._explain_deny(subject, permission, entity, now)
 
-    def _role_decision(self, user_id: int, permission: str, entity: str, now: datetime) -> Decision:
-        """Ask Casbin whether a role live on ``entity`` or an ancestor grants ``permission``."""
-        held: dict[str, AssignmentFact] = {}  # role -> nearest live assignment of it
-        for node in self._facts.chain(entity):
-            for assignment in self._facts.held_on(user_id, node):
-                if assignment.role not in held and is_live(assignment, now):
-                    held[assignment.role] = assignment
-        if not held:
-            return Decision(False, f"user {user_id} holds no live role on {entity} or its ancestors", "role")
-        role = self._rules.matcher.granting_role(frozenset(held), permission)
-        if role is None:
-            return Decision(False, f"no role held ({', '.join(sorted(held))}) grants {permission}", "role")
-        # Casbin names the first granting rule in file order; the explanation names the nearest granting assignment
-        # (``held`` is in chain order, nearest first)
-        role = next((name for name in held if (name, permission) in self._rules.grant_sources), role)
-        assignment = held[role]
-        rule = self._rules.grant_sources[(role, permission)]
-        held_type = self._facts.entities[assignment.entity].type
+    def _explain_allow(self, subject: Subject, permission: str, line: list[object]) -> Decision:
+        spec = self._rules.permissions.get(permission)
+        if spec is not None and spec.global_only:
+            return Decision(True, f"{permission} is a global permission: staff hold it", Clause.GLOBAL_PERMISSION)
+        if subject.is_staff:
+            return Decision(True, f"staff hold every permission, {permission} included", Clause.STAFF)
+        if not line:
+            return Decision(True, f"{self._rules.model_file} allows {permission}", Clause.ROLE)
+        role, held_on, uuid = str(line[1]), str(line[2]), str(line[4])
+        rule = self._rules.grant_sources.get((role, permission))
+        entity = self._facts.entities.get(held_on)
+        held_type = entity.type if entity is not None else "entity"
         return Decision(
             True,
-            f"{role} held on {held_type} {assignment.entity} (assignment {assignment.uuid}) "
-            f"grants {permission} [{rule}]",
-            "role",
+            f"{role} held on {held_type} {held_on} (assignment {uuid}) grants {permission} [{rule or 'g'}]",
+            Clause.ROLE,
             role=role,
-            assignment=assignment.uuid,
-            held_on=assignment.entity,
+            assignment=uuid,
+            held_on=held_on,
             rule=rule,
         )
+
+    def _explain_deny(self, subject: Subject, permission: str, entity: str | None, now: datetime) -> Decision:
+        failed = self._evaluator.failing_clause(subject, permission, entity or NO_ENTITY, now.timestamp())
+        if failed is None:  # every clause holds on some line, never all on one
+            failed = self._evaluator.conjuncts[-1]
+        index = self._evaluator.conjuncts.index(failed)
+        where = f"{self._model_name}:{failed.line}"
+        if index >= len(DENYING_CLAUSES):
+            return Decision(False, f"{where}: {failed.text} does not hold", where, rule=where)
+        clause = DENYING_CLAUSES[index]
+        token = subject.token
+        match clause:
+            case Clause.UNKNOWN_PERMISSION:
+                reason = f"unknown permission {permission}"
+            case Clause.TOKEN_SCOPE if token is not None and permission in token.scopes:
+                reason = f"{permission} is never delegated to a token"
+            case Clause.TOKEN_SCOPE:
+                reason = f"token scopes do not include {permission}"
+            case Clause.TOKEN_BINDING if self._rules.permissions[permission].global_only:
+                reason = f"{permission} is global: a bound token never passes it"
+            case Clause.TOKEN_BINDING if entity is None:
+                reason = "bound token cannot pass a check without a target entity"
+            case Clause.TOKEN_BINDING:
+                reason = f"entity {entity} is neither bound to the token nor below a bound entity"
+            case Clause.UNKNOWN_ENTITY:
+                reason = f"unknown entity {entity}"
+            case Clause.GLOBAL_PERMISSION:
+                reason = f"{permission} is a global permission: only staff hold it"
+            case Clause.NO_ENTITY:
+                reason = f"{permission} needs a target entity: no role is held globally"
+            case _:
+                reason = self._role_denial(subject.user_id, permission, entity or "", now)
+        return Decision(False, reason, clause, rule=where)
+
+    def _role_denial(self, user_id: int, permission: str, entity: str, now: datetime) -> str:
+        held = {
+            assignment.role
+            for node in self._facts.chain(entity)
+            for assignment in self._facts.held_on(user_id, node)
+            if is_live(assignment, now)
+        }
+        if not held:
+            return f"user {user_id} holds no live role on {entity} or its ancestors"
+        return f"no role held ({', '.join(sorted(held))}) grants {permission}"
+
+
+def _epoch(now: datetime | None) -> float:
+    return time.time() if now is None else now.timestamp()

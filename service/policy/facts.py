@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+
+
+class Clause(StrEnum):
+    """The clauses of the check, in the order ``policies/model.conf`` states them; a decision names one."""
+
+    UNKNOWN_PERMISSION = "unknown-permission"
+    TOKEN_SCOPE = "token-scope"
+    TOKEN_BINDING = "token-binding"
+    UNKNOWN_ENTITY = "unknown-entity"
+    GLOBAL_PERMISSION = "global-permission"
+    STAFF = "staff"
+    NO_ENTITY = "no-entity"
+    ROLE = "role"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +55,32 @@ class AssignmentFact:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """An entity a personal access token is bound to.
+
+    Attributes:
+        type: The entity's type when the token was bound; a binding counts only for an entity of that type.
+        uuid: Hyphenated uuid string.
+        deleted: The entity was deleted since: the binding grants nothing, even if the uuid is registered again.
+    """
+
+    type: str
+    uuid: str
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TokenLimits:
     """The ceiling a personal access token puts on its owner's rights.
 
     Attributes:
         scopes: Permission names the token carries.
-        bindings: Entity uuids the token is bound to; empty means unrestricted.
+        bindings: Entities the token is bound to (deleted ones included: they still restrict); empty means
+            unrestricted.
     """
 
     scopes: frozenset[str]
-    bindings: frozenset[str]
+    bindings: frozenset[Binding]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +113,13 @@ class Decision:
     Attributes:
         allowed: Whether the action is allowed.
         reason: One human-readable sentence naming the deciding clause.
-        clause: Machine-readable name of the deciding clause (see ``engine.CLAUSES``).
+        clause: Machine-readable name of the deciding clause: a :class:`Clause`, or ``DIR/model.conf:LINE`` for
+            a clause an author added to the matcher.
         role: Role that granted the permission (role clause only).
         assignment: Uuid of the granting assignment (role clause only).
         held_on: Uuid of the entity the granting role is held on (role clause only).
-        rule: ``file:line`` of the grant rule Casbin matched (role clause only).
+        rule: For an allow by a role, ``file:line`` of its grant rule (``g, ROLE, PERMISSION``); for a denial,
+            ``file:line`` of the clause of ``model.conf`` that failed.
     """
 
     allowed: bool

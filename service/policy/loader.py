@@ -3,7 +3,7 @@
 Every rule is checked in one place. Loading stops at the first problem (:func:`load_rules`); ``tokengate policy
 check`` runs the same checks in collecting mode (:func:`parse_directory` with ``Problems(collect=True)``), which
 skips each offending line to go on and report the rest, and also reports the *review* findings that loading
-tolerates because they cannot make a decision wrong (see ``service.policy.lint``).
+tolerates because they cannot make a decision wrong (see ``service.policy_tools.lint``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,26 @@ from casbin.model import Model
 
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
 from service.policy.errors import PolicyError
-from service.policy.grants import GrantMatcher
+from service.policy.evaluator import verify
 
 MODEL_FILE = "model.conf"
 ROOT_PARENT = "-"
-REQUEST_FIELDS = ("roles", "perm")
-# Field names the loader relies on, per policy type; model.conf must declare exactly these.
+# The requests the engine asks (model.conf must declare exactly these): check, delegate, bind, target.
+REQUESTS: dict[str, tuple[str, ...]] = {
+    "r": ("sub", "perm", "obj", "token", "now"),
+    "r2": ("sub", "perm", "obj", "now"),
+    "r3": ("perm", "type"),
+    "r4": ("sub", "perm", "type", "now"),
+}
+ASSIGNMENT_FIELDS = ("user", "role", "entity", "expires", "id")  # p: role assignments, pushed in from the database
+# Role definitions the engine fills: g from roles.csv, g2 and g4 from the entity tree, g3 from permissions.csv.
+ROLE_DEFINITIONS = ("g", "g2", "g3", "g4")
+MATCHERS = ("m", "m2", "m3", "m4")
+EFFECT = "some(where (p.eft == allow))"  # the only effect: an allow is a line the matcher accepts
+# Lines of the policy files, per type; model.conf must declare exactly these fields.
 FIELDS: dict[str, tuple[str, ...]] = {
-    "p": ("role", "perm"),
+    "g": ("role", "perm"),
+    "g3": ("perm", "class"),
     "p2": ("role", "scope_type", "description"),
     "p3": ("perm", "scope", "delegation", "description"),
     "p4": ("perm", "bind_type"),
@@ -33,6 +45,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 SCOPES = ("entity", "global")
 DELEGATIONS = ("token", "staff", "never")
+# Permission classes the p3 fields set (and the two wider classes they fall into): no g3 line may name them.
+FIELD_CLASSES = (*SCOPES, *DELEGATIONS, "permission", "delegable")
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*")
 _PERMISSION_RE = re.compile(r"[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*")
 _ROLE_RE = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_-]+)+")
@@ -98,9 +112,11 @@ class Parsed:
         permissions: Permission name -> spec.
         roles: Role name -> spec.
         grant_sources: (role, permission) -> ``file:line`` of the grant rule.
+        matchers: Matcher name -> its lines in ``model.conf`` as ``(line number, text)``.
     """
 
     model_text: str | None = None
+    matchers: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     rows: dict[str, list[Row]] = field(default_factory=lambda: {ptype: [] for ptype in FIELDS})
     entity_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
     permissions: dict[str, PermissionSpec] = field(default_factory=dict)
@@ -118,19 +134,28 @@ def load_rules(directory: Path) -> Rules:
         The rules, ready to evaluate.
 
     Raises:
-        PolicyError: Anything missing, malformed or inconsistent, located by file and line.
+        PolicyError: Anything missing, malformed or inconsistent, or a matcher that fails on a sample question,
+            located by file and line.
     """
     parsed = parse_directory(directory, Problems())
     assert parsed.model_text is not None  # Problems() raised otherwise
-    grants: dict[str, list[str]] = {}
-    for role, perm in parsed.grant_sources:
-        grants.setdefault(perm, []).append(role)
+    rules = rules_of(parsed, directory / MODEL_FILE)
+    verify(rules)
+    return rules
+
+
+def rules_of(parsed: Parsed, model_path: Path) -> Rules:
+    """The rules of a completely parsed directory."""
+    assert parsed.model_text is not None
     return Rules(
         permissions=MappingProxyType(parsed.permissions),
         roles=MappingProxyType(parsed.roles),
         entity_types=MappingProxyType(parsed.entity_types),
         grant_sources=MappingProxyType(parsed.grant_sources),
-        matcher=GrantMatcher(parsed.model_text, grants),
+        model_text=parsed.model_text,
+        model_file=str(model_path),
+        matchers=MappingProxyType(parsed.matchers),
+        declarations=MappingProxyType({ptype: [row.values for row in rows] for ptype, rows in parsed.rows.items()}),
     )
 
 
@@ -144,7 +169,8 @@ def parse_directory(directory: Path, problems: Problems) -> Parsed:
     Returns:
         What could be read; complete only if no problem was reported.
     """
-    parsed = Parsed(model_text=_check_model(directory / MODEL_FILE, problems))
+    parsed = Parsed()
+    parsed.model_text, parsed.matchers = _check_model(directory / MODEL_FILE, problems)
     files = sorted(directory.glob("*.csv"))
     if not files:
         problems.add(str(directory), 0, "no *.csv policy files")
@@ -153,8 +179,9 @@ def parse_directory(directory: Path, problems: Problems) -> Parsed:
             parsed.rows[row.ptype].append(row)
     parsed.entity_types = _entity_types(parsed.rows["p5"], str(directory), problems)
     parsed.permissions = _permissions(parsed.rows["p3"], parsed.rows["p4"], parsed.entity_types, problems)
+    _check_classes(parsed.rows["g3"], parsed.permissions, problems)
     parsed.roles, parsed.grant_sources = _roles(
-        parsed.rows["p2"], parsed.rows["p"], parsed.permissions, parsed.entity_types, problems
+        parsed.rows["p2"], parsed.rows["g"], parsed.permissions, parsed.entity_types, problems
     )
     return parsed
 
@@ -167,11 +194,34 @@ def _read_text(path: Path, problems: Problems) -> str | None:
         return None
 
 
-def _check_model(path: Path, problems: Problems) -> str | None:
-    """Return the text of ``model.conf`` after checking it declares what the loader relies on."""
+def matcher_lines(text: str) -> dict[str, list[tuple[int, str]]]:
+    """Every matcher of ``[matchers]`` as its physical lines ``(number, text)``, continuation marks removed."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    section, current = "", None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section, current = line[1:-1], None
+            continue
+        if section != "matchers" or not line or line[0] in "#;":
+            current = None
+            continue
+        if current is None:
+            match = _DEFINITION_RE.match(line)
+            if match is None:
+                continue
+            current = found.setdefault(match.group(1), [])
+        current.append((number, line.removesuffix("\\").strip()))
+        if not line.endswith("\\"):
+            current = None
+    return found
+
+
+def _check_model(path: Path, problems: Problems) -> tuple[str | None, dict[str, list[tuple[int, str]]]]:
+    """Return the text of ``model.conf`` and its matchers after checking it declares what the engine asks."""
     text = _read_text(path, problems)
     if text is None:
-        return None
+        return None, {}
     lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         match = _DEFINITION_RE.match(line)
@@ -182,23 +232,36 @@ def _check_model(path: Path, problems: Problems) -> str | None:
         model.load_model_from_text(text)
     except Exception as exc:  # pycasbin raises bare exceptions of many kinds on malformed text
         problems.add(str(path), 0, f"not a valid Casbin model: {exc}")
-        return None
+        return None, {}
     before = len(problems.found)
-    if "g" in model.keys():
-        problems.add(str(path), lines.get("g", 0), "role definitions (g) are not supported")
-    if "m" not in model.keys() or "m" not in model["m"]:
-        problems.add(str(path), 0, "missing [matchers] m")
-    requests = model["r"]["r"].tokens if "r" in model.keys() and "r" in model["r"] else []
-    if requests != [f"r_{name}" for name in REQUEST_FIELDS]:
-        problems.add(str(path), lines.get("r", 0), f"request must be: r = {', '.join(REQUEST_FIELDS)}")
-    declared = model["p"] if "p" in model.keys() else {}
-    for ptype, names in FIELDS.items():
-        if ptype not in declared or declared[ptype].tokens != [f"{ptype}_{name}" for name in names]:
+    matchers = matcher_lines(text)
+    for name, definition in matchers.items():
+        for number, line in definition:
+            if "#" in line:  # Casbin cuts a matcher at "#": the rest of the expression would silently vanish
+                problems.add(str(path), number, f"matcher {name} contains '#', which Casbin reads as a comment")
+    declared = {sec: model[sec] if sec in model.keys() else {} for sec in ("r", "p", "g", "m")}
+    for rtype, names in REQUESTS.items():
+        if rtype not in declared["r"] or declared["r"][rtype].tokens != [f"{rtype}_{name}" for name in names]:
+            problems.add(str(path), lines.get(rtype, 0), f"request must be: {rtype} = {', '.join(names)}")
+    for ptype, names in {"p": ASSIGNMENT_FIELDS, **{t: n for t, n in FIELDS.items() if t[0] == "p"}}.items():
+        if ptype not in declared["p"] or declared["p"][ptype].tokens != [f"{ptype}_{name}" for name in names]:
             problems.add(str(path), lines.get(ptype, 0), f"policy type must be: {ptype} = {', '.join(names)}")
-    for ptype in declared:
-        if ptype not in FIELDS:
-            problems.add(str(path), lines.get(ptype, 0), f"policy type {ptype} is not understood by tokengate")
-    return text if len(problems.found) == before else None
+    for gtype in ROLE_DEFINITIONS:
+        if gtype not in declared["g"] or declared["g"][gtype].value.replace(" ", "") != "_,_":
+            problems.add(str(path), lines.get(gtype, 0), f"role definition must be: {gtype} = _, _")
+    effects = (
+        [a.value.replace(" ", "").replace("p_eft", "p.eft") for a in model["e"].values()] if "e" in model.keys() else []
+    )
+    if effects != [EFFECT.replace(" ", "")]:
+        problems.add(str(path), lines.get("e", 0), f"policy effect must be: e = {EFFECT} (p lines carry no eft)")
+    for mtype in MATCHERS:
+        if mtype not in declared["m"]:
+            problems.add(str(path), lines.get("m", 0), f"missing matcher {mtype}")
+    for sec, known in (("r", REQUESTS), ("p", ("p", *FIELDS)), ("g", ROLE_DEFINITIONS), ("m", MATCHERS)):
+        for key in declared[sec]:
+            if key not in known:
+                problems.add(str(path), lines.get(key, 0), f"{key} is not asked or filled by tokengate")
+    return (text, matchers) if len(problems.found) == before else (None, {})
 
 
 def _read_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
@@ -209,7 +272,10 @@ def _read_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
             continue
         ptype, *values = (field.strip() for field in line.split(","))
         names = FIELDS.get(ptype)
-        if names is None:
+        if ptype == "p":
+            message = "p lines are role assignments, taken from the database: grant a permission with g, ROLE, PERM"
+            problems.add(str(path), number, message)
+        elif names is None:
             problems.add(str(path), number, f"unknown policy type {ptype!r}; expected one of {', '.join(FIELDS)}")
         elif ptype == "p3" and (len(values) == len(names) - 1 or values[3:4] == [""]):
             problems.add(str(path), number, f"permission {values[0]} has no description (empty field)")
@@ -306,6 +372,22 @@ def _permissions(
             source=row.source,
         )
     return specs
+
+
+def _check_classes(rows: list[Row], permissions: dict[str, PermissionSpec], problems: Problems) -> None:
+    """``g3, PERMISSION, CLASS``: an author's permission class, for matchers to ask with ``g3(r.perm, "CLASS")``."""
+    seen: set[tuple[str, ...]] = set()
+    for row in rows:
+        name, klass = row.values
+        if name not in permissions:
+            problems.add(row.file, row.line, f"unknown permission {name} (declare it with a p3 line)")
+        elif not _TYPE_RE.fullmatch(klass):
+            problems.add(row.file, row.line, f"permission class {klass!r} must be lower_snake_case")
+        elif klass in FIELD_CLASSES:
+            problems.add(row.file, row.line, f"class {klass} is set by the p3 fields, not by g3 lines")
+        elif row.values in seen:
+            problems.add(row.file, row.line, f"duplicate class {klass} for {name}")
+        seen.add(row.values)
 
 
 def _role_declarations(

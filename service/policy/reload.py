@@ -1,7 +1,7 @@
 """Reload the rules without a restart: ``kill -HUP <pid>`` (issue 4).
 
 A reload that fails keeps the rules in force and logs the problem as ``file:line: message``. One that succeeds is
-announced to the other workers, which reload their own policy directory (``Runtime.reload_rules``).
+announced to the other workers, which reload their own policy directory (``Runtime.reload_policy``).
 """
 
 from __future__ import annotations

@@ -100,17 +100,17 @@ class FactStore:
             self._chains[node] = tail
         return tail
 
+    def exists(self, uuid: str) -> bool:
+        """Whether ``uuid`` names a mirrored entity."""
+        return uuid in self.entities
+
     def held_on(self, user_id: int, entity: str) -> Iterable[AssignmentFact]:
         """Return the user's assignments held directly on ``entity`` (live or not)."""
         return self._by_holding.get((user_id, entity), {}).values()
 
-    def live_of_user(self, user_id: int, now: datetime) -> list[AssignmentFact]:
-        """Return the user's assignments that are live at ``now`` and held on a known entity."""
-        return [
-            assignment
-            for assignment in self._by_user.get(user_id, {}).values()
-            if is_live(assignment, now) and assignment.entity in self.entities
-        ]
+    def of_user(self, user_id: int) -> Iterable[AssignmentFact]:
+        """Return the user's assignments (live or not)."""
+        return self._by_user.get(user_id, {}).values()
 
     def live_window(self, now: float) -> tuple[float, float]:
         """Return ``(since, until)`` around ``now`` (epoch seconds) in which no assignment expires.

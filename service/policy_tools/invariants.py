@@ -28,7 +28,7 @@ import yaml
 from service.policy.catalog import PermissionSpec
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
-from service.policy.facts import AssignmentFact, EntityFact, Subject, TokenLimits
+from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
 from service.policy.loader import DELEGATIONS, SCOPES
 
 INVARIANTS_FILE = "invariants.yaml"
@@ -80,6 +80,9 @@ class Selector:
         return hit is not self.negated
 
 
+_EVERYTHING = Selector()
+
+
 @dataclass(frozen=True, slots=True)
 class Invariant:
     """One property of the policy: for every situation in range, ``question`` is answered ``expected``.
@@ -113,7 +116,7 @@ class Invariant:
 
     def select(self, name: str) -> Selector:
         """The range of quantifier ``name``."""
-        return self.selectors.get(name, Selector())
+        return self.selectors.get(name, _EVERYTHING)
 
     @property
     def asks(self) -> set[str]:
@@ -267,13 +270,16 @@ class World:
     entities: dict[str, EntityFact]
     members: list[Member]
     _shapes: dict[tuple[str | None, str | None, str | None], tuple[object, ...]] = field(default_factory=dict)
+    _chains: dict[str, list[str]] = field(default_factory=dict)
 
     def chain(self, uuid: str) -> list[str]:
         """The entity, then its ancestors up to the root."""
-        chain = [uuid]
-        while (parent := self.entities[chain[-1]].parent) is not None:
-            chain.append(parent)
-        return chain
+        if uuid not in self._chains:
+            chain = [uuid]
+            while (parent := self.entities[chain[-1]].parent) is not None:
+                chain.append(parent)
+            self._chains[uuid] = chain
+        return self._chains[uuid]
 
     def shape(self, holder: str | None, bound: str | None, target: str | None) -> tuple[object, ...]:
         """The chains of the three entities as one tree, each node its type and marks, in a canonical order."""
@@ -508,7 +514,7 @@ def situations(world: World, invariant: Invariant) -> Iterator[Situation]:
             key = (member.role, member.live, member.staff, token, world.shape(holder, bound, target))
             if key not in seen:
                 seen.add(key)
-                bindings = frozenset({bound} if bound else ())
+                bindings = frozenset({Binding(world.entities[bound].type, bound)} if bound else ())
                 for permission in permissions:
                     limits = None if token == "none" else TokenLimits(frozenset({permission}), bindings)
                     yield Situation(member, permission, limits, bound, target)
@@ -603,10 +609,12 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     member, token, target = s.member, s.token, s.target
     if "allow" not in invariant.asks:
         anchor = s.target if invariant.question == "bind" else member.holder
-        token = TokenLimits(frozenset({s.permission}), frozenset({anchor} if anchor else ()))
+        bindings = frozenset({Binding(world.entities[anchor].type, anchor)} if anchor else ())
+        token = TokenLimits(frozenset({s.permission}), bindings)
         target = anchor
     decision = world.engine.decide(Subject(member.user_id, member.staff, token), s.permission, target, NOW)
-    needed = {node for uuid in (target, *(token.bindings if token else ())) if uuid for node in world.chain(uuid)}
+    bound_to = [b.uuid for b in token.bindings] if token else []
+    needed = {node for uuid in (target, *bound_to) if uuid for node in world.chain(uuid)}
     if member.assignment:
         needed.update(world.chain(member.assignment.entity))
     subject = f"{member.name}-token" if token is not None else member.name
@@ -630,7 +638,7 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     if token is None:
         lines.append("tokens: {}")
     else:
-        bound = ", ".join(sorted(token.bindings))
+        bound = ", ".join(sorted(bound_to))
         lines += ["tokens:", f"  {subject}: {{user: {member.name}, scopes: [{s.permission}], bound: [{bound}]}}"]
     expect = "allow" if decision.allowed else "deny"
     lines += [

@@ -30,7 +30,7 @@ from sqlalchemy.orm import joinedload
 from service.auth_tokens.models import AuthToken
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
 from service.pats.models import PersonalAccessToken
-from service.policy.facts import TokenLimits
+from service.policy.facts import Binding, TokenLimits
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.principal import CredentialKind, Principal
 from service.security.rotation import adopt_previous_secret
@@ -345,7 +345,11 @@ class TokenVerifier:
     def _pat_entry(self, pat: PersonalAccessToken, owner: User, token_hash: str) -> CachedCredential:
         limits = TokenLimits(
             scopes=frozenset(pat.scopes),
-            bindings=frozenset(binding["uuid"] for binding in pat.allowed_scopes if binding.get("uuid")),
+            bindings=frozenset(
+                Binding(binding.get("type", ""), binding["uuid"], bool(binding.get("deleted")))
+                for binding in pat.allowed_scopes
+                if binding.get("uuid")
+            ),
         )
         return CachedCredential(
             principal=_principal(owner, CredentialKind.PAT, pat.id, limits),

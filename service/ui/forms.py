@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -67,14 +66,3 @@ def field(form: FormMultiDict, name: str) -> str:
 def values(form: FormMultiDict, name: str) -> list[str]:
     """Every value sent for ``name`` (checkboxes), in order; none when absent."""
     return [str(value) for value in form.getall(name, [])]
-
-
-def parsed(form: FormMultiDict, name: str, parse: Callable[[str], T], message: str) -> T | None:
-    """An optional form value read by ``parse``; a bad one is a 400 on that field, an empty one is None."""
-    text = field(form, name)
-    if not text:
-        return None
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise ValidationError({name: [message]}) from exc

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
 from service.pats.services import PatService
-from service.policy.dbexplain import NotFoundError, explain_stored
-from service.policy.matrix import build_matrix
+from service.policy_tools.dbexplain import NotFoundError, explain_stored
 from service.policy_tools.invariants import report
+from service.policy_tools.matrix import build_matrix
 from service.runtime import RuntimeDependency, service_provider
 from service.security.principal import Principal
 from service.ui.render import page
@@ -40,7 +40,7 @@ class PolicyPages(Controller):
         Invariants are proved once per content of the policy files (in a worker thread), as the API does.
         """
         invariants = report(Path(runtime.settings.policy_dir))
-        return page("policy.html", viewer, matrix=build_matrix(runtime.policy), invariants=invariants)
+        return page("policy.html", viewer, matrix=build_matrix(runtime.policy.rules), invariants=invariants)
 
     async def _trace(
         self,

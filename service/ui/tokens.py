@@ -26,7 +26,7 @@ from service.ui.session import UI_PATH, Viewer
 Pats = NamedDependency[PatService]
 TokenUUID = Annotated[UUID, Parameter(description="The token's UUID.")]
 TOKENS = f"{UI_PATH}/tokens"
-LIST_LIMIT = 100  # the most tokens a person can hold is far below this (``tokens.pat_max_per_user``)
+LIST_LIMIT = 100  # active tokens are at most ``tokens.pat_max_per_user``; of the others, the newest are listed
 BINDING_CHOICES = 50
 DEFAULT_LIFETIME_DAYS = 30
 
@@ -62,14 +62,16 @@ class TokenPages(Controller):
 
     @get("/")
     async def list_tokens(self, pats: Pats, viewer: Viewer) -> Template:
-        """Active tokens first; expired and revoked ones apart."""
-        items, _ = await pats.listing(Window(limit=LIST_LIMIT, offset=0, by_page=True), owner_id=viewer.user_id)
-        bindings = await pats.bindings_out(items)
+        """Active tokens first; expired and revoked ones apart (the newest of them)."""
+        window = Window(limit=LIST_LIMIT, offset=0, by_page=True)
+        active, _ = await pats.listing(window, owner_id=viewer.user_id, active=True)
+        inactive, total = await pats.listing(window, owner_id=viewer.user_id, active=False)
+        bindings = await pats.bindings_out([*active, *inactive])
         now = datetime.now(UTC)
         groups: dict[str, list[tuple[PersonalAccessToken, Any]]] = {"active": [], "expired": [], "revoked": []}
-        for token in items:
+        for token in [*active, *inactive]:
             groups[token_state(token, now)].append((token, bindings[token.id]))
-        return page("tokens.html", viewer, groups=groups)
+        return page("tokens.html", viewer, groups=groups, inactive_total=total, inactive_shown=len(inactive))
 
     async def _form(
         self,

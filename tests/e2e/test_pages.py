@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, expect
 
 from service.runtime import Runtime
@@ -101,8 +102,16 @@ async def test_token_lifecycle_in_the_browser(page: Page, serve: Serve, screensh
     denied = await check(plaintext, server, "PROJECT.DELETE_PERMISSION", target)
     assert denied.json()["allowed"] is False
 
-    # no page shown after the copy-once panel carries the token (nor do the cookies)
+    # no page shown after the copy-once panel carries the token (nor do the cookies, nor going back to it)
     await page.get_by_role("link", name="Done: back to my tokens").click()
+    try:
+        await page.go_back()
+    except PlaywrightError as exc:  # the answer to a POST, never stored: chromium would have to post again
+        assert "ERR_CACHE_MISS" in exc.message
+    await page.wait_for_load_state()
+    assert plaintext not in await page.content()
+    assert plaintext not in await page.evaluate("[...document.querySelectorAll('input')].map(i => i.value).join()")
+    await page.goto(f"{server.url}/ui/tokens")
     row = page.locator("tr", has_text="deploy bot")
     await expect(row).to_contain_text("PROJECT.UPDATE")
     await expect(row).to_contain_text("project: Apollo")
@@ -125,9 +134,14 @@ async def test_token_lifecycle_in_the_browser(page: Page, serve: Serve, screensh
     refused = await check(plaintext, server, "PROJECT.UPDATE", target)
     assert refused.status_code == 401
     assert refused.json() == {"detail": "Invalid token."}
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        key = (await client.post("/api-auth/password/", json={"username": "alice", "password": PASSWORD})).json()
+        for path in ["/api/personal-access-tokens/", "/api/events/"]:
+            answer = await client.get(path, headers={"Authorization": f"Token {key['token']}"})
+            assert answer.status_code == 200 and plaintext not in answer.text, path
 
     await page.get_by_role("link", name="My activity").click()
-    await expect(page.locator("tbody tr").first).to_contain_text("pat_revoked")
+    await expect(page.locator("tbody tr", has_text="pat_revoked")).to_contain_text("deploy bot has been revoked")
     await shoot(page, screenshot_dir, "activity")
 
     await page.set_viewport_size({"width": 390, "height": 844})
@@ -141,6 +155,7 @@ async def test_wrong_password_shows_the_error(page: Page, serve: Serve, screensh
     error = page.locator("#password-errors")
     await expect(error).to_have_text("Invalid username/password.")
     await expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Password")).to_be_focused()  # ready for another try
     await shoot(page, screenshot_dir, "sign-in-error")
     assert all(cookie["name"] != "tokengate_session" for cookie in await page.context.cookies())
 

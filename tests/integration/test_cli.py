@@ -77,7 +77,7 @@ def test_broken_policy_names_file_and_line(tmp_path: Path) -> None:
     for source in (ROOT / "policies").iterdir():
         if source.is_file():
             (broken / source.name).write_text(source.read_text())
-    (broken / "roles.csv").write_text((broken / "roles.csv").read_text() + "p, CUSTOMER.OWNER, NO.SUCH_PERMISSION\n")
+    (broken / "roles.csv").write_text((broken / "roles.csv").read_text() + "g, CUSTOMER.OWNER, NO.SUCH_PERMISSION\n")
     result = tokengate(tmp_path, "info", TOKENGATE_POLICY_DIR=str(broken))
     assert result.returncode == 2
     assert "roles.csv:" in result.stderr and "NO.SUCH_PERMISSION" in result.stderr

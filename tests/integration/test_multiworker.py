@@ -205,8 +205,8 @@ async def test_b_reloads_its_policy_when_a_reloads(
 
         assert await allowed()
         roles = rules / "roles.csv"  # B's copy of the rules no longer lets a customer owner update projects
-        roles.write_text(roles.read_text().replace("p, CUSTOMER.OWNER, PROJECT.UPDATE\n", ""))
-        assert await runtime.reload_rules()  # A reloads (on SIGHUP, in production) and tells the others
+        roles.write_text(roles.read_text().replace("g, CUSTOMER.OWNER, PROJECT.UPDATE\n", ""))
+        assert await runtime.reload_policy()  # A reloads (on SIGHUP, in production) and tells the others
 
         async def denied() -> bool:
             return not await allowed()

@@ -1,7 +1,8 @@
-"""Data migrations keep what they must: 0003 resolves duplicate active role assignments before indexing them."""
+"""Data migrations keep what they must: 0003 resolves duplicate active assignments, 0004 marks dead bindings."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -77,3 +78,38 @@ def test_0007_starts_a_rotation_family_for_each_existing_token(tmp_path: Path) -
         ).fetchall()
         assert rows == [(token_uuid, token_uuid, None, None) for token_uuid in token_uuids]
         assert db.execute("SELECT COUNT(*) FROM webhook_delivery").fetchone() == (0,)
+
+
+def test_0004_marks_bindings_whose_entity_is_gone(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    settings = make_settings(f"sqlite+aiosqlite:///{path}", tmp_path)
+    upgrade_database(settings, "0003")
+    kept, gone, retyped = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    bindings = [
+        {"type": "project", "uuid": str(kept)},
+        {"type": "project", "uuid": str(gone)},  # deleted before marks existed
+        {"type": "project", "uuid": str(retyped)},  # deleted, then registered again as a customer
+    ]
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO user_account (id, uuid, username, first_name, last_name, email, mobile_number, "
+            "is_active, is_staff, can_use_personal_access_tokens, password_hash, created_at, updated_at) "
+            "VALUES (1, ?, 'alice', '', '', '', '', 1, 0, 1, '', ?, ?)",
+            (uuid.uuid4().hex, NOW, NOW),
+        )
+        for entity_id, (entity_uuid, entity_type) in enumerate([(kept, "project"), (retyped, "customer")], 1):
+            db.execute(
+                "INSERT INTO entity (id, uuid, type, name, created_at, updated_at) VALUES (?, ?, ?, 'e', ?, ?)",
+                (entity_id, entity_uuid.hex, entity_type, NOW, NOW),
+            )
+        db.execute(
+            "INSERT INTO personal_access_token (id, uuid, user_id, name, token_prefix, token_hash, scopes, "
+            "allowed_scopes, allowed_networks, expires_at, is_active, use_count, created_at, updated_at) "
+            "VALUES (1, ?, 1, 'ci', 'tgp_', 'h', '[]', ?, '[]', ?, 1, 0, ?, ?)",
+            (uuid.uuid4().hex, json.dumps(bindings), NOW, NOW, NOW),
+        )
+    upgrade_database(settings)
+    with sqlite3.connect(path) as db:
+        stored = json.loads(db.execute("SELECT allowed_scopes FROM personal_access_token").fetchone()[0])
+    assert [bool(b.get("deleted")) for b in stored] == [False, True, True]
+    assert [(b["type"], b["uuid"]) for b in stored] == [(b["type"], b["uuid"]) for b in bindings]

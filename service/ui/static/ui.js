@@ -13,3 +13,4 @@ document.addEventListener("click", async (event) => {
     if (status) status.textContent = "Select the token and copy it yourself (Ctrl+C).";
   }
 });
+

@@ -44,11 +44,11 @@ HOLDINGS = {  # caller -> (role, entity it is held on)
 
 
 def rule_line(role: str, permission: str) -> str:
-    """``roles.csv:N`` of the ``p, role, permission`` line, read from the shipped policy file itself."""
+    """``roles.csv:N`` of the ``g, role, permission`` line, read from the shipped policy file itself."""
     for number, line in enumerate(ROLES_CSV.read_text().splitlines(), start=1):
-        if [part.strip() for part in line.split(",")] == ["p", role, permission]:
+        if [part.strip() for part in line.split(",")] == ["g", role, permission]:
             return f"roles.csv:{number}"
-    raise AssertionError(f"no rule p, {role}, {permission} in {ROLES_CSV}")
+    raise AssertionError(f"no rule g, {role}, {permission} in {ROLES_CSV}")
 
 
 @dataclass

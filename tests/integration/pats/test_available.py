@@ -31,7 +31,7 @@ def declared() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]], dict[s
     for name, entity_type in rows("permissions.csv", "p4"):
         binds.setdefault(name, []).append(entity_type)
     roles: dict[str, list[str]] = {}
-    for role, permission in rows("roles.csv", "p"):
+    for role, permission in rows("roles.csv", "g"):
         roles.setdefault(role, []).append(permission)
     return permissions, binds, roles
 

@@ -10,9 +10,9 @@ import msgspec
 
 from service.pats.schemas import AllowedScopeIn, PatCreate
 from service.pats.services import PatService
-from service.policy.dbexplain import NotFoundError, explain_from_database
-from service.policy.matrix import build_matrix
+from service.policy_tools.dbexplain import NotFoundError, explain_from_database
 from service.policy_tools.invariants import INVARIANTS_FILE, load_invariants
+from service.policy_tools.matrix import build_matrix
 from service.runtime import Runtime
 from tests.factories import auth, grant, make_entity, make_user, user_with_key
 
@@ -22,7 +22,7 @@ async def test_matrix_for_any_authenticated_user(client: httpx.AsyncClient, runt
     response = await client.get("/api/policy/matrix/", headers=auth(key))
     assert response.status_code == 200
     body = response.json()
-    assert body == msgspec.to_builtins(build_matrix(runtime.policy))
+    assert body == msgspec.to_builtins(build_matrix(runtime.policy.rules))
     assert {"name": "project", "parents": ["customer"]} in body["entity_types"]
     owner = next(role for role in body["roles"] if role["name"] == "CUSTOMER.OWNER")
     assert owner["entity_type"] == "customer" and "PROJECT.CREATE" in owner["permissions"]
@@ -106,7 +106,7 @@ async def test_explain_a_token_from_the_database(runtime: Runtime) -> None:
     now = datetime.now(UTC)
     lines = await explain_from_database(runtime, "RESOURCE.LIST", ids["acme"], now, token_uuid=ids["token"])
     assert lines[0] == f"DENY  alice via token 'ci' ({ids['token']})  RESOURCE.LIST  on acme [{ids['acme']}] (customer)"
-    assert f"  token:     scopes RESOURCE.LIST; bound to apollo [{ids['apollo']}]" in lines
+    assert f"  token:     scopes RESOURCE.LIST; bound to project apollo [{ids['apollo']}]" in lines
     assert lines[-2] == "  clause:    token-binding"
     below = await explain_from_database(runtime, "RESOURCE.LIST", ids["vm1"], now, token_uuid=ids["token"])
     assert below[0].startswith("ALLOW")

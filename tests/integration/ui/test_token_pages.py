@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service.crypto import display_prefix
 from service.runtime import Runtime
+from service.ui import tokens as token_pages
 from tests.factories import find_user, grant
 from tests.integration.ui.conftest import SignIn, post_form
 
@@ -146,3 +149,21 @@ async def test_staff_pages_are_for_staff(sign_in: SignIn) -> None:
     assert refused.status_code == 403
     root = await sign_in("root")
     assert (await root.get("/ui/staff/assignments")).status_code == 200
+
+
+async def test_every_active_token_is_listed_however_many_were_revoked_since(
+    sign_in: SignIn, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(token_pages, "LIST_LIMIT", 3)
+    await manager(runtime)
+    client = await sign_in("alice")
+    await create(client, name="the old one")
+    for number in range(4):
+        await create(client, name=f"gone{number}")
+        uuid = re.search(r'data-token="([^"]+)"', (await client.get("/ui/tokens")).text).group(1)  # type: ignore[union-attr]
+        await post_form(client, "/ui/tokens", f"/ui/tokens/{uuid}/revoke", {})
+    listing = (await client.get("/ui/tokens")).text
+    active = listing.split('id="h-active"')[1].split('id="h-expired"')[0]
+    assert "the old one" in active
+    assert listing.count('<span class="state state-revoked">') == 3
+    assert "the 3 newest of 4 are listed" in listing

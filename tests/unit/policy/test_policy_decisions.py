@@ -8,7 +8,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
-from service.policy import AssignmentFact, EntityFact, PolicyEngine, Subject, TokenLimits
+from service.policy import AssignmentFact, Binding, EntityFact, PolicyEngine, Subject, TokenLimits
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -22,7 +22,11 @@ def uid(name: str) -> str:
 
 def who(name: str, scopes: set[str] | None = None, bound: tuple[str, ...] = ()) -> Subject:
     """A subject: a password/legacy user, or (with scopes) a PAT bound to the named entities."""
-    token = None if scopes is None else TokenLimits(frozenset(scopes), frozenset(uid(b) for b in bound))
+    token = (
+        None
+        if scopes is None
+        else TokenLimits(frozenset(scopes), frozenset(Binding(TYPES.get(b, "folder"), uid(b)) for b in bound))
+    )
     return Subject(USERS[name], name == "root", token)
 
 
@@ -40,6 +44,7 @@ TREE = [
     ("zeus", "project", "globex"),
     ("vm3", "resource", "zeus"),
 ]
+TYPES = {name: kind for name, kind, _ in TREE}
 ASSIGNMENTS = [
     ("a-alice", "alice", "CUSTOMER.OWNER", "acme", None),
     ("a-bob", "bob", "PROJECT.ADMIN", "apollo", None),
@@ -164,7 +169,7 @@ def test_allow_is_explained(engine: PolicyEngine, policy_dir: Path) -> None:
     assert decision.held_on == uid("acme")
     file, line = decision.rule.split(":")
     assert file == "policies/roles.csv"
-    assert (policy_dir / "roles.csv").read_text().splitlines()[int(line) - 1] == "p, CUSTOMER.OWNER, RESOURCE.TERMINATE"
+    assert (policy_dir / "roles.csv").read_text().splitlines()[int(line) - 1] == "g, CUSTOMER.OWNER, RESOURCE.TERMINATE"
     for part in ("CUSTOMER.OWNER", uid("a-alice"), uid("acme"), decision.rule):
         assert part in decision.reason
 

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from service.policy import Decision, PolicyEngine, Subject, TokenLimits
-from service.policy.cli import policy_group
-from service.policy.explain import explain
-from service.policy.scenario import load_scenario
+from service.policy_tools.cli import policy_group
+from service.policy_tools.explain import explain
 from service.policy_tools.invariants import (
     INVARIANTS_FILE,
     NOW,
@@ -27,6 +26,7 @@ from service.policy_tools.invariants import (
     report,
     situations,
 )
+from service.policy_tools.scenario import load_scenario
 
 
 def run(*args: str | Path) -> Result:
@@ -52,11 +52,11 @@ def test_every_shipped_invariant_is_proved(policy_dir: Path) -> None:
 # --- planted edits: one line of a copy of policies/ breaks each invariant ------------------------------------
 
 PLANTED = {  # invariant -> (file, line removed, line added)
-    "only-owner-delegates-project-delete": ("roles.csv", None, "p, PROJECT.MANAGER, PROJECT.DELETE"),
-    "no-project-role-grants-customer-permissions": ("roles.csv", None, "p, PROJECT.ADMIN, CUSTOMER.LIST_USERS"),
-    "every-delegable-permission-binds-somewhere": ("roles.csv", None, "p, OFFERING.MANAGER, RESOURCE.LIST"),
-    "project-member-only-reads": ("roles.csv", None, "p, PROJECT.MEMBER, RESOURCE.UPDATE"),
-    "owner-deletes-its-projects": ("roles.csv", "p, CUSTOMER.OWNER, PROJECT.DELETE", None),
+    "only-owner-delegates-project-delete": ("roles.csv", None, "g, PROJECT.MANAGER, PROJECT.DELETE"),
+    "no-project-role-grants-customer-permissions": ("roles.csv", None, "g, PROJECT.ADMIN, CUSTOMER.LIST_USERS"),
+    "every-delegable-permission-binds-somewhere": ("roles.csv", None, "g, OFFERING.MANAGER, RESOURCE.LIST"),
+    "project-member-only-reads": ("roles.csv", None, "g, PROJECT.MEMBER, RESOURCE.UPDATE"),
+    "owner-deletes-its-projects": ("roles.csv", "g, CUSTOMER.OWNER, PROJECT.DELETE", None),
 }
 
 
@@ -322,7 +322,7 @@ def test_an_invariant_true_of_nothing_fails(copy: Path) -> None:
 
 def test_diff_names_the_invariants_a_change_breaks(policy_dir: Path, copy: Path) -> None:
     with (copy / "roles.csv").open("a") as out:
-        out.write("p, PROJECT.MANAGER, PROJECT.DELETE\n")
+        out.write("g, PROJECT.MANAGER, PROJECT.DELETE\n")
     invariant = shipped(policy_dir)["only-owner-delegates-project-delete"]
     lines = run("diff", policy_dir, copy).stdout.splitlines()
     assert lines == [
@@ -334,11 +334,11 @@ def test_diff_names_the_invariants_a_change_breaks(policy_dir: Path, copy: Path)
 
 def test_diff_does_not_blame_a_change_for_an_invariant_already_broken(policy_dir: Path, copy: Path) -> None:
     with (copy / "roles.csv").open("a") as out:
-        out.write("p, PROJECT.MANAGER, PROJECT.DELETE\n")
+        out.write("g, PROJECT.MANAGER, PROJECT.DELETE\n")
     other = copy.parent / "other"
     shutil.copytree(copy, other)
     with (other / "roles.csv").open("a") as out:
-        out.write("p, CUSTOMER.SUPPORT, RESOURCE.UPDATE\n")
+        out.write("g, CUSTOMER.SUPPORT, RESOURCE.UPDATE\n")
     assert run("diff", copy, other).stdout.splitlines() == [
         "+ CUSTOMER.SUPPORT (held on customer) gains RESOURCE.UPDATE"
     ]
@@ -350,7 +350,7 @@ def test_diff_does_not_blame_a_change_for_an_invariant_already_broken(policy_dir
 def test_the_report_shows_a_counterexample_and_follows_the_files(copy: Path) -> None:
     assert {i.status for i in report(copy).invariants} == {"proved"}
     with (copy / "roles.csv").open("a") as out:
-        out.write("p, PROJECT.ADMIN, CUSTOMER.LIST_USERS\n")
+        out.write("g, PROJECT.ADMIN, CUSTOMER.LIST_USERS\n")
     statuses = {i.name: i for i in report(copy).invariants}
     broken = statuses["no-project-role-grants-customer-permissions"]
     assert broken.status == "violated" and "cases:\n  - {name: counterexample" in broken.detail
@@ -361,4 +361,7 @@ def test_the_report_shows_a_counterexample_and_follows_the_files(copy: Path) -> 
 
 
 def test_ci_proves_the_shipped_invariants(policy_dir: Path) -> None:
-    assert "\n.venv/bin/python -m service.policy assert policies\n" in (policy_dir.parent / ".ci" / "run").read_text()
+    assert (
+        "\n.venv/bin/python -m service.policy_tools assert policies\n"
+        in (policy_dir.parent / ".ci" / "run").read_text()
+    )

@@ -32,7 +32,7 @@ def _add(directory: Path, line: str) -> int:
 def test_a_broken_reload_keeps_the_rules_and_logs_file_line(copy: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = PolicyEngine.from_directory(copy)
     rules = engine.roles
-    line = _add(copy, "p, NOBODY.ROLE, PROJECT.LIST")
+    line = _add(copy, "g, NOBODY.ROLE, PROJECT.LIST")
     with caplog.at_level(logging.ERROR, logger="tokengate.policy"):
         assert reload_policy(engine, copy) is False
     assert engine.roles is rules
@@ -51,7 +51,7 @@ async def test_sighup_reloads_the_running_engine(copy: Path) -> None:
 
     remove = install_sighup_reload(reload)
     try:
-        _add(copy, "p, PROJECT.MEMBER, PROJECT.UPDATE")
+        _add(copy, "g, PROJECT.MEMBER, PROJECT.UPDATE")
         os.kill(os.getpid(), signal.SIGHUP)
         for _ in range(100):
             await asyncio.sleep(0.01)

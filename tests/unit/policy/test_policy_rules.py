@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import casbin
 import pytest
 
-from service.policy import PolicyEngine, PolicyError, Subject
+from service.policy import AssignmentFact, EntityFact, PolicyEngine, PolicyError, Subject
 
 
 @pytest.fixture(name="engine")
@@ -78,16 +81,37 @@ def test_deep_policy_lets_a_type_parent_itself(deep_policy_dir: Path) -> None:
 
 
 def test_files_load_in_stock_casbin(engine: PolicyEngine, policy_dir: Path, tmp_path: Path) -> None:
-    """A reviewer can feed model.conf and the concatenated CSV files to any Casbin tool."""
+    """A reviewer can feed model.conf and the CSV files to stock Casbin, add the facts, and get the same answers."""
     combined = tmp_path / "all.csv"
     combined.write_text("\n".join(p.read_text() for p in sorted(policy_dir.glob("*.csv"))))
     enforcer = casbin.Enforcer(str(policy_dir / "model.conf"), str(combined))
     assert len(enforcer.get_named_policy("p3")) == len(engine.permissions)
     assert [row[3] for row in enforcer.get_named_policy("p3")] == [s.description for s in engine.permissions.values()]
     assert len(enforcer.get_named_policy("p2")) == len(engine.roles)
-    for role, spec in engine.roles.items():
+    for perm, scope, delegation, _ in enforcer.get_named_policy("p3"):  # g3: one class link per p3 field
+        enforcer.add_named_grouping_policy("g3", perm, scope)
+        enforcer.add_named_grouping_policy("g3", perm, delegation)
+    for child, parent in (("entity", "permission"), ("global", "permission"), ("token", "delegable")):
+        enforcer.add_named_grouping_policy("g3", child, parent)
+    enforcer.add_named_grouping_policy("g3", "staff", "delegable")
+    entities = [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
+    entities.append(EntityFact("vm1", "resource", "apollo"))
+    for entity in entities:
+        enforcer.add_named_grouping_policy("g4", entity.uuid, entity.type)
+        if entity.parent:
+            enforcer.add_named_grouping_policy("g2", entity.uuid, entity.parent)
+    enforcer.add_function("entity_exists", lambda uuid: uuid in {"acme", "apollo", "vm1"})
+    assignments = [AssignmentFact("a1", 1, "PROJECT.MEMBER", "apollo", None)]
+    assignments.append(AssignmentFact("a2", 2, "CUSTOMER.OWNER", "acme", None))
+    engine.replace_facts(entities, assignments)
+    for user_id in (1, 2):
+        subject = Subject(user_id, False)
+        lines = [[a.user_id, a.role, a.entity, math.inf, a.uuid] for a in assignments if a.user_id == user_id]
+        enforcer.get_model()["p"]["p"].policy = lines  # the asker's assignments, as the engine shows them
         for perm in engine.permissions:
-            assert enforcer.enforce(frozenset({role}), perm) is (perm in spec.permissions), (role, perm)
+            for target in ("acme", "apollo", "vm1", ""):
+                expected = engine.decide(subject, perm, target or None).allowed
+                assert enforcer.enforce(subject, perm, target, None, 0.0) is expected, (user_id, perm, target)
 
 
 def test_policy_error_format() -> None:
@@ -113,10 +137,10 @@ def _append(directory: Path, name: str, line: str) -> int:
 @pytest.mark.parametrize(
     ("file", "line", "message"),
     [
-        ("roles.csv", "p, CUSTOMER.OWNER, NOPE.NOTHING", "unknown permission NOPE.NOTHING"),
-        ("roles.csv", "p, NOBODY.ROLE, PROJECT.LIST", "unknown role NOBODY.ROLE"),
-        ("roles.csv", "p, CUSTOMER.OWNER, STAFF.ACCESS", "never granted by roles"),
-        ("roles.csv", "p, CUSTOMER.OWNER, PROJECT.LIST", "already grants PROJECT.LIST at policies/roles.csv:"),
+        ("roles.csv", "g, CUSTOMER.OWNER, NOPE.NOTHING", "unknown permission NOPE.NOTHING"),
+        ("roles.csv", "g, NOBODY.ROLE, PROJECT.LIST", "unknown role NOBODY.ROLE"),
+        ("roles.csv", "g, CUSTOMER.OWNER, STAFF.ACCESS", "never granted by roles"),
+        ("roles.csv", "g, CUSTOMER.OWNER, PROJECT.LIST", "already grants PROJECT.LIST at policies/roles.csv:"),
         ("roles.csv", "p2, PLANET.OWNER, planet, Owns a planet", "unknown entity type 'planet'"),
         ("roles.csv", "p2, CUSTOMER.OWNER, customer, Again", "role CUSTOMER.OWNER already declared"),
         ("roles.csv", "p2, owner, customer, Lowercase", "must look like TYPE.NAME"),
@@ -134,7 +158,8 @@ def _append(directory: Path, name: str, line: str) -> int:
         ("entities.csv", "p5, customer, project", "cannot be both a root"),
         ("entities.csv", "p5, project, customer", "duplicate entity type line"),
         ("entities.csv", "p5, Folder, customer", "lower_snake_case"),
-        ("entities.csv", "g, folder, customer", "unknown policy type 'g'"),
+        ("entities.csv", "g9, folder, customer", "unknown policy type 'g9'"),
+        ("roles.csv", "p, alice, CUSTOMER.OWNER, acme", "p lines are role assignments, taken from the database"),
         ("entities.csv", "p5, folder", "p5 takes 2 fields (type, parent), got 1"),
         ("entities.csv", "p5, folder, ", "empty field"),
     ],
@@ -162,9 +187,9 @@ def test_bad_permission_declaration_is_located_at_its_line(policy_dir: Path, tmp
     ("old", "new", "marker", "message"),
     [
         ("p4 = perm, bind_type", "p4 = perm, type", "p4 =", "policy type must be: p4 = perm, bind_type"),
-        ("r = roles, perm", "r = sub, perm", "r =", "request must be: r = roles, perm"),
-        ("[matchers]", "[role_definition]\ng = _, _\n[matchers]", "g =", "role definitions (g) are not supported"),
-        ("p5 = type, parent", "p5 = type, parent\np6 = x, y", "p6 =", "policy type p6 is not understood by tokengate"),
+        ("r = sub, perm, obj, token, now", "r = sub, perm", "r =", "request must be: r = sub, perm, obj, token, now"),
+        ("g4 = _, _", "g4 = _, _, _", "g4 =", "role definition must be: g4 = _, _"),
+        ("p5 = type, parent", "p5 = type, parent\np6 = x, y", "p6 =", "p6 is not asked or filled by tokengate"),
     ],
 )
 def test_broken_model_is_located(
@@ -201,14 +226,23 @@ def test_reload_swaps_rules_and_keeps_them_on_error(policy_dir: Path, tmp_path: 
     assert not engine.decide(member, "PROJECT.UPDATE", "p1").allowed
 
     directory = _copy(policy_dir, tmp_path)
-    number = _append(directory, "roles.csv", "p, PROJECT.MEMBER, PROJECT.UPDATE")
+    number = _append(directory, "roles.csv", "g, PROJECT.MEMBER, PROJECT.UPDATE")
     engine.reload(directory)
     decision = engine.decide(member, "PROJECT.UPDATE", "p1")
     assert decision.allowed and decision.rule == f"policies/roles.csv:{number}"
 
     catalogue = engine.permissions
-    _append(directory, "roles.csv", "p, PROJECT.MEMBER, NOPE.NOTHING")
+    _append(directory, "roles.csv", "g, PROJECT.MEMBER, NOPE.NOTHING")
     with pytest.raises(PolicyError, match=r"unknown permission NOPE\.NOTHING"):
         engine.reload(directory)
     assert engine.permissions is catalogue
     assert engine.decide(member, "PROJECT.UPDATE", "p1").allowed  # the previous good rules still apply
+
+
+def test_the_engine_package_imports_no_domain_model() -> None:
+    """``service.policy`` is the engine alone: no domain model, tool, runtime or web layer comes with it."""
+    code = "import sys, service.policy; print(' '.join(sorted(m for m in sys.modules if m.startswith('service.'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "service.policy.engine" in loaded
+    outside = [name for name in loaded if name.split(".")[1] not in ("policy", "metrics")]  # metrics: counters only
+    assert outside == []

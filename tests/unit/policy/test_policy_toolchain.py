@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from service.policy import PolicyEngine
-from service.policy.cli import policy_group
-from service.policy.matrix import PolicyMatrix, build_matrix
-from service.policy.scenario import load_scenario
+from service.policy_tools.cli import policy_group
+from service.policy_tools.matrix import PolicyMatrix, build_matrix
+from service.policy_tools.scenario import load_scenario
 
 
 def run(*args: str | Path) -> Result:
@@ -45,10 +45,10 @@ def test_shipped_policy_passes_check(policy_dir: Path) -> None:
     [
         (
             "roles.csv",
-            ["p, CUSTOMER.OWNER, NOPE.NOTHING"],
+            ["g, CUSTOMER.OWNER, NOPE.NOTHING"],
             "unknown permission NOPE.NOTHING (declare it with a p3 line)",
         ),
-        ("roles.csv", ["p, NOBODY.ROLE, PROJECT.LIST"], "unknown role NOBODY.ROLE (declare it with a p2 line)"),
+        ("roles.csv", ["g, NOBODY.ROLE, PROJECT.LIST"], "unknown role NOBODY.ROLE (declare it with a p2 line)"),
         (
             "permissions.csv",
             ["p3, PROJECT.ARCHIVE, entity, token"],
@@ -76,7 +76,7 @@ def test_shipped_policy_passes_check(policy_dir: Path) -> None:
         ),
         (
             "roles.csv",
-            ["p, CUSTOMER.OWNER, PROJECT.LIST"],
+            ["g, CUSTOMER.OWNER, PROJECT.LIST"],
             "CUSTOMER.OWNER already grants PROJECT.LIST at policies/roles.csv:19",
         ),
         (
@@ -103,7 +103,7 @@ def test_shipped_policy_passes_check(policy_dir: Path) -> None:
         (
             "roles.csv",
             ["p2, PROJECT.AUDITOR, project, Audits a project"],
-            "role PROJECT.AUDITOR grants nothing (add p lines or remove it)",
+            "role PROJECT.AUDITOR grants nothing (add g lines or remove it)",
         ),
     ],
     ids=[
@@ -133,7 +133,7 @@ def test_each_problem_is_reported_at_its_line(copy: Path, file: str, lines: list
 
 
 def test_check_reports_every_problem_not_just_the_first(copy: Path) -> None:
-    roles = append(copy, "roles.csv", "p, NOBODY.ROLE, PROJECT.LIST", "p, CUSTOMER.OWNER, NOPE.NOTHING")
+    roles = append(copy, "roles.csv", "g, NOBODY.ROLE, PROJECT.LIST", "g, CUSTOMER.OWNER, NOPE.NOTHING")
     perms = append(copy, "permissions.csv", "p4, PROJECT.LIST, planet")
     model = copy / "model.conf"
     model.write_text(model.read_text().replace("p4 = perm, bind_type", "p4 = perm, type"))
@@ -279,7 +279,7 @@ def test_explain_a_token_denied_upwards(policy_dir: Path) -> None:
     assert result.stdout.splitlines()[:3] == [
         "DENY  alice via token alice-ro  RESOURCE.LIST  on acme (customer)",
         "  subject:   alice (user 1)",
-        "  token:     scopes RESOURCE.LIST; bound to apollo",
+        "  token:     scopes RESOURCE.LIST; bound to project apollo",
     ]
     assert "  clause:    token-binding" in result.stdout.splitlines()
 
@@ -343,13 +343,13 @@ def test_matrix_html(policy_dir: Path) -> None:
 
 def test_matrix_json_is_the_api_shape(policy_dir: Path) -> None:
     matrix = msgspec.json.decode(run("matrix", "--format", "json", policy_dir).stdout, type=PolicyMatrix)
-    assert matrix == build_matrix(PolicyEngine.from_directory(policy_dir))
+    assert matrix == build_matrix(PolicyEngine.from_directory(policy_dir).rules)
     owner = next(role for role in matrix.roles if role.name == "CUSTOMER.OWNER")
     assert owner.applies_to == ["customer", "project", "resource", "offering"]
 
 
 def test_matrix_of_a_broken_policy_points_at_check(copy: Path) -> None:
-    append(copy, "roles.csv", "p, NOBODY.ROLE, PROJECT.LIST")
+    append(copy, "roles.csv", "g, NOBODY.ROLE, PROJECT.LIST")
     result = run("matrix", copy)
     assert result.exit_code == 1 and "unknown role NOBODY.ROLE" in result.output and "policy check" in result.output
 
@@ -364,7 +364,7 @@ def test_diff_of_identical_policies_is_empty(policy_dir: Path, copy: Path) -> No
 
 
 def test_diff_shows_exactly_one_gain(policy_dir: Path, copy: Path) -> None:
-    append(copy, "roles.csv", "p, CUSTOMER.SUPPORT, RESOURCE.UPDATE")
+    append(copy, "roles.csv", "g, CUSTOMER.SUPPORT, RESOURCE.UPDATE")
     result = run("diff", policy_dir, copy)
     assert (result.exit_code, result.stdout) == (0, "+ CUSTOMER.SUPPORT (held on customer) gains RESOURCE.UPDATE\n")
     assert run("diff", "--exit-code", policy_dir, copy).exit_code == 1
@@ -374,7 +374,7 @@ def test_diff_reports_every_kind_of_change(policy_dir: Path, copy: Path) -> None
     roles = copy / "roles.csv"
     roles.write_text(
         roles.read_text()
-        .replace("p, PROJECT.MEMBER, ORDER.LIST\n", "")
+        .replace("g, PROJECT.MEMBER, ORDER.LIST\n", "")
         .replace("p2, OFFERING.MANAGER, offering,", "p2, OFFERING.MANAGER, customer,")
     )
     perms = copy / "permissions.csv"
@@ -385,7 +385,7 @@ def test_diff_reports_every_kind_of_change(policy_dir: Path, copy: Path) -> None
     )
     append(copy, "entities.csv", "p5, volume, resource")
     append(copy, "permissions.csv", "p3, VOLUME.ATTACH, entity, token, Attach a volume", "p4, VOLUME.ATTACH, volume")
-    append(copy, "roles.csv", "p2, PROJECT.AUDITOR, project, Audits a project", "p, PROJECT.AUDITOR, RESOURCE.LIST")
+    append(copy, "roles.csv", "p2, PROJECT.AUDITOR, project, Audits a project", "g, PROJECT.AUDITOR, RESOURCE.LIST")
     assert run("diff", policy_dir, copy).stdout.splitlines() == [
         "+ entity type volume (under resource)",
         "+ permission VOLUME.ATTACH (entity, delegation token, binds to volume)",
@@ -408,7 +408,7 @@ def test_tokengate_policy_runs_without_building_the_app(
     """A policy broken enough to stop the service can still be checked with the ``tokengate`` script."""
     from service import cli
 
-    [line] = append(copy, "roles.csv", "p, NOBODY.ROLE, PROJECT.LIST")
+    [line] = append(copy, "roles.csv", "g, NOBODY.ROLE, PROJECT.LIST")
     monkeypatch.setattr(sys, "argv", ["tokengate", "policy", "check", str(copy)])
     monkeypatch.setenv("TOKENGATE_POLICY_DIR", str(copy))
     with pytest.raises(SystemExit) as exited:

@@ -1,15 +1,16 @@
 """``policy diff``: the effective change between two versions of the rules, for a reviewer to approve.
 
 Only what changes decisions or delegation is reported: entity types and parent links, permissions (scope,
-delegation, bind types), roles (their entity type) and the grants of each role. Comments, descriptions and line
-order are not.
+delegation, bind types), roles (their entity type), the grants of each role, how far down each grant reaches and
+where a holder may bind it. The matrices compared are Casbin's answers, so two directories that differ only in
+``model.conf`` show their effective difference. Comments, descriptions and line order are not reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from service.policy.matrix import PermissionRow, PolicyMatrix, RoleRow
+from service.policy_tools.matrix import PermissionRow, PolicyMatrix, RoleRow
 
 
 def diff_matrices(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
@@ -64,6 +65,11 @@ def _permissions(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
 
 
 def _roles(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
+    types = {t.name for t in old.entity_types} & {t.name for t in new.entity_types}
+    # where a holder may bind a permission, apart from what its bind types and delegation changes already say
+    bind_types = [
+        {p.name: p.bind_types if p.delegation == "token" else [] for p in matrix.permissions} for matrix in (old, new)
+    ]
     before: dict[str, RoleRow] = {r.name: r for r in old.roles}
     after: dict[str, RoleRow] = {r.name: r for r in new.roles}
     added, removed, kept = _added_removed(before, after)
@@ -78,4 +84,18 @@ def _roles(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
             lines.append(f"~ role {name}: held on {a.entity_type} -> {b.entity_type}")
         lines += [f"+ {name} (held on {b.entity_type}) gains {p}" for p in b.permissions if p not in a.permissions]
         lines += [f"- {name} (held on {b.entity_type}) loses {p}" for p in a.permissions if p not in b.permissions]
+        kept_grants = [p for p in b.permissions if p in a.permissions and a.entity_type == b.entity_type]
+        for p in kept_grants:
+            reach = _changes(*(_on(types, row.reaches.get(p, [])) for row in (a, b)))
+            if reach:
+                lines.append(f"~ {name} (held on {b.entity_type}): {p} on {reach}")
+            bindable = types.intersection(*(binds_to.get(p, []) for binds_to in bind_types))  # else: a bind type change
+            binds = _changes(*(_on(bindable, row.delegates.get(p, [])) for row in (a, b)))
+            if binds:
+                lines.append(f"~ {name} (held on {b.entity_type}): tokens carrying {p} bind to {binds}")
     return lines
+
+
+def _on(types: set[str], reached: list[str]) -> list[str]:
+    """The reached types that both versions declare (a new type is reported once, as a new type)."""
+    return [name for name in reached if name in types]

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from service.authz.sync import FactSync
 from service.entities.models import Entity
 from service.pats.models import PersonalAccessToken
-from service.policy.explain import explain
-from service.policy.facts import Subject, TokenLimits
+from service.policy.facts import Binding, Subject, TokenLimits
+from service.policy_tools.explain import explain
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ async def explain_stored(
     entity = str(UUID(entity)) if entity is not None else None
     subject, label, notes = await _subject(session, now, username, token_uuid)
     bindings = subject.token.bindings if subject.token else frozenset()
-    names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *bindings])
+    names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *(b.uuid for b in bindings)])
     _, lines = explain(
         runtime.policy,
         subject,
@@ -108,7 +108,11 @@ async def _subject(
         notes.append("note: this token is revoked or expired: the service answers 401 before asking the policy")
     if token.allowed_networks:
         notes.append(f"note: the token is only accepted from {', '.join(token.allowed_networks)}")
-    bound = frozenset(str(b["uuid"]) for b in token.allowed_scopes if b.get("uuid"))
+    bound = frozenset(
+        Binding(b.get("type", ""), str(b["uuid"]), bool(b.get("deleted")))
+        for b in token.allowed_scopes
+        if b.get("uuid")
+    )
     subject = Subject(user.id, user.is_staff, TokenLimits(frozenset(token.scopes), bound))
     return subject, f"{user.username} via token {token.name!r} ({token.uuid})", notes
 

@@ -16,7 +16,7 @@ import yaml
 
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
-from service.policy.facts import AssignmentFact, EntityFact, Subject, TokenLimits
+from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
 from service.timeutil import as_utc
 
 EXPECTATIONS = {"allow": True, "deny": False}
@@ -247,7 +247,8 @@ class _Reader:
             missing = [b for b in bound if b not in scenario.entities]
             if missing:
                 raise self.fail(key, f"unknown bound entity {missing[0]!r}")
-            limits = TokenLimits(frozenset(str(s) for s in spec.get("scopes") or []), frozenset(bound))
+            bindings = frozenset(Binding(scenario.entities[b].type, b) for b in bound)
+            limits = TokenLimits(frozenset(str(s) for s in spec.get("scopes") or []), bindings)
             scenario.tokens[str(name)] = (str(spec["user"]), limits)
 
     def cases(self, scenario: Scenario) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from service.policy.engine import PolicyEngine
-from service.policy.facts import Decision, Subject
+from service.policy.facts import Binding, Decision, Subject
 from service.policy.store import is_live
 
 Label = Callable[[str], str]
@@ -50,15 +50,22 @@ def explain(
     ]
     if subject.token is not None:
         token = subject.token
-        bound = ", ".join(sorted(entity_label(b) for b in token.bindings)) or "nothing (unrestricted)"
+        bound = ", ".join(sorted(_binding_label(b, entity_label) for b in token.bindings)) or "nothing (unrestricted)"
         lines.append(f"  token:     scopes {', '.join(sorted(token.scopes)) or '(none)'}; bound to {bound}")
     chain = engine.ancestors(entity) if entity is not None else []
     if chain:
         lines.append(f"  ancestors: {' <- '.join(describe(node) for node in chain)}")
     lines.extend(_assignment_lines(engine, subject.user_id, permission, chain, now, decision, describe))
+    if not decision.allowed and decision.rule:
+        lines.append(f"  failed:    {decision.rule}")
     lines.append(f"  clause:    {decision.clause}")
     lines.append(f"  reason:    {decision.reason}")
     return decision, lines
+
+
+def _binding_label(binding: Binding, entity_label: Label) -> str:
+    deleted = ", deleted: binds nothing" if binding.deleted else ""
+    return f"{binding.type} {entity_label(binding.uuid)}{deleted}"
 
 
 def _assignment_lines(

@@ -14,16 +14,16 @@ from typing import Any
 
 import rich_click as click
 
-from service.policy.diff import diff_matrices
 from service.policy.errors import PolicyError
-from service.policy.explain import explain
-from service.policy.lint import check_directory
 from service.policy.loader import load_rules
-from service.policy.matrix import PolicyMatrix, build_matrix
-from service.policy.render import FORMATS, render
-from service.policy.scenario import load_scenario
-from service.policy.tables import run_table, table_files
+from service.policy_tools.diff import diff_matrices
+from service.policy_tools.explain import explain
 from service.policy_tools.invariants import assert_lines, broken_by, prove_directory
+from service.policy_tools.lint import check_directory
+from service.policy_tools.matrix import PolicyMatrix, build_matrix
+from service.policy_tools.render import FORMATS, render
+from service.policy_tools.scenario import load_scenario
+from service.policy_tools.tables import run_table, table_files
 
 DirectoryPath = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -177,15 +177,13 @@ def _explain_scenario(
 
 
 def _explain_database(permission: str, entity: str | None, user: str | None, token: str | None) -> list[str]:
-    from service.cli import run_with
     from service.config import load_settings
-    from service.policy.dbexplain import NotFoundError, explain_from_database
+    from service.policy_tools.dbexplain import NotFoundError, explain_from_database
     from service.runtime import Runtime
 
     runtime = Runtime.build(load_settings())
     try:
-        return run_with(
-            runtime,
+        return runtime.run_once(
             lambda rt: explain_from_database(
                 rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token
             ),

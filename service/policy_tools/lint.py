@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.policy.errors import PolicyError
-from service.policy.loader import ROOT_PARENT, Parsed, Problems, Row, parse_directory
+from service.policy.evaluator import verify
+from service.policy.loader import MODEL_FILE, ROOT_PARENT, Parsed, Problems, Row, parse_directory, rules_of
 
 
 def check_directory(directory: Path) -> list[PolicyError]:
@@ -24,6 +25,11 @@ def check_directory(directory: Path) -> list[PolicyError]:
     """
     problems = Problems(collect=True)
     parsed = parse_directory(directory, problems)
+    if not problems.found:  # every matcher compiles and answers sample questions of its kind
+        try:
+            verify(rules_of(parsed, directory / MODEL_FILE))
+        except PolicyError as exc:
+            problems.found.append(exc)
     _roles_granting_nothing(parsed, problems)
     _parent_type_cycles(parsed.rows["p5"], problems)
     _types_without_root(parsed, problems)
@@ -34,7 +40,7 @@ def _roles_granting_nothing(parsed: Parsed, problems: Problems) -> None:
     for row in parsed.rows["p2"]:
         role = parsed.roles.get(row.values[0])
         if role is not None and role.source == row.source and not role.permissions:
-            problems.review(row.file, row.line, f"role {role.name} grants nothing (add p lines or remove it)")
+            problems.review(row.file, row.line, f"role {role.name} grants nothing (add g lines or remove it)")
 
 
 def _parent_type_cycles(rows: list[Row], problems: Problems) -> None:

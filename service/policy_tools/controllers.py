@@ -7,8 +7,8 @@ from pathlib import Path
 from litestar import Controller, get
 
 from service.http import error_responses
-from service.policy.matrix import PolicyMatrix, build_matrix
 from service.policy_tools.invariants import InvariantReport, report
+from service.policy_tools.matrix import PolicyMatrix, build_matrix
 from service.runtime import RuntimeDependency
 
 
@@ -26,7 +26,7 @@ class PolicyController(Controller):
     )
     async def matrix(self, runtime: RuntimeDependency) -> PolicyMatrix:
         """Every role and the permissions it grants, each permission's bind types and delegation, the hierarchy."""
-        return build_matrix(runtime.policy)
+        return build_matrix(runtime.policy.rules)
 
     @get(
         "/invariants/",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.policy.facts import Decision
-from service.policy.scenario import Case, load_scenario
+from service.policy_tools.scenario import Case, load_scenario
 
 TABLES_DIR = "tests"
 

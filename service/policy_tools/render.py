@@ -8,7 +8,7 @@ import io
 
 import msgspec
 
-from service.policy.matrix import PolicyMatrix
+from service.policy_tools.matrix import PolicyMatrix
 
 FORMATS = ("md", "csv", "html", "json")
 YES = "✓"
