@@ -197,7 +197,7 @@ def unlock_user(app: Litestar, username: str) -> None:
     async def work(runtime: Runtime) -> bool:
         return await runtime.throttle.unlock(username)
 
-    if run_with(app.state.runtime, work):
+    if with_database(app).run_once(work):
         click.echo(f"Cleared the password-login attempts of {username}: it may log in again.")
     else:
         click.echo(f"No password-login attempts were counted for {username}.")
