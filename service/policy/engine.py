@@ -222,10 +222,10 @@ class PolicyEngine:
             return False
         if is_staff:
             return True
-        chain = self._facts.chain(entity)
+        chain, at = self._facts.chain(entity), now or datetime.now(UTC)
         return any(
-            held.entity in chain or entity in self._facts.chain(held.entity)
-            for held in self._facts.live_of_user(user_id, now or datetime.now(UTC))
+            is_live(held, at) and (held.entity in chain or entity in self._facts.chain(held.entity))
+            for held in self._facts.of_user(user_id)
         )
 
     def delegable_scopes(self, user_id: int, is_staff: bool, now: datetime | None = None) -> list[str]:
