@@ -112,7 +112,7 @@ def _shape(response: httpx.Response, uuid: str) -> tuple[int, str, dict[str, str
     return (
         response.status_code,
         response.text.replace(uuid, "<uuid>"),
-        {name: value for name, value in response.headers.items() if name not in ("content-length", "date")},
+        {name: value for name, value in response.headers.items() if name not in ("content-length", "date", "x-request-id")},
     )
 
 
