@@ -48,7 +48,7 @@ class Request:
     body: bytes = b""
     expect: int = 200
     forwarded_for: tuple[str, ...] = ()
-    """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy)."""
+    """Client addresses sent in ``X-Forwarded-For``, one per request in turn (127.0.0.1 is a trusted proxy there)."""
     authorizations: tuple[str, ...] = ()
     """``Authorization`` values, one picked at random per request (uniformly, or by ``zipf``)."""
     zipf: bool = False

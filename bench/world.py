@@ -83,6 +83,8 @@ def service_env(url: str) -> dict[str, str]:
         "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
         # the create-throughput phase issues thousands of tokens for one user; the default cap is 20
         "TOKENGATE_TOKENS__PAT_MAX_PER_USER": "10000000",
+        # the load generators send X-Forwarded-For from loopback, as a reverse proxy on the same host would
+        "TOKENGATE_SECURITY__TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "TOKENGATE_AUTO_MIGRATE": "false",
         "TOKENGATE_DEBUG": "false",
     }

@@ -27,6 +27,7 @@ from service.entities.controllers import EntityController
 from service.errors import exception_to_response
 from service.events.controllers import EventController
 from service.events.webhook import WebhookSender
+from service.http import JsonRequest
 from service.leaks.controllers import credential_revocation
 from service.logs import AccessLog, request_context
 from service.metrics import count_response
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             fact_watch,
             Periodic("credential-watch", settings.sync_interval_seconds, credential_watcher.poll),
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),
+            Periodic("login-attempts-prune", settings.login.window_seconds, runtime.throttle.prune),
             Periodic("pat-expiry-notice", EXPIRY_SWEEP_SECONDS, lambda: notify_expiring_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
         ]
@@ -107,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             for loop in loops:
                 await loop.stop()
             await runtime.broadcast.close()
-            await runtime.usage.flush()
+            await runtime.usage.flush_at_shutdown()
 
     return Litestar(
         route_handlers=[
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JsonRequest,
         state=State({"runtime": runtime}),
         debug=settings.debug,
     )

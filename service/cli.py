@@ -189,6 +189,20 @@ def deactivate_user(app: Litestar, username: str) -> None:
     click.echo(f"Deactivated {username} and revoked their tokens.")
 
 
+@users_group.command(name="unlock")  # type: ignore[untyped-decorator]  # LitestarGroup.command is untyped
+@click.argument("username")
+def unlock_user(app: Litestar, username: str) -> None:
+    """Clear the password-login lock of USERNAME (its failed attempts in the current window), on every worker."""
+
+    async def work(runtime: Runtime) -> bool:
+        return await runtime.throttle.unlock(username)
+
+    if with_database(app).run_once(work):
+        click.echo(f"Cleared the password-login attempts of {username}: it may log in again.")
+    else:
+        click.echo(f"No password-login attempts were counted for {username}.")
+
+
 @click.command(name="upgrade")
 @click.option(
     "--no-prompt", is_flag=True, default=False, help="Do not ask for confirmation (never asked without a terminal)."

@@ -43,8 +43,9 @@ class SecuritySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     previous_secrets: list[str] = msgspec.field(default_factory=list)
     """Earlier server secrets, still accepted while a rotation lasts: tokens made under them keep working and
     are moved to the current secret when next used (``TOKENGATE_SECURITY__PREVIOUS_SECRETS='["old"]'``)."""
-    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    """Peers whose ``X-Forwarded-For`` header is believed; the first entry is then the client address."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Networks of the reverse proxies whose ``X-Forwarded-For`` is believed (none by default): the client is then the
+    right-most entry that is not one of them (``service/security/client_ip.py``)."""
 
 
 class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

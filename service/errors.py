@@ -26,6 +26,8 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
+from service.text import PATTERN_MESSAGES
+
 logger = logging.getLogger("tokengate.errors")
 
 INVALID_TOKEN = "Invalid token."
@@ -137,7 +139,15 @@ def _field_of(item: Any) -> tuple[str, str]:
     if key == "data":
         match = _AT_PATH.search(message) or _NAMED_FIELD.search(message)
         key = match.group(1) if match else NON_FIELD
-    return key, message
+    return key, _readable(message)
+
+
+def _readable(message: str) -> str:
+    """A failed text constraint said in words rather than as the regular expression it did not match."""
+    for pattern, words in PATTERN_MESSAGES.items():
+        if f"matching regex {pattern!r}" in message:
+            return words
+    return message
 
 
 def _validation_body(exc: ValidationException) -> dict[str, list[str]]:

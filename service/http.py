@@ -12,6 +12,7 @@ from litestar import HttpMethod, Request
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
 
+from service.errors import ValidationError
 from service.security.client_ip import client_ip
 
 LIST_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
@@ -79,14 +80,29 @@ def user_url(request: Request[Any, Any, Any], user_uuid: UUID) -> str:
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The client address for routes the authentication middleware skips (login), by the middleware's rule.
+    """The client address for routes the authentication middleware skips (login), by the same rule (``client_ip``).
 
-    The peer, or the first ``X-Forwarded-For`` entry when the peer is a trusted proxy — otherwise everyone behind the
-    proxy would share one login-throttle bucket.
+    "unknown" when it cannot be told: all such requests share one login-throttle bucket (fail closed).
     """
     peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.runtime.trusted_proxies)
+    forwarded_for = ",".join(request.headers.getall("x-forwarded-for", [])) or None
+    ip = client_ip(peer, forwarded_for, request.app.state.runtime.trusted_proxies)
     return str(ip) if ip is not None else "unknown"
+
+
+class JsonRequest(Request[Any, Any, Any]):
+    """The app's request class: a JSON body too deeply nested to decode is a 400, not a ``RecursionError`` (500).
+
+    msgspec decodes recursively; a body of 100,000 ``[`` exhausts the stack on any route that reads one, login
+    included, before anything about it can be validated.
+    """
+
+    async def json(self) -> Any:
+        """The decoded JSON body."""
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ValidationError("The JSON body is nested too deeply.") from None
 
 
 def list_operation_id(name: str) -> Callable[..., str]:

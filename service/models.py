@@ -5,6 +5,16 @@ from service.authz.models import RoleAssignment
 from service.entities.models import Entity
 from service.events.models import Event, WebhookDelivery
 from service.pats.models import PersonalAccessToken
+from service.security.models import LoginAttempts
 from service.users.models import User
 
-__all__ = ["AuthToken", "Entity", "Event", "PersonalAccessToken", "RoleAssignment", "User", "WebhookDelivery"]
+__all__ = [
+    "AuthToken",
+    "Entity",
+    "Event",
+    "LoginAttempts",
+    "PersonalAccessToken",
+    "RoleAssignment",
+    "User",
+    "WebhookDelivery",
+]

@@ -60,8 +60,7 @@ class Runtime:
         self.verifier = TokenVerifier(self)
         self.broadcast = Broadcast(self)
         self.usage = UsageRecorder(self)
-        login = self.settings.login
-        self.throttle = LoginThrottle(login.max_failures_per_username, login.max_failures_per_ip, login.window_seconds)
+        self.throttle = LoginThrottle(self)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -30,6 +30,7 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 TABLES = [
     "webhook_delivery",
     "audit_event",
+    "login_attempts",
     "personal_access_token",
     "auth_token",
     "role_assignment",

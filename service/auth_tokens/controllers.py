@@ -31,8 +31,9 @@ from service.http import (
 )
 from service.pagination import Window, paginated, provide_limit_offset, provide_page
 from service.runtime import service_provider
-from service.security.guards import staff_only
+from service.security.guards import no_pat, staff_only
 from service.security.middleware import SKIP_AUTH
+from service.text import NAME_PATTERN
 
 provide_tokens = Provide(service_provider(AuthTokenService))
 Tokens = NamedDependency[AuthTokenService]
@@ -98,7 +99,7 @@ class AuthTokenController(Controller):
         """A user's token."""
         return _auth_token_read(request, await tokens.get_active_for_user(user_id))
 
-    @delete("/{user_id:int}/", operation_id="AuthTokensDestroy", responses=STAFF_READ)
+    @delete("/{user_id:int}/", operation_id="AuthTokensDestroy", responses=STAFF_READ, guards=[no_pat])
     async def destroy(self, tokens: Tokens, user_id: UserId) -> None:
         """Delete a user's token: they are logged out everywhere."""
         await tokens.delete_token(await tokens.get_active_for_user(user_id))
@@ -123,7 +124,9 @@ def provide_admin_query(
     search: Annotated[
         str | None,
         Parameter(
-            max_length=200, description="Id, key prefix or full key, username, mobile number, first or last name."
+            max_length=200,
+            pattern=NAME_PATTERN,
+            description="Id, key prefix or full key, username, mobile number, first or last name.",
         ),
     ] = None,
     ordering: Annotated[TokenOrdering | None, Parameter(description="Sort key; prefix - for descending.")] = None,
@@ -175,7 +178,13 @@ class AdminAuthTokenController(Controller):
         items, total = await tokens.list_for_admin(filters, window)
         return paginated(request, [_admin_read(token) for token in items], total, window)
 
-    @post("/{token_id:int}/regenerate", operation_id="UsersAuthTokensRegenerate", responses=STAFF_READ, status_code=200)
+    @post(
+        "/{token_id:int}/regenerate",
+        operation_id="UsersAuthTokensRegenerate",
+        responses=STAFF_READ,
+        status_code=200,
+        guards=[no_pat],
+    )
     async def regenerate(
         self, tokens: Tokens, token_id: Annotated[int, Parameter(ge=1, le=2**63 - 1)]
     ) -> Response[AdminAuthTokenRead]:

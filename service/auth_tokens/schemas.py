@@ -7,14 +7,17 @@ from typing import Annotated
 
 import msgspec
 
-Credential = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+from service.text import NAME, TEXT
+
+LoginUsername = Annotated[str, msgspec.Meta(min_length=1, max_length=128), NAME]
+LoginPassword = Annotated[str, msgspec.Meta(min_length=1, max_length=128), TEXT]
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /api-auth/password/``."""
 
-    username: Credential
-    password: Credential
+    username: LoginUsername
+    password: LoginPassword
 
 
 class LoginResponse(msgspec.Struct):

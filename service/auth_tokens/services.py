@@ -13,10 +13,11 @@ from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.crypto import display_prefix, is_legacy_key, legacy_key_context, new_legacy_key
-from service.errors import AuthenticationError, Throttled
+from service.errors import AuthenticationError
 from service.events.services import EventType
 from service.pagination import Window
 from service.runtime import DomainService
+from service.text import is_name
 from service.users.models import User
 from service.users.services import verify_password
 
@@ -107,23 +108,18 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             AuthenticationError: bad credentials or a disabled account.
         """
         throttle = self.runtime.throttle
-        retry_after = throttle.retry_after(username, ip)
-        if retry_after is not None:
-            raise Throttled(retry_after)
-        user = await self.repository.session.scalar(select(User).where(User.username == username))
+        await throttle.admit(username, ip)  # counted (and committed) before the password is checked
+        user = (  # a name no user can have (the page sign-in form has no schema) is not looked up at all
+            await self.repository.session.scalar(select(User).where(User.username == username))
+            if is_name(username)
+            else None
+        )
         if not await verify_password(user.password_hash if user else "", password) or user is None:
-            throttle.failed(username, ip)
-            await self.events.record(
-                EventType.LOGIN_FAILED,
-                f"User {username} failed to authenticate with username and password.",
-                user_id=user.id if user else None,
-                username=username,
-                source_ip=ip,
-            )
+            await throttle.failed(username, ip, user.id if user else None)
             raise AuthenticationError(BAD_CREDENTIALS)
         if not user.is_active:
             raise AuthenticationError(USER_DISABLED)
-        throttle.succeeded(username)
+        await throttle.succeeded(username, ip)
         user.last_login = datetime.now(UTC)
         await self.events.record(
             EventType.LOGIN_SUCCEEDED, f"User {username} authenticated with username and password.", user_id=user.id

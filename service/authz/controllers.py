@@ -27,6 +27,7 @@ from service.runtime import RuntimeDependency, service_provider
 from service.security.client_ip import parse_ip
 from service.security.guards import staff_only
 from service.security.principal import CurrentPrincipal
+from service.text import NAME_PATTERN
 
 Assignments = NamedDependency[RoleAssignmentService]
 
@@ -68,7 +69,7 @@ class RoleAssignmentController(Controller):
         assignments: Assignments,
         window: NamedDependency[Window],
         user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
-        role: Annotated[str | None, Parameter(max_length=100)] = None,
+        role: Annotated[str | None, Parameter(max_length=100, pattern=NAME_PATTERN)] = None,
         is_active: Annotated[bool | None, Parameter(description="Only active (true) or revoked (false).")] = None,
     ) -> Response[list[RoleAssignmentRead]]:
         """Assignments, newest first."""

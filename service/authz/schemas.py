@@ -8,13 +8,15 @@ from uuid import UUID
 
 import msgspec
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+from service.text import NAME
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100), NAME]
 
 
 class EntityRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Names an entity by type and UUID."""
 
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64), NAME]
     uuid: UUID
 
 
@@ -67,8 +69,8 @@ class CheckResult(msgspec.Struct, kw_only=True):
 class IntrospectRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """RFC 7662-style introspection by a resource server, optionally with a decision to make."""
 
-    token: Annotated[str, msgspec.Meta(max_length=256)]
-    client_ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    token: Annotated[str, msgspec.Meta(max_length=256), NAME]
+    client_ip: Annotated[str, msgspec.Meta(max_length=64), NAME] | None = None
     permission: Name | None = None
     entity: EntityRef | None = None
 

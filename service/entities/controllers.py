@@ -17,6 +17,7 @@ from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, list_ope
 from service.pagination import Window, paginated, provide_page
 from service.runtime import service_provider
 from service.security.guards import staff_only
+from service.text import NAME_PATTERN
 
 Entities = NamedDependency[EntityService]
 EntityUUID = Annotated[UUID, Parameter(description="The entity's UUID.")]
@@ -56,7 +57,9 @@ class EntityController(Controller):
         request: Request[Any, Any, Any],
         entities: Entities,
         window: NamedDependency[Window],
-        type: Annotated[str | None, Parameter(max_length=64, description="Only entities of this type.")] = None,
+        type: Annotated[
+            str | None, Parameter(max_length=64, pattern=NAME_PATTERN, description="Only entities of this type.")
+        ] = None,
         parent: Annotated[UUID | None, Parameter(description="Only direct children of this entity.")] = None,
     ) -> Response[list[EntityRead]]:
         """Entities in registration order."""

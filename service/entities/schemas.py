@@ -8,8 +8,10 @@ from uuid import UUID
 
 import msgspec
 
-EntityType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+from service.text import NAME
+
+EntityType = Annotated[str, msgspec.Meta(min_length=1, max_length=64), NAME]
+EntityName = Annotated[str, msgspec.Meta(min_length=1, max_length=255), NAME]
 
 
 class EntityRead(msgspec.Struct, kw_only=True):

@@ -17,6 +17,7 @@ from service.http import LIST_METHODS, READ, list_operation_id
 from service.pagination import Window, paginated, provide_page
 from service.security.guards import is_staff_request
 from service.security.principal import CurrentPrincipal
+from service.text import NAME_PATTERN
 
 
 async def provide_events(db_session: NamedDependency[AsyncSession]) -> AsyncIterator[EventService]:
@@ -38,7 +39,9 @@ class EventController(Controller):
         events: NamedDependency[EventService],
         principal: CurrentPrincipal,
         window: NamedDependency[Window],
-        event_type: Annotated[str | None, Parameter(max_length=64, description="Only events of this type.")] = None,
+        event_type: Annotated[
+            str | None, Parameter(max_length=64, pattern=NAME_PATTERN, description="Only events of this type.")
+        ] = None,
         user: Annotated[UUID | None, Parameter(description="Staff: only events about this user.")] = None,
     ) -> Response[list[EventRead]]:
         """Events about the caller (staff: about anyone)."""

@@ -29,6 +29,8 @@ class EventType:
     TOKEN_DELETED = "token_deleted"
     LOGIN_SUCCEEDED = "auth_logged_in_with_username"
     LOGIN_FAILED = "auth_login_failed_with_username"
+    LOGIN_THROTTLED = "auth_login_throttled"
+    LOGIN_UNLOCKED = "auth_login_unlocked"
     PAT_CREATED = "pat_created"
     PAT_REVOKED = "pat_revoked"
     PAT_ROTATED = "pat_rotated"

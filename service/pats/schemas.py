@@ -8,15 +8,17 @@ from uuid import UUID
 
 import msgspec
 
-PatName = Annotated[str, msgspec.Meta(max_length=150)]
-Scope = Annotated[str, msgspec.Meta(max_length=100)]
-Network = Annotated[str, msgspec.Meta(max_length=64)]
+from service.text import NAME
+
+PatName = Annotated[str, msgspec.Meta(max_length=150), NAME]
+Scope = Annotated[str, msgspec.Meta(max_length=100), NAME]
+Network = Annotated[str, msgspec.Meta(max_length=64), NAME]
 
 
 class AllowedScopeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A binding requested at creation: the token may act only on this entity and below it."""
 
-    type: Annotated[str, msgspec.Meta(max_length=64)]
+    type: Annotated[str, msgspec.Meta(max_length=64), NAME]
     uuid: UUID
 
 

@@ -27,7 +27,7 @@ from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget,
 from service.policy import PolicyEngine
 from service.runtime import DomainService
 from service.security.verifier import CachedCredential
-from service.timeutil import as_utc
+from service.timeutil import as_utc, input_utc
 from service.users.models import User
 
 if TYPE_CHECKING:
@@ -235,15 +235,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
     def _validate_fields(self, owner: User, data: PatCreate) -> dict[str, Any]:
         """Field-level checks, collected per field as DRF does."""
         errors: dict[str, Any] = {}
-        name = data.name.strip()
-        if "\x00" in name:  # DRF's ProhibitNullCharactersValidator; PostgreSQL text cannot hold NUL either
-            errors["name"] = ["Null characters are not allowed."]
-        elif not name:
+        name = data.name.strip()  # control characters never get here: see service/text.py
+        if not name:
             errors["name"] = ["This field may not be blank."]
         scope_errors = self._scope_errors(owner, data.scopes)
         if scope_errors:
             errors["scopes"] = scope_errors
-        expires_at = as_utc(data.expires_at)
+        expires_at = input_utc(data.expires_at, "expires_at")
         now = datetime.now(UTC)
         max_days = self.runtime.settings.tokens.pat_max_lifetime_days
         if expires_at <= now:
@@ -315,7 +313,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         }
         errors: list[str] = []
         for binding in data.allowed_scopes:
-            if found.get(binding.uuid) != binding.type:
+            if found.get(binding.uuid) != binding.type or not policy.is_visible_to(
+                owner.id, owner.is_staff, str(binding.uuid)
+            ):
                 errors.append(f"{binding.type} with uuid {binding.uuid} does not exist.")
                 continue
             bindable = [scope for scope in scopes if policy.may_bind(scope, binding.type)]
@@ -337,6 +337,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
     async def rotate(self, token: PersonalAccessToken, owner: User) -> tuple[PersonalAccessToken, str]:
         """Replace ``token`` by a new one with the same name, scopes, bindings, networks and expiry."""
+        self._validate_allowed(owner)
         token = await self._locked(token)
         if not token.is_active:
             raise ActionError("Cannot rotate an inactive token.")

@@ -213,6 +213,21 @@ class PolicyEngine:
         """
         return self.decide(Subject(user_id, is_staff), permission, entity, now).allowed
 
+    def is_visible_to(self, user_id: int, is_staff: bool, entity: str, now: datetime | None = None) -> bool:
+        """Whether the user may learn that ``entity`` exists (unknown entities are visible to nobody).
+
+        Staff see every entity; others one on which, above which or below which they hold a live role.
+        """
+        if entity not in self._facts.entities:
+            return False
+        if is_staff:
+            return True
+        chain, at = self._facts.chain(entity), now or datetime.now(UTC)
+        return any(
+            is_live(held, at) and (held.entity in chain or entity in self._facts.chain(held.entity))
+            for held in self._facts.of_user(user_id)
+        )
+
     def delegable_scopes(self, user_id: int, is_staff: bool, now: datetime | None = None) -> list[str]:
         """Return the permissions the user may put in an unbound token now (m2), in declaration order."""
         subject, at = Subject(user_id, is_staff), _epoch(now)

@@ -26,7 +26,22 @@ def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandl
         raise PermissionDenied
 
 
+PAT_CANNOT_MANAGE_CREDENTIALS = (
+    "A personal access token cannot create, rotate or revoke tokens, regenerate or delete keys, set passwords or "
+    "change network ACLs: authenticate with a password login's token instead."
+)
+
+
+def refuse_pat(principal: Principal) -> None:
+    """403 for a Personal Access Token, staff's included: no PAT may mint or reset a credential.
+
+    Otherwise a narrow token (one scope, one network) could launder itself into unrestricted ones: a new password,
+    a regenerated key, a PAT with other scopes and no ACL.
+    """
+    if principal.is_pat:
+        raise PermissionDenied(PAT_CANNOT_MANAGE_CREDENTIALS)
+
+
 def no_pat(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """403 when a Personal Access Token tries to manage tokens."""
-    if connection.user.is_pat:
-        raise PermissionDenied("PAT management requires session or token authentication.")
+    """Route guard: :func:`refuse_pat` for every request to the route (token and key management)."""
+    refuse_pat(connection.user)

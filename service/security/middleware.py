@@ -52,14 +52,15 @@ def read_credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | No
     """Read ``(authorization, forwarded_for)`` off the headers in one pass (this runs on every request).
 
     ``authorization``: the ``Authorization`` header's value, None without one, and ``b""`` (never valid) when it
-    is repeated; ``forwarded_for``: the first ``X-Forwarded-For`` header, raw.
+    is repeated; ``forwarded_for``: every ``X-Forwarded-For`` header, raw, joined with ``,`` in order (a proxy may
+    append a header of its own rather than extend the client's).
     """
     authorization = forwarded_for = None
     for name, value in headers:
         if name == b"authorization":
             authorization = value if authorization is None else b""
-        elif name == b"x-forwarded-for" and forwarded_for is None:
-            forwarded_for = value
+        elif name == b"x-forwarded-for":
+            forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
     return authorization, forwarded_for
 
 

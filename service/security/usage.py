@@ -1,11 +1,13 @@
 """Token usage recorded in memory on the request path and written to the database in batches.
 
 Nothing here awaits the database during a request: ``record`` only updates dictionaries. The app runs ``flush``
-every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing.
+every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing the database accepts; one item
+it refuses is dropped (logged) rather than blocking the others.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +26,11 @@ if TYPE_CHECKING:
     from service.security.verifier import CachedCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
+logger = logging.getLogger("tokengate.usage")
 _PAT_TABLE = cast(Table, PersonalAccessToken.__table__)
 _PATS = _PAT_TABLE.c
+_Batch = tuple[dict[int, "PatUsage"], dict[int, tuple[float, float | None]], list["PendingEvent"]]
+"""PAT uses by token id, legacy refreshes by token id (refreshed at, lifetime), pending events."""
 _RECORD_PAT_USES = (
     update(_PAT_TABLE)
     .where(_PATS.id == bindparam("pat_id"))
@@ -36,6 +41,10 @@ _RECORD_PAT_USES = (
         updated_at=_PATS.updated_at,  # use is no change: see service.security.sync
     )
 )
+
+
+class UsageFlushError(Exception):
+    """The database took none of the usage items: they are kept for the next flush."""
 
 
 @dataclass(slots=True)
@@ -150,7 +159,12 @@ class UsageRecorder:
         self._events.append(PendingEvent(event_type, describe, entry.principal.user_id, entry.credential_id, ip))
 
     async def flush(self) -> None:
-        """Write everything collected so far in one transaction; on failure keep it for the next flush."""
+        """Write everything collected so far, in one transaction; if that fails, each item in its own.
+
+        An item the database refuses while it accepts others can never be written: it is dropped with an error log,
+        so it never holds back anyone else's usage. When nothing can be written the database is unreachable (or
+        read-only, or full): everything is kept for the next flush and :class:`UsageFlushError` says so.
+        """
         pats, self._pats = self._pats, {}
         legacy, self._legacy = self._legacy, {}
         events, self._events = self._events, []
@@ -158,10 +172,44 @@ class UsageRecorder:
             return
         try:
             await self._write(pats, legacy, events)
-        except BaseException:
+        except Exception:
+            count = len(pats) + len(legacy) + len(events)
+            logger.warning("usage flush of %d items failed; writing them one by one", count, exc_info=True)
+            await self._write_one_by_one(pats, legacy, events)
+        except BaseException:  # cancelled mid-write (shutdown of the periodic flush): the final flush retries
             self._restore(pats, legacy, events)
             raise
         self._prune_debounce()
+
+    async def flush_at_shutdown(self) -> None:
+        """The last flush of a stopping worker: what cannot be written is reported as lost, never silently."""
+        try:
+            await self.flush()
+        except UsageFlushError as exc:
+            logger.error("usage flush at shutdown failed, lost: %s", exc)
+
+    async def _write_one_by_one(
+        self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
+    ) -> None:
+        items: list[_Batch] = [({pat_id: usage}, {}, []) for pat_id, usage in pats.items()]
+        items += [({}, {token_id: refresh}, []) for token_id, refresh in legacy.items()]
+        items += [({}, {}, [event]) for event in events]
+        failed: list[_Batch] = []
+        for item in items:
+            try:
+                await self._write(*item)
+            except Exception:
+                logger.warning("usage item not written: %s", _describe(item), exc_info=True)
+                failed.append(item)
+        if not failed:
+            return
+        if len(failed) < len(items):  # the database takes writes: these it never will
+            for item in failed:
+                logger.error("usage item refused by the database, dropped: %s", _describe(item))
+            return
+        for item in reversed(failed):
+            self._restore(*item)
+        raise UsageFlushError(f"{len(failed)} items not written ({'; '.join(_describe(i) for i in failed[:5])})")
 
     def _restore(
         self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
@@ -227,3 +275,14 @@ class UsageRecorder:
     def _prune_debounce(self) -> None:
         cutoff = time.time() - EVENT_DEBOUNCE_SECONDS
         self._debounce = {key: at for key, at in self._debounce.items() if at >= cutoff}
+
+
+def _describe(item: _Batch) -> str:
+    """For the log: what one flush item is (ids and counts, never an address or a secret)."""
+    pats, legacy, events = item
+    if pats:
+        [(pat_id, usage)] = pats.items()
+        return f"{usage.count} uses of PAT {pat_id}"
+    if legacy:
+        return f"refresh of legacy token {next(iter(legacy))}"
+    return f"{events[0].event_type} event of user {events[0].user_id}"

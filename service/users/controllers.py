@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post, route
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -13,8 +14,9 @@ from service.errors import NotFound
 from service.http import LIST_METHODS, READ, STAFF_READ, WRITE, list_operation_id, user_url
 from service.pagination import Window, paginated, provide_page
 from service.runtime import service_provider
-from service.security.guards import is_staff_request, staff_only
+from service.security.guards import is_staff_request, refuse_pat, staff_only
 from service.security.principal import CurrentPrincipal
+from service.text import NAME_PATTERN
 from service.users.models import User
 from service.users.schemas import UserCreate, UserRead, UserUpdate
 from service.users.services import UserService
@@ -66,7 +68,7 @@ class UserController(Controller):
         request: Request[Any, Any, Any],
         users: Users,
         window: NamedDependency[Window],
-        username: Annotated[str | None, Parameter(max_length=128)] = None,
+        username: Annotated[str | None, Parameter(max_length=128, pattern=NAME_PATTERN)] = None,
     ) -> Response[list[UserRead]]:
         """Users ordered by id; ``username`` filters by exact name."""
         filters = [User.username == username] if username is not None else []
@@ -77,7 +79,9 @@ class UserController(Controller):
     async def create_user(
         self, request: Request[Any, Any, Any], users: Users, data: JSONBody[UserCreate], principal: CurrentPrincipal
     ) -> UserRead:
-        """Create a user (staff)."""
+        """Create a user (staff); one with a password only with a password login's token (never a PAT)."""
+        if data.password is not None:
+            refuse_pat(principal)
         return user_read(request, await users.create_user(data, actor_id=principal.user_id))
 
     @get("/{uuid:uuid}/", operation_id="UsersRetrieve", responses=READ)
@@ -98,6 +102,8 @@ class UserController(Controller):
         uuid: UserUUID,
         data: JSONBody[UserUpdate],
     ) -> UserRead:
-        """Change a user (staff); deactivation revokes all of the user's tokens."""
+        """Change a user (staff); deactivation revokes all of the user's tokens. No PAT may set a password."""
+        if data.password is not msgspec.UNSET:
+            refuse_pat(principal)
         user = await users.get_one(uuid=uuid)
         return user_read(request, await users.update_user(user, data, actor_id=principal.user_id))

@@ -8,11 +8,13 @@ from uuid import UUID
 
 import msgspec
 
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.@+-]+$")]
-Name = Annotated[str, msgspec.Meta(max_length=100)]
-Email = Annotated[str, msgspec.Meta(max_length=320)]
-Mobile = Annotated[str, msgspec.Meta(max_length=64)]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+from service.text import NAME, TEXT
+
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.@+-]+$(?!\n)")]
+Name = Annotated[str, msgspec.Meta(max_length=100), NAME]
+Email = Annotated[str, msgspec.Meta(max_length=320), NAME]
+Mobile = Annotated[str, msgspec.Meta(max_length=64), NAME]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128), TEXT]
 TokenLifetime = Annotated[int, msgspec.Meta(ge=60, le=10 * 365 * 86400)]
 
 

@@ -143,6 +143,7 @@ class Identities:
     pat_uuid: str
     customer: str
     project: str
+    user_uuid: str
 
     def headers(self, who: str) -> dict[str, str]:
         """The Authorization header of ``who`` (``staff``, ``user`` or ``pat``)."""
@@ -173,7 +174,15 @@ async def build_identities(runtime: Runtime, client: httpx.AsyncClient) -> Ident
     assert response.status_code == 201, response.text
     created = response.json()
     return Identities(
-        staff.id, staff_key, user.id, user_key, created["token"], created["uuid"], str(customer.uuid), str(project.uuid)
+        staff.id,
+        staff_key,
+        user.id,
+        user_key,
+        created["token"],
+        created["uuid"],
+        str(customer.uuid),
+        str(project.uuid),
+        str(user.uuid),
     )
 
 

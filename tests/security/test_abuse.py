@@ -20,7 +20,11 @@ from tests.security.conftest import security_client
 def fx_settings(database_url: str, tmp_path: Path) -> Settings:
     """Small throttling limits: every failed login costs an argon2 verification."""
     return make_settings(
-        database_url, tmp_path, TOKENGATE_LOGIN__MAX_FAILURES_PER_USERNAME="3", TOKENGATE_LOGIN__MAX_FAILURES_PER_IP="6"
+        database_url,
+        tmp_path,
+        TOKENGATE_LOGIN__MAX_FAILURES_PER_USERNAME="3",
+        TOKENGATE_LOGIN__MAX_FAILURES_PER_IP="6",
+        TOKENGATE_SECURITY__TRUSTED_PROXIES='["127.0.0.1/32"]',
     )
 
 
@@ -201,10 +205,10 @@ async def test_login_is_throttled_per_address_across_usernames(
 async def test_login_throttle_uses_the_forwarded_address_behind_a_trusted_proxy(
     app: Litestar, sclient: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    """Behind the (trusted) proxy every peer is 127.0.0.1: the first ``X-Forwarded-For`` entry is the client."""
+    """Behind the trusted proxy every peer is 127.0.0.1: the address the proxy appended is the client's."""
     await make_user(runtime, "alice", password=PASSWORD)
     limit = runtime.settings.login.max_failures_per_ip
-    attacker = {"X-Forwarded-For": "192.0.2.66, 10.0.0.1"}
+    attacker = {"X-Forwarded-For": "10.0.0.1, 192.0.2.66"}  # the left-most entry is the attacker's own choice
     for attempt in range(limit):
         response = await sclient.post(
             "/api-auth/password/", headers=attacker, json={"username": f"nobody{attempt}", "password": "wrong-password"}

@@ -132,8 +132,9 @@ async def test_no_decision_allows_after_the_role_revocation_answered(
             credential = credentials[0]
             credentials.reverse()  # alternate the legacy key and the PAT
             response = await sclient.post("/api/authz/check/", json=body, headers=auth(credential))
-            assert response.status_code == 200, response.text
-            return bool(response.json()["allowed"])
+            # without the role the owner holds nothing near the project: the 404 of an unknown entity
+            assert response.status_code in (200, 404), response.text
+            return response.status_code == 200 and bool(response.json()["allowed"])
 
         async def revoke(uuid: str = str(assignment.uuid)) -> None:
             response = await sclient.delete(f"/api/role-assignments/{uuid}/", headers=auth(staff_key))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from service.entities.models import Entity
 from service.runtime import Runtime
@@ -70,6 +70,25 @@ async def make_caller(runtime: Runtime, username: str, *, staff: bool = False) -
     """A user with a legacy token."""
     user, key = await user_with_key(runtime, username, staff=staff)
     return Caller(user, auth(key))
+
+
+def is_denial(response: Response, entity_type: str, uuid: object) -> bool:
+    """Whether a check's answer refuses: ``allowed: false`` or, when the caller holds nothing on, above or below
+    the entity, the 404 of an entity that does not exist.
+    """
+    if response.status_code == 404:
+        return bool(response.json() == {"detail": f"{entity_type} with uuid {uuid} does not exist."})
+    return response.status_code == 200 and response.json()["allowed"] is False
+
+
+async def denied(client: AsyncClient, caller: Caller, permission: str, entity: Entity) -> bool:
+    """Whether ``caller`` is refused ``permission`` on ``entity`` (see :func:`is_denial`)."""
+    response = await client.post(
+        "/api/authz/check/",
+        headers=caller.headers,
+        json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
+    )
+    return is_denial(response, entity.type, entity.uuid)
 
 
 async def check(client: AsyncClient, caller: Caller, permission: str, entity: Entity) -> dict[str, object]:

@@ -39,6 +39,9 @@ async def decisions(client: httpx.AsyncClient, callers: dict[str, Caller], entit
                     headers=caller.headers,
                     json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
                 )
+                if response.status_code == 404:  # holds nothing near it: as if it did not exist
+                    matrix[(who, permission, name)] = (False, "not-found", response.json()["detail"])
+                    continue
                 assert response.status_code == 200, response.text
                 body = response.json()
                 matrix[(who, permission, name)] = (body["allowed"], body["clause"], body["reason"])

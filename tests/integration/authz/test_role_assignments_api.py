@@ -16,7 +16,7 @@ from service.entities.models import Entity
 from service.runtime import Runtime
 from service.users.models import User
 from tests.factories import grant, make_user
-from tests.integration.authz.support import Caller, Tree, check, make_caller
+from tests.integration.authz.support import Caller, Tree, check, denied, make_caller
 
 URL = "/api/role-assignments/"
 
@@ -213,7 +213,7 @@ async def test_regrant_after_the_previous_assignment_expired(
     )
     assert first.status_code == 201
     await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
-    assert (await check(client, alice, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is False
+    assert await denied(client, alice, "RESOURCE.UPDATE", tree.web_vm)
     regrant = await client.post(URL, headers=staff, json=grant_body(alice.user, "PROJECT.ADMIN", tree.web))
     assert regrant.status_code == 201, regrant.text
     assert (await check(client, alice, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is True
@@ -268,7 +268,7 @@ async def test_revoke(client: AsyncClient, staff: dict[str, str], runtime: Runti
     assert row["is_active"] is False
     assert row["expiration_time"] is not None
     assert datetime.fromisoformat(row["expiration_time"]) <= datetime.now(UTC)
-    assert (await check(client, alice, "PROJECT.UPDATE", tree.web))["allowed"] is False
+    assert await denied(client, alice, "PROJECT.UPDATE", tree.web)
     again = await client.delete(f"{URL}{assignment.uuid}/", headers=staff)
     assert again.status_code == 204
     missing = await client.delete(f"{URL}{uuid.uuid4()}/", headers=staff)
@@ -311,7 +311,7 @@ async def test_a_role_holder_cannot_grant_through_this_endpoint(
     bob = await make_caller(runtime, "bob")
     response = await client.post(URL, headers=alice.headers, json=grant_body(bob.user, "PROJECT.ADMIN", tree.web))
     assert response.status_code == 403
-    assert (await check(client, bob, "RESOURCE.UPDATE", tree.web_vm))["allowed"] is False
+    assert await denied(client, bob, "RESOURCE.UPDATE", tree.web_vm)
 
 
 async def test_grant_and_revoke_are_audited(

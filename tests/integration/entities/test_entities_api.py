@@ -14,6 +14,7 @@ from service.authz.models import RoleAssignment
 from service.entities.models import Entity
 from service.runtime import Runtime
 from tests.factories import auth, grant, make_entity, revoke, user_with_key
+from tests.integration.authz.support import is_denial
 
 URL = "/api/entities/"
 
@@ -25,12 +26,14 @@ def entity_url(entity: Entity | dict[str, Any]) -> str:
 
 
 async def check(client: AsyncClient, headers: dict[str, str], permission: str, entity: Entity) -> bool:
-    """``allowed`` of ``POST /api/authz/check/`` for the caller of ``headers``."""
+    """``allowed`` of ``POST /api/authz/check/`` for the caller of ``headers`` (False for a hidden entity's 404)."""
     response = await client.post(
         "/api/authz/check/",
         headers=headers,
         json={"permission": permission, "entity": {"type": entity.type, "uuid": str(entity.uuid)}},
     )
+    if is_denial(response, entity.type, entity.uuid):
+        return False
     assert response.status_code == 200, response.text
     return bool(response.json()["allowed"])
 

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from service.app import expire_tokens
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
+from service.security.usage import UsageFlushError
 from tests.factories import auth, user_with_key
 from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
 
@@ -98,7 +99,7 @@ async def test_usage_survives_a_failed_flush(
 
     with monkeypatch.context() as patch:
         patch.setattr(runtime.usage, "_write", broken)
-        with pytest.raises(ConnectionError):
+        with pytest.raises(UsageFlushError):
             await runtime.usage.flush()
     await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
     await runtime.usage.flush()

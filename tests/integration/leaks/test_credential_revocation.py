@@ -29,6 +29,7 @@ def fx_settings(database_url: str, tmp_path: Path) -> Settings:
         tmp_path,
         TOKENGATE_LEAKS__REQUESTS_PER_MINUTE="30",
         TOKENGATE_LEAKS__MAX_CREDENTIALS_PER_REQUEST="5",
+        TOKENGATE_SECURITY__TRUSTED_PROXIES='["127.0.0.1/32"]',  # reporters behind a proxy on loopback
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from service.crypto import pat_expiry
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
+from service.security.guards import PAT_CANNOT_MANAGE_CREDENTIALS
 from tests.factories import auth, user_with_key
 from tests.integration.pats.conftest import World, check, create_pat, in_days
 
@@ -107,7 +108,7 @@ async def test_pat_cannot_manage_pats(client: AsyncClient, world: World) -> None
     for method, path, body in attempts:
         response = await client.request(method, path, json=body, headers=as_pat)
         assert response.status_code == 403, (method, path, response.text)
-        assert response.json() == {"detail": "PAT management requires session or token authentication."}
+        assert response.json() == {"detail": PAT_CANNOT_MANAGE_CREDENTIALS}
     assert (await client.get(PATS, headers=as_pat)).status_code == 200
 
 

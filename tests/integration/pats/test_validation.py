@@ -44,9 +44,10 @@ def binding(entity_type: str, entity: str) -> dict[str, str]:
 # (id, body, field, exact messages or None when only the field is pinned (msgspec's wording))
 OWNER_CASES: list[tuple[str, Body, str, Any]] = [
     ("name-blank", body(name=""), "name", ["This field may not be blank."]),
-    ("name-whitespace", body(name="  \t "), "name", ["This field may not be blank."]),
+    ("name-whitespace", body(name="   "), "name", ["This field may not be blank."]),
+    ("name-tab", body(name=" \t "), "name", ["Control characters are not allowed."]),
     ("name-151-chars", body(name="n" * 151), "name", None),
-    ("name-nul", body(name="a\x00b"), "name", ["Null characters are not allowed."]),
+    ("name-nul", body(name="a\x00b"), "name", ["Control characters are not allowed."]),
     ("name-missing", lambda w: {"scopes": ["PROJECT.UPDATE"], "expires_at": in_days(1)}, "name", None),
     ("name-not-a-string", body(name=7), "name", None),
     ("scopes-empty", body(scopes=[]), "scopes", ["At least one scope is required."]),
@@ -183,9 +184,8 @@ async def test_binding_where_the_user_holds_no_requested_permission(
         json=body(allowed_scopes=[binding("customer", "{other_customer}"), binding("project", "{project}")])(world),
     )
     assert response.status_code == 400
-    assert response.json() == {
-        "allowed_scopes": [f"You do not hold any of the requested permissions on customer {world.other_customer}."]
-    }
+    # another customer's tree, where the owner holds nothing: answered as for an entity that does not exist
+    assert response.json() == {"allowed_scopes": [f"customer with uuid {world.other_customer} does not exist."]}
     assert await count_pats(runtime, world.owner) == 0
 
 
@@ -251,8 +251,12 @@ async def test_scope_the_user_does_not_hold_is_refused(client: AsyncClient, worl
         PATS, headers=auth(key), json=body(allowed_scopes=[binding("project", "{sibling}")])(world)
     )
     assert sibling.status_code == 400
-    assert sibling.json() == {
-        "allowed_scopes": [f"You do not hold any of the requested permissions on project {world.sibling}."]
+    assert sibling.json() == {"allowed_scopes": [f"project with uuid {world.sibling} does not exist."]}
+    customer = await client.post(  # above the project: the manager may learn it exists, and holds nothing there
+        PATS, headers=auth(key), json=body(allowed_scopes=[binding("customer", "{customer}")])(world)
+    )
+    assert customer.json() == {
+        "allowed_scopes": [f"You do not hold any of the requested permissions on customer {world.customer}."]
     }
     assert await count_pats(runtime, manager) == 0
 
