@@ -67,7 +67,8 @@ async def check(token: str, server: LiveServer, permission: str, entity: dict[st
 async def project_uuid(server: LiveServer, page: Page, name: str) -> str:
     """The UUID of project ``name``, from the binding choices of the create form."""
     value = await page.get_by_label(name).get_attribute("value")
-    assert value is not None and value.startswith("project:")
+    assert value is not None
+    assert value.startswith("project:")
     return value.split(":", 1)[1]
 
 
@@ -119,7 +120,8 @@ async def test_token_lifecycle_in_the_browser(page: Page, serve: Serve, screensh
     await shoot(page, screenshot_dir, "tokens")
     for path in ["/ui/tokens", "/ui/tokens/new", "/ui/activity", "/ui/policy"]:
         response = await page.goto(f"{server.url}{path}")
-        assert response is not None and response.status == 200
+        assert response is not None
+        assert response.status == 200
         assert plaintext not in await page.content(), path
     await page.goto(f"{server.url}/ui/tokens")
     await page.get_by_role("link", name="Revoke deploy bot").click()
@@ -209,7 +211,8 @@ async def test_staff_grant_and_revoke_a_role(page: Page, serve: Serve, screensho
     server = await serve(seed_people)
     await sign_in(page, server, "alice")
     refused = await page.goto(f"{server.url}/ui/staff/users")
-    assert refused is not None and refused.status == 403
+    assert refused is not None
+    assert refused.status == 403
     await page.context.clear_cookies()
 
     await sign_in(page, server, "root")

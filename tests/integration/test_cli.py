@@ -80,7 +80,8 @@ def test_broken_policy_names_file_and_line(tmp_path: Path) -> None:
     (broken / "roles.csv").write_text((broken / "roles.csv").read_text() + "g, CUSTOMER.OWNER, NO.SUCH_PERMISSION\n")
     result = tokengate(tmp_path, "info", TOKENGATE_POLICY_DIR=str(broken))
     assert result.returncode == 2
-    assert "roles.csv:" in result.stderr and "NO.SUCH_PERMISSION" in result.stderr
+    assert "roles.csv:" in result.stderr
+    assert "NO.SUCH_PERMISSION" in result.stderr
 
 
 def _free_port() -> int:
@@ -173,7 +174,8 @@ def test_users_unlock_clears_a_login_lock(tmp_path: Path) -> None:
             1,
         )
     again = tokengate(tmp_path, "users", "unlock", "alice")
-    assert again.returncode == 0 and "No password-login attempts were counted for alice" in again.stdout
+    assert again.returncode == 0
+    assert "No password-login attempts were counted for alice" in again.stdout
 
 
 def test_users_create_on_a_fresh_database_migrates_it_first_outside_the_repository(tmp_path: Path) -> None:
@@ -188,9 +190,11 @@ def test_users_create_on_a_fresh_database_migrates_it_first_outside_the_reposito
 def test_database_upgrade_never_prompts_without_a_terminal(tmp_path: Path) -> None:
     upgrade = tokengate(tmp_path, "database", "upgrade")
     assert upgrade.returncode == 0, upgrade.stderr + upgrade.stdout
-    assert "Migrated the database" in upgrade.stdout and "[y/n]" not in upgrade.stdout
+    assert "Migrated the database" in upgrade.stdout
+    assert "[y/n]" not in upgrade.stdout
     again = tokengate(tmp_path, "database", "upgrade")
-    assert again.returncode == 0 and "up to date" in again.stdout
+    assert again.returncode == 0
+    assert "up to date" in again.stdout
 
 
 def test_set_password_from_a_variable_and_deactivate(tmp_path: Path) -> None:
@@ -198,9 +202,11 @@ def test_set_password_from_a_variable_and_deactivate(tmp_path: Path) -> None:
     changed = tokengate(tmp_path, "users", "set-password", "ann", "--password-env", "NEW_PW", NEW_PW="another-passw0rd")
     assert changed.returncode == 0, changed.stderr
     missing = tokengate(tmp_path, "users", "set-password", "ann", "--password-env", "UNSET_PW")
-    assert missing.returncode != 0 and "UNSET_PW is not set" in unboxed(missing.stderr)
+    assert missing.returncode != 0
+    assert "UNSET_PW is not set" in unboxed(missing.stderr)
     nobody = tokengate(tmp_path, "users", "deactivate", "nobody")
-    assert nobody.returncode != 0 and "no user named 'nobody'" in nobody.stderr
+    assert nobody.returncode != 0
+    assert "no user named 'nobody'" in nobody.stderr
     assert tokengate(tmp_path, "users", "deactivate", "ann").returncode == 0
     assert "\tinactive\t" in tokengate(tmp_path, "users", "list").stdout
 
@@ -224,14 +230,19 @@ def test_an_unreachable_database_is_one_line_after_a_bounded_wait(tmp_path: Path
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("tokengate: waiting for the database at postgresql+asyncpg://tokengate:***@127.0.0.1:9")
     assert lines[1].startswith("tokengate: cannot reach the database at postgresql+asyncpg://tokengate:***@")
-    assert len(lines) == 2 and "hidden" not in result.stderr
+    assert len(lines) == 2
+    assert "hidden" not in result.stderr
 
 
 def test_help_hides_dangerous_framework_commands_and_has_one_style(tmp_path: Path) -> None:
     top = tokengate(tmp_path, "--help").stdout
-    assert "users" in top and "run" in top and "sessions" not in top
+    assert "users" in top
+    assert "run" in top
+    assert "sessions" not in top
     database = tokengate(tmp_path, "database", "--help").stdout
     assert "upgrade" in database
     assert all(name not in database for name in ("drop-all", "make-migrations", "init ", "dump-data"))
     explain = tokengate(tmp_path, "policy", "explain", "--help").stdout
-    assert "\\b" not in explain and "╭─ Options" in explain and "╭─ Options" in top
+    assert "\\b" not in explain
+    assert "╭─ Options" in explain
+    assert "╭─ Options" in top

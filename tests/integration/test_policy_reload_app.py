@@ -63,5 +63,6 @@ async def test_a_wrong_model_is_refused_on_sighup_and_nothing_answers_5xx(settin
             assert runtime.policy.rules is rules  # refused: the old model stays in force
             body = {"permission": "PROJECT.UPDATE", "entity": {"type": "customer", "uuid": str(customer.uuid)}}
             response = await client.post("/api/authz/check/", json=body, headers=auth(key))
-            assert response.status_code == 200 and response.json()["allowed"] is False
+            assert response.status_code == 200
+            assert response.json()["allowed"] is False
     await runtime.alchemy.get_engine().dispose()

@@ -196,7 +196,8 @@ async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(
         assert response.status_code == 204, response.text
 
     before, after = await race(use_key, delete_key)
-    assert (before, after) != (0, 0) and after == 0
+    assert (before, after) != (0, 0)
+    assert after == 0
 
     async with runtime.session() as session:
         from service.auth_tokens.services import AuthTokenService
@@ -219,6 +220,7 @@ async def test_deleting_a_legacy_key_and_deactivating_a_user_hold_under_load(
         assert response.status_code == 200, response.text
 
     before, after = await race(use_pat, deactivate)
-    assert before > 0 and after == 0
+    assert before > 0
+    assert after == 0
     assert not await use_key()
     assert await active_pats(runtime, owner.id) == 0

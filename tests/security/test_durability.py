@@ -244,9 +244,12 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(own_database_url: str, tmp_p
     try:
         server.start()
         asyncio.run(_load(server, key, ledger, kill_after))
-        assert server.process is not None and server.process.returncode == -signal.SIGKILL
+        assert server.process is not None
+        assert server.process.returncode == -signal.SIGKILL
         assert ledger.answered >= 8, f"only {ledger.answered} operations answered before the kill"
-        assert ledger.rotations and ledger.dead and ledger.live
+        assert ledger.rotations
+        assert ledger.dead
+        assert ledger.live
         server.start()
         STATS.crashes_survived += 1
         asyncio.run(_verify(server, ledger, own_database_url, tmp_path))

@@ -69,11 +69,13 @@ async def test_two_instances_share_one_limit(
     assert statuses == [401] * LIMIT + [429] * LIMIT  # 5 failures in all, not 5 per instance
     for client in (sclient, second):
         refused = await _login(client, PASSWORD)
-        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
     assert len(await _events(runtime, EventType.LOGIN_FAILED)) == LIMIT
     throttled = await _events(runtime, EventType.LOGIN_THROTTLED)
     assert len(throttled) == 1  # once per window, however many refusals follow
-    assert throttled[0].context["username"] == "alice" and throttled[0].context["limit"] == "username"
+    assert throttled[0].context["username"] == "alice"
+    assert throttled[0].context["limit"] == "username"
 
 
 async def test_parallel_guesses_evaluate_at_most_the_limit(

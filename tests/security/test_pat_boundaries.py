@@ -99,7 +99,9 @@ async def test_rotation_obeys_the_pat_switches(sclient: httpx.AsyncClient, runti
         assert "token" not in rotated.json()
     async with runtime.session() as session:
         rows = list(await session.scalars(select(PersonalAccessToken)))
-    assert len(rows) == 1 and rows[0].is_active and rows[0].uuid == UUID(created["uuid"])
+    assert len(rows) == 1
+    assert rows[0].is_active
+    assert rows[0].uuid == UUID(created["uuid"])
 
 
 async def _check(client: httpx.AsyncClient, key: str, entity_type: str, uuid: str) -> httpx.Response:

@@ -61,14 +61,18 @@ async def test_tokens_survive_a_secret_rotation(database_url: str, tmp_path: Pat
         pat = created.json()["token"]
     try:
         async with serving(database_url, tmp_path, NEW) as (app, _):  # the old secret forgotten: nothing works
-            assert not await _works(app, key) and not await _works(app, pat)
+            assert not await _works(app, key)
+            assert not await _works(app, pat)
         async with serving(database_url, tmp_path, NEW, OLD) as (app, runtime):
-            assert await _works(app, key) and await _works(app, pat)
+            assert await _works(app, key)
+            assert await _works(app, pat)
             assert await make_key(runtime, owner) == key  # login hands out the same key, now encrypted anew
             hashes = await _stored_hashes(runtime)
-            assert runtime.keyring.token_hash(key) in hashes and runtime.keyring.token_hash(pat) in hashes
+            assert runtime.keyring.token_hash(key) in hashes
+            assert runtime.keyring.token_hash(pat) in hashes
         async with serving(database_url, tmp_path, NEW) as (app, runtime):  # the rotation is over
-            assert await _works(app, key) and await _works(app, pat)
+            assert await _works(app, key)
+            assert await _works(app, pat)
             assert await make_key(runtime, owner) == key
             assert not await _works(app, idle_key)  # made under the old secret and not used during the rotation
     finally:

@@ -114,7 +114,8 @@ async def test_no_secret_appears_after_its_creation_response(
                 "allowed_scopes": [{"type": "project", "uuid": str(project.uuid)}],
             },
         )
-        assert created.status_code == 201 and created.headers["Cache-Control"] == "no-store"
+        assert created.status_code == 201
+        assert created.headers["Cache-Control"] == "no-store"
         first = created.json()
         recorder.issued(first["token"], "PAT")
         pat_h = {"Authorization": f"Bearer {first['token']}"}
@@ -181,7 +182,8 @@ async def test_no_secret_appears_after_its_creation_response(
     # httpx/httpcore are this test's own client logging the URLs it was told to request, not the service
     service_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     log_text = "\n".join(_record_text(record) for record in service_records)
-    assert len(service_records) > 10 and len(events) > 10  # the run did produce logs and events to search
+    assert len(service_records) > 10
+    assert len(events) > 10
     for secret, what in recorder.secrets.items():
         if secret in event_text:
             recorder.leaks.append(f"{what} in a stored event")

@@ -28,4 +28,5 @@ def test_popped_and_reinserted_keys_never_take_the_map_over_its_size() -> None:
 def test_a_map_of_size_zero_holds_nothing() -> None:
     fifo: FifoMap[str, int] = FifoMap(0)
     fifo.put("a", 1)
-    assert len(fifo) == 0 and fifo.pop("a") is None
+    assert len(fifo) == 0
+    assert fifo.pop("a") is None

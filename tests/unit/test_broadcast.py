@@ -50,4 +50,5 @@ def test_own_and_malformed_notifications_change_nothing(heard: tuple[Broadcast, 
         "w2 user",
     ):
         broadcast._received(None, 1, CHANNEL, payload)
-    assert recorder.calls == [] and woken == []
+    assert recorder.calls == []
+    assert woken == []

@@ -17,7 +17,8 @@ def test_defaults_without_file_or_environment(tmp_path: Path) -> None:
     assert settings == Settings()
     assert settings.database.url.startswith("sqlite+aiosqlite:///")
     assert settings.tokens.pat_max_per_user == 20
-    assert settings.auto_migrate is True and settings.debug is False
+    assert settings.auto_migrate is True
+    assert settings.debug is False
 
 
 def test_the_shipped_litestar_toml_loads() -> None:
@@ -51,8 +52,10 @@ trusted_proxies = ["10.0.0.0/8"]
     )
     settings = load_settings(path=path, environ={})
     assert settings.policy_dir == "rules"
-    assert settings.database.url == "postgresql+asyncpg://db/tokengate" and settings.database.pool_size == 3
-    assert settings.tokens.pat_max_per_user == 7 and settings.tokens.usage_flush_seconds == 0.5
+    assert settings.database.url == "postgresql+asyncpg://db/tokengate"
+    assert settings.database.pool_size == 3
+    assert settings.tokens.pat_max_per_user == 7
+    assert settings.tokens.usage_flush_seconds == 0.5
     assert settings.security.trusted_proxies == ["10.0.0.0/8"]
     assert settings.login.max_failures_per_ip == 20  # untouched sections keep their defaults
 

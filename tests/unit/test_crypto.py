@@ -44,7 +44,9 @@ def test_format_constants_are_pinned(name: str, value: object) -> None:
 
 
 def test_lengths_carry_the_promised_bits() -> None:
-    assert len(BASE62) == 62 and len(set(BASE62)) == 62 and "_" not in BASE62
+    assert len(BASE62) == 62
+    assert len(set(BASE62)) == 62
+    assert "_" not in BASE62
     assert crypto.RANDOM_CHARS == math.ceil(crypto.RANDOM_BYTES * 8 / math.log2(62))  # >= 256 bits
     assert 62**crypto.CHECKSUM_CHARS >= 2**32  # CRC-32 fits
 
@@ -132,7 +134,8 @@ def fx_keyring() -> Keyring:
 def test_hash_is_keyed_deterministic_hex(keyring: Keyring) -> None:
     key = new_legacy_key()
     digest = keyring.token_hash(key)
-    assert len(digest) == crypto.HASH_HEX_CHARS and int(digest, 16) >= 0
+    assert len(digest) == crypto.HASH_HEX_CHARS
+    assert int(digest, 16) >= 0
     assert digest == Keyring.from_secret(b"unit-test-secret").token_hash(key)
     assert digest != Keyring.from_secret(b"another-secret").token_hash(key)
     assert digest != keyring.token_hash(key[:-1] + _swap(key[-1]))

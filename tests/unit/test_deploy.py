@@ -12,10 +12,14 @@ from tests.conftest import ROOT
 
 def test_the_image_runs_unprivileged_with_a_readiness_health_check() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "USER 10001:10001" in dockerfile and "USER root" not in dockerfile
-    assert "HEALTHCHECK" in dockerfile and "/ready" in dockerfile
-    assert "COPY policies ./policies" in dockerfile and "COPY service ./service" in dockerfile  # migrations inside
-    assert 'ENTRYPOINT ["tokengate"]' in dockerfile and 'CMD ["run"]' in dockerfile
+    assert "USER 10001:10001" in dockerfile
+    assert "USER root" not in dockerfile
+    assert "HEALTHCHECK" in dockerfile
+    assert "/ready" in dockerfile
+    assert "COPY policies ./policies" in dockerfile
+    assert "COPY service ./service" in dockerfile
+    assert 'ENTRYPOINT ["tokengate"]' in dockerfile
+    assert 'CMD ["run"]' in dockerfile
 
 
 def test_hadolint_passes() -> None:
@@ -34,5 +38,7 @@ def test_compose_waits_for_a_healthy_postgres() -> None:
 
 def test_the_systemd_unit_stops_through_the_supervisor() -> None:
     unit = (ROOT / "deploy" / "tokengate.service").read_text()
-    assert "KillMode=mixed" in unit and "KillSignal=SIGTERM" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "KillMode=mixed" in unit
+    assert "KillSignal=SIGTERM" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     assert "User=tokengate" in unit

@@ -28,13 +28,19 @@ def test_json_lines_carry_the_request_id_and_no_token() -> None:
     finally:
         request_id_var.reset(reset)
     document = json.loads(line)
-    assert document["request_id"] == "req-1" and document["user_id"] == 7 and document["level"] == "warning"
-    assert key not in line and pat not in line
-    assert key[:12] in document["message"] and "ValueError" in document["exception"]
+    assert document["request_id"] == "req-1"
+    assert document["user_id"] == 7
+    assert document["level"] == "warning"
+    assert key not in line
+    assert pat not in line
+    assert key[:12] in document["message"]
+    assert "ValueError" in document["exception"]
 
 
 def test_plain_lines_for_a_terminal() -> None:
     key = new_legacy_key()
     line = PlainFormatter().format(_record("key %s pasted", key))
-    assert "WARNING" in line and "tokengate.test: key tgl_" in line and "user_id=7" in line
+    assert "WARNING" in line
+    assert "tokengate.test: key tgl_" in line
+    assert "user_id=7" in line
     assert key not in line

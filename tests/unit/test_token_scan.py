@@ -58,7 +58,8 @@ def test_the_command_prints_locations_and_prefixes_only(tmp_path: Path) -> None:
         "notes.txt:10:10",
         f"notes.txt:10:{SECOND_PAT_COLUMN}",
     ]
-    assert PAT not in result.stdout and KEY not in result.stdout
+    assert PAT not in result.stdout
+    assert KEY not in result.stdout
     assert lines[0].endswith(f" {display_prefix(PAT)}…")
     assert run_scan(tmp_path, "clean.txt").returncode == 0
 

@@ -162,7 +162,9 @@ async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -
     assert response.headers["x-result-count"] == "3"
     links = parse_links(response.headers["link"])
     assert set(links) == {"first", "prev", "next", "last"}
-    assert "offset=0" in links["prev"] and "offset=2" in links["next"] and "offset=2" in links["last"]
+    assert "offset=0" in links["prev"]
+    assert "offset=2" in links["next"]
+    assert "offset=2" in links["last"]
     assert all("limit=1" in url and "ordering=id" in url for url in links.values())  # other parameters kept
     past = await client.get(LIST, params={"offset": 50}, headers=auth(world.staff_key))
     assert past.status_code == 200
@@ -190,9 +192,12 @@ async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, 
     assert rejected.status_code == 401
     assert rejected.json() == {"detail": "Invalid token."}
     row = await token_of(runtime, await find_user(runtime, "bob"))
-    assert row is not None and row.id == token_id and row.key_prefix == body["key"]
+    assert row is not None
+    assert row.id == token_id
+    assert row.key_prefix == body["key"]
     new_key = await make_key(runtime, await find_user(runtime, "bob"))  # what bob's next login returns
-    assert new_key != old_key and new_key.startswith(body["key"])
+    assert new_key != old_key
+    assert new_key.startswith(body["key"])
     assert (await client.get(LIST, headers=auth(new_key))).status_code == 403
 
 

@@ -62,7 +62,8 @@ async def test_use_slides_the_expiry_forward(client: AsyncClient, runtime: Runti
     assert (await client.get(f"/api/users/{alice.uuid}/", headers=auth(alice_key))).status_code == 200
     await runtime.usage.flush()
     token = await token_of(runtime, alice)
-    assert token is not None and token.expires_at is not None
+    assert token is not None
+    assert token.expires_at is not None
     assert token.expires_at > datetime.now(UTC) + timedelta(seconds=50)
     listed = await client.get("/api/auth-tokens/", headers=auth(staff_key))
     assert "alice" in [item["user_username"] for item in listed.json()]
@@ -136,8 +137,10 @@ async def test_pagination_links_count_and_head(client: AsyncClient, runtime: Run
     assert page2.headers["x-result-count"] == "7"
     rels = parse_links(page2.headers["link"])
     assert set(rels) == {"first", "prev", "next", "last"}
-    assert "page=1" in rels["first"] and "page=1" in rels["prev"]
-    assert "page=3" in rels["next"] and "page=3" in rels["last"]
+    assert "page=1" in rels["first"]
+    assert "page=1" in rels["prev"]
+    assert "page=3" in rels["next"]
+    assert "page=3" in rels["last"]
     assert all("page_size=3" in url for url in rels.values())
     assert all(url.startswith("http://testserver.local/api/auth-tokens/?") for url in rels.values())
 

@@ -54,9 +54,12 @@ async def test_bad_query_is_a_400_naming_the_field(
     assert response.status_code == 400, response.text
     body = response.json()
     assert list(body) == [param]
-    assert isinstance(body[param], list) and body[param]
+    assert isinstance(body[param], list)
+    assert body[param]
     after = await token_of(runtime, staff)
-    assert before is not None and after is not None and after.key_hash == before.key_hash
+    assert before is not None
+    assert after is not None
+    assert after.key_hash == before.key_hash
 
 
 @pytest.mark.parametrize(
@@ -79,7 +82,9 @@ async def test_bad_path_ids_never_500_and_change_nothing(
     response = await client.request(method, path, headers=auth(key))
     assert response.status_code in (400, 404), response.text
     after = await token_of(runtime, alice)
-    assert before is not None and after is not None and after.key_hash == before.key_hash
+    assert before is not None
+    assert after is not None
+    assert after.key_hash == before.key_hash
 
 
 @pytest.mark.parametrize(
@@ -117,7 +122,9 @@ async def test_non_staff_403_and_no_token_401(client: AsyncClient, runtime: Runt
     assert missing.status_code == 401
     assert missing.json() == {"detail": "Authentication credentials were not provided."}
     after = await token_of(runtime, alice)
-    assert before is not None and after is not None and after.key_hash == before.key_hash
+    assert before is not None
+    assert after is not None
+    assert after.key_hash == before.key_hash
 
 
 async def test_garbage_expired_and_deleted_tokens_get_the_same_401(client: AsyncClient, runtime: Runtime) -> None:

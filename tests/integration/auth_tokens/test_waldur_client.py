@@ -40,7 +40,8 @@ async def test_password_login_through_the_client(client: AsyncClient, app: Lites
     assert isinstance(token, CoreAuthToken)
     assert token.token.startswith("tgl_")
     again = await api_auth_password.asyncio(client=anonymous, body=ObtainAuthTokenRequest("alice", PASSWORD))
-    assert isinstance(again, CoreAuthToken) and again.token == token.token
+    assert isinstance(again, CoreAuthToken)
+    assert again.token == token.token
     bad = await api_auth_password.asyncio_detailed(client=anonymous, body=ObtainAuthTokenRequest("alice", "nope"))
     assert bad.status_code == 401
     assert isinstance(bad.parsed, AuthTokenChallenge)

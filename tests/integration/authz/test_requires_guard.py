@@ -143,12 +143,15 @@ async def test_a_misspelt_path_parameter_refuses_everyone_and_says_why(
 ) -> None:
     staff = await make_caller(runtime, "root", staff=True)
     response = await client.get(f"/api/test-guard/misspelt/{tree.web.uuid}/", headers=staff.headers)
-    assert response.status_code == 403 and response.json() == DENIED
-    assert "no such path parameter" in caplog.text and "'projet'" in caplog.text
+    assert response.status_code == 403
+    assert response.json() == DENIED
+    assert "no such path parameter" in caplog.text
+    assert "'projet'" in caplog.text
 
 
 async def test_a_global_permission_needs_no_entity(client: httpx.AsyncClient, runtime: Runtime) -> None:
     staff, alice = await make_caller(runtime, "root", staff=True), await make_caller(runtime, "alice")
     assert (await client.get("/api/test-guard/staff-area/", headers=staff.headers)).json() == {"staff": "yes"}
     refused = await client.get("/api/test-guard/staff-area/", headers=alice.headers)
-    assert refused.status_code == 403 and refused.json() == DENIED
+    assert refused.status_code == 403
+    assert refused.json() == DENIED

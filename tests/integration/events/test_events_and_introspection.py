@@ -45,8 +45,11 @@ async def test_introspection_reports_active_pat_and_decides(client: AsyncClient,
     response = await client.post(INTROSPECT, json=body, headers=world.staff_headers)
     assert response.status_code == 200, response.text
     report = response.json()
-    assert report["active"] is True and report["token_type"] == "pat" and report["username"] == "owner"
-    assert report["scope"] == "PROJECT.UPDATE" and report["bindings"] == [world.project]
+    assert report["active"] is True
+    assert report["token_type"] == "pat"
+    assert report["username"] == "owner"
+    assert report["scope"] == "PROJECT.UPDATE"
+    assert report["bindings"] == [world.project]
     assert report["exp"] == int(datetime.fromisoformat(created["expires_at"]).timestamp())
     assert report["decision"]["allowed"] is True
     body["entity"] = {"type": "project", "uuid": world.sibling}

@@ -111,7 +111,8 @@ async def test_a_restart_in_the_middle_of_retrying_loses_nothing(
         await record(runtime, "pat_reuse_detected", "family revoked")
         pending = await settled_failure(runtime)  # the first attempt failed; the retry is a second away
     # stopped with a retry pending (under load the second attempt may already have failed too)
-    assert pending.delivered_at is None and pending.last_error == "HTTP 500"
+    assert pending.delivered_at is None
+    assert pending.last_error == "HTTP 500"
     assert pending.attempts == len(receiver.received) < 3
 
     restarted: Litestar = create_app(settings)
@@ -126,7 +127,8 @@ async def test_a_restart_in_the_middle_of_retrying_loses_nothing(
     assert verified(receiver.received[-1])["message"] == "family revoked"
     async with runtime.session() as session:
         [done] = (await session.scalars(select(WebhookDelivery))).all()
-    assert done.delivered_at is not None and done.lease_until is None
+    assert done.delivered_at is not None
+    assert done.lease_until is None
 
 
 def test_a_webhook_without_a_secret_does_not_start(tmp_path: Path) -> None:

@@ -71,20 +71,23 @@ async def test_malformed_and_expired_tokens_are_rejected_offline(
 @pytest.mark.parametrize("header", ["Token", "Bearer", "Token a b", "Basic dXNlcjpwYXNz", "Token\tw_1_2 x", "w_1_2"])
 async def test_malformed_headers_get_the_uniform_401(client: AsyncClient, no_database: list[str], header: str) -> None:
     response = await client.get(PATS, headers={"Authorization": header})
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
     assert no_database == []
 
 
 async def test_unknown_well_formed_token_is_looked_up(client: AsyncClient, no_database: list[str]) -> None:
     token = new_pat(int(time.time()) + 3600)
     response = await client.get(PATS, headers={"Authorization": f"Token {token}"})
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
     assert len(no_database) == 1  # the only kind of bad token that costs a lookup (and proves the probe works)
 
 
 async def test_unknown_token_with_the_real_database(client: AsyncClient, world: World) -> None:
     response = await client.get(PATS, headers={"Authorization": f"Token {new_pat(int(time.time()) + 3600)}"})
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
 
 
 async def test_revoked_and_rotated_out_tokens(client: AsyncClient, world: World) -> None:
@@ -96,7 +99,8 @@ async def test_revoked_and_rotated_out_tokens(client: AsyncClient, world: World)
     assert (await client.post(f"{PATS}{rotated['uuid']}/rotate/", headers=world.owner_headers)).status_code == 201
     for created in (revoked, rotated):
         response = await client.get(PATS, headers={"Authorization": f"Bearer {created['token']}"})
-        assert response.status_code == 401 and response.json() == INVALID
+        assert response.status_code == 401
+        assert response.json() == INVALID
 
 
 async def test_token_expired_in_the_database(client: AsyncClient, world: World, runtime: Runtime) -> None:
@@ -111,7 +115,8 @@ async def test_token_expired_in_the_database(client: AsyncClient, world: World, 
         )
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
     response = await client.get(PATS, headers=headers)
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
 
 
 async def test_inactive_owner(client: AsyncClient, world: World) -> None:
@@ -123,7 +128,8 @@ async def test_inactive_owner(client: AsyncClient, world: World) -> None:
     )
     assert deactivated.status_code == 200
     response = await client.get(PATS, headers=headers)
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
 
 
 async def test_deactivation_revokes_for_good(client: AsyncClient, world: World) -> None:
@@ -133,6 +139,7 @@ async def test_deactivation_revokes_for_good(client: AsyncClient, world: World) 
     assert (await client.patch(user_path, json={"is_active": False}, headers=world.staff_headers)).status_code == 200
     assert (await client.patch(user_path, json={"is_active": True}, headers=world.staff_headers)).status_code == 200
     response = await client.get(PATS, headers=headers)
-    assert response.status_code == 401 and response.json() == INVALID
+    assert response.status_code == 401
+    assert response.json() == INVALID
     shown = (await client.get(f"{PATS}{created['uuid']}/", headers=world.staff_headers)).json()
     assert shown["is_active"] is False

@@ -57,7 +57,8 @@ async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_o
         "description": "Change the name and billing details of an organisation",
     }
     names = {item["permission"] for item in got}
-    assert "SERVICE_ACCOUNT.MANAGE" not in names and "STAFF.ACCESS" not in names
+    assert "SERVICE_ACCOUNT.MANAGE" not in names
+    assert "STAFF.ACCESS" not in names
     assert all(item["description"] and item["description"] != item["permission"] for item in got)
 
 
@@ -78,7 +79,8 @@ async def test_user_without_roles_gets_nothing(client: AsyncClient, world: World
     _, key = await user_with_key(runtime, "nobody")
     for path in (SCOPES, TARGETS):
         response = await client.get(path, headers=auth(key))
-        assert response.status_code == 200 and response.json() == []
+        assert response.status_code == 200
+        assert response.json() == []
         assert response.headers["x-result-count"] == "0"
         assert (await client.head(path, headers=auth(key))).headers["x-result-count"] == "0"
 
@@ -88,7 +90,8 @@ async def test_scopes_follow_live_roles(client: AsyncClient, world: World, runti
     member, key = await user_with_key(runtime, "member")
     assignment = await grant(client, world.staff_headers, member, "PROJECT.MEMBER", "project", world.project)
     got = [item["permission"] for item in await all_pages(client, SCOPES, auth(key))]
-    assert got and set(got) <= set(roles["PROJECT.MEMBER"])
+    assert got
+    assert set(got) <= set(roles["PROJECT.MEMBER"])
     assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code == 204
     assert await all_pages(client, SCOPES, auth(key)) == []
 
@@ -115,7 +118,8 @@ async def test_project_manager_binding_targets_are_the_project(
         for name in sorted(roles["PROJECT.MANAGER"])
         if permissions[name][0] == "token" and "project" in binds.get(name, [])
     ]
-    assert expected and await all_pages(client, TARGETS, auth(key)) == expected
+    assert expected
+    assert await all_pages(client, TARGETS, auth(key)) == expected
     await grant(client, world.staff_headers, manager, "CUSTOMER.OWNER", "customer", world.other_customer)
     both = {item["permission"]: item["types"] for item in await all_pages(client, TARGETS, auth(key))}
     assert both["PROJECT.UPDATE"] == ["customer", "project"]
@@ -143,13 +147,16 @@ async def test_pagination_headers(client: AsyncClient, world: World, path: str) 
     links = parse_links(first.headers["link"])
     assert set(links) == {"first", "next", "last"}
     second = await client.get(links["next"], headers=world.owner_headers)
-    assert second.status_code == 200 and second.json() == everything[10:20]
+    assert second.status_code == 200
+    assert second.json() == everything[10:20]
     expected_rels = {"first", "prev", "next", "last"} if total > 20 else {"first", "prev", "last"}
     assert set(parse_links(second.headers["link"])) == expected_rels
     last = await client.get(links["last"], headers=world.owner_headers)
     assert last.json() == everything[(total - 1) // 10 * 10 :]
     head = await client.head(path, headers=world.owner_headers)
-    assert head.status_code == 200 and head.content == b"" and head.headers["x-result-count"] == str(total)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["x-result-count"] == str(total)
     beyond = await client.get(path, headers=world.owner_headers, params={"page": 99})
     assert beyond.status_code == 404
 

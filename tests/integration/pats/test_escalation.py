@@ -39,7 +39,8 @@ async def test_scope_not_held_is_refused_at_creation(client: AsyncClient, world:
     response = await client.post(
         PATS, headers=auth(nobody_key), json={"name": "x", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(1)}
     )
-    assert response.status_code == 400 and "scopes" in response.json()
+    assert response.status_code == 400
+    assert "scopes" in response.json()
     assert await count_pats(runtime, member) == 0
 
 
@@ -203,7 +204,8 @@ async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(
         "not-found",  # the manager held nothing but the deleted project
     )
     rotated = await client.post(f"{PATS}{owners['uuid']}/rotate/", headers=world.owner_headers)
-    assert rotated.status_code == 201 and rotated.json()["allowed_scopes"][0] == deleted
+    assert rotated.status_code == 201
+    assert rotated.json()["allowed_scopes"][0] == deleted
 
 
 async def test_demoted_staff_token_loses_staff_powers_at_once(
@@ -215,7 +217,8 @@ async def test_demoted_staff_token_loses_staff_powers_at_once(
     assert (await client.get("/api/auth-tokens/", headers=auth(token))).status_code == 200
     assert await decision(client, unbound, "CUSTOMER.UPDATE", "customer", world.other_customer) == (True, "staff")
     demoted = await client.patch(f"/api/users/{admin.uuid}/", json={"is_staff": False}, headers=world.staff_headers)
-    assert demoted.status_code == 200 and demoted.json()["is_staff"] is False
+    assert demoted.status_code == 200
+    assert demoted.json()["is_staff"] is False
     assert (await client.get("/api/auth-tokens/", headers=auth(token))).status_code == 403
     assert await decision(client, token, "STAFF.ACCESS") == (False, "global-permission")
     assert await decision(client, unbound, "CUSTOMER.UPDATE", "customer", world.other_customer) == (False, "not-found")

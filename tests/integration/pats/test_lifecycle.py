@@ -35,11 +35,14 @@ async def test_create_returns_plaintext_once(client: AsyncClient, world: World, 
         "created",
     }
     token = created["token"]
-    assert token.startswith("w_") and pat_expiry(token) is not None
+    assert token.startswith("w_")
+    assert pat_expiry(token) is not None
     listed = (await client.get(PATS, headers=world.owner_headers)).json()
     assert [item["uuid"] for item in listed] == [created["uuid"]]
-    assert "token" not in listed[0] and listed[0]["token_prefix"] == token[:21]
-    assert listed[0]["last_used_at"] is None and listed[0]["use_count"] == 0
+    assert "token" not in listed[0]
+    assert listed[0]["token_prefix"] == token[:21]
+    assert listed[0]["last_used_at"] is None
+    assert listed[0]["use_count"] == 0
     async with runtime.session() as session:
         row = (await session.execute(select(PersonalAccessToken.__table__))).one()
     assert all(token not in str(value) for value in row)
@@ -62,7 +65,8 @@ async def test_revoke_is_soft_and_immediate(client: AsyncClient, world: World) -
     assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     assert (await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).status_code == 204
     denied = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert denied.status_code == 401 and denied.json() == {"detail": "Invalid token."}
+    assert denied.status_code == 401
+    assert denied.json() == {"detail": "Invalid token."}
     listed = (await client.get(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).json()
     assert listed["is_active"] is False
 
@@ -77,14 +81,16 @@ async def test_rotate_keeps_settings_and_kills_old(client: AsyncClient, world: W
     response = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
     assert response.status_code == 201, response.text
     rotated = response.json()
-    assert rotated["token"] != created["token"] and rotated["uuid"] != created["uuid"]
+    assert rotated["token"] != created["token"]
+    assert rotated["uuid"] != created["uuid"]
     for field in ("name", "scopes", "allowed_scopes", "allowed_networks", "expires_at"):
         assert rotated[field] == created[field], field
     assert (await check(client, rotated["token"], "PROJECT.UPDATE", "project", world.project)).json()["allowed"] is True
     # (presenting the old one now is reuse, which also revokes the successor: see test_reuse_detection)
     assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 401
     again = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
-    assert again.status_code == 400 and again.json() == ["Cannot rotate an inactive token."]
+    assert again.status_code == 400
+    assert again.json() == ["Cannot rotate an inactive token."]
 
 
 async def test_put_and_patch_are_not_allowed(client: AsyncClient, world: World) -> None:

@@ -53,14 +53,17 @@ async def test_acl_is_normalised_on_creation(client: AsyncClient, world: World) 
 async def test_request_from_outside_the_acl_is_refused(client: AsyncClient, app: Litestar, world: World) -> None:
     token = (await create_pat(client, world.owner_headers, allowed_networks=["198.51.100.0/24"]))["token"]
     local = await check(client, token, "PROJECT.UPDATE", "project", world.project)
-    assert local.status_code == 401 and local.json() == INVALID
+    assert local.status_code == 401
+    assert local.json() == INVALID
     assert local.headers["www-authenticate"] == "Token"
     async with http_client(app, OUTSIDE) as outside:
         refused = await check(outside, token, "PROJECT.UPDATE", "project", world.project)
-        assert refused.status_code == 401 and refused.json() == INVALID
+        assert refused.status_code == 401
+        assert refused.json() == INVALID
     async with http_client(app, "198.51.100.77") as inside:
         allowed = await check(inside, token, "PROJECT.UPDATE", "project", world.project)
-        assert allowed.status_code == 200 and allowed.json()["allowed"] is True
+        assert allowed.status_code == 200
+        assert allowed.json()["allowed"] is True
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,8 @@ async def test_forwarded_for_is_ignored_with_the_shipped_default(
     spoofed_remote = await client.post(
         "/api/authz/check/", json=body, headers={**auth(remote_only["token"]), "X-Forwarded-For": OUTSIDE}
     )
-    assert spoofed_remote.status_code == 401 and spoofed_remote.json() == INVALID
+    assert spoofed_remote.status_code == 401
+    assert spoofed_remote.json() == INVALID
     for forwarded in [OUTSIDE, "not-an-address"]:
         local = await client.post(
             "/api/authz/check/", json=body, headers={**auth(local_only), "X-Forwarded-For": forwarded}
@@ -102,7 +106,8 @@ async def test_forwarded_for_is_ignored_with_the_shipped_default(
         spoofed = await direct.post(
             "/api/authz/check/", json=body, headers={**auth(local_only), "X-Forwarded-For": "127.0.0.1"}
         )
-        assert spoofed.status_code == 401 and spoofed.json() == INVALID
+        assert spoofed.status_code == 401
+        assert spoofed.json() == INVALID
     await runtime.usage.flush()
     assert (await retrieve(client, world, remote_only["uuid"]))["last_used_ip"] is None
 
@@ -120,12 +125,14 @@ async def test_set_network_acl_takes_effect_at_once(
     )
     assert narrowed.status_code == 200, narrowed.text
     assert narrowed.json()["allowed_networks"] == ["198.51.100.1/32", "2001:db8::/32"]
-    assert "token" not in narrowed.json() and narrowed.json()["uuid"] == created["uuid"]
+    assert "token" not in narrowed.json()
+    assert narrowed.json()["uuid"] == created["uuid"]
     assert (await check(client, token, "PROJECT.UPDATE", "project", world.project)).status_code == 401
     async with http_client(app, "198.51.100.1") as inside:
         assert (await check(inside, token, "PROJECT.UPDATE", "project", world.project)).status_code == 200
     cleared = await client.post(path, headers=world.owner_headers, json={"allowed_networks": []})
-    assert cleared.status_code == 200 and cleared.json()["allowed_networks"] == []
+    assert cleared.status_code == 200
+    assert cleared.json()["allowed_networks"] == []
     assert (await check(client, token, "PROJECT.UPDATE", "project", world.project)).status_code == 200
 
     changes = await events_of(runtime, "pat_network_acl_updated")
@@ -198,14 +205,17 @@ async def test_denied_request_records_no_usage_and_one_event(
     async with http_client(app, OUTSIDE) as outside:
         for _ in range(3):
             response = await outside.get(PATS, headers=auth(created["token"]))
-            assert response.status_code == 401 and response.json() == INVALID
+            assert response.status_code == 401
+            assert response.json() == INVALID
     await runtime.usage.flush()
     shown = await retrieve(client, world, created["uuid"])
     assert (shown["use_count"], shown["last_used_at"], shown["last_used_ip"]) == (0, None, None)
     denied = await events_of(runtime, "pat_access_denied_from_ip")
     assert len(denied) == 1  # debounced per token and address
-    assert denied[0].user_id == world.owner.id and denied[0].context["source_ip"] == OUTSIDE
-    assert OUTSIDE in denied[0].message and created["token"] not in denied[0].message
+    assert denied[0].user_id == world.owner.id
+    assert denied[0].context["source_ip"] == OUTSIDE
+    assert OUTSIDE in denied[0].message
+    assert created["token"] not in denied[0].message
     assert await events_of(runtime, "pat_used_from_new_ip") == []
 
 
@@ -222,7 +232,9 @@ async def test_use_from_a_new_address_is_recorded(
     shown = await retrieve(client, world, created["uuid"])
     assert (shown["use_count"], shown["last_used_ip"]) == (2, "198.51.100.7")
     moved = await events_of(runtime, "pat_used_from_new_ip")
-    assert len(moved) == 1 and "198.51.100.7" in moved[0].message and "127.0.0.1" in moved[0].message
+    assert len(moved) == 1
+    assert "198.51.100.7" in moved[0].message
+    assert "127.0.0.1" in moved[0].message
 
 
 async def test_alternating_addresses_between_flushes_are_all_recorded(

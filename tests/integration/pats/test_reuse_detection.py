@@ -60,7 +60,8 @@ async def test_replaying_the_first_of_three_revokes_the_family(
     assert await family_of(runtime, first["uuid"]) == await family_of(runtime, third["uuid"])
 
     replay = await check(client, first["token"], "PROJECT.UPDATE", "project", world.project)
-    assert replay.status_code == 401 and replay.json() == {"detail": "Invalid token."}
+    assert replay.status_code == 401
+    assert replay.json() == {"detail": "Invalid token."}
     assert await works(client, third["token"], world) == 401
     assert await works(client, second["token"], world) == 401
     assert await works(client, unrelated["token"], world) == 200
@@ -141,7 +142,8 @@ async def test_a_failed_family_revocation_still_answers_401(
 
     monkeypatch.setattr(PatService, "revoke_family", broken)
     replay = await check(client, first["token"], "PROJECT.UPDATE", "project", world.project)
-    assert replay.status_code == 401 and replay.json() == {"detail": "Invalid token."}
+    assert replay.status_code == 401
+    assert replay.json() == {"detail": "Invalid token."}
     monkeypatch.undo()
     assert await works(client, third["token"], world) == 200  # nothing was revoked
     assert await works(client, first["token"], world) == 401  # the next presentation tries again, and succeeds

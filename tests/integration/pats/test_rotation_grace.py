@@ -41,7 +41,8 @@ async def test_rotated_out_token_works_during_the_grace_period(
     shown = (await client.get(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).json()
     assert shown["is_active"] is False
     again = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
-    assert again.status_code == 400 and again.json() == ["Cannot rotate an inactive token."]
+    assert again.status_code == 400
+    assert again.json() == ["Cannot rotate an inactive token."]
 
     await end_grace(runtime, created)
     assert await allowed(client, successor["token"], world) == 200

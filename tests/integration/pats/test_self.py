@@ -17,8 +17,11 @@ async def test_a_pat_reads_itself_without_its_secret(client: AsyncClient, world:
     response = await client.get(SELF, headers=auth(created["token"]))
     assert response.status_code == 200, response.text
     shown = response.json()
-    assert shown["uuid"] == created["uuid"] and shown["name"] == "ci" and shown["is_active"] is True
-    assert "token" not in shown and created["token"] not in response.text
+    assert shown["uuid"] == created["uuid"]
+    assert shown["name"] == "ci"
+    assert shown["is_active"] is True
+    assert "token" not in shown
+    assert created["token"] not in response.text
     assert shown == (await client.get(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).json()
     assert (await client.get(SELF, headers=auth(other["token"]))).json()["uuid"] == other["uuid"]
 
@@ -28,7 +31,8 @@ async def test_a_pat_revokes_itself_and_nothing_else(client: AsyncClient, world:
     other = await create_pat(client, world.owner_headers, name="other")
     assert (await client.delete(SELF, headers=auth(created["token"]))).status_code == 204
     refused = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert refused.status_code == 401 and refused.json() == {"detail": "Invalid token."}
+    assert refused.status_code == 401
+    assert refused.json() == {"detail": "Invalid token."}
     assert (await check(client, other["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     listed = {item["uuid"]: item["is_active"] for item in (await client.get(PATS, headers=world.owner_headers)).json()}
     assert listed == {created["uuid"]: False, other["uuid"]: True}

@@ -277,19 +277,22 @@ async def test_user_without_the_flag_cannot_create_nor_use(client: AsyncClient, 
     created = await create_pat(client, world.owner_headers)
     user_path = f"/api/users/{world.owner.uuid}/"
     off = await client.patch(user_path, json={"can_use_personal_access_tokens": False}, headers=world.staff_headers)
-    assert off.status_code == 200 and off.json()["can_use_personal_access_tokens"] is False
+    assert off.status_code == 200
+    assert off.json()["can_use_personal_access_tokens"] is False
     refused = await client.post(PATS, headers=world.owner_headers, json=body()(world))
     assert refused.status_code == 400
     assert refused.json() == {"non_field_errors": ["You are not allowed to create personal access tokens."]}
     assert await count_pats(runtime, world.owner) == 1
     denied = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert denied.status_code == 401 and denied.json() == {"detail": "Invalid token."}
+    assert denied.status_code == 401
+    assert denied.json() == {"detail": "Invalid token."}
     listed = (await client.get(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).json()
     assert listed["is_active"] is True  # clearing the flag does not revoke
     on = await client.patch(user_path, json={"can_use_personal_access_tokens": True}, headers=world.staff_headers)
     assert on.status_code == 200
     allowed = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert allowed.status_code == 200 and allowed.json()["allowed"] is True
+    assert allowed.status_code == 200
+    assert allowed.json()["allowed"] is True
 
 
 async def test_staff_without_the_flag_cannot_create_either(client: AsyncClient, world: World, runtime: Runtime) -> None:
@@ -305,5 +308,6 @@ async def test_awkward_valid_names(client: AsyncClient, world: World, runtime: R
     created = await create_pat(client, world.owner_headers, name=name)
     assert created["name"] == name.strip()
     rotated = await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)
-    assert rotated.status_code == 201 and rotated.json()["name"] == name.strip()
+    assert rotated.status_code == 201
+    assert rotated.json()["name"] == name.strip()
     assert (await client.delete(f"{PATS}{rotated.json()['uuid']}/", headers=world.owner_headers)).status_code == 204

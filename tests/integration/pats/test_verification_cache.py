@@ -41,7 +41,8 @@ async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one
     first = await principal_of(runtime, created["token"])
     runtime.verifier.confirm(0.0, 0.0)  # the cache is not trusted until the next poll: the token is looked up again
     again = await principal_of(runtime, created["token"])
-    assert first is not None and again is first  # same object: decision memo keys match by identity
+    assert first is not None
+    assert again is first
     async with runtime.session() as session:  # behind the service's back: as another worker would, unannounced
         await session.execute(update(User).where(User.id == world.owner.id).values(username="renamed"))
     deadline = real_time.monotonic() + 1.0
@@ -50,7 +51,8 @@ async def test_reload_keeps_an_unchanged_principal_and_a_poll_sees_a_changed_one
         assert real_time.monotonic() < deadline, "the changed user was not noticed within 1 s"
         await asyncio.sleep(0.05)
         changed = await principal_of(runtime, created["token"])
-    assert changed is not None and changed.username == "renamed"
+    assert changed is not None
+    assert changed.username == "renamed"
 
 
 async def test_revoking_a_token_evicted_from_a_full_cache(
@@ -65,7 +67,8 @@ async def test_revoking_a_token_evicted_from_a_full_cache(
         response = await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)
         assert response.status_code == 204, response.text
         answer = await client.get(PATS, headers=auth(created["token"]))
-        assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+        assert answer.status_code == 401
+        assert answer.json() == {"detail": "Invalid token."}
 
 
 class Clock:
@@ -92,7 +95,8 @@ async def test_a_token_used_at_full_speed_still_stops_at_its_expiry(
         assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).status_code == 200
     clock.offset += 0.3  # past the expiry, while the cache entry is still fresh
     answer = await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)
-    assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+    assert answer.status_code == 401
+    assert answer.json() == {"detail": "Invalid token."}
 
 
 async def test_a_clock_stepped_back_makes_the_cache_untrusted_not_longer_trusted(
@@ -131,7 +135,8 @@ async def test_token_and_bearer_forms_work_alike_and_one_revocation_refuses_both
     assert response.status_code == 204, response.text
     for form in forms:
         answer = await client.get(PATS, headers={"Authorization": form})
-        assert answer.status_code == 401 and answer.json() == {"detail": "Invalid token."}
+        assert answer.status_code == 401
+        assert answer.json() == {"detail": "Invalid token."}
     await runtime.usage.flush()
     async with runtime.session() as session:
         token_hash = runtime.keyring.token_hash(created["token"])
@@ -162,11 +167,13 @@ async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
     for _ in range(3):
         assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
     count, first_seen = await uses()
-    assert count == 3 and first_seen is not None
+    assert count == 3
+    assert first_seen is not None
     for _ in range(2):  # the first after a flush is recorded in full again, the second is a repeat
         assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
     count, last_seen = await uses()
-    assert count == 5 and last_seen >= first_seen
+    assert count == 5
+    assert last_seen >= first_seen
 
 
 async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: World, runtime: Runtime) -> None:
@@ -182,7 +189,8 @@ async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: W
     await runtime.usage.flush()
     async with runtime.session() as session:
         after = (await session.execute(query)).one()
-    assert after.use_count == before.use_count + 1 and after.updated_at == before.updated_at
+    assert after.use_count == before.use_count + 1
+    assert after.updated_at == before.updated_at
 
 
 async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_connection_out(
@@ -252,8 +260,10 @@ async def test_tokens_of_one_owner_with_equal_limits_share_one_principal(
         await create_pat(client, world.owner_headers, name="other", scopes=["PROJECT.UPDATE", "PROJECT.LIST"]),
     )
     principals = [await principal_of(runtime, pat["token"]) for pat in (first, second, other)]
-    assert principals[0] is not None and principals[0] is principals[1]
-    assert principals[2] is not None and principals[2] is not principals[0]
+    assert principals[0] is not None
+    assert principals[0] is principals[1]
+    assert principals[2] is not None
+    assert principals[2] is not principals[0]
 
 
 def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -60,14 +60,16 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(
     assert detailed.headers["cache-control"] == "no-store"
     created = detailed.parsed
     assert isinstance(created, PersonalAccessTokenCreated)
-    assert created.token.startswith("w_") and created.name == "deploy"
+    assert created.token.startswith("w_")
+    assert created.name == "deploy"
     assert created.scopes == ["PROJECT.UPDATE", "RESOURCE.LIST"]
     assert [(s.type_, str(s.uuid), s.name) for s in created.allowed_scopes] == [("project", world.project, "Apollo")]
     assert created.allowed_networks == ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]
     assert abs(created.expires_at - body.expires_at) < timedelta(seconds=1)
 
     plain = await personal_access_tokens_create.asyncio(client=owner, body=request("plain"))
-    assert isinstance(plain, PersonalAccessTokenCreated) and plain.allowed_scopes == []
+    assert isinstance(plain, PersonalAccessTokenCreated)
+    assert plain.allowed_scopes == []
     assert plain.allowed_networks == []
 
     # the client cannot parse a never-used token (see docs/waldur-apis.md), so both are used first
@@ -75,49 +77,62 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(
     await use_token(client, runtime, plain.token)
 
     listed = await personal_access_tokens_list.asyncio(client=owner)
-    assert listed is not None and all(isinstance(item, PersonalAccessToken) for item in listed)
+    assert listed is not None
+    assert all(isinstance(item, PersonalAccessToken) for item in listed)
     assert [item.uuid for item in listed] == [plain.uuid, created.uuid]  # newest first
     first = listed[1]
-    assert first.token_prefix == created.token[:21] and first.is_active
-    assert first.use_count == 1 and first.last_used_ip == "127.0.0.1"
+    assert first.token_prefix == created.token[:21]
+    assert first.is_active
+    assert first.use_count == 1
+    assert first.last_used_ip == "127.0.0.1"
     assert first.additional_keys == []  # no field the client does not know (no token, no hash)
     page = await personal_access_tokens_list.asyncio_detailed(client=owner, page=2, page_size=1)
-    assert page.status_code == 200 and [item.uuid for item in page.parsed or []] == [created.uuid]
+    assert page.status_code == 200
+    assert [item.uuid for item in page.parsed or []] == [created.uuid]
     assert page.headers["x-result-count"] == "2"
     assert await personal_access_tokens_count.asyncio(client=owner) == 2
     counted = await personal_access_tokens_count.asyncio_detailed(client=owner)
-    assert counted.status_code == 200 and counted.parsed == 2 and counted.content == b""
+    assert counted.status_code == 200
+    assert counted.parsed == 2
+    assert counted.content == b""
 
     retrieved = await personal_access_tokens_retrieve.asyncio(created.uuid, client=owner)
     assert isinstance(retrieved, PersonalAccessToken)
-    assert retrieved.allowed_networks == created.allowed_networks and retrieved.scopes == created.scopes
+    assert retrieved.allowed_networks == created.allowed_networks
+    assert retrieved.scopes == created.scopes
     assert (await personal_access_tokens_retrieve.asyncio_detailed(created.uuid, client=owner)).status_code == 200
 
     narrowed = await personal_access_tokens_set_network_acl.asyncio(
         created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=["192.0.2.7"])
     )
-    assert isinstance(narrowed, PersonalAccessToken) and narrowed.allowed_networks == ["192.0.2.7/32"]
+    assert isinstance(narrowed, PersonalAccessToken)
+    assert narrowed.allowed_networks == ["192.0.2.7/32"]
     refused = await check(client, created.token, "PROJECT.UPDATE", "project", world.project)
     assert refused.status_code == 401  # 127.0.0.1 is no longer allowed
     cleared = await personal_access_tokens_set_network_acl.asyncio_detailed(
         created.uuid, client=owner, body=PersonalAccessTokenNetworkAclRequest(allowed_networks=[])
     )
-    assert cleared.status_code == 200 and cleared.parsed is not None and cleared.parsed.allowed_networks == []
+    assert cleared.status_code == 200
+    assert cleared.parsed is not None
+    assert cleared.parsed.allowed_networks == []
     assert (await check(client, created.token, "PROJECT.UPDATE", "project", world.project)).json()["allowed"]
 
     rotated = await personal_access_tokens_rotate.asyncio(created.uuid, client=owner)
     assert isinstance(rotated, PersonalAccessTokenCreated)
-    assert rotated.uuid != created.uuid and rotated.token != created.token
+    assert rotated.uuid != created.uuid
+    assert rotated.token != created.token
     assert (rotated.name, rotated.scopes, rotated.expires_at) == (created.name, created.scopes, created.expires_at)
     assert [(s.type_, s.uuid) for s in rotated.allowed_scopes] == [("project", UUID(world.project))]
     again = await personal_access_tokens_rotate.asyncio_detailed(plain.uuid, client=owner)
-    assert again.status_code == 201 and again.headers["cache-control"] == "no-store"
+    assert again.status_code == 201
+    assert again.headers["cache-control"] == "no-store"
     assert isinstance(again.parsed, PersonalAccessTokenCreated)
     assert await personal_access_tokens_count.asyncio(client=owner) == 4
 
     await use_token(client, runtime, rotated.token)
     destroyed = await personal_access_tokens_destroy.asyncio_detailed(rotated.uuid, client=owner)
-    assert destroyed.status_code == 204 and destroyed.parsed is None
+    assert destroyed.status_code == 204
+    assert destroyed.parsed is None
     assert (await check(client, rotated.token, "PROJECT.UPDATE", "project", world.project)).status_code == 401
     await use_token(client, runtime, again.parsed.token)
     after = {item.uuid: item.is_active for item in await personal_access_tokens_list.asyncio(client=owner) or []}
@@ -130,17 +145,20 @@ async def test_available_scopes_and_binding_targets(
     owner = waldur(app, key_of(world.owner_headers))
     expected = runtime.policy.delegable_scopes(world.owner.id, is_staff=False)
     scopes = await personal_access_tokens_available_scopes_list.asyncio(client=owner, page_size=100)
-    assert scopes is not None and all(isinstance(item, AvailableScope) for item in scopes)
+    assert scopes is not None
+    assert all(isinstance(item, AvailableScope) for item in scopes)
     assert [item.permission for item in scopes] == expected
     assert await personal_access_tokens_available_scopes_count.asyncio(client=owner) == len(expected)
     first_page = await personal_access_tokens_available_scopes_list.asyncio_detailed(client=owner, page_size=5)
     assert [item.permission for item in first_page.parsed or []] == expected[:5]
     assert first_page.headers["x-result-count"] == str(len(expected))
     counted = await personal_access_tokens_available_scopes_count.asyncio_detailed(client=owner)
-    assert counted.status_code == 200 and counted.parsed == len(expected)
+    assert counted.status_code == 200
+    assert counted.parsed == len(expected)
 
     targets = await personal_access_tokens_available_binding_targets_list.asyncio(client=owner, page_size=100)
-    assert targets is not None and all(isinstance(item, AvailableBindingTarget) for item in targets)
+    assert targets is not None
+    assert all(isinstance(item, AvailableBindingTarget) for item in targets)
     assert {item.permission: item.types for item in targets} == runtime.policy.binding_targets(world.owner.id, False)
     total = await personal_access_tokens_available_binding_targets_count.asyncio(client=owner)
     assert total == len(targets)
@@ -149,7 +167,8 @@ async def test_available_scopes_and_binding_targets(
     )
     assert [item.permission for item in detailed.parsed or []] == [item.permission for item in targets[3:6]]
     counted = await personal_access_tokens_available_binding_targets_count.asyncio_detailed(client=owner)
-    assert counted.status_code == 200 and counted.parsed == total
+    assert counted.status_code == 200
+    assert counted.parsed == total
 
 
 async def test_client_sees_the_services_errors(
@@ -158,7 +177,8 @@ async def test_client_sees_the_services_errors(
     owner = waldur(app, key_of(world.owner_headers))
     with pytest.raises(UnexpectedStatus) as bad:
         await personal_access_tokens_create.asyncio(client=owner, body=request(scopes=("NOPE",)))
-    assert bad.value.status_code == 400 and b"Invalid scope(s): ['NOPE']" in bad.value.content
+    assert bad.value.status_code == 400
+    assert b"Invalid scope(s): ['NOPE']" in bad.value.content
     with pytest.raises(UnexpectedStatus) as missing:
         await personal_access_tokens_retrieve.asyncio(UUID(int=1), client=owner)
     assert missing.value.status_code == 404
@@ -202,5 +222,6 @@ async def test_staff_client_lists_everyones_tokens(
     assert [item.uuid for item in await personal_access_tokens_list.asyncio(client=staff) or []] == [created.uuid]
     assert await personal_access_tokens_count.asyncio(client=staff) == 1
     retrieved = await personal_access_tokens_retrieve.asyncio(created.uuid, client=staff)
-    assert retrieved is not None and retrieved.name == "ci"
+    assert retrieved is not None
+    assert retrieved.name == "ci"
     assert (await client.get(PATS, headers=auth(created.token))).status_code == 200

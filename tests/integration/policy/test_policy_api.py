@@ -25,9 +25,11 @@ async def test_matrix_for_any_authenticated_user(client: httpx.AsyncClient, runt
     assert body == msgspec.to_builtins(build_matrix(runtime.policy.rules))
     assert {"name": "project", "parents": ["customer"]} in body["entity_types"]
     owner = next(role for role in body["roles"] if role["name"] == "CUSTOMER.OWNER")
-    assert owner["entity_type"] == "customer" and "PROJECT.CREATE" in owner["permissions"]
+    assert owner["entity_type"] == "customer"
+    assert "PROJECT.CREATE" in owner["permissions"]
     update = next(p for p in body["permissions"] if p["name"] == "PROJECT.UPDATE")
-    assert update["bind_types"] == ["customer", "project"] and update["delegation"] == "token"
+    assert update["bind_types"] == ["customer", "project"]
+    assert update["delegation"] == "token"
 
 
 async def test_matrix_needs_a_token(client: httpx.AsyncClient) -> None:
@@ -48,7 +50,8 @@ async def test_invariants_of_the_running_policy(client: httpx.AsyncClient, runti
     assert response.status_code == 200
     body = response.json()
     shipped = load_invariants(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
-    assert body["problem"] is None and body["file"] == str(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
+    assert body["problem"] is None
+    assert body["file"] == str(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
     assert [(i["name"], i["source"], i["status"], i["detail"]) for i in body["invariants"]] == [
         (invariant.name, invariant.where, "proved", "") for invariant in shipped
     ]

@@ -38,4 +38,5 @@ def fx_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_explain_from_the_database_reports_unknown_subjects(args: list[str], message: str) -> None:
     result = CliRunner().invoke(policy_group, ["explain", *args])
     assert result.exit_code == 1
-    assert "Error" in result.output and message.removeprefix("Error: ") in " ".join(result.output.split())
+    assert "Error" in result.output
+    assert message.removeprefix("Error: ") in " ".join(result.output.split())

@@ -38,14 +38,16 @@ def test_a_short_run_logs_json_with_request_ids_and_no_token(tmp_path: Path) -> 
             pat = create_pat(client, owner_key)
             staff = {"Authorization": f"Token {staff_key}", "X-Request-ID": "search-by-key-1"}
             search = client.get("/api/users/auth_tokens", params={"search": owner_key}, headers=staff)
-            assert search.status_code == 200 and search.headers["x-request-id"] == "search-by-key-1"
+            assert search.status_code == 200
+            assert search.headers["x-request-id"] == "search-by-key-1"
             assert len(search.json()) == 1
             used = client.get("/api/personal-access-tokens/", headers={"Authorization": f"Token {pat['token']}"})
             assert used.status_code == 200
             pasted = client.get(f"/api/{pat['token']}/", headers={"X-Request-ID": "bad id with spaces"})
             assert pasted.status_code == 404
             generated = pasted.headers["x-request-id"]
-            assert generated != "bad id with spaces" and len(generated) == 32
+            assert generated != "bad id with spaces"
+            assert len(generated) == 32
             assert client.get("/api/users/", headers={"Authorization": "Token " + owner_key[:-1]}).status_code == 401
         assert served.terminate() == 0
     finally:
@@ -61,6 +63,7 @@ def test_a_short_run_logs_json_with_request_ids_and_no_token(tmp_path: Path) -> 
     assert access["search-by-key-1"]["status"] == 200
     assert access["search-by-key-1"]["credential"].startswith("token:")
     assert isinstance(access["search-by-key-1"]["user_id"], int)
-    assert access[generated]["status"] == 404 and access[generated]["path"].startswith("/api/w_")
+    assert access[generated]["status"] == 404
+    assert access[generated]["path"].startswith("/api/w_")
     pat_lines = [record for record in access.values() if (record["credential"] or "").startswith("pat:")]
     assert [record["route"] for record in pat_lines] == ["/api/personal-access-tokens"]

@@ -94,7 +94,8 @@ async def test_metrics_count_decisions_and_verifications_for_the_scraper_only(
     assert (await client.get("/metrics")).status_code == 401
     assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
     before = await client.get("/metrics", headers=scraper)
-    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    assert before.status_code == 200
+    assert before.headers["content-type"].startswith("text/plain")
     created = await create_pat(client, world.owner_headers)
     for _ in range(3):
         assert (await check(client, created["token"], "PROJECT.UPDATE", "project", world.project)).json()["allowed"]

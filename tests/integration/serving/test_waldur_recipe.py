@@ -51,8 +51,10 @@ def test_the_readme_recipe_lists_a_never_used_token(tmp_path: Path) -> None:
             deadline -= 1
             asyncio.run(asyncio.sleep(0.1))
         assert set(tokens) == {used["uuid"], idle["uuid"]}
-        assert tokens[idle["uuid"]].last_used_at is None and tokens[idle["uuid"]].last_used_ip is None
-        assert tokens[used["uuid"]].last_used_at is not None and tokens[used["uuid"]].last_used_ip == "127.0.0.1"
+        assert tokens[idle["uuid"]].last_used_at is None
+        assert tokens[idle["uuid"]].last_used_ip is None
+        assert tokens[used["uuid"]].last_used_at is not None
+        assert tokens[used["uuid"]].last_used_ip == "127.0.0.1"
         assert tokens[idle["uuid"]].token_prefix != tokens[used["uuid"]].token_prefix
     finally:
         served.kill_all()

@@ -22,12 +22,15 @@ async def test_activity_is_mine_newest_first_and_paginated(sign_in: SignIn, runt
                 await post_form(alice, "/ui/tokens", f"/ui/tokens/{uuid}/revoke", {})
     await create(root, name="root's own", scopes=["STAFF.ACCESS"])
     first = (await alice.get("/ui/activity")).text
-    assert "Page 1 of" in first and 'rel="next"' in first
+    assert "Page 1 of" in first
+    assert 'rel="next"' in first
     messages = re.findall(r"Personal access token (t\d\d) has been created", first)
     assert messages[0] == "t25"  # newest first
-    assert "root&#39;s own" not in first and "root's own" not in first
+    assert "root&#39;s own" not in first
+    assert "root's own" not in first
     second = await alice.get("/ui/activity", params={"page": 2})
-    assert second.status_code == 200 and 'rel="prev"' in second.text
+    assert second.status_code == 200
+    assert 'rel="prev"' in second.text
     assert (await alice.get("/ui/activity", params={"page": 0})).status_code == 400
 
 
@@ -35,9 +38,11 @@ async def test_only_entities_the_token_could_be_bound_to_are_offered(sign_in: Si
     await manager(runtime)
     alice = await sign_in("alice")
     offered = (await alice.get("/ui/tokens/new")).text
-    assert ">Apollo</label>" in offered and ">Acme</label>" not in offered
+    assert ">Apollo</label>" in offered
+    assert ">Acme</label>" not in offered
     none = (await alice.get("/ui/tokens/new", params={"q": "zzz"})).text
-    assert ">Apollo</label>" not in none and "No entity you could bind to matches" in none
+    assert ">Apollo</label>" not in none
+    assert "No entity you could bind to matches" in none
 
 
 async def test_explaining_my_own_token(sign_in: SignIn, runtime: Runtime) -> None:
@@ -49,9 +54,11 @@ async def test_explaining_my_own_token(sign_in: SignIn, runtime: Runtime) -> Non
         "/ui/policy/explain", params={"token": uuid, "permission": "PROJECT.UPDATE", "entity": apollo}
     )
     assert page.status_code == 200
-    assert "ALLOW  alice via token" in page.text and "token:     scopes PROJECT.UPDATE" in page.text
+    assert "ALLOW  alice via token" in page.text
+    assert "token:     scopes PROJECT.UPDATE" in page.text
     wrong = await alice.get("/ui/policy/explain", params={"permission": "PROJECT.UPDATE", "entity": "nope"})
-    assert wrong.status_code == 400 and errors_of(wrong.text, "entity") == ["Enter the entity&#39;s UUID."]
+    assert wrong.status_code == 400
+    assert errors_of(wrong.text, "entity") == ["Enter the entity&#39;s UUID."]
 
 
 async def test_staff_errors_from_the_grant_service_sit_by_their_fields(sign_in: SignIn, runtime: Runtime) -> None:
@@ -78,9 +85,12 @@ async def test_staff_errors_from_the_grant_service_sit_by_their_fields(sign_in: 
     listing = (await root.get(page, params={"user": "alice", "active": "yes"})).text
     assert "Globex" in listing
     tree = (await root.get("/ui/staff/entities", params={"q": "Apol"})).text
-    assert "Apollo" in tree and "Acme" in tree and "Globex" not in tree
+    assert "Apollo" in tree
+    assert "Acme" in tree
+    assert "Globex" not in tree
     users = (await root.get("/ui/staff/users", params={"q": "ROO"})).text
-    assert ">root</th>" in users and ">alice</th>" not in users
+    assert ">root</th>" in users
+    assert ">alice</th>" not in users
 
 
 async def test_the_policy_page_shows_the_invariants_and_their_status_as_the_api(

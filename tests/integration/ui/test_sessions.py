@@ -21,7 +21,8 @@ async def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_pages(app
     cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("tokengate_session="))
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
     assert {"httponly", "path", "samesite", "max-age"} <= attributes
-    assert "Path=/ui" in cookie and "SameSite=strict" in cookie
+    assert "Path=/ui" in cookie
+    assert "SameSite=strict" in cookie
     assert "secure" not in attributes  # plain HTTP here; over TLS see below
 
 
@@ -32,7 +33,8 @@ async def test_cookies_are_secure_over_tls(app: Litestar, people: None) -> None:
         assert response.status_code == 302
         first = await client.get("/ui/sign-in")
     cookies = response.headers.get_list("set-cookie")
-    assert cookies and all("Secure" in cookie for cookie in cookies)
+    assert cookies
+    assert all("Secure" in cookie for cookie in cookies)
     assert first.status_code == 200
 
 
@@ -165,5 +167,6 @@ async def test_pages_are_not_cached_and_allow_no_foreign_code(sign_in: SignIn) -
     response = await client.get("/ui/tokens")
     assert response.headers["cache-control"] == "no-store"
     policy = response.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
     assert csrf_of(response.text)

@@ -49,7 +49,8 @@ async def test_staff_creates_a_user_201(client: AsyncClient, runtime: Runtime) -
     assert set(body) == USER_FIELDS
     assert body["username"] == "alice"
     assert body["full_name"] == "Alice Liddell"
-    assert body["is_staff"] is False and body["is_active"] is True
+    assert body["is_staff"] is False
+    assert body["is_active"] is True
     assert body["token_lifetime"] == 3600
     assert body["can_use_personal_access_tokens"] is True  # the configured default
     assert body["url"] == f"http://testserver.local/api/users/{body['uuid'].replace('-', '')}/"
@@ -119,14 +120,18 @@ async def test_patch_changes_only_the_fields_sent(client: AsyncClient, runtime: 
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["first_name"] == "Alice" and body["email"] == "a@example.org"  # untouched
-    assert body["last_name"] == "Liddell" and body["mobile_number"] == "+372 5555 0000"
-    assert body["token_lifetime"] == 120 and body["is_staff"] is True
+    assert body["first_name"] == "Alice"
+    assert body["email"] == "a@example.org"
+    assert body["last_name"] == "Liddell"
+    assert body["mobile_number"] == "+372 5555 0000"
+    assert body["token_lifetime"] == 120
+    assert body["is_staff"] is True
     assert body["can_use_personal_access_tokens"] is False
     cleared = await client.patch(f"/api/users/{alice.uuid}/", headers=auth(key), json={"token_lifetime": None})
     assert cleared.json()["token_lifetime"] is None
     stored = await find_user(runtime, "alice")
-    assert stored.last_name == "Liddell" and stored.token_lifetime is None
+    assert stored.last_name == "Liddell"
+    assert stored.token_lifetime is None
 
 
 @pytest.mark.parametrize(
@@ -147,7 +152,9 @@ async def test_invalid_patch_is_a_400_and_changes_nothing(
     assert response.status_code == 400, response.text
     assert list(response.json()) == [field]
     stored = await find_user(runtime, "alice")
-    assert stored.username == "alice" and stored.token_lifetime == 600 and stored.is_active
+    assert stored.username == "alice"
+    assert stored.token_lifetime == 600
+    assert stored.is_active
 
 
 async def test_deactivation_revokes_the_legacy_key_at_once(client: AsyncClient, runtime: Runtime) -> None:
@@ -205,7 +212,8 @@ async def test_list_is_staff_only_and_paginated(client: AsyncClient, runtime: Ru
     assert page.headers["x-result-count"] == "6"
     assert set(parse_links(page.headers["link"])) == {"first", "prev", "next", "last"}
     head = await client.head("/api/users/", headers=auth(key))
-    assert head.headers["x-result-count"] == "6" and head.content == b""
+    assert head.headers["x-result-count"] == "6"
+    assert head.content == b""
     by_name = await client.get("/api/users/", params={"username": "alice"}, headers=auth(key))
     assert [user["username"] for user in by_name.json()] == ["alice"]
     past = await client.get("/api/users/", params={"page": 4, "page_size": 2}, headers=auth(key))

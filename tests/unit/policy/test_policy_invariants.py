@@ -42,7 +42,8 @@ def test_every_shipped_invariant_is_proved(policy_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     names = shipped(policy_dir)
-    assert len(names) >= 7 and len(lines) == len(names) + 1
+    assert len(names) >= 7
+    assert len(lines) == len(names) + 1
     for line, (name, invariant) in zip(lines, names.items(), strict=False):
         assert line.startswith(f"{invariant.where}: {name}: proved (") and line.endswith(" decisions)"), line
         assert int(line.rsplit("(", 1)[1].split()[0]) > 0
@@ -168,7 +169,8 @@ def test_a_mutant_evaluator_breaks_the_invariant_and_its_explanation_confirms(
     invariant = shipped(policy_dir)[name]
     world = build_world(MUTANTS[name].from_directory(policy_dir))
     outcome = prove(world, invariant, policy_dir)
-    assert outcome.status == "violated" and outcome.counterexample is not None
+    assert outcome.status == "violated"
+    assert outcome.counterexample is not None
     assert prove(build_world(PolicyEngine.from_directory(policy_dir)), invariant, policy_dir).status == "proved"
     path = tmp_path / "counterexample.yaml"
     path.write_text(outcome.scenario)
@@ -208,7 +210,8 @@ def test_the_world_of_the_default_policy(world: World) -> None:
     assert world.position("project-3", "project-1") == "other"
     assert world.position(None, "project-1") == "none"
     roles = {(m.role, m.holder, m.live) for m in world.members}
-    assert ("PROJECT.MEMBER", "project-2", False) in roles and ("CUSTOMER.OWNER", "customer-2", True) in roles
+    assert ("PROJECT.MEMBER", "project-2", False) in roles
+    assert ("CUSTOMER.OWNER", "customer-2", True) in roles
     assert [m.name for m in world.members if m.staff] == ["staff"]
 
 
@@ -246,25 +249,33 @@ def test_situations_of_one_shape_are_decided_alike(world: World) -> None:
     answers: dict[object, set[bool]] = {}
     for key, allowed in _every_situation(world):
         answers.setdefault(key, set()).add(allowed)
-    assert len(answers) > 1000 and all(len(seen) == 1 for seen in answers.values())
+    assert len(answers) > 1000
+    assert all(len(seen) == 1 for seen in answers.values())
 
 
 def test_situations_follow_the_quantifiers(world: World, policy_dir: Path) -> None:
     invariant = shipped(policy_dir)["bound-token-stays-below-its-binding"]
     found = list(situations(world, invariant))
-    assert found and all(s.bound and world.entities[s.bound].type == "project" for s in found)
+    assert found
+    assert all(s.bound and world.entities[s.bound].type == "project" for s in found)
     assert {world.position(s.target, s.bound) for s in found} == {"ancestor", "sibling"}
     assert {s.member.staff for s in found} == {True, False}
 
 
 def test_selectors() -> None:
     customer = Selector(("CUSTOMER.*",))
-    assert customer.matches("CUSTOMER.OWNER") and not customer.matches("PROJECT.ADMIN")
-    assert not customer.matches(None) and not Selector(("*",)).matches(None)  # no role is not "any role"
-    assert Selector(("none",)).matches(None) and not Selector(("none",)).matches("CUSTOMER.OWNER")
+    assert customer.matches("CUSTOMER.OWNER")
+    assert not customer.matches("PROJECT.ADMIN")
+    assert not customer.matches(None)
+    assert not Selector(("*",)).matches(None)
+    assert Selector(("none",)).matches(None)
+    assert not Selector(("none",)).matches("CUSTOMER.OWNER")
     others = Selector(("CUSTOMER.OWNER",), negated=True)
-    assert others.matches(None) and others.matches("PROJECT.ADMIN") and not others.matches("CUSTOMER.OWNER")
-    assert Selector().matches(None) and Selector().matches("anything")
+    assert others.matches(None)
+    assert others.matches("PROJECT.ADMIN")
+    assert not others.matches("CUSTOMER.OWNER")
+    assert Selector().matches(None)
+    assert Selector().matches("anything")
 
 
 # --- malformed files -----------------------------------------------------------------------------------------
@@ -353,7 +364,8 @@ def test_the_report_shows_a_counterexample_and_follows_the_files(copy: Path) -> 
         out.write("g, PROJECT.ADMIN, CUSTOMER.LIST_USERS\n")
     statuses = {i.name: i for i in report(copy).invariants}
     broken = statuses["no-project-role-grants-customer-permissions"]
-    assert broken.status == "violated" and "cases:\n  - {name: counterexample" in broken.detail
+    assert broken.status == "violated"
+    assert "cases:\n  - {name: counterexample" in broken.detail
     (copy / INVARIANTS_FILE).write_text("- name: a\n")
     assert report(copy).problem == f"{copy / INVARIANTS_FILE}:1: says must be a non-empty text"
     (copy / INVARIANTS_FILE).unlink()

@@ -33,7 +33,8 @@ def test_default_catalogue(engine: PolicyEngine) -> None:
     entity_permissions = [spec for spec in engine.permissions.values() if not spec.global_only]
     assert len(entity_permissions) >= 20
     for spec in engine.permissions.values():
-        assert len(spec.description) > 15 and spec.source.startswith("policies/permissions.csv:")
+        assert len(spec.description) > 15
+        assert spec.source.startswith("policies/permissions.csv:")
     for required in ("CUSTOMER.UPDATE", "PROJECT.LIST", "PROJECT.CREATE", "PROJECT.DELETE", "RESOURCE.TERMINATE"):
         assert required in engine.permissions
     assert engine.permissions["PROJECT.UPDATE"].bind_types == ("customer", "project")
@@ -76,7 +77,8 @@ def test_may_parent(engine: PolicyEngine, child: str, parent: str | None, expect
 
 def test_deep_policy_lets_a_type_parent_itself(deep_policy_dir: Path) -> None:
     engine = PolicyEngine.from_directory(deep_policy_dir)
-    assert engine.may_parent("folder", "folder") and engine.may_parent("folder", "org")
+    assert engine.may_parent("folder", "folder")
+    assert engine.may_parent("folder", "org")
     assert not engine.may_parent("folder", None)
 
 
@@ -229,7 +231,8 @@ def test_reload_swaps_rules_and_keeps_them_on_error(policy_dir: Path, tmp_path: 
     number = _append(directory, "roles.csv", "g, PROJECT.MEMBER, PROJECT.UPDATE")
     engine.reload(directory)
     decision = engine.decide(member, "PROJECT.UPDATE", "p1")
-    assert decision.allowed and decision.rule == f"policies/roles.csv:{number}"
+    assert decision.allowed
+    assert decision.rule == f"policies/roles.csv:{number}"
 
     catalogue = engine.permissions
     _append(directory, "roles.csv", "g, PROJECT.MEMBER, NOPE.NOTHING")

@@ -162,7 +162,8 @@ def test_shipped_decision_tables_pass(policy_dir: Path) -> None:
     result = run("test", policy_dir)
     assert result.exit_code == 0, result.output
     passed, failed = result.stdout.splitlines()[-1].split(", ")
-    assert failed == "0 failed" and int(passed.split()[0]) >= 100
+    assert failed == "0 failed"
+    assert int(passed.split()[0]) >= 100
     assert all(": ok " in line for line in result.stdout.splitlines()[:-1])
 
 
@@ -231,7 +232,8 @@ def test_a_world_that_does_not_fit_the_rules_is_located(copy: Path) -> None:
 def test_no_tables_is_an_error(copy: Path) -> None:
     shutil.rmtree(copy / "tests")
     result = run("test", copy)
-    assert result.exit_code == 1 and "no decision tables" in result.output
+    assert result.exit_code == 1
+    assert "no decision tables" in result.output
 
 
 # --- explain (scenario) --------------------------------------------------------------------------------------
@@ -329,7 +331,8 @@ def test_matrix_csv(policy_dir: Path) -> None:
     by_name = {row["permission"]: row for row in rows}
     assert by_name["ORDER.APPROVE"]["OFFERING.MANAGER (offering)"] == "x"
     assert by_name["ORDER.APPROVE"]["PROJECT.ADMIN (project)"] == ""
-    assert by_name["STAFF.ACCESS"]["delegation"] == "staff" and by_name["STAFF.ACCESS"]["bind types"] == "-"
+    assert by_name["STAFF.ACCESS"]["delegation"] == "staff"
+    assert by_name["STAFF.ACCESS"]["bind types"] == "-"
     assert len(rows) == 34
 
 
@@ -351,7 +354,9 @@ def test_matrix_json_is_the_api_shape(policy_dir: Path) -> None:
 def test_matrix_of_a_broken_policy_points_at_check(copy: Path) -> None:
     append(copy, "roles.csv", "g, NOBODY.ROLE, PROJECT.LIST")
     result = run("matrix", copy)
-    assert result.exit_code == 1 and "unknown role NOBODY.ROLE" in result.output and "policy check" in result.output
+    assert result.exit_code == 1
+    assert "unknown role NOBODY.ROLE" in result.output
+    assert "policy check" in result.output
 
 
 # --- diff ----------------------------------------------------------------------------------------------------
@@ -396,7 +401,8 @@ def test_diff_reports_every_kind_of_change(policy_dir: Path, copy: Path) -> None
         "~ role OFFERING.MANAGER: held on offering -> customer",
     ]
     reverse = run("diff", copy, policy_dir).stdout.splitlines()
-    assert "- role PROJECT.AUDITOR (held on project)" in reverse and "- entity type volume" in reverse
+    assert "- role PROJECT.AUDITOR (held on project)" in reverse
+    assert "- entity type volume" in reverse
 
 
 # --- entry points --------------------------------------------------------------------------------------------
@@ -424,4 +430,5 @@ def test_default_directory_comes_from_the_settings(copy: Path, monkeypatch: pyte
     monkeypatch.setenv("TOKENGATE_POLICY_DIR", str(copy))
     append(copy, "roles.csv", "p2, PROJECT.AUDITOR, project, Audits a project")
     result = run("check")
-    assert result.exit_code == 1 and str(copy / "roles.csv") in result.stdout
+    assert result.exit_code == 1
+    assert str(copy / "roles.csv") in result.stdout
