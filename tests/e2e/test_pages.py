@@ -72,6 +72,18 @@ async def project_uuid(server: LiveServer, page: Page, name: str) -> str:
     return value.split(":", 1)[1]
 
 
+async def settled_content(page: Page) -> str:
+    """The page's HTML once a navigation in flight (going back to a POST's answer starts one) has finished."""
+    for _ in range(50):
+        await page.wait_for_load_state()
+        try:
+            return await page.content()
+        except PlaywrightError as exc:
+            if "navigating" not in exc.message:
+                raise
+    raise AssertionError("the page kept navigating")
+
+
 async def test_token_lifecycle_in_the_browser(page: Page, serve: Serve, screenshot_dir: Path) -> None:
     server = await serve(seed_people)
     await page.goto(f"{server.url}/ui/tokens")
@@ -109,8 +121,7 @@ async def test_token_lifecycle_in_the_browser(page: Page, serve: Serve, screensh
         await page.go_back()
     except PlaywrightError as exc:  # the answer to a POST, never stored: chromium would have to post again
         assert "ERR_CACHE_MISS" in exc.message
-    await page.wait_for_load_state()
-    assert plaintext not in await page.content()
+    assert plaintext not in await settled_content(page)
     assert plaintext not in await page.evaluate("[...document.querySelectorAll('input')].map(i => i.value).join()")
     await page.goto(f"{server.url}/ui/tokens")
     row = page.locator("tr", has_text="deploy bot")
