@@ -195,7 +195,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         Their users log in again for a new key; each gets a ``token_reported_leaked`` event with ``source`` and
         ``reporter`` (see ``PatService.revoke_leaked``).
         """
-        tokens = list(await self.list(AuthToken.key_hash.in_(key_hashes)))
+        tokens = list(await self.get_many(AuthToken.key_hash.in_(key_hashes)))
         for token in tokens:
             await self.delete(token.id)
             await self.events.record(

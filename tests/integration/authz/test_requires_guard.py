@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated
 from uuid import UUID
 
 import httpx
 import pytest
 from litestar import Litestar, get
+from litestar.params import Parameter
 
 from service.authz.guards import requires
 from service.runtime import Runtime
@@ -18,9 +20,11 @@ from tests.integration.authz.support import Caller, Tree, make_caller
 
 DENIED = {"detail": "You do not have permission to perform this action."}
 
+PathUUID = Annotated[UUID, Parameter(description="An entity UUID.")]
+
 
 @get("/api/test-guard/{uuid:uuid}/", guards=[requires("PROJECT.UPDATE")], sync_to_thread=False)
-def update_project(uuid: UUID) -> dict[str, str]:
+def update_project(uuid: PathUUID) -> dict[str, str]:
     """Stands in for any handler that updates the project in its path."""
     return {"updated": str(uuid)}
 
@@ -30,19 +34,19 @@ def update_project(uuid: UUID) -> dict[str, str]:
     guards=[requires("RESOURCE.LIST", "project")],
     sync_to_thread=False,
 )
-def list_resources(project: UUID) -> dict[str, str]:
+def list_resources(project: PathUUID) -> dict[str, str]:
     """Stands in for a handler whose entity path parameter is not called ``uuid``."""
     return {"project": str(project)}
 
 
 @get("/api/test-guard/unknown/{uuid:uuid}/", guards=[requires("PROJECT.FLY")], sync_to_thread=False)
-def unknown_permission(uuid: UUID) -> dict[str, str]:
+def unknown_permission(uuid: PathUUID) -> dict[str, str]:
     """A guard naming a permission the policy does not declare."""
     return {"never": str(uuid)}
 
 
 @get("/api/test-guard/misspelt/{project:uuid}/", guards=[requires("PROJECT.UPDATE", "projet")], sync_to_thread=False)
-def misspelt_parameter(project: UUID) -> dict[str, str]:
+def misspelt_parameter(project: PathUUID) -> dict[str, str]:
     """A guard naming a path parameter the route does not have."""
     return {"never": str(project)}
 
