@@ -1,4 +1,4 @@
-"""Reload the rules without a restart: ``kill -HUP <pid>`` (issue 4).
+"""Reload the rules without a restart: ``kill -HUP <pid>``.
 
 A reload that fails keeps the rules in force and logs the problem as ``file:line: message``. One that succeeds is
 announced to the other workers, which reload their own policy directory (``Runtime.reload_policy``).

@@ -1,4 +1,4 @@
-"""Reloading the rules on SIGHUP (issue 4): new rules apply at once; broken ones are logged and ignored."""
+"""Reloading the rules on SIGHUP: new rules apply at once; broken ones are logged and ignored."""
 
 from __future__ import annotations
 
