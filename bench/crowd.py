@@ -34,8 +34,11 @@ class Crowd:
 
     url: str
     tokens: list[str]
+    groups: list[int]
+    """The customer (its index) each token's owner owns: the token's targets are that customer's resources."""
     unknown: list[str]
     resources: list[str]
+    """Every resource, customer after customer (``RESOURCES_PER_PROJECT * PROJECTS_PER_CUSTOMER`` each)."""
     user_ids: list[int]
     customer_ids: list[int]
     parents: dict[str, str | None]
@@ -151,7 +154,8 @@ async def _populate(url: str, settings: Any, users: int, per_user: int) -> Crowd
         parents.update({str(u): str(customer_uuids[i // PROJECTS_PER_CUSTOMER]) for i, u in enumerate(project_uuids)})
         parents.update({str(u): str(project_uuids[i // RESOURCES_PER_PROJECT]) for i, u in enumerate(resources)})
         owners = {str(user_id): str(customer_uuids[i % CUSTOMERS]) for i, user_id in enumerate(user_ids)}
-        return Crowd(url, tokens, unknown, [str(u) for u in resources], user_ids, customer_ids, parents, owners)
+        groups = [(i % users) % CUSTOMERS for i in range(len(tokens))]
+        return Crowd(url, tokens, groups, unknown, [str(u) for u in resources], user_ids, customer_ids, parents, owners)
     finally:
         await runtime.alchemy.get_engine().dispose()
 

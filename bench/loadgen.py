@@ -54,7 +54,15 @@ class Request:
     zipf: bool = False
     """Pick ``authorizations`` by Zipf's law (s = 1): the first is used most, the n-th 1/n as often."""
     targets: tuple[str, ...] = ()
-    """Values for ``{target}`` in the body, one picked uniformly at random per request."""
+    """Values for ``{target}`` in the body, one picked uniformly at random per request (within the group, below)."""
+    groups: tuple[int, ...] = ()
+    """The target group of each of ``authorizations``: ``targets`` is cut into ``max(groups) + 1`` equal consecutive
+    blocks and a request with the i-th Authorization value picks its target in block ``groups[i]`` (a client asks
+    about what it can see). Empty: every request picks among all targets."""
+
+    def block(self) -> int:
+        """How many targets each group holds."""
+        return len(self.targets) // (max(self.groups) + 1) if self.groups else len(self.targets)
 
 
 def wrk_available() -> bool:
@@ -89,6 +97,7 @@ def _lua_lines(values: tuple[str, ...], name: str, directory: str) -> list[str]:
 def _lua_random_request(request: Request, directory: str) -> list[str]:
     """A ``request()`` that picks an Authorization value and a body target per request."""
     lines = _lua_lines(request.authorizations, "authorizations", directory)
+    lines += _lua_lines(tuple(map(str, request.groups or [0] * len(request.authorizations))), "groups", directory)
     lines.append("math.randomseed(os.time())")
     if request.zipf:
         lines += [
@@ -96,22 +105,23 @@ def _lua_random_request(request: Request, directory: str) -> list[str]:
             "for i = 1, #authorizations do total = total + 1 / i; cdf[i] = total end",
             "local function pick() local r, lo, hi = math.random() * total, 1, #cdf; "
             "while lo < hi do local mid = math.floor((lo + hi) / 2); "
-            "if cdf[mid] < r then lo = mid + 1 else hi = mid end end; return authorizations[lo] end",
+            "if cdf[mid] < r then lo = mid + 1 else hi = mid end end; return lo end",
         ]
     else:
-        lines.append("local function pick() return authorizations[math.random(#authorizations)] end")
+        lines.append("local function pick() return math.random(#authorizations) end")
     body = request.body.decode()
     if request.targets:
         before, _, after = body.partition("{target}")
         lines += _lua_lines(request.targets, "targets", directory)
         lines.append(
-            f"local function body() return {_lua_string(before)} .. targets[math.random(#targets)] .. "
-            f"{_lua_string(after)} end"
+            f"local block = {request.block()}; local function body(i) return {_lua_string(before)} .. "
+            f"targets[tonumber(groups[i]) * block + math.random(block)] .. {_lua_string(after)} end"
         )
     else:
-        lines.append(f"local function body() return {_lua_string(body)} end")
+        lines.append(f"local function body(i) return {_lua_string(body)} end")
     lines.append(
-        "function request() wrk.headers['Authorization'] = pick(); return wrk.format(nil, nil, nil, body()) end"
+        "function request() local i = pick(); wrk.headers['Authorization'] = authorizations[i]; "
+        "return wrk.format(nil, nil, nil, body(i)) end"
     )
     return lines
 
@@ -245,12 +255,16 @@ def _random_payload(request: dict) -> bytes:
     if request["zipf"]:
         if "zipf_cumulative" not in request:
             request["zipf_cumulative"] = list(itertools.accumulate(1 / rank for rank in range(1, len(values) + 1)))
-        authorization = random.choices(values, cum_weights=request["zipf_cumulative"])[0]
+        index = random.choices(range(len(values)), cum_weights=request["zipf_cumulative"])[0]
     else:
-        authorization = random.choice(values)
+        index = random.randrange(len(values))
+    authorization = values[index]
     body = request["body"]
     if request["targets"]:
-        body = body.replace("{target}", random.choice(request["targets"]))
+        targets, groups = request["targets"], request["groups"]
+        block = len(targets) // (max(groups) + 1) if groups else len(targets)
+        start = groups[index] * block if groups else 0
+        body = body.replace("{target}", targets[start + random.randrange(block)])
     return _encode(
         {**request, "headers": {**request["headers"], "Authorization": authorization}, "body": body}, request["path"]
     )[0]
