@@ -157,6 +157,15 @@ def test_a_planted_edit_breaks_the_invariant_and_explain_confirms(
         assert any(named.search(line) and line.lstrip().startswith("on ") for line in allow), allow
 
 
+def test_delegating_staff_permissions_through_roles_breaks_nothing(copy: Path) -> None:
+    """m2 letting roles delegate staff-only permissions is harmless: no role may grant a global permission."""
+    plant_line = _DELEGATE_CLAUSE.replace('g3(r2.perm, "token")', 'g3(r2.perm, "delegable")')
+    text = (copy / "model.conf").read_text()
+    (copy / "model.conf").write_text(text.replace(f"\n{_DELEGATE_CLAUSE}\n", f"\n{plant_line}\n"))
+    assert (copy / "model.conf").read_text() != text
+    assert run("assert", copy).exit_code == 0
+
+
 # --- counterexamples ask the invariant's question ------------------------------------------------------------
 
 QUESTION_CASES = """\
