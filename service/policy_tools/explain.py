@@ -39,10 +39,10 @@ def ask(
     fact = engine.entity(entity or "")
     entity_type = fact.type if fact else ""
     if not engine.may_bind(permission, entity_type):
-        return Decision(False, f"no token may bind {permission} to a {entity_type or 'unknown entity'}", "m3")
+        return Decision(False, f"no token may bind {permission} to {entity_type or 'unknown'} entities", "m3")
     allowed = entity_type in engine.binding_targets(user, staff, now).get(permission, [])
     verb = "may" if allowed else "may not"
-    return Decision(allowed, f"a token of user {user} {verb} bind {permission} to a {entity_type}", "m4")
+    return Decision(allowed, f"a token of user {user} {verb} bind {permission} to {entity_type} entities", "m4")
 
 
 def explain(

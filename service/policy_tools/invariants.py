@@ -620,7 +620,8 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
     lines = [
         f"# Counterexample to invariant {invariant.name} ({invariant.where}): {invariant.says}",
         f"# Observed: {observed}.",
-        f"# Explain: tokengate policy explain --scenario THIS_FILE --case {CASE} --policy-dir {policy_dir}",
+        f"# Explain: tokengate policy explain --scenario THIS_FILE --case {CASE} --policy-dir {policy_dir}"
+        + (" (and --case premise)" if invariant.given else ""),
         f"now: {NOW:%Y-%m-%dT%H:%M:%SZ}",
         f"users: {{{member.name}: {{{'staff: true' if member.staff else ''}}}}}",
         "entities:",

@@ -141,6 +141,8 @@ def test_a_planted_edit_breaks_the_invariant_and_explain_confirms(
     scenario = written / f"{name}.yaml"
     assert run("test", "--table", scenario, copy).exit_code == 0  # each case expects what the edited copy answers
     assert load_scenario(scenario).find_case("counterexample").allowed is not invariant.expected
+    explain_premise = " (and --case premise)" if invariant.given else ""
+    assert scenario.read_text().splitlines()[2].endswith(f"--case counterexample --policy-dir {copy}{explain_premise}")
     # the case the edit turned: the premise (answered yes) if there is one, else the counterexample itself
     turned = "premise" if invariant.given else "counterexample"
     answer = "ALLOW  " if invariant.given or not invariant.expected else "DENY  "
@@ -218,7 +220,7 @@ def test_explain_a_bind_case(tmp_path: Path, policy_dir: Path) -> None:
     lines = explained(table, "no-bind-type", policy_dir)
     assert lines[1] == "DENY  owner  RESOURCE.LIST  bind to the type of shop (offering)"
     assert [line.split()[1] for line in lines[4:6]] == ["m3", "m4"]
-    assert lines[-2:] == ["  clause:    m3", "  reason:    no token may bind RESOURCE.LIST to a offering"]
+    assert lines[-2:] == ["  clause:    m3", "  reason:    no token may bind RESOURCE.LIST to offering entities"]
 
 
 @pytest.mark.parametrize(
