@@ -29,18 +29,19 @@ class Case:
     """One question and the answer the author expects.
 
     Attributes:
-        question: What is asked (see :func:`service.policy_tools.explain.ask`): ``allow`` (the decision),
-            ``delegate`` (may the user put the permission in a token bound to the entity, or in an unbound one),
-            ``bind`` (may the user's token bind the permission to the entity's type).
         file: Path of the scenario file.
         line: Line of the case in it.
         subject: A user or token name of the scenario.
         permission: Permission asked for.
-        entity: Entity name, or None for a check without a target.
+        entity: Entity name, or None for a check without a target (``delegate``: the entity the token is bound
+            to, None for an unbound token).
         allowed: Expected outcome.
         clause: Expected deciding clause, if the author pinned it.
         now: Time of the question.
         name: Optional name, to pick the case for ``explain``.
+        question: What is asked (see :func:`service.policy_tools.explain.ask`): ``allow`` (the decision),
+            ``delegate`` (may the user put the permission in a token bound to the entity, or in an unbound one),
+            ``bind`` (may the user's token bind the permission to the entity's type).
     """
 
     file: str
