@@ -1,5 +1,7 @@
-"""A dictionary bounded in size that forgets its oldest insertion first, in constant time (the policy engine's
-decision memo, the verification caches)."""
+"""A dictionary bounded in size that forgets its oldest insertion first, in constant time.
+
+It holds the policy engine's decision memo and the verification caches.
+"""
 
 from __future__ import annotations
 

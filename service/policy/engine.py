@@ -50,8 +50,10 @@ class PolicyEngine:
     decisions it can affect:
 
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
-      by such a change and part of the memo key, so a hit costs one more dictionary lookup and a change no
-      scan: the holder's old entries are never found again and age out of the map;
+      by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
+      holder's old entries are never found again and age out of the map. The epochs are a fixed list of
+      ``memo_size`` counters indexed by user id modulo its length, so they never grow: users sharing a counter
+      forget each other's decisions too, and never keep a stale one (a counter only grows);
     - a new entity that no mirrored entity names as parent (see :class:`FactStore`): nothing, because a
       decision about an entity that is not mirrored is never memoised (such questions are rare on the service
       path, and a client naming random uuids cannot flush the memo with them);
@@ -76,7 +78,8 @@ class PolicyEngine:
         self._use(rules)
         self._memo: FifoMap[_MemoKey, Decision] = FifoMap(memo_size)
         self._decisions = self._memo.items  # the same dictionary, one attribute lookup nearer the hot path
-        self._epochs: dict[int, int] = {}  # user id -> changes to their assignments since the memo was emptied
+        self._epochs = [0] * max(memo_size, 1)  # user id modulo the length -> changes to those users' assignments
+        self._slots = len(self._epochs)
         self._held = _ALWAYS  # every memoised decision holds at any time in this span
         self._window = _NO_WINDOW  # _held, or _NO_WINDOW while _held must first shrink to the live window
         self._generation = 0
@@ -154,13 +157,14 @@ class PolicyEngine:
         """Add or update an active role assignment."""
         before = self._facts.assignment(a.uuid)
         self._facts.put_assignment(a)
-        self._forget_users([a.user_id] if before is None else [a.user_id, before.user_id])
+        holders = [a.user_id] if before is None else [a.user_id, before.user_id]
+        self._forget_users(holders, new_expiry=a.expires_at is not None)
 
     def remove_assignment(self, uuid: str) -> None:
         """Forget a role assignment; the very next decision no longer counts it."""
         before = self._facts.assignment(uuid)
         self._facts.remove_assignment(uuid)
-        self._forget_users([] if before is None else [before.user_id])
+        self._forget_users([] if before is None else [before.user_id], new_expiry=False)
 
     def ancestors(self, uuid: str) -> list[str]:
         """Return the entity itself, then its parent, up to the root; empty for an unknown entity."""
@@ -198,22 +202,25 @@ class PolicyEngine:
     def _forget_all(self) -> None:
         self._bump()
         self._memo.clear()
-        self._epochs.clear()
         self._held, self._window = _ALWAYS, _NO_WINDOW
 
-    def _forget_users(self, user_ids: list[int]) -> None:
-        """Forget the decisions of these users; the next question fits the live window to their new expiries."""
-        if len(self._epochs) >= self._memo.size:  # the epochs are bounded too: they restart with an empty memo
-            self._forget_all()
-            return
+    def _forget_users(self, user_ids: list[int], *, new_expiry: bool) -> None:
+        """Forget the decisions of these users.
+
+        After a ``new_expiry`` the next question first shrinks the live window to it; fewer expiries leave every
+        time of the window as it was.
+        """
         self._bump()
         for user_id in user_ids:
-            self._epochs[user_id] = self._epochs.get(user_id, 0) + 1
-        self._window = _NO_WINDOW
+            self._epochs[user_id % self._slots] += 1
+        if new_expiry:
+            self._window = _NO_WINDOW
 
     def _fit_window(self, at: float) -> None:
-        """Shrink the span in which memoised decisions hold to the live window around ``at``; if ``at`` is
-        outside that span (an assignment expired, or the clock went back), forget every decision first."""
+        """Shrink the span in which memoised decisions hold to the live window around ``at``.
+
+        If ``at`` is outside that span (an assignment expired, or the clock went back), forget every decision first.
+        """
         since, until = self._held
         if not since <= at < until:
             self._forget_all()
@@ -239,7 +246,7 @@ class PolicyEngine:
         since, until = self._window
         if not since <= at < until:
             self._fit_window(at)
-        key = (subject, permission, entity, self._epochs.get(subject.user_id, 0))
+        key = (subject, permission, entity, self._epochs[subject.user_id % self._slots])
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._evaluate(subject, permission, entity, now or datetime.fromtimestamp(at, UTC))
