@@ -57,7 +57,7 @@ class FactStore:
         Raises:
             ValueError: The new parent would make the entity its own ancestor.
         """
-        if entity.parent is not None and (entity.parent == entity.uuid or entity.uuid in self.chain(entity.parent)):
+        if entity.parent is not None and self._descends(entity.parent, entity.uuid):
             raise ValueError(f"entity {entity.uuid} cannot have its descendant {entity.parent} as parent")
         known = self.entities.get(entity.uuid)
         if known == entity:
@@ -70,6 +70,11 @@ class FactStore:
         self._dangling.discard(entity.uuid)
         self._chains.clear()
         return True
+
+    def _descends(self, uuid: str, ancestor: str) -> bool:
+        """Whether ``uuid`` is ``ancestor`` or below it, counting a chain that ends naming ``ancestor`` unmirrored."""
+        chain = self.chain(uuid)
+        return uuid == ancestor or ancestor in chain or (bool(chain) and self.entities[chain[-1]].parent == ancestor)
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity; its descendants lose it (and everything above it) as ancestors."""
