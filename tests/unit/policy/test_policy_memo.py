@@ -59,15 +59,16 @@ class Churn:
     def step(self) -> None:
         """One change: mostly new entities and role changes, now and then a move, a removal or the clock moving."""
         rng = self.rng
-        kind = rng.choices(["entity", "remove-entity", "assignment", "remove-assignment", "time"], [6, 1, 5, 2, 1])[0]
+        kind = rng.choices(["entity", "remove-entity", "assignment", "remove-assignment", "time"], [6, 2, 3, 1, 3])[0]
         if kind == "entity":
-            new = not self.entities or rng.random() < 0.8
-            uuid = self.named[-1] if new else rng.choice([*self.entities])
+            new = len(self.named) == 1 or rng.random() < 0.7
+            uuid = self.named[-1] if new else rng.choice(self.named[:-1])  # a new uuid, a mirrored or a removed one
+            unmirrored = [named for named in self.named if named not in self.entities and named != uuid]
             if new:
                 self.named.append(f"n{len(self.named)}")
-            parents = [*self.entities] if rng.random() < 0.85 else self.named  # mirrored, or maybe not (yet)
+            parents = [*self.entities] if rng.random() < 0.8 else unmirrored  # mirrored, or not (yet, or any more)
             fact = EntityFact(uuid, rng.choice(TYPES), rng.choice([None, *parents]))
-            if not new and rng.random() < 0.3:
+            if uuid in self.entities and rng.random() < 0.3:
                 fact = self.entities[uuid]  # the same fact again
             cycle = fact.parent is not None and uuid in self.chain(fact.parent, {**self.entities, uuid: fact})
             assert self.apply(lambda engine: engine.put_entity(fact)) is cycle
@@ -78,8 +79,8 @@ class Churn:
             self.apply(lambda engine: engine.remove_entity(uuid))
             self.entities.pop(uuid, None)
         elif kind == "assignment":  # added, or changed (role, holder, entity, expiry) under the same uuid
-            expiry = rng.choice([None, None, self.now + rng.randint(-3, 10) * MINUTE])
-            on = rng.choice(self.named)
+            expiry = rng.choice([None, None, self.now + rng.randint(-4, 12) * MINUTE / 2])
+            on = rng.choice(self.named[:8] if rng.random() < 0.7 else self.named)  # the oldest hold the most below
             fact = AssignmentFact(f"a{rng.randrange(30)}", rng.choice(USERS), rng.choice(ROLES), on, expiry)
             self.apply(lambda engine: engine.put_assignment(fact))
         elif kind == "remove-assignment":
