@@ -38,6 +38,7 @@ CLAUSES = tuple(Clause)
 _MemoKey = tuple[Subject, str, str | None, int]  # subject, permission, entity, the subject's user epoch
 _NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question computes the window
 _ALWAYS = (-math.inf, math.inf)
+EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
 
 
 class PolicyEngine:
@@ -52,7 +53,7 @@ class PolicyEngine:
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
       by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
       holder's old entries are never found again and age out of the map. The epochs are a fixed list of
-      ``memo_size`` counters indexed by user id modulo its length, so they never grow: users sharing a counter
+      :data:`EPOCHS` counters indexed by user id modulo its length, so they never grow: users sharing a counter
       forget each other's decisions too, and never keep a stale one (a counter only grows);
     - a new entity that no mirrored entity names as parent (see :class:`FactStore`): nothing, because a
       decision about an entity that is not mirrored is never memoised (such questions are rare on the service
@@ -78,7 +79,7 @@ class PolicyEngine:
         self._use(rules)
         self._memo: FifoMap[_MemoKey, Decision] = FifoMap(memo_size)
         self._decisions = self._memo.items  # the same dictionary, one attribute lookup nearer the hot path
-        self._epochs = [0] * max(memo_size, 1)  # user id modulo the length -> changes to those users' assignments
+        self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
         self._slots = len(self._epochs)
         self._held = _ALWAYS  # every memoised decision holds at any time in this span
         self._window = _NO_WINDOW  # _held, or _NO_WINDOW while _held must first shrink to the live window

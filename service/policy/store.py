@@ -57,24 +57,26 @@ class FactStore:
         Raises:
             ValueError: The new parent would make the entity its own ancestor.
         """
-        if entity.parent is not None and self._descends(entity.parent, entity.uuid):
-            raise ValueError(f"entity {entity.uuid} cannot have its descendant {entity.parent} as parent")
         known = self.entities.get(entity.uuid)
         if known == entity:
             return False
+        reaches = known is not None or entity.uuid in self._dangling  # it may be above mirrored entities
+        parent = entity.parent
+        if parent is not None and (parent == entity.uuid or (reaches and self._descends(parent, entity.uuid))):
+            raise ValueError(f"entity {entity.uuid} cannot have its descendant {parent} as parent")
         self.entities[entity.uuid] = entity
-        if entity.parent is not None and entity.parent not in self.entities:
-            self._dangling.add(entity.parent)
-        if known is None and entity.uuid not in self._dangling:
+        if parent is not None and parent not in self.entities:
+            self._dangling.add(parent)
+        if not reaches:
             return False
         self._dangling.discard(entity.uuid)
         self._chains.clear()
         return True
 
     def _descends(self, uuid: str, ancestor: str) -> bool:
-        """Whether ``uuid`` is ``ancestor`` or below it, counting a chain that ends naming ``ancestor`` unmirrored."""
+        """Whether ``ancestor`` is in the chain of ``uuid``, or named as parent, unmirrored, at its end."""
         chain = self.chain(uuid)
-        return uuid == ancestor or ancestor in chain or (bool(chain) and self.entities[chain[-1]].parent == ancestor)
+        return ancestor in chain or (bool(chain) and self.entities[chain[-1]].parent == ancestor)
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity; its descendants lose it (and everything above it) as ancestors."""
