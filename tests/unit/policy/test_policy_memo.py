@@ -336,3 +336,9 @@ def test_a_removed_parent_registered_again_reaches_its_children_after_many_remov
         store.remove_entity(f"leaf{n}")
     assert store.put_entity(EntityFact("f1", "folder", "org")) is True
     assert store.chain("f2") == ("f2", "f1", "org")
+
+
+def test_a_cycle_closed_through_a_parent_not_yet_mirrored_is_refused(store: FactStore) -> None:
+    store.put_entity(EntityFact("f3", "folder", "f2"))  # f2 is not mirrored yet
+    with pytest.raises(ValueError, match="descendant"):
+        store.put_entity(EntityFact("f2", "folder", "f3"))
