@@ -24,6 +24,7 @@ from service.broadcast import FACTS, POLICY, TOKEN, USER, Broadcast
 from service.config import Settings
 from service.crypto import Keyring, load_secret
 from service.db import create_alchemy_config
+from service.db.transaction import commit, roll_back
 from service.events.services import EventService
 from service.policy.engine import PolicyEngine
 from service.policy.reload import reload_policy
@@ -119,14 +120,17 @@ class Runtime:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for work outside request handlers (middleware, CLI, background tasks); commits on success."""
+        """The unit of work outside request handlers (middleware, CLI, background tasks).
+
+        Commits on success, then runs what was queued with ``after_commit``; rolls back on any exception.
+        """
         async with self.alchemy.get_session() as session:
             try:
                 yield session
-                await session.commit()
             except BaseException:
-                await session.rollback()
+                await roll_back(session)
                 raise
+            await commit(session)
 
 
 class DomainService(SQLAlchemyAsyncRepositoryService[ModelT, RepositoryT]):

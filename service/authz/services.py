@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from service.authz.models import RoleAssignment
 from service.authz.schemas import EntityRef, RoleAssignmentCreate
 from service.authz.sync import FactSync
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
 from service.events.services import EventType
@@ -35,7 +36,7 @@ class RoleAssignmentRepository(SQLAlchemyAsyncRepository[RoleAssignment]):
 
 
 class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentRepository]):
-    """Grants and revokes roles; each change reaches the policy engine as soon as it is committed."""
+    """Grants and revokes roles; each change reaches the policy engine once it is committed (``after_commit``)."""
 
     repository_type = RoleAssignmentRepository
 
@@ -120,7 +121,6 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
                 )
             )
         except IntegrityError as exc:  # an identical grant committed since the check above (a unique index)
-            await session.rollback()
             raise already from exc
         await self.events.record(
             EventType.ROLE_GRANTED,
@@ -130,9 +130,8 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
             role=data.role,
             scope_uuid=str(entity.uuid),
         )
-        await session.commit()
         for uuid in [*closed, assignment.uuid]:
-            await self.sync.refresh_assignment(session, str(uuid))
+            after_commit(session, self.sync.refresh_assignment, session, str(uuid))
         return assignment
 
     async def revoke(self, assignment: RoleAssignment, actor_id: int) -> None:
@@ -152,8 +151,7 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
                 role=assignment.role,
                 scope_uuid=str(entity.uuid),
             )
-            await session.commit()
-        await self.sync.refresh_assignment(session, str(assignment.uuid))
+        after_commit(session, self.sync.refresh_assignment, session, str(assignment.uuid))
 
 
 async def find_entity(session: Any, ref: EntityRef) -> Entity | None:

@@ -13,6 +13,7 @@ from sqlalchemy import delete, exists, select
 
 from service.authz.models import RoleAssignment
 from service.authz.sync import FactSync
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
@@ -113,8 +114,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
         fields: dict[str, Any] = {"type": data.type, "name": data.name, "parent_id": parent.id if parent else None}
         if data.uuid is not None:
             fields["uuid"] = data.uuid
-        entity = await self.create(Entity(**fields), auto_commit=True)
-        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        entity = await self.create(Entity(**fields))
+        after_commit(self.repository.session, self.sync.refresh_entity, self.repository.session, str(entity.uuid))
         return entity
 
     async def change(self, entity: Entity, data: EntityUpdate) -> Entity:
@@ -126,8 +127,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
             if parent is not None and str(entity.uuid) in self.runtime.policy.ancestors(str(parent.uuid)):
                 raise ValidationError({"parent": ["An entity cannot be moved below itself."]})
             entity.parent_id = parent.id if parent else None
-        entity = await self.update(entity, auto_commit=True)
-        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        entity = await self.update(entity)
+        after_commit(self.repository.session, self.sync.refresh_entity, self.repository.session, str(entity.uuid))
         return entity
 
     async def remove(self, entity: Entity) -> None:
@@ -147,7 +148,7 @@ class EntityService(DomainService[Entity, EntityRepository]):
             raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
         await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
         tokens = await mark_bindings_deleted(session, str(entity.uuid), datetime.now(UTC))
-        await self.delete(entity.id, auto_commit=True)
-        await self.sync.refresh_entity(session, str(entity.uuid))
+        await self.delete(entity.id)
+        after_commit(session, self.sync.refresh_entity, session, str(entity.uuid))
         for token_hash in tokens:
-            await self.runtime.forget_token(token_hash)
+            after_commit(session, self.runtime.forget_token, token_hash)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Row, String, cast, func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
 from service.events.services import EventType
@@ -81,7 +82,7 @@ class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
 
 
 class PatService(DomainService[PersonalAccessToken, PatRepository]):
-    """Every PAT operation; mutations commit before they return so the response never outruns the database."""
+    """Every PAT operation; what a change invalidates is dropped once it is committed (``after_commit``)."""
 
     repository_type = PatRepository
 
@@ -200,7 +201,6 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             pat_uuid=token.uuid.hex,
             pat_name=token.name,
         )
-        await self._session.commit()
         return token, plaintext
 
     def _new_row(
@@ -366,8 +366,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             new_pat_uuid=successor.uuid.hex,
             pat_name=token.name,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         return successor, plaintext
 
     async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
@@ -385,14 +384,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             pat_uuid=token.uuid.hex,
             pat_name=token.name,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         await self._session.refresh(token)
 
     async def _revoke_live(self, *where: ColumnElement[bool]) -> list[Row[UUID, str, int, str]]:
         """Revoke the live tokens (active or in grace) matching ``where``: ``(uuid, name, user_id, token_hash)`` each.
 
-        The caller records its events, commits, then calls :meth:`_forget`.
+        The caller records its events, then calls :meth:`_forget_after_commit`.
         """
         live = PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > datetime.now(UTC))
         result = await self._session.execute(
@@ -408,9 +406,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         )
         return list(result.all())
 
-    async def _forget(self, revoked: list[Row[UUID, str, int, str]]) -> None:
+    def _forget_after_commit(self, revoked: list[Row[UUID, str, int, str]]) -> None:
         for *_, token_hash in revoked:
-            await self.runtime.forget_token(token_hash)
+            after_commit(self._session, self.runtime.forget_token, token_hash)
 
     async def revoke_family(self, token: PersonalAccessToken, client_address: str | None) -> int:
         """Reuse detected: revoke every live token of ``token``'s family; returns how many.
@@ -432,8 +430,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             client_address=client_address,
             revoked_pat_uuids=[uuid.hex for uuid, *_ in revoked],
         )
-        await self._session.commit()
-        await self._forget(revoked)
+        self._forget_after_commit(revoked)
         return len(revoked)
 
     async def revoke_leaked(self, token_hashes: list[str], source: str, reporter: str) -> int:
@@ -453,8 +450,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                 reported_source=source,
                 reporter_address=reporter,
             )
-        await self._session.commit()
-        await self._forget(revoked)
+        self._forget_after_commit(revoked)
         return len(revoked)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
@@ -478,8 +474,7 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             old_allowed_networks=old,
             new_allowed_networks=networks,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         return token
 
     async def expire_due(self) -> int:
@@ -503,7 +498,6 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                 pat_uuid=uuid.hex,
                 pat_name=name,
             )
-        await self._session.commit()
         return len(expired)
 
     async def notify_expiring(self, now: datetime | None = None) -> int:
@@ -546,7 +540,6 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                     notice_days=days,
                 )
             notified += len(due)
-        await self._session.commit()
         return notified
 
 

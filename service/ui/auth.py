@@ -66,7 +66,6 @@ class SignInPages(Controller):
                 errors={"password": [str(exc.detail)]},
                 username=username,
             )
-        await tokens.repository.session.commit()  # the sign-in's event and last_login; a redirect does not autocommit
         start_session(request, user.id)
         return Redirect(target)
 

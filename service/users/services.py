@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CursorResult, delete, or_, select, update
 
 from service.auth_tokens.models import AuthToken
+from service.db.transaction import after_commit
 from service.errors import ValidationError
 from service.events.services import EventType
 from service.pagination import Window
@@ -108,9 +109,8 @@ class UserService(DomainService[User, UserRepository]):
             actor_id=actor_id,
             fields=sorted(name for name in changes if name != "password_hash"),
         )
-        # Commit before forgetting cached credentials, or a concurrent request re-caches them from the old rows.
-        await self.repository.session.commit()
-        await self.runtime.forget_user(user.id)
+        # Forgotten only after the commit, or a concurrent request re-caches them from the old rows.
+        after_commit(self.repository.session, self.runtime.forget_user, user.id)
         return user
 
     async def _reset_token_expiry(self, user: User) -> None:
