@@ -15,7 +15,7 @@ from advanced_alchemy.base import ModelProtocol
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,11 +146,11 @@ RuntimeDependency = NamedDependency[SkipValidation[Runtime]]
 """Handler/provider parameter type for the worker's :class:`Runtime` (the ``runtime`` dependency)."""
 
 
-def service_provider(service_class: Callable[..., ServiceT]) -> Callable[..., AsyncIterator[ServiceT]]:
+def provide_service(service_class: Callable[..., ServiceT]) -> Provide:
     """A Litestar dependency that builds ``service_class`` on the request's session with the runtime attached."""
 
     async def provide(db_session: NamedDependency[AsyncSession], runtime: RuntimeDependency) -> AsyncIterator[ServiceT]:
         yield service_class(session=db_session, runtime=runtime)
 
     provide.__annotations__["return"] = AsyncIterator[service_class]  # type: ignore[valid-type]
-    return provide
+    return Provide(provide)
