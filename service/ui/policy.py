@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
 from service.pats.services import PatService
-from service.policy_tools.dbexplain import NotFoundError, explain_stored
+from service.policy_tools.dbexplain import NotFoundError, Question, explain_stored
 from service.policy_tools.invariants import report
 from service.policy_tools.matrix import build_matrix
 from service.runtime import RuntimeDependency, provide_service
@@ -68,15 +68,10 @@ class PolicyPages(Controller):
         except ValueError:
             return [], {"entity": ["Enter the entity's UUID."]}
         try:
-            lines = await explain_stored(
-                runtime,
-                db_session,
-                permission,
-                target,
-                datetime.now(UTC),
-                username=None if token_uuid else username,
-                token_uuid=token_uuid,
+            question = Question(
+                permission, target, datetime.now(UTC), username=None if token_uuid else username, token_uuid=token_uuid
             )
+            lines = await explain_stored(runtime, db_session, question)
         except NotFoundError as exc:
             return [], {"token" if token_uuid else "username": [str(exc)]}
         return lines, {}
