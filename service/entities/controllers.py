@@ -60,7 +60,7 @@ class EntityController(Controller):
         parent: Annotated[UUID | None, Parameter(description="Only direct children of this entity.")] = None,
     ) -> Response[list[EntityRead]]:
         """Entities in registration order."""
-        items, total = await entities.page(window, type, parent)
+        items, total = await entities.listing(window, entity_type=type, parent=parent)
         parents = await entities.parent_uuids(items)
         return paginated(request, [entity_read(request, e, parents) for e in items], total, window)
 

@@ -50,8 +50,10 @@ class EntityService(DomainService[Entity, EntityRepository]):
         rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
         return {row.id: row.uuid for row in rows}
 
-    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
-        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
+    async def listing(
+        self, window: Window, *, entity_type: str | None = None, parent: UUID | None = None
+    ) -> tuple[Sequence[Entity], int]:
+        """A page of entities in registration order, optionally of one type or directly under ``parent``."""
         filters: list[Any] = []
         if entity_type is not None:
             filters.append(Entity.type == entity_type)

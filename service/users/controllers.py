@@ -62,8 +62,7 @@ class UserController(Controller):
         username: Annotated[str | None, Parameter(max_length=128, pattern=NAME_PATTERN)] = None,
     ) -> Response[list[UserRead]]:
         """Users ordered by id; ``username`` filters by exact name."""
-        filters = [User.username == username] if username is not None else []
-        items, total = await users.get_many_and_count(window.filter, *filters, order_by=User.id.asc())
+        items, total = await users.listing(window, username=username)
         return paginated(request, [user_read(request, user) for user in items], total, window)
 
     @post("/", operation_id="UsersCreate", responses=WRITE, guards=[staff_only])

@@ -60,6 +60,12 @@ class UserService(DomainService[User, UserRepository]):
     # A window-function count comes back with the rows, so a page past the end would report a total of 0.
     count_with_window_function = False
 
+    async def listing(self, window: Window, *, username: str | None = None) -> tuple[list[User], int]:
+        """A page of users by id, optionally only the one named ``username``."""
+        filters = [User.username == username] if username is not None else []
+        items, total = await self.get_many_and_count(window.filter, *filters, order_by=User.id.asc())
+        return list(items), total
+
     async def search(self, term: str, window: Window) -> tuple[list[User], int]:
         """Users whose username, name or email contains ``term`` (all when empty), by username."""
         filters = []
