@@ -38,7 +38,7 @@ REQUESTS = Counter(
 DECISIONS = Counter("tokengate_decisions", "Policy decisions by deciding clause and result.", ["clause", "result"])
 VERIFICATION_CACHE = Counter(
     "tokengate_verification_cache",
-    "Authenticated requests answered from the repeat cache (hit) or sent to full verification (miss).",
+    "Authenticated requests answered as a repeat (hit) or sent to full verification (miss).",
     ["result"],
 )
 VERIFICATIONS = Counter(
@@ -80,7 +80,7 @@ def count_decision(decision: Decision) -> None:
 
 
 def count_cache(hit: bool) -> None:
-    """One authenticated request: answered by the repeat cache, or not."""
+    """One authenticated request: answered as a repeat (``TokenVerifier.repeat``), or not."""
     (_CACHE_HIT if hit else _CACHE_MISS).inc()
 
 

@@ -8,16 +8,21 @@ A JSON array body; ``page``/``page_size`` (default 10, at most 100) or, where a 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from advanced_alchemy.filters import LimitOffset
-from litestar import Request, Response
+from litestar import Request, Response, route
+from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.types import Guard
 
 from service.errors import NotFound
+from service.http import LIST_METHODS, list_operation_id
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 10
@@ -61,6 +66,29 @@ def provide_limit_offset(
     return Window(limit=limit, offset=offset, by_page=False)
 
 
+WindowDependency = NamedDependency[Window]
+"""Handler parameter type for the ``window`` dependency every :func:`list_route` provides."""
+
+
+def list_route(
+    operation_id: str,
+    responses: dict[int, ResponseSpec],
+    *,
+    path: str = "/",
+    window: Callable[..., Window] = provide_page,
+    guards: Sequence[Guard] | None = None,
+) -> HTTPRouteHandler:
+    """A ``GET``+``HEAD`` list route (``operation_id`` and ``operation_idCount``) with its ``window`` dependency."""
+    return route(
+        path,
+        http_method=LIST_METHODS,
+        operation_id=list_operation_id(operation_id),
+        responses=responses,
+        guards=guards,
+        dependencies={"window": Provide(window, sync_to_thread=False)},
+    )
+
+
 def _link(request: Request[Any, Any, Any], window: Window, offset: int) -> str:
     """The request's own URL with the window moved to ``offset``; other query parameters (repeated ones too) kept."""
     if window.by_page:
@@ -96,3 +124,8 @@ def paginated(request: Request[Any, Any, Any], items: Sequence[T], total: int, w
     }
     body = None if request.method == "HEAD" else list(items)
     return Response(body, headers=headers)  # type: ignore[arg-type]
+
+
+def paginated_list(request: Request[Any, Any, Any], items: Sequence[T], window: Window) -> Response[list[T]]:
+    """The list response for a list held in memory whole: the window's slice of ``items``."""
+    return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)

@@ -15,7 +15,7 @@ from advanced_alchemy.base import ModelProtocol
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from service.broadcast import FACTS, POLICY, TOKEN, USER, Broadcast
 from service.config import Settings
 from service.crypto import Keyring, load_secret
 from service.db import create_alchemy_config
+from service.db.transaction import commit, roll_back
 from service.events.services import EventService
 from service.policy.engine import PolicyEngine
 from service.policy.reload import reload_policy
@@ -119,14 +120,17 @@ class Runtime:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for work outside request handlers (middleware, CLI, background tasks); commits on success."""
+        """The unit of work outside request handlers (middleware, CLI, background tasks).
+
+        Commits on success, then runs what was queued with ``after_commit``; rolls back on any exception.
+        """
         async with self.alchemy.get_session() as session:
             try:
                 yield session
-                await session.commit()
             except BaseException:
-                await session.rollback()
+                await roll_back(session)
                 raise
+            await commit(session)
 
 
 class DomainService(SQLAlchemyAsyncRepositoryService[ModelT, RepositoryT]):
@@ -142,11 +146,11 @@ RuntimeDependency = NamedDependency[SkipValidation[Runtime]]
 """Handler/provider parameter type for the worker's :class:`Runtime` (the ``runtime`` dependency)."""
 
 
-def service_provider(service_class: Callable[..., ServiceT]) -> Callable[..., AsyncIterator[ServiceT]]:
+def provide_service(service_class: Callable[..., ServiceT]) -> Provide:
     """A Litestar dependency that builds ``service_class`` on the request's session with the runtime attached."""
 
     async def provide(db_session: NamedDependency[AsyncSession], runtime: RuntimeDependency) -> AsyncIterator[ServiceT]:
         yield service_class(session=db_session, runtime=runtime)
 
     provide.__annotations__["return"] = AsyncIterator[service_class]  # type: ignore[valid-type]
-    return provide
+    return Provide(provide)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, route
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
@@ -19,23 +19,21 @@ from service.auth_tokens.schemas import (
 )
 from service.auth_tokens.services import AdminTokenQuery, AuthTokenService, TokenOrdering
 from service.http import (
-    LIST_METHODS,
     NO_STORE,
     STAFF_READ,
     PublicOperation,
     absolute_url,
     client_address,
     error_responses,
-    list_operation_id,
     user_url,
 )
-from service.pagination import Window, paginated, provide_limit_offset, provide_page
-from service.runtime import service_provider
+from service.pagination import WindowDependency, list_route, paginated, provide_limit_offset
+from service.runtime import provide_service
 from service.security.guards import no_pat, staff_only
 from service.security.middleware import SKIP_AUTH
 from service.text import NAME_PATTERN
 
-provide_tokens = Provide(service_provider(AuthTokenService))
+provide_tokens = provide_service(AuthTokenService)
 Tokens = NamedDependency[AuthTokenService]
 UserId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="Integer id of the token's user.")]
 
@@ -84,11 +82,11 @@ class AuthTokenController(Controller):
     path = "/api/auth-tokens"
     tags = ["auth-tokens"]
     guards = [staff_only]
-    dependencies = {"tokens": provide_tokens, "window": Provide(provide_page, sync_to_thread=False)}
+    dependencies = {"tokens": provide_tokens}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("AuthTokensList"), responses=STAFF_READ)
+    @list_route("AuthTokensList", STAFF_READ)
     async def list_tokens(
-        self, request: Request[Any, Any, Any], tokens: Tokens, window: NamedDependency[Window]
+        self, request: Request[Any, Any, Any], tokens: Tokens, window: WindowDependency
     ) -> Response[list[AuthTokenRead]]:
         """List unexpired tokens (``HEAD`` for the count only)."""
         items, total = await tokens.list_active(window)
@@ -160,18 +158,14 @@ class AdminAuthTokenController(Controller):
     path = "/api/users/auth_tokens"
     tags = ["auth-tokens"]
     guards = [staff_only]
-    dependencies = {
-        "tokens": provide_tokens,
-        "window": Provide(provide_limit_offset, sync_to_thread=False),
-        "filters": Provide(provide_admin_query, sync_to_thread=False),
-    }
+    dependencies = {"tokens": provide_tokens, "filters": Provide(provide_admin_query, sync_to_thread=False)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("UsersAuthTokensList"), responses=STAFF_READ)
+    @list_route("UsersAuthTokensList", STAFF_READ, window=provide_limit_offset)
     async def list_tokens(
         self,
         request: Request[Any, Any, Any],
         tokens: Tokens,
-        window: NamedDependency[Window],
+        window: WindowDependency,
         filters: NamedDependency[AdminTokenQuery],
     ) -> Response[list[AdminAuthTokenRead]]:
         """Every token; ``key`` shows the display prefix only."""

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from service.auth_tokens.models import AuthToken
 from service.crypto import display_prefix, is_legacy_key, legacy_key_context, new_legacy_key
+from service.db.transaction import after_commit
 from service.errors import AuthenticationError
 from service.events.services import EventType
 from service.pagination import Window
@@ -159,10 +160,9 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         await self.events.record(
             EventType.TOKEN_REGENERATED, f"Token for user {user.username} has been regenerated.", user_id=user.id
         )
-        # Commit first, forget second: forgetting before the commit lets a concurrent request re-cache the old key
-        # from the still-committed row, and the old key then works after the response said it was replaced.
-        await self.repository.session.commit()
-        await self.runtime.forget_token(old_hash)
+        # Forgotten only after the commit: forgetting earlier lets a concurrent request re-cache the old key from
+        # the still-committed row, and the old key then works after the response said it was replaced.
+        after_commit(self.repository.session, self.runtime.forget_token, old_hash)
 
     def _key_fields(self, key: str, user: User, now: datetime) -> dict[str, Any]:
         keyring = self.runtime.keyring
@@ -186,8 +186,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         await self.events.record(
             EventType.TOKEN_DELETED, f"Token for user {token.user.username} has been deleted.", user_id=token.user_id
         )
-        await self.repository.session.commit()  # before forgetting: see _replace_key
-        await self.runtime.forget_token(token.key_hash)
+        after_commit(self.repository.session, self.runtime.forget_token, token.key_hash)  # see _replace_key
 
     async def delete_leaked(self, key_hashes: list[str], source: str, reporter: str) -> int:
         """Delete the legacy tokens among ``key_hashes`` (reported found in public); returns how many.
@@ -205,9 +204,8 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
                 reported_source=source,
                 reporter_address=reporter,
             )
-        await self.repository.session.commit()  # before forgetting: see _replace_key
         for token in tokens:
-            await self.runtime.forget_token(token.key_hash)
+            after_commit(self.repository.session, self.runtime.forget_token, token.key_hash)  # see _replace_key
         return len(tokens)
 
     # -- staff listings ----------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, post, route
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Request, Response, delete, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 from litestar.types import Scope
 
@@ -21,9 +21,9 @@ from service.authz.schemas import (
     ScopeRead,
 )
 from service.authz.services import RoleAssignmentService, authorize
-from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, error_responses, list_operation_id
-from service.pagination import Window, paginated, provide_page
-from service.runtime import RuntimeDependency, service_provider
+from service.http import STAFF_READ, WRITE, absolute_url, error_responses
+from service.pagination import WindowDependency, list_route, paginated
+from service.runtime import RuntimeDependency, provide_service
 from service.security.client_ip import parse_ip
 from service.security.guards import staff_only
 from service.security.principal import CurrentPrincipal
@@ -57,17 +57,14 @@ class RoleAssignmentController(Controller):
     path = "/api/role-assignments"
     tags = ["role-assignments"]
     guards = [staff_only]
-    dependencies = {
-        "assignments": Provide(service_provider(RoleAssignmentService)),
-        "window": Provide(provide_page, sync_to_thread=False),
-    }
+    dependencies = {"assignments": provide_service(RoleAssignmentService)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("RoleAssignmentsList"), responses=STAFF_READ)
+    @list_route("RoleAssignmentsList", STAFF_READ)
     async def list_assignments(
         self,
         request: Request[Any, Any, Any],
         assignments: Assignments,
-        window: NamedDependency[Window],
+        window: WindowDependency,
         user: Annotated[UUID | None, Parameter(description="Only this user's assignments.")] = None,
         role: Annotated[str | None, Parameter(max_length=100, pattern=NAME_PATTERN)] = None,
         is_active: Annotated[bool | None, Parameter(description="Only active (true) or revoked (false).")] = None,

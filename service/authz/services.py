@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from service.authz.models import RoleAssignment
 from service.authz.schemas import EntityRef, RoleAssignmentCreate
 from service.authz.sync import FactSync
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
 from service.events.services import EventType
@@ -35,7 +36,7 @@ class RoleAssignmentRepository(SQLAlchemyAsyncRepository[RoleAssignment]):
 
 
 class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentRepository]):
-    """Grants and revokes roles; each change reaches the policy engine as soon as it is committed."""
+    """Grants and revokes roles; each change reaches the policy engine once it is committed (``after_commit``)."""
 
     repository_type = RoleAssignmentRepository
 
@@ -120,19 +121,10 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
                 )
             )
         except IntegrityError as exc:  # an identical grant committed since the check above (a unique index)
-            await session.rollback()
             raise already from exc
-        await self.events.record(
-            EventType.ROLE_GRANTED,
-            f"User {user.username} has been granted {data.role} on {entity.type} {entity.name}.",
-            user_id=user.id,
-            actor_id=actor_id,
-            role=data.role,
-            scope_uuid=str(entity.uuid),
-        )
-        await session.commit()
+        await self._record(EventType.ROLE_GRANTED, "has been granted", user, data.role, entity, actor_id)
         for uuid in [*closed, assignment.uuid]:
-            await self.sync.refresh_assignment(session, str(uuid))
+            after_commit(session, self.sync.refresh_assignment, session, str(uuid))
         return assignment
 
     async def revoke(self, assignment: RoleAssignment, actor_id: int) -> None:
@@ -142,18 +134,17 @@ class RoleAssignmentService(DomainService[RoleAssignment, RoleAssignmentReposito
             assignment.is_active = False
             assignment.expiration_time = datetime.now(UTC)
             await self.update(assignment)
-            username = await session.scalar(select(User.username).where(User.id == assignment.user_id))
+            user = await session.get_one(User, assignment.user_id)
             entity = await session.get_one(Entity, assignment.entity_id)
-            await self.events.record(
-                EventType.ROLE_REVOKED,
-                f"User {username} has lost {assignment.role} on {entity.type} {entity.name}.",
-                user_id=assignment.user_id,
-                actor_id=actor_id,
-                role=assignment.role,
-                scope_uuid=str(entity.uuid),
-            )
-            await session.commit()
-        await self.sync.refresh_assignment(session, str(assignment.uuid))
+            await self._record(EventType.ROLE_REVOKED, "has lost", user, assignment.role, entity, actor_id)
+        after_commit(session, self.sync.refresh_assignment, session, str(assignment.uuid))
+
+    async def _record(self, event_type: str, change: str, user: User, role: str, entity: Entity, actor_id: int) -> None:
+        """A role event about ``user``: "User NAME ``change`` ROLE on TYPE NAME."."""
+        message = f"User {user.username} {change} {role} on {entity.type} {entity.name}."
+        await self.events.record(
+            event_type, message, user_id=user.id, actor_id=actor_id, role=role, scope_uuid=str(entity.uuid)
+        )
 
 
 async def find_entity(session: Any, ref: EntityRef) -> Entity | None:

@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.orm import aliased
 
 from service.authz.models import RoleAssignment
+from service.db.transaction import AnySession
 from service.entities.models import Entity
 from service.policy import AssignmentFact, EntityFact
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
-AnySession = AsyncSession | async_scoped_session[AsyncSession]
 _Parent = aliased(Entity)
 ENTITY_ROWS = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).outerjoin(
     _Parent, Entity.parent_id == _Parent.id

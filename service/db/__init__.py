@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from service.config import Settings
+from service.db.transaction import commit_or_roll_back
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -50,10 +51,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     """The advanced-alchemy configuration shared by the app, the CLI and migrations."""
-    return SQLAlchemyAsyncConfig(
+    config = SQLAlchemyAsyncConfig(
         engine_instance=create_engine(settings),
         session_config=AsyncSessionConfig(expire_on_commit=False),
-        before_send_handler="autocommit",
         set_default_exception_handler=False,  # service.errors maps repository errors to Waldur-shaped bodies
         alembic_config=AlembicAsyncConfig(
             script_location=str(MIGRATIONS_DIR),
@@ -61,6 +61,9 @@ def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             render_as_batch=True,
         ),
     )
+    # The session's key in the request scope is made unique per config, so the handler is built after it.
+    config.before_send_handler = commit_or_roll_back(config.session_scope_key)
+    return config
 
 
 class DatabaseUnavailable(Exception):

@@ -6,16 +6,16 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, patch, post, route
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityRead, EntityUpdate
 from service.entities.services import EntityService
-from service.http import LIST_METHODS, STAFF_READ, WRITE, absolute_url, list_operation_id
-from service.pagination import Window, paginated, provide_page
-from service.runtime import service_provider
+from service.http import STAFF_READ, WRITE, absolute_url
+from service.pagination import WindowDependency, list_route, paginated
+from service.runtime import provide_service
 from service.security.guards import staff_only
 from service.text import NAME_PATTERN
 
@@ -46,24 +46,21 @@ class EntityController(Controller):
     path = "/api/entities"
     tags = ["entities"]
     guards = [staff_only]
-    dependencies = {
-        "entities": Provide(service_provider(EntityService)),
-        "window": Provide(provide_page, sync_to_thread=False),
-    }
+    dependencies = {"entities": provide_service(EntityService)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EntitiesList"), responses=STAFF_READ)
+    @list_route("EntitiesList", STAFF_READ)
     async def list_entities(
         self,
         request: Request[Any, Any, Any],
         entities: Entities,
-        window: NamedDependency[Window],
+        window: WindowDependency,
         type: Annotated[
             str | None, Parameter(max_length=64, pattern=NAME_PATTERN, description="Only entities of this type.")
         ] = None,
         parent: Annotated[UUID | None, Parameter(description="Only direct children of this entity.")] = None,
     ) -> Response[list[EntityRead]]:
         """Entities in registration order."""
-        items, total = await entities.page(window, type, parent)
+        items, total = await entities.listing(window, entity_type=type, parent=parent)
         parents = await entities.parent_uuids(items)
         return paginated(request, [entity_read(request, e, parents) for e in items], total, window)
 

@@ -13,6 +13,7 @@ from sqlalchemy import delete, exists, select
 
 from service.authz.models import RoleAssignment
 from service.authz.sync import FactSync
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
@@ -49,8 +50,10 @@ class EntityService(DomainService[Entity, EntityRepository]):
         rows = await self.repository.session.execute(select(Entity.id, Entity.uuid).where(Entity.id.in_(parent_ids)))
         return {row.id: row.uuid for row in rows}
 
-    async def page(self, window: Window, entity_type: str | None, parent: UUID | None) -> tuple[Sequence[Entity], int]:
-        """One page of entities in registration order, optionally of one type or directly under ``parent``."""
+    async def listing(
+        self, window: Window, *, entity_type: str | None = None, parent: UUID | None = None
+    ) -> tuple[Sequence[Entity], int]:
+        """A page of entities in registration order, optionally of one type or directly under ``parent``."""
         filters: list[Any] = []
         if entity_type is not None:
             filters.append(Entity.type == entity_type)
@@ -113,8 +116,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
         fields: dict[str, Any] = {"type": data.type, "name": data.name, "parent_id": parent.id if parent else None}
         if data.uuid is not None:
             fields["uuid"] = data.uuid
-        entity = await self.create(Entity(**fields), auto_commit=True)
-        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        entity = await self.create(Entity(**fields))
+        after_commit(self.repository.session, self.sync.refresh_entity, self.repository.session, str(entity.uuid))
         return entity
 
     async def change(self, entity: Entity, data: EntityUpdate) -> Entity:
@@ -126,8 +129,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
             if parent is not None and str(entity.uuid) in self.runtime.policy.ancestors(str(parent.uuid)):
                 raise ValidationError({"parent": ["An entity cannot be moved below itself."]})
             entity.parent_id = parent.id if parent else None
-        entity = await self.update(entity, auto_commit=True)
-        await self.sync.refresh_entity(self.repository.session, str(entity.uuid))
+        entity = await self.update(entity)
+        after_commit(self.repository.session, self.sync.refresh_entity, self.repository.session, str(entity.uuid))
         return entity
 
     async def remove(self, entity: Entity) -> None:
@@ -147,7 +150,7 @@ class EntityService(DomainService[Entity, EntityRepository]):
             raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
         await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
         tokens = await mark_bindings_deleted(session, str(entity.uuid), datetime.now(UTC))
-        await self.delete(entity.id, auto_commit=True)
-        await self.sync.refresh_entity(session, str(entity.uuid))
+        await self.delete(entity.id)
+        after_commit(session, self.sync.refresh_entity, session, str(entity.uuid))
         for token_hash in tokens:
-            await self.runtime.forget_token(token_hash)
+            after_commit(session, self.runtime.forget_token, token_hash)

@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, route
+from litestar import Controller, Request, Response
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.events.schemas import EventRead
 from service.events.services import EventService
-from service.http import LIST_METHODS, READ, list_operation_id
-from service.pagination import Window, paginated, provide_page
+from service.http import READ
+from service.pagination import WindowDependency, list_route, paginated
 from service.security.guards import is_staff_request
 from service.security.principal import CurrentPrincipal
 from service.text import NAME_PATTERN
@@ -30,15 +30,15 @@ class EventController(Controller):
 
     path = "/api/events"
     tags = ["events"]
-    dependencies = {"events": Provide(provide_events), "window": Provide(provide_page, sync_to_thread=False)}
+    dependencies = {"events": Provide(provide_events)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("EventsList"), responses=READ)
+    @list_route("EventsList", READ)
     async def list_events(
         self,
         request: Request[Any, Any, Any],
         events: NamedDependency[EventService],
         principal: CurrentPrincipal,
-        window: NamedDependency[Window],
+        window: WindowDependency,
         event_type: Annotated[
             str | None, Parameter(max_length=64, pattern=NAME_PATTERN, description="Only events of this type.")
         ] = None,

@@ -70,7 +70,7 @@ def retry_delay(settings: WebhookSettings, attempt: int) -> float:
 
 
 async def claim_due(session: AsyncSession, settings: WebhookSettings, now: datetime) -> list[Claimed]:
-    """Lease up to ``BATCH`` due deliveries (counting the attempt) and build their bodies; commits the lease."""
+    """Lease up to ``BATCH`` due deliveries (counting the attempt) and build their bodies."""
     free = or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now)
     pending = [WebhookDelivery.delivered_at.is_(None), WebhookDelivery.attempts < settings.max_attempts, free]
     due = (
@@ -88,7 +88,6 @@ async def claim_due(session: AsyncSession, settings: WebhookSettings, now: datet
             .returning(WebhookDelivery.id, WebhookDelivery.event_id, WebhookDelivery.attempts)
         )
     ).all()
-    await session.commit()
     if not claimed:
         return []
     events = {
@@ -113,14 +112,13 @@ async def claim_due(session: AsyncSession, settings: WebhookSettings, now: datet
             )
         )
         out.append(Claimed(delivery_id, attempt, body, event.uuid))
-    await session.commit()  # no transaction stays open while the receiver is waited for
     return out
 
 
 async def settle(
     session: AsyncSession, settings: WebhookSettings, claimed: Claimed, error: str | None, now: datetime
 ) -> None:
-    """Mark a delivery done, or schedule its next attempt after ``error``; releases the lease and commits."""
+    """Mark a delivery done, or schedule its next attempt after ``error``; releases the lease."""
     values: dict[str, Any] = {"lease_until": None, "last_error": error}
     if error is None:
         values["delivered_at"] = now
@@ -131,7 +129,6 @@ async def settle(
                 "webhook: giving up event %s after %s attempts: %s", claimed.event_id, claimed.attempt, error
             )
     await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == claimed.delivery_id).values(**values))
-    await session.commit()
 
 
 class WebhookSender:
@@ -143,17 +140,18 @@ class WebhookSender:
 
     async def deliver_due(self) -> int:
         """Send every due delivery once; returns how many the receiver accepted."""
-        async with self.runtime.session() as session:
+        async with self.runtime.session() as session:  # the lease is committed before the receiver is waited for
             claimed = await claim_due(session, self.settings, datetime.now(UTC))
-            if not claimed:
-                return 0
-            accepted = 0
-            async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
-                for delivery in claimed:
-                    error = await self._post(client, delivery)
+        if not claimed:
+            return 0
+        accepted = 0
+        async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
+            for delivery in claimed:
+                error = await self._post(client, delivery)
+                async with self.runtime.session() as session:
                     await settle(session, self.settings, delivery, error, datetime.now(UTC))
-                    accepted += error is None
-            return accepted
+                accepted += error is None
+        return accepted
 
     async def _post(self, client: httpx.AsyncClient, delivery: Claimed) -> str | None:
         """One attempt; None when the receiver accepted it, else what went wrong."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, post, route
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
-from service.http import LIST_METHODS, NO_STORE, READ, WRITE, list_operation_id
-from service.pagination import Window, paginated, provide_page
+from service.http import NO_STORE, READ, WRITE
+from service.pagination import WindowDependency, list_route, paginated, paginated_list
 from service.pats.models import PersonalAccessToken
 from service.pats.schemas import (
     AllowedScopeOut,
@@ -22,14 +22,13 @@ from service.pats.schemas import (
     PatRead,
 )
 from service.pats.services import PatService, available_binding_targets, available_scopes
-from service.runtime import RuntimeDependency, service_provider
+from service.runtime import RuntimeDependency, provide_service
 from service.security.guards import is_staff_request, no_pat
 from service.security.principal import CurrentPrincipal, Principal
 from service.security.verifier import CachedCredential
 
 Pats = NamedDependency[PatService]
 PatUUID = Annotated[UUID, Parameter(description="The token's UUID.")]
-Page = NamedDependency[Window]
 
 
 def pat_read(token: PersonalAccessToken, bindings: list[AllowedScopeOut]) -> PatRead:
@@ -48,6 +47,11 @@ def pat_read(token: PersonalAccessToken, bindings: list[AllowedScopeOut]) -> Pat
         use_count=token.use_count,
         created=token.created_at,
     )
+
+
+async def one_pat_read(pats: PatService, token: PersonalAccessToken) -> PatRead:
+    """The list/retrieve shape of a single token."""
+    return pat_read(token, (await pats.bindings_out([token]))[token.id])
 
 
 async def created_response(pats: PatService, token: PersonalAccessToken, plaintext: str) -> Response[PatCreated]:
@@ -74,18 +78,15 @@ class PersonalAccessTokenController(Controller):
 
     path = "/api/personal-access-tokens"
     tags = ["personal-access-tokens"]
-    dependencies = {
-        "pats": Provide(service_provider(PatService)),
-        "window": Provide(provide_page, sync_to_thread=False),
-    }
+    dependencies = {"pats": provide_service(PatService)}
 
-    @route("/", http_method=LIST_METHODS, operation_id=list_operation_id("PersonalAccessTokensList"), responses=READ)
+    @list_route("PersonalAccessTokensList", READ)
     async def list_tokens(
         self,
         request: Request[Any, Any, Any],
         pats: Pats,
         principal: CurrentPrincipal,
-        window: Page,
+        window: WindowDependency,
         user: Annotated[UUID | None, Parameter(description="Staff: only this user's tokens.")] = None,
     ) -> Response[list[PatRead]]:
         """Own tokens, newest first (staff: everyone's, or one user's with ``?user=``)."""
@@ -102,37 +103,32 @@ class PersonalAccessTokenController(Controller):
         token, plaintext = await pats.issue(await pats.owner(principal), data)
         return await created_response(pats, token, plaintext)
 
-    @route(
-        "/available_scopes/",
-        http_method=LIST_METHODS,
-        operation_id=list_operation_id("PersonalAccessTokensAvailableScopesList"),
-        responses=READ,
-    )
+    @list_route("PersonalAccessTokensAvailableScopesList", READ, path="/available_scopes/")
     async def available_scopes(
-        self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDependency,
+        principal: CurrentPrincipal,
+        window: WindowDependency,
     ) -> Response[list[AvailableScope]]:
         """Permissions the caller may put in a token now, from the policy and their live roles."""
-        items = available_scopes(runtime.policy, principal)
-        return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
+        return paginated_list(request, available_scopes(runtime.policy, principal), window)
 
-    @route(
-        "/available_binding_targets/",
-        http_method=LIST_METHODS,
-        operation_id=list_operation_id("PersonalAccessTokensAvailableBindingTargetsList"),
-        responses=READ,
-    )
+    @list_route("PersonalAccessTokensAvailableBindingTargetsList", READ, path="/available_binding_targets/")
     async def available_binding_targets(
-        self, request: Request[Any, Any, Any], runtime: RuntimeDependency, principal: CurrentPrincipal, window: Page
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDependency,
+        principal: CurrentPrincipal,
+        window: WindowDependency,
     ) -> Response[list[BindingTarget]]:
         """For each permission, the entity types the caller may bind a token to (staff: every bindable type)."""
-        items = available_binding_targets(runtime.policy, principal)
-        return paginated(request, items[window.offset : window.offset + window.limit], len(items), window)
+        return paginated_list(request, available_binding_targets(runtime.policy, principal), window)
 
     @get("/self/", operation_id="PersonalAccessTokensSelfRetrieve", responses=READ)
     async def retrieve_self(self, pats: Pats, request: Request[Principal, CachedCredential, Any]) -> PatRead:
         """The PAT presenting this request (no secret); 404 for any other credential."""
-        token = await pats.presenting(request.auth)
-        return pat_read(token, (await pats.bindings_out([token]))[token.id])
+        return await one_pat_read(pats, await pats.presenting(request.auth))
 
     @delete("/self/", operation_id="PersonalAccessTokensSelfDestroy", responses=READ)
     async def revoke_self(
@@ -144,8 +140,7 @@ class PersonalAccessTokenController(Controller):
     @get("/{uuid:uuid}/", operation_id="PersonalAccessTokensRetrieve", responses=READ)
     async def retrieve(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> PatRead:
         """One token (owner or staff)."""
-        token = await pats.visible(principal, uuid, staff_view=is_staff_request(principal))
-        return pat_read(token, (await pats.bindings_out([token]))[token.id])
+        return await one_pat_read(pats, await pats.visible(principal, uuid, staff_view=is_staff_request(principal)))
 
     @delete("/{uuid:uuid}/", operation_id="PersonalAccessTokensDestroy", responses=WRITE, guards=[no_pat])
     async def revoke(self, pats: Pats, principal: CurrentPrincipal, uuid: PatUUID) -> None:
@@ -171,4 +166,4 @@ class PersonalAccessTokenController(Controller):
     ) -> PatRead:
         """Replace the token's network allow-list (``[]``: unrestricted)."""
         token = await pats.set_network_acl(await pats.visible(principal, uuid, staff_view=False), data.allowed_networks)
-        return pat_read(token, (await pats.bindings_out([token]))[token.id])
+        return await one_pat_read(pats, token)

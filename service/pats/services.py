@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Row, String, cast, func, select, update
 
 from service.crypto import display_prefix, new_pat
 from service.db import lock_row
+from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
 from service.events.services import EventType
@@ -74,6 +75,14 @@ async def mark_bindings_deleted(session: Any, entity_uuid: str, when: datetime) 
     return changed
 
 
+class TokenNames(Protocol):
+    """What a token's events name it by: a :class:`PersonalAccessToken`, or a row with these columns."""
+
+    uuid: UUID
+    name: str
+    user_id: int
+
+
 class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
     """Data access for PATs."""
 
@@ -81,13 +90,19 @@ class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
 
 
 class PatService(DomainService[PersonalAccessToken, PatRepository]):
-    """Every PAT operation; mutations commit before they return so the response never outruns the database."""
+    """Every PAT operation; what a change invalidates is dropped once it is committed (``after_commit``)."""
 
     repository_type = PatRepository
 
     @property
     def _session(self) -> Any:
         return self.repository.session
+
+    async def _record(self, event_type: str, token: TokenNames, message: str, **context: Any) -> None:
+        """An event about ``token``, recorded for its owner."""
+        await self.events.record(
+            event_type, message, user_id=token.user_id, pat_uuid=token.uuid.hex, pat_name=token.name, **context
+        )
 
     # -- reading -----------------------------------------------------------------------------------------------
     async def listing(
@@ -193,14 +208,11 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             owner.id, fields["name"], fields["scopes"], bindings, fields["networks"], fields["expires_at"]
         )
         await self.create(token)
-        await self.events.record(
+        await self._record(
             EventType.PAT_CREATED,
+            token,
             f"Personal access token {token.name} has been created for user {owner.username}.",
-            user_id=owner.id,
-            pat_uuid=token.uuid.hex,
-            pat_name=token.name,
         )
-        await self._session.commit()
         return token, plaintext
 
     def _new_row(
@@ -358,16 +370,13 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         token.rotated_at = now
         token.grace_until = now + timedelta(seconds=grace) if grace > 0 else None
         await self.update(token)
-        await self.events.record(
+        await self._record(
             EventType.PAT_ROTATED,
+            token,
             f"Personal access token {token.name} of user {owner.username} has been rotated.",
-            user_id=owner.id,
-            pat_uuid=token.uuid.hex,
             new_pat_uuid=successor.uuid.hex,
-            pat_name=token.name,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         return successor, plaintext
 
     async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
@@ -377,22 +386,19 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             .where(PersonalAccessToken.id == token.id)
             .values(is_active=False, grace_until=None)
         )
-        await self.events.record(
+        await self._record(
             EventType.PAT_REVOKED,
+            token,
             f"Personal access token {token.name} has been revoked.",
-            user_id=token.user_id,
             actor_id=actor.user_id,
-            pat_uuid=token.uuid.hex,
-            pat_name=token.name,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         await self._session.refresh(token)
 
     async def _revoke_live(self, *where: ColumnElement[bool]) -> list[Row[UUID, str, int, str]]:
         """Revoke the live tokens (active or in grace) matching ``where``: ``(uuid, name, user_id, token_hash)`` each.
 
-        The caller records its events, commits, then calls :meth:`_forget`.
+        The caller records its events, then calls :meth:`_forget_after_commit`.
         """
         live = PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > datetime.now(UTC))
         result = await self._session.execute(
@@ -408,9 +414,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         )
         return list(result.all())
 
-    async def _forget(self, revoked: list[Row[UUID, str, int, str]]) -> None:
+    def _forget_after_commit(self, revoked: list[Row[UUID, str, int, str]]) -> None:
         for *_, token_hash in revoked:
-            await self.runtime.forget_token(token_hash)
+            after_commit(self._session, self.runtime.forget_token, token_hash)
 
     async def revoke_family(self, token: PersonalAccessToken, client_address: str | None) -> int:
         """Reuse detected: revoke every live token of ``token``'s family; returns how many.
@@ -421,19 +427,16 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         revoked = await self._revoke_live(PersonalAccessToken.family_id == token.family_id)
         if not revoked:
             return 0
-        await self.events.record(
+        await self._record(
             EventType.PAT_REUSE_DETECTED,
+            token,
             f"Rotated-out personal access token {token.name} was presented again from {client_address or 'unknown'};"
             f" {len(revoked)} live token(s) of its rotation family have been revoked.",
-            user_id=token.user_id,
-            pat_uuid=token.uuid.hex,
-            pat_name=token.name,
             family_id=token.family_id.hex,
             client_address=client_address,
             revoked_pat_uuids=[uuid.hex for uuid, *_ in revoked],
         )
-        await self._session.commit()
-        await self._forget(revoked)
+        self._forget_after_commit(revoked)
         return len(revoked)
 
     async def revoke_leaked(self, token_hashes: list[str], source: str, reporter: str) -> int:
@@ -443,18 +446,15 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         reported it (``reporter``, the client address).
         """
         revoked = await self._revoke_live(PersonalAccessToken.token_hash.in_(token_hashes))
-        for uuid, name, user_id, _ in revoked:
-            await self.events.record(
+        for row in revoked:
+            await self._record(
                 EventType.TOKEN_REPORTED_LEAKED,
-                f"Personal access token {name} was reported as leaked and has been revoked.",
-                user_id=user_id,
-                pat_uuid=uuid.hex,
-                pat_name=name,
+                row,
+                f"Personal access token {row.name} was reported as leaked and has been revoked.",
                 reported_source=source,
                 reporter_address=reporter,
             )
-        await self._session.commit()
-        await self._forget(revoked)
+        self._forget_after_commit(revoked)
         return len(revoked)
 
     async def set_network_acl(self, token: PersonalAccessToken, entries: list[str]) -> PersonalAccessToken:
@@ -469,17 +469,14 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         old = list(token.allowed_networks)
         token.allowed_networks = networks
         await self.update(token)
-        await self.events.record(
+        await self._record(
             EventType.PAT_NETWORK_ACL_UPDATED,
+            token,
             f"Network ACL of personal access token {token.name} has been updated.",
-            user_id=token.user_id,
-            pat_uuid=token.uuid.hex,
-            pat_name=token.name,
             old_allowed_networks=old,
             new_allowed_networks=networks,
         )
-        await self._session.commit()
-        await self.runtime.forget_token(token.token_hash)
+        after_commit(self._session, self.runtime.forget_token, token.token_hash)
         return token
 
     async def expire_due(self) -> int:
@@ -495,15 +492,8 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                 .returning(PersonalAccessToken.uuid, PersonalAccessToken.name, PersonalAccessToken.user_id)
             )
         ).all()
-        for uuid, name, user_id in expired:
-            await self.events.record(
-                EventType.PAT_EXPIRED,
-                f"Personal access token {name} has expired.",
-                user_id=user_id,
-                pat_uuid=uuid.hex,
-                pat_name=name,
-            )
-        await self._session.commit()
+        for row in expired:
+            await self._record(EventType.PAT_EXPIRED, row, f"Personal access token {row.name} has expired.")
         return len(expired)
 
     async def notify_expiring(self, now: datetime | None = None) -> int:
@@ -535,18 +525,16 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
                     )
                 )
             ).all()
-            for uuid, name, user_id, expires_at in due:
-                await self.events.record(
+            for row in due:
+                expires_at = as_utc(row.expires_at).isoformat()
+                await self._record(
                     EventType.PAT_EXPIRING,
-                    f"Personal access token {name} expires within {days} day(s), at {as_utc(expires_at).isoformat()}.",
-                    user_id=user_id,
-                    pat_uuid=uuid.hex,
-                    pat_name=name,
-                    expires_at=as_utc(expires_at).isoformat(),
+                    row,
+                    f"Personal access token {row.name} expires within {days} day(s), at {expires_at}.",
+                    expires_at=expires_at,
                     notice_days=days,
                 )
             notified += len(due)
-        await self._session.commit()
         return notified
 
 

@@ -9,7 +9,7 @@ tolerates because they cannot make a decision wrong (see ``service.policy_tools.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -48,8 +48,8 @@ DELEGATIONS = ("token", "staff", "never")
 # Permission classes the p3 fields set (and the two wider classes they fall into): no g3 line may name them.
 FIELD_CLASSES = (*SCOPES, *DELEGATIONS, "permission", "delegable")
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*")
-_PERMISSION_RE = re.compile(r"[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*")
-_ROLE_RE = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_-]+)+")
+_PERMISSION_SHAPE = (re.compile(r"[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*"), "CATEGORY.ACTION")
+_ROLE_SHAPE = (re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_-]+)+"), "TYPE.NAME")
 _DEFINITION_RE = re.compile(r"\s*(\w+)\s*=")
 
 
@@ -320,27 +320,45 @@ def _entity_types(rows: list[Row], directory: str, problems: Problems) -> dict[s
     return {child: tuple(p for p in known if p in parents) for child, known in parents.items()}
 
 
-def _permission_declarations(declarations: list[Row], problems: Problems) -> dict[str, Row]:
+def _declarations(
+    declarations: list[Row],
+    what: str,
+    shape: tuple[re.Pattern[str], str],
+    fault: Callable[[Row], str | None],
+    problems: Problems,
+) -> dict[str, Row]:
+    """Declaration rows by name, each name's first; a malformed name, a repeat or a ``fault`` is a problem instead.
+
+    ``shape`` is the name's pattern and how to say it should look.
+    """
+    pattern, looks_like = shape
     declared: dict[str, Row] = {}
     for row in declarations:
-        name, scope, delegation, _ = row.values
-        if not _PERMISSION_RE.fullmatch(name):
-            problems.add(row.file, row.line, f"permission {name!r} must look like CATEGORY.ACTION")
+        name = row.values[0]
+        if not pattern.fullmatch(name):
+            problems.add(row.file, row.line, f"{what} {name!r} must look like {looks_like}")
         elif name in declared:
-            problems.add(row.file, row.line, _same_or_contradicts(row, declared[name], f"permission {name}"))
-        elif scope not in SCOPES:
-            problems.add(row.file, row.line, f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-        elif delegation not in DELEGATIONS:
-            problems.add(row.file, row.line, f"delegation must be one of {', '.join(DELEGATIONS)}, not {delegation!r}")
+            problems.add(row.file, row.line, _same_or_contradicts(row, declared[name], f"{what} {name}"))
+        elif (problem := fault(row)) is not None:
+            problems.add(row.file, row.line, problem)
         else:
             declared[name] = row
     return declared
 
 
+def _permission_fault(row: Row) -> str | None:
+    _, scope, delegation, _ = row.values
+    if scope not in SCOPES:
+        return f"scope must be one of {', '.join(SCOPES)}, not {scope!r}"
+    if delegation not in DELEGATIONS:
+        return f"delegation must be one of {', '.join(DELEGATIONS)}, not {delegation!r}"
+    return None
+
+
 def _permissions(
     declarations: list[Row], bindings: list[Row], entity_types: dict[str, tuple[str, ...]], problems: Problems
 ) -> dict[str, PermissionSpec]:
-    declared = _permission_declarations(declarations, problems)
+    declared = _declarations(declarations, "permission", _PERMISSION_SHAPE, _permission_fault, problems)
     bind_types: dict[str, list[str]] = {name: [] for name in declared}
     for row in bindings:
         name, entity_type = row.values
@@ -390,23 +408,6 @@ def _check_classes(rows: list[Row], permissions: dict[str, PermissionSpec], prob
         seen.add(row.values)
 
 
-def _role_declarations(
-    declarations: list[Row], entity_types: dict[str, tuple[str, ...]], problems: Problems
-) -> dict[str, Row]:
-    declared: dict[str, Row] = {}
-    for row in declarations:
-        name, scope_type, _ = row.values
-        if not _ROLE_RE.fullmatch(name):
-            problems.add(row.file, row.line, f"role {name!r} must look like TYPE.NAME")
-        elif name in declared:
-            problems.add(row.file, row.line, _same_or_contradicts(row, declared[name], f"role {name}"))
-        elif scope_type not in entity_types:
-            problems.add(row.file, row.line, f"unknown entity type {scope_type!r}")
-        else:
-            declared[name] = row
-    return declared
-
-
 def _roles(
     declarations: list[Row],
     grants: list[Row],
@@ -414,7 +415,10 @@ def _roles(
     entity_types: dict[str, tuple[str, ...]],
     problems: Problems,
 ) -> tuple[dict[str, RoleSpec], dict[tuple[str, str], str]]:
-    declared = _role_declarations(declarations, entity_types, problems)
+    def unknown_type(row: Row) -> str | None:
+        return None if row.values[1] in entity_types else f"unknown entity type {row.values[1]!r}"
+
+    declared = _declarations(declarations, "role", _ROLE_SHAPE, unknown_type, problems)
     sources: dict[tuple[str, str], str] = {}
     for row in grants:
         role, perm = row.values

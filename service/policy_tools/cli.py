@@ -178,16 +178,13 @@ def _explain_scenario(
 
 def _explain_database(permission: str, entity: str | None, user: str | None, token: str | None) -> list[str]:
     from service.config import load_settings
-    from service.policy_tools.dbexplain import NotFoundError, explain_from_database
+    from service.policy_tools.dbexplain import NotFoundError, Question, explain_from_database
     from service.runtime import Runtime
 
     runtime = Runtime.build(load_settings())
+    question = Question(permission, entity, datetime.now(UTC), username=user, token_uuid=token)
     try:
-        return runtime.run_once(
-            lambda rt: explain_from_database(
-                rt, permission, entity, datetime.now(UTC), username=user, token_uuid=token
-            ),
-        )
+        return runtime.run_once(lambda rt: explain_from_database(rt, question))
     except (NotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

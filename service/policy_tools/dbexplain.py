@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -25,54 +26,37 @@ class NotFoundError(LookupError):
     """The user, token or entity named on the command line does not exist."""
 
 
-async def explain_from_database(
-    runtime: Runtime,
-    permission: str,
-    entity: str | None,
-    now: datetime,
-    *,
-    username: str | None = None,
-    token_uuid: str | None = None,
-) -> list[str]:
-    """Load the facts, then decide and trace ``permission`` on ``entity`` for a user or one of their PATs.
+@dataclass(frozen=True)
+class Question:
+    """May ``username`` (or the owner of the PAT ``token_uuid``, within its limits) use ``permission`` on ``entity``?
 
-    Args:
-        runtime: A runtime built from the service's settings.
-        permission: Permission asked for.
-        entity: Entity uuid, or None.
-        now: Time of the question.
-        username: The user (password or legacy-token rights).
-        token_uuid: The uuid of a PAT (its scopes and bindings limit its owner's rights); never its secret.
+    ``token_uuid`` is the PAT's uuid, never its secret; ``entity`` an entity uuid or None; ``now`` the time asked about.
+    """
 
-    Returns:
-        The trace, notes first.
+    permission: str
+    entity: str | None
+    now: datetime
+    username: str | None = None
+    token_uuid: str | None = None
+
+
+async def explain_from_database(runtime: Runtime, question: Question) -> list[str]:
+    """Load the facts, then decide and trace ``question``: the trace, notes first.
 
     Raises:
         NotFoundError: No such user or token.
+        ValueError: The entity or token uuid is not a UUID.
     """
     await FactSync(runtime).load_all()
     async with runtime.session() as session:
-        return await explain_stored(runtime, session, permission, entity, now, username=username, token_uuid=token_uuid)
+        return await explain_stored(runtime, session, question)
 
 
-async def explain_stored(
-    runtime: Runtime,
-    session: AsyncSession,
-    permission: str,
-    entity: str | None,
-    now: datetime,
-    *,
-    username: str | None = None,
-    token_uuid: str | None = None,
-) -> list[str]:
-    """Like :func:`explain_from_database`, on the facts the runtime already mirrors (a running service).
-
-    Raises:
-        NotFoundError: No such user or token.
-        ValueError: ``entity`` or ``token_uuid`` is not a UUID.
-    """
-    entity = str(UUID(entity)) if entity is not None else None
-    subject, label, notes = await _subject(session, now, username, token_uuid)
+async def explain_stored(runtime: Runtime, session: AsyncSession, question: Question) -> list[str]:
+    """Like :func:`explain_from_database`, on the facts the runtime already mirrors (a running service)."""
+    permission, now = question.permission, question.now
+    entity = str(UUID(question.entity)) if question.entity is not None else None
+    subject, label, notes = await _subject(session, now, question.username, question.token_uuid)
     bindings = subject.token.bindings if subject.token else frozenset()
     names = await _entity_names(session, [*runtime.policy.ancestors(entity or ""), *(b.uuid for b in bindings)])
     _, lines = explain(

@@ -8,9 +8,11 @@ where a holder may bind it. The matrices compared are Casbin's answers, so two d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from service.policy_tools.matrix import PermissionRow, PolicyMatrix, RoleRow
+from service.policy_tools.matrix import PolicyMatrix
 
 
 def diff_matrices(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
@@ -27,34 +29,61 @@ def _changes(old: Iterable[str], new: Iterable[str]) -> str:
     return " ".join([*(f"+{x}" for x in after if x not in before), *(f"-{x}" for x in before if x not in after)])
 
 
-def _added_removed(old: Mapping[str, object], new: Mapping[str, object]) -> tuple[list[str], list[str], list[str]]:
-    """Names only in ``new``, only in ``old``, and in both (each in its own file order)."""
-    return [n for n in new if n not in old], [n for n in old if n not in new], [n for n in new if n in old]
+class _Named(Protocol):
+    name: str
+
+
+NamedT = TypeVar("NamedT", bound=_Named)
+
+
+@dataclass(frozen=True)
+class _Versions(Generic[NamedT]):
+    """The rows of one kind in both versions, by name."""
+
+    before: dict[str, NamedT]
+    after: dict[str, NamedT]
+
+    @classmethod
+    def of(cls, old: Iterable[NamedT], new: Iterable[NamedT]) -> _Versions[NamedT]:
+        return cls({row.name: row for row in old}, {row.name: row for row in new})
+
+    @property
+    def added(self) -> list[NamedT]:
+        """Rows only in the new version, in its file order."""
+        return [row for name, row in self.after.items() if name not in self.before]
+
+    @property
+    def removed(self) -> list[NamedT]:
+        """Rows only in the old version, in its file order."""
+        return [row for name, row in self.before.items() if name not in self.after]
+
+    @property
+    def kept(self) -> list[tuple[NamedT, NamedT]]:
+        """``(old, new)`` for the names in both, in the new file order."""
+        return [(self.before[name], row) for name, row in self.after.items() if name in self.before]
 
 
 def _entity_types(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
-    before = {t.name: t.parents for t in old.entity_types}
-    after = {t.name: t.parents for t in new.entity_types}
-    added, removed, kept = _added_removed(before, after)
-    lines = [f"+ entity type {n} ({'root' if not after[n] else 'under ' + ', '.join(after[n])})" for n in added]
-    lines += [f"- entity type {n}" for n in removed]
-    changed = [n for n in kept if set(before[n]) != set(after[n])]
-    lines += [f"~ entity type {n}: parents {_changes(before[n], after[n])}" for n in changed]
+    versions = _Versions.of(old.entity_types, new.entity_types)
+    lines = [
+        f"+ entity type {t.name} ({'root' if not t.parents else 'under ' + ', '.join(t.parents)})"
+        for t in versions.added
+    ]
+    lines += [f"- entity type {t.name}" for t in versions.removed]
+    changed = [(a, b) for a, b in versions.kept if set(a.parents) != set(b.parents)]
+    lines += [f"~ entity type {b.name}: parents {_changes(a.parents, b.parents)}" for a, b in changed]
     return lines
 
 
 def _permissions(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
-    before: dict[str, PermissionRow] = {p.name: p for p in old.permissions}
-    after: dict[str, PermissionRow] = {p.name: p for p in new.permissions}
-    added, removed, kept = _added_removed(before, after)
+    versions = _Versions.of(old.permissions, new.permissions)
     lines = []
-    for name in added:
-        p = after[name]
+    for p in versions.added:
         binds = f", binds to {', '.join(p.bind_types)}" if p.bind_types else ""
-        lines.append(f"+ permission {name} ({p.scope}, delegation {p.delegation}{binds})")
-    lines += [f"- permission {name}" for name in removed]
-    for name in kept:
-        a, b = before[name], after[name]
+        lines.append(f"+ permission {p.name} ({p.scope}, delegation {p.delegation}{binds})")
+    lines += [f"- permission {p.name}" for p in versions.removed]
+    for a, b in versions.kept:
+        name = b.name
         if a.scope != b.scope:
             lines.append(f"~ permission {name}: scope {a.scope} -> {b.scope}")
         if a.delegation != b.delegation:
@@ -70,16 +99,14 @@ def _roles(old: PolicyMatrix, new: PolicyMatrix) -> list[str]:
     bind_types = [
         {p.name: p.bind_types if p.delegation == "token" else [] for p in matrix.permissions} for matrix in (old, new)
     ]
-    before: dict[str, RoleRow] = {r.name: r for r in old.roles}
-    after: dict[str, RoleRow] = {r.name: r for r in new.roles}
-    added, removed, kept = _added_removed(before, after)
-    lines = []
-    for name in added:
-        r = after[name]
-        lines.append(f"+ role {name} (held on {r.entity_type}) grants {', '.join(r.permissions) or 'nothing'}")
-    lines += [f"- role {name} (held on {before[name].entity_type})" for name in removed]
-    for name in kept:
-        a, b = before[name], after[name]
+    versions = _Versions.of(old.roles, new.roles)
+    lines = [
+        f"+ role {r.name} (held on {r.entity_type}) grants {', '.join(r.permissions) or 'nothing'}"
+        for r in versions.added
+    ]
+    lines += [f"- role {r.name} (held on {r.entity_type})" for r in versions.removed]
+    for a, b in versions.kept:
+        name = b.name
         if a.entity_type != b.entity_type:
             lines.append(f"~ role {name}: held on {a.entity_type} -> {b.entity_type}")
         lines += [f"+ {name} (held on {b.entity_type}) gains {p}" for p in b.permissions if p not in a.permissions]

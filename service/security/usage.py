@@ -56,7 +56,7 @@ class PatUsage:
     """``time.time()`` of the last use."""
     last_used_ip: str | None
     entry: CachedCredential
-    """The cache entry the last use came through: see ``repeat``."""
+    """The cache entry the last use came through: see ``record_again``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ class UsageRecorder:
             )
         entry.last_used_ip = ip_text or entry.last_used_ip
 
-    def repeat(self, entry: CachedCredential, now: float) -> bool:
+    def record_again(self, entry: CachedCredential, now: float) -> bool:
         """Count one more PAT use like the last one recorded through ``entry`` (same client address).
 
         False when there is none since the last flush to add to: then the use must be recorded with ``record``.

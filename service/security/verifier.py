@@ -190,7 +190,7 @@ class TokenVerifier:
         now = time.time()
         if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
-        if entry.principal.is_pat and not self.runtime.usage.repeat(entry, now):
+        if entry.principal.is_pat and not self.runtime.usage.record_again(entry, now):
             return None
         return entry
 

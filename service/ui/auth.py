@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from service.auth_tokens.services import AuthTokenService
 from service.errors import AuthenticationError, Throttled
 from service.http import client_address
-from service.runtime import service_provider
+from service.runtime import provide_service
 from service.ui.forms import field
 from service.ui.render import page
 from service.ui.session import UI_PATH, Viewer, start_session
@@ -30,7 +30,7 @@ def safe_next(target: str | None) -> str:
 class SignInPages(Controller):
     """``/ui/sign-in`` and ``/ui/sign-out``."""
 
-    dependencies = {"tokens": Provide(service_provider(AuthTokenService))}
+    dependencies = {"tokens": provide_service(AuthTokenService)}
 
     @get("/")
     async def home(self) -> Redirect:
@@ -66,7 +66,6 @@ class SignInPages(Controller):
                 errors={"password": [str(exc.detail)]},
                 username=username,
             )
-        await tokens.repository.session.commit()  # the sign-in's event and last_login; a redirect does not autocommit
         start_session(request, user.id)
         return Redirect(target)
 

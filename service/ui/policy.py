@@ -8,17 +8,17 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
 from service.pats.services import PatService
-from service.policy_tools.dbexplain import NotFoundError, explain_stored
+from service.policy_tools.dbexplain import NotFoundError, Question, explain_stored
 from service.policy_tools.invariants import report
 from service.policy_tools.matrix import build_matrix
-from service.runtime import RuntimeDependency, service_provider
+from service.runtime import RuntimeDependency, provide_service
 from service.security.principal import Principal
 from service.ui.render import page
 from service.ui.session import Viewer
@@ -31,7 +31,7 @@ class PolicyPages(Controller):
     """``/ui/policy``: read-only."""
 
     path = "/policy"
-    dependencies = {"pats": Provide(service_provider(PatService))}
+    dependencies = {"pats": provide_service(PatService)}
 
     @get("/", sync_to_thread=True)
     def review(self, runtime: RuntimeDependency, viewer: Viewer) -> Template:
@@ -68,15 +68,10 @@ class PolicyPages(Controller):
         except ValueError:
             return [], {"entity": ["Enter the entity's UUID."]}
         try:
-            lines = await explain_stored(
-                runtime,
-                db_session,
-                permission,
-                target,
-                datetime.now(UTC),
-                username=None if token_uuid else username,
-                token_uuid=token_uuid,
+            question = Question(
+                permission, target, datetime.now(UTC), username=None if token_uuid else username, token_uuid=token_uuid
             )
+            lines = await explain_stored(runtime, db_session, question)
         except NotFoundError as exc:
             return [], {"token" if token_uuid else "username": [str(exc)]}
         return lines, {}

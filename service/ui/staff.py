@@ -16,7 +16,7 @@ from service.authz.schemas import RoleAssignmentCreate
 from service.authz.services import RoleAssignmentService
 from service.entities.services import EntityService
 from service.errors import PermissionDenied, ValidationError
-from service.runtime import service_provider
+from service.runtime import provide_service
 from service.security.principal import Principal
 from service.ui.activity import PageNumber, page_count, window_of
 from service.ui.forms import convert, expiry_from, field, messages
@@ -62,9 +62,9 @@ class StaffPages(Controller):
     path = "/staff"
     dependencies = {
         "staff": Provide(provide_staff, sync_to_thread=False),
-        "users": Provide(service_provider(UserService)),
-        "entities": Provide(service_provider(EntityService)),
-        "assignments": Provide(service_provider(RoleAssignmentService)),
+        "users": provide_service(UserService),
+        "entities": provide_service(EntityService),
+        "assignments": provide_service(RoleAssignmentService),
     }
 
     @get("/users")

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import FormMultiDict
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
@@ -17,7 +17,7 @@ from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.pats.schemas import PatCreate
 from service.pats.services import PatService, available_binding_targets, available_scopes
-from service.runtime import service_provider
+from service.runtime import provide_service
 from service.security.principal import Principal
 from service.ui.forms import convert, expiry_bounds, expiry_from, field, lines, messages, values
 from service.ui.render import page
@@ -58,7 +58,7 @@ class TokenPages(Controller):
     """``/ui/tokens``: the signed-in person's own Personal Access Tokens."""
 
     path = "/tokens"
-    dependencies = {"pats": Provide(service_provider(PatService))}
+    dependencies = {"pats": provide_service(PatService)}
 
     @get("/")
     async def list_tokens(self, pats: Pats, viewer: Viewer) -> Template:

@@ -6,14 +6,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, get, patch, post, route
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
 from service.errors import NotFound
-from service.http import LIST_METHODS, READ, STAFF_READ, WRITE, list_operation_id, user_url
-from service.pagination import Window, paginated, provide_page
-from service.runtime import service_provider
+from service.http import READ, STAFF_READ, WRITE, user_url
+from service.pagination import WindowDependency, list_route, paginated
+from service.runtime import provide_service
 from service.security.guards import is_staff_request, refuse_pat, staff_only
 from service.security.principal import CurrentPrincipal
 from service.text import NAME_PATTERN
@@ -51,28 +51,18 @@ class UserController(Controller):
 
     path = "/api/users"
     tags = ["users"]
-    dependencies = {
-        "users": Provide(service_provider(UserService)),
-        "window": Provide(provide_page, sync_to_thread=False),
-    }
+    dependencies = {"users": provide_service(UserService)}
 
-    @route(
-        "/",
-        http_method=LIST_METHODS,
-        operation_id=list_operation_id("UsersList"),
-        responses=STAFF_READ,
-        guards=[staff_only],
-    )
+    @list_route("UsersList", STAFF_READ, guards=[staff_only])
     async def list_users(
         self,
         request: Request[Any, Any, Any],
         users: Users,
-        window: NamedDependency[Window],
+        window: WindowDependency,
         username: Annotated[str | None, Parameter(max_length=128, pattern=NAME_PATTERN)] = None,
     ) -> Response[list[UserRead]]:
         """Users ordered by id; ``username`` filters by exact name."""
-        filters = [User.username == username] if username is not None else []
-        items, total = await users.get_many_and_count(window.filter, *filters, order_by=User.id.asc())
+        items, total = await users.listing(window, username=username)
         return paginated(request, [user_read(request, user) for user in items], total, window)
 
     @post("/", operation_id="UsersCreate", responses=WRITE, guards=[staff_only])

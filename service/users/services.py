@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CursorResult, delete, or_, select, update
 
 from service.auth_tokens.models import AuthToken
+from service.db.transaction import after_commit
 from service.errors import ValidationError
 from service.events.services import EventType
 from service.pagination import Window
@@ -58,6 +59,12 @@ class UserService(DomainService[User, UserRepository]):
     repository_type = UserRepository
     # A window-function count comes back with the rows, so a page past the end would report a total of 0.
     count_with_window_function = False
+
+    async def listing(self, window: Window, *, username: str | None = None) -> tuple[list[User], int]:
+        """A page of users by id, optionally only the one named ``username``."""
+        filters = [User.username == username] if username is not None else []
+        items, total = await self.get_many_and_count(window.filter, *filters, order_by=User.id.asc())
+        return list(items), total
 
     async def search(self, term: str, window: Window) -> tuple[list[User], int]:
         """Users whose username, name or email contains ``term`` (all when empty), by username."""
@@ -108,9 +115,8 @@ class UserService(DomainService[User, UserRepository]):
             actor_id=actor_id,
             fields=sorted(name for name in changes if name != "password_hash"),
         )
-        # Commit before forgetting cached credentials, or a concurrent request re-caches them from the old rows.
-        await self.repository.session.commit()
-        await self.runtime.forget_user(user.id)
+        # Forgotten only after the commit, or a concurrent request re-caches them from the old rows.
+        after_commit(self.repository.session, self.runtime.forget_user, user.id)
         return user
 
     async def _reset_token_expiry(self, user: User) -> None:

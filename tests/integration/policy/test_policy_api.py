@@ -10,7 +10,7 @@ import msgspec
 
 from service.pats.schemas import AllowedScopeIn, PatCreate
 from service.pats.services import PatService
-from service.policy_tools.dbexplain import NotFoundError, explain_from_database
+from service.policy_tools.dbexplain import NotFoundError, Question, explain_from_database
 from service.policy_tools.invariants import INVARIANTS_FILE, load_invariants
 from service.policy_tools.matrix import build_matrix
 from service.runtime import Runtime
@@ -92,7 +92,9 @@ async def _world(runtime: Runtime) -> dict[str, str]:
 
 async def test_explain_a_user_from_the_database(runtime: Runtime) -> None:
     ids = await _world(runtime)
-    lines = await explain_from_database(runtime, "RESOURCE.TERMINATE", ids["vm1"], datetime.now(UTC), username="alice")
+    lines = await explain_from_database(
+        runtime, Question("RESOURCE.TERMINATE", ids["vm1"], datetime.now(UTC), username="alice")
+    )
     assert lines[0] == f"ALLOW  alice  RESOURCE.TERMINATE  on vm1 [{ids['vm1']}] (resource)"
     assert lines[2] == (
         f"  ancestors: vm1 [{ids['vm1']}] (resource) <- apollo [{ids['apollo']}] (project) "
@@ -107,20 +109,22 @@ async def test_explain_a_user_from_the_database(runtime: Runtime) -> None:
 async def test_explain_a_token_from_the_database(runtime: Runtime) -> None:
     ids = await _world(runtime)
     now = datetime.now(UTC)
-    lines = await explain_from_database(runtime, "RESOURCE.LIST", ids["acme"], now, token_uuid=ids["token"])
+    lines = await explain_from_database(runtime, Question("RESOURCE.LIST", ids["acme"], now, token_uuid=ids["token"]))
     assert lines[0] == f"DENY  alice via token 'ci' ({ids['token']})  RESOURCE.LIST  on acme [{ids['acme']}] (customer)"
     assert f"  token:     scopes RESOURCE.LIST; bound to project apollo [{ids['apollo']}]" in lines
     assert lines[-2] == "  clause:    token-binding"
-    below = await explain_from_database(runtime, "RESOURCE.LIST", ids["vm1"], now, token_uuid=ids["token"])
+    below = await explain_from_database(runtime, Question("RESOURCE.LIST", ids["vm1"], now, token_uuid=ids["token"]))
     assert below[0].startswith("ALLOW")
-    scope = await explain_from_database(runtime, "RESOURCE.TERMINATE", ids["vm1"], now, token_uuid=ids["token"])
+    scope = await explain_from_database(
+        runtime, Question("RESOURCE.TERMINATE", ids["vm1"], now, token_uuid=ids["token"])
+    )
     assert scope[-2] == "  clause:    token-scope"
 
 
 async def test_explain_unknown_subjects(runtime: Runtime) -> None:
     for kwargs in ({"username": "ghost"}, {"token_uuid": "00000000-0000-0000-0000-000000000000"}):
         try:
-            await explain_from_database(runtime, "RESOURCE.LIST", None, datetime.now(UTC), **kwargs)
+            await explain_from_database(runtime, Question("RESOURCE.LIST", None, datetime.now(UTC), **kwargs))
         except NotFoundError:
             continue
         raise AssertionError(kwargs)
