@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
         await runtime.broadcast.listen()
-        credential_watcher = CredentialWatcher(runtime)
+        credential_watcher = CredentialWatcher(
+            runtime.alchemy.get_engine(), runtime.verifier, settings.sync_interval_seconds
+        )
         await credential_watcher.poll()
         fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
         runtime.broadcast.on_facts = fact_watch.wake
@@ -134,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        middleware=[request_context, AuthenticationMiddleware(runtime)],
+        middleware=[request_context, AuthenticationMiddleware(runtime.verifier)],
         before_send=[AccessLog(settings.log.access), count_response],
         logging_config=None,  # the process configures logging (service.logs.configure_logging)
         plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],

@@ -23,21 +23,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
+from service.config import TokenSettings
+from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, Keyring, is_legacy_key, pat_expiry
 from service.policy.facts import Binding, TokenLimits
 from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
-from service.security.rotation import adopt_previous_secret
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 REFUSED_TTL_SECONDS = 60.0
@@ -131,6 +128,23 @@ class LegacyCredential(CachedCredential):
         self.repeat_until = min(self.valid_until, self.refresh_due())
 
 
+class UsageLog(Protocol):
+    """Where the verifier notes what it admits and refuses (:class:`service.security.usage.UsageRecorder`)."""
+
+    def record(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
+        """One admitted use of ``entry`` at ``now`` from ``ip_text``."""
+
+    def repeat(self, entry: CachedCredential, now: float) -> bool:
+        """One more use like the last one recorded through ``entry``; False when there is none to add to."""
+
+    def denied_from_ip(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
+        """A request refused by the PAT's network ACL."""
+
+
+AdoptPreviousSecret = Callable[[CredentialKind, str], Awaitable[bool]]
+"""Moves a token stored under an earlier server secret to the current one; whether there was such a token."""
+
+
 class TokenVerifier:
     """Turns a presented credential into its :class:`CachedCredential`, or None for every kind of failure.
 
@@ -145,9 +159,21 @@ class TokenVerifier:
     (``python -m bench``).
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        tokens = runtime.settings.tokens
+    def __init__(
+        self,
+        tokens: TokenSettings,
+        keyring: Keyring,
+        trusted_proxies: tuple[IPNetwork, ...],
+        engine: AsyncEngine,
+        usage: UsageLog,
+        adopt_previous_secret: AdoptPreviousSecret,
+    ) -> None:
+        self._tokens = tokens
+        self._keyring = keyring
+        self._trusted_proxies = trusted_proxies
+        self._reader = reader(engine)
+        self._usage = usage
+        self._adopt_previous_secret = adopt_previous_secret
         self._cache: FifoMap[bytes, CachedCredential] = FifoMap(tokens.verification_cache_size)
         self._refused: FifoMap[bytes, float] = FifoMap(tokens.refused_token_cache_size)  # key -> refused until
         self._shared: dict[object, object] = {}
@@ -157,7 +183,6 @@ class TokenVerifier:
         # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
         self._fresh_from = math.inf
         self._fresh_until = -math.inf
-        self._reader: AsyncEngine | None = None
         self.on_rotated_out_use: Callable[[int, str | None], Awaitable[None]] | None = None
         """Called with the PAT's id and the client's address (after the lookup, before the 401) when a PAT rotated
         out and past its grace is presented again."""
@@ -170,7 +195,7 @@ class TokenVerifier:
         self._fresh_from, self._fresh_until = started, started + trusted_for
 
     def _key(self, token: bytes) -> bytes:
-        return self.runtime.keyring.token_digest(token)[:_KEY_BYTES]
+        return self._keyring.token_digest(token)[:_KEY_BYTES]
 
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> CachedCredential | None:
         """The hot path: the credential, if this token was admitted from the same client before.
@@ -187,7 +212,7 @@ class TokenVerifier:
         now = time.time()
         if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
-        if entry.principal.is_pat and not self.runtime.usage.repeat(entry, now):
+        if entry.principal.is_pat and not self._usage.repeat(entry, now):
             return None
         return entry
 
@@ -206,7 +231,7 @@ class TokenVerifier:
         entry = await self._credential(token, now, ip_text)
         if entry is None or not self._admits(entry, now, ip, record=True):
             return None
-        self.runtime.usage.record(entry, now, ip_text)
+        self._usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
         return entry
 
@@ -226,7 +251,7 @@ class TokenVerifier:
         known = self._addresses.get(key)
         if known is not None:
             return known
-        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.runtime.trusted_proxies)
+        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self._trusted_proxies)
         address = ip, str(ip) if ip is not None else None
         if forwarded_for is None or len(forwarded_for) <= _ADDRESS_MEMO_KEY_BYTES:  # long headers: not worth keeping
             if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
@@ -251,9 +276,9 @@ class TokenVerifier:
         if kind is None:
             return None
         forgets = self._forgets
-        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
-        if entry is None and await adopt_previous_secret(self.runtime, kind, token):  # a server-secret rotation
-            entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
+        entry = await self._load_once(kind, self._keyring.token_hash(token), now, client)
+        if entry is None and await self._adopt_previous_secret(kind, token):  # a server-secret rotation
+            entry = await self._load_once(kind, self._keyring.token_hash(token), now, client)
         if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
             return entry
         if entry is None:
@@ -266,12 +291,12 @@ class TokenVerifier:
 
     def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
         """Whether the credential works now, from ``ip``; a refusal by a PAT's network ACL is recorded if asked."""
-        if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
+        if entry.principal.is_pat and not self._tokens.pat_enabled:
             return False
         if entry.is_valid(now, ip):
             return True
         if record and entry.networks and entry.principal.is_pat:
-            self.runtime.usage.denied_from_ip(entry, now, str(ip) if ip is not None else None)
+            self._usage.denied_from_ip(entry, now, str(ip) if ip is not None else None)
         return False
 
     def _offline_kind(self, token: str, now: float) -> CredentialKind | None:
@@ -280,7 +305,7 @@ class TokenVerifier:
             return None
         if token.startswith(PAT_PREFIX):
             expiry = pat_expiry(token)
-            if expiry is None or expiry <= now or not self.runtime.settings.tokens.pat_enabled:
+            if expiry is None or expiry <= now or not self._tokens.pat_enabled:
                 return None
             return CredentialKind.PAT
         return CredentialKind.TOKEN if is_legacy_key(token) else None
@@ -322,8 +347,6 @@ class TokenVerifier:
         self, kind: CredentialKind, token_hash: str, now: float, client: str | None
     ) -> CachedCredential | None:
         """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
-        if self._reader is None:
-            self._reader = reader(self.runtime.alchemy.get_engine())
         row = await find_credential(self._reader, kind, token_hash)
         if row is None or not row.user_is_active:
             return None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.broadcast import CHANNEL, Broadcast
 
@@ -24,7 +24,7 @@ class Recorder:
 @pytest.fixture(name="heard")
 def fx_heard() -> tuple[Broadcast, Recorder, list[str]]:
     recorder, woken = Recorder(), []
-    broadcast = Broadcast(SimpleNamespace(verifier=recorder))  # type: ignore[arg-type]
+    broadcast = Broadcast(create_async_engine("sqlite+aiosqlite://"), recorder, lambda: None)
     broadcast.on_facts = lambda: woken.append("facts")
     return broadcast, recorder, woken
 
