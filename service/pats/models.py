@@ -74,6 +74,11 @@ class PersonalAccessToken(BigIntAuditBase):
             or_(cls.grace_until.is_(None), cls.grace_until > now),
         )
 
+    @classmethod
+    def retired_clause(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+        """In SQL: the token was rotated out and its grace period is over, so presenting it again is a reuse."""
+        return and_(cls.rotated_at.is_not(None), or_(cls.grace_until.is_(None), cls.grace_until <= now))
+
     @staticmethod
     def usable_until(expires_at: datetime, grace_until: datetime | None) -> datetime:
         """When a usable token stops working by itself: at its expiry, or at the end of its grace period if sooner."""

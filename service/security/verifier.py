@@ -28,8 +28,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.auth_tokens.models import AuthToken
 from service.config import TokenSettings
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, Keyring, is_legacy_key, pat_expiry
+from service.pats.models import PersonalAccessToken
 from service.policy.facts import Binding, TokenLimits
 from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
@@ -347,29 +349,25 @@ class TokenVerifier:
         self, kind: CredentialKind, token_hash: str, now: float, client: str | None
     ) -> CachedCredential | None:
         """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
-        row = await find_credential(self._reader, kind, token_hash)
-        if row is None or not row.user_is_active:
+        row = await find_credential(self._reader, kind, token_hash, datetime.fromtimestamp(now, UTC))
+        if row is None:
             return None
-        if kind is CredentialKind.TOKEN:
-            return self._legacy_entry(row)
-        if not row.can_use_personal_access_tokens:
-            return None
-        if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
-            if row.rotated_at is not None and self.on_rotated_out_use is not None:
+        if not row.usable:
+            if kind is CredentialKind.PAT and row.retired and self.on_rotated_out_use is not None:
                 self._forgets += 1  # not remembered as refused: every replay must reach reuse detection
                 await self.on_rotated_out_use(row.id, client)
             return None
-        return self._pat_entry(row)
+        return self._legacy_entry(row) if kind is CredentialKind.TOKEN else self._pat_entry(row)
 
     def _legacy_entry(self, row: Row[Any]) -> LegacyCredential:
-        refreshed_at = row.refreshed_at.timestamp()
         lifetime = float(row.token_lifetime) if row.token_lifetime else None
+        expires_at = AuthToken.expiry_after(row.refreshed_at, lifetime)
         return LegacyCredential(
             principal=self._principal(row, CredentialKind.TOKEN, None),
             credential_id=row.id,
-            valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
+            valid_until=expires_at.timestamp() if expires_at is not None else math.inf,
             lifetime=lifetime,
-            refreshed_at=refreshed_at,
+            refreshed_at=row.refreshed_at.timestamp(),
         )
 
     def _pat_entry(self, row: Row[Any]) -> CachedCredential:
@@ -387,7 +385,7 @@ class TokenVerifier:
         return CachedCredential(
             principal=self._principal(row, CredentialKind.PAT, limits),
             credential_id=row.id,
-            valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
+            valid_until=PersonalAccessToken.usable_until(row.expires_at, row.grace_until).timestamp(),
             networks=share(tuple(ipaddress.ip_network(entry) for entry in row.allowed_networks)),
             last_used_ip=share(row.last_used_ip),
         )
