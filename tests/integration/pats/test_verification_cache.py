@@ -271,9 +271,9 @@ def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     lookups: list[str] = []
     find = verifier_module.find_credential
 
-    async def counting_find(engine: Any, kind: Any, token_hash: str) -> Any:
+    async def counting_find(engine: Any, kind: Any, token_hash: str, now: Any) -> Any:
         lookups.append(token_hash)
-        return await find(engine, kind, token_hash)
+        return await find(engine, kind, token_hash, now)
 
     monkeypatch.setattr(verifier_module, "find_credential", counting_find)
     return lookups
