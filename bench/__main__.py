@@ -470,6 +470,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"(plaintext in cache: {'YES' if memory.plaintext_found else 'no'})"
             )
             report.target("bytes per cached verification", memory.per_entry, ",.0f", "≤ 300", memory.per_entry <= 300)
+            report.say(
+                f"    a change to one owner (forget_user) with the cache full: {memory.forget_user_us:,.1f} µs "
+                "(every sign-in changes its user, in every worker)"
+            )
             report.say()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
