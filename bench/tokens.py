@@ -245,15 +245,14 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
                 "allowed_scopes": [{"type": "customer", "uuid": customers[i % len(customers)]}],
                 "allowed_networks": [],
                 "expires_at": expires_at,
-                "is_active": True,
                 "grace_until": None,
                 "last_used_ip": "127.0.0.1",
                 "user_id": owners[i % len(owners)][0],
                 "user_uuid": owners[i % len(owners)][1],
                 "username": owners[i % len(owners)][2],
                 "is_staff": False,
-                "user_is_active": True,
-                "can_use_personal_access_tokens": True,
+                "usable": True,
+                "retired": False,
             }
         ).encode()
         for i, t in enumerate(tokens)
@@ -265,7 +264,7 @@ def cache_memory(entries: int = 100_000) -> MemoryResult:
         row["expires_at"] = datetime.fromtimestamp(row["expires_at"], UTC)
         return SimpleNamespace(**row)
 
-    async def find(engine: Any, kind: Any, token_hash: str) -> Any:
+    async def find(engine: Any, kind: Any, token_hash: str, now: datetime) -> Any:
         return decoded(rows[token_hash])
 
     original, verifier_module.find_credential = verifier_module.find_credential, find  # type: ignore[assignment]

@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await FactSync(runtime).load_all()
         await runtime.broadcast.listen()
-        credential_watcher = CredentialWatcher(runtime)
+        credential_watcher = CredentialWatcher(
+            runtime.alchemy.get_engine(), runtime.verifier, settings.sync_interval_seconds
+        )
         await credential_watcher.poll()
         # Everything made so far (the mirrored facts above all) lives as long as the worker: out of the collector's
         # sight, a full collection no longer walks it (about 200 ms per full collection at 100,000 entities).
@@ -139,7 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        middleware=[request_context, AuthenticationMiddleware(runtime)],
+        middleware=[request_context, AuthenticationMiddleware(runtime.verifier)],
         before_send=[AccessLog(settings.log.access), count_response],
         logging_config=None,  # the process configures logging (service.logs.configure_logging)
         plugins=[SQLAlchemyPlugin(config=runtime.alchemy), TokengateCLIPlugin()],

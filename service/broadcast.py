@@ -14,15 +14,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.metrics import notification_arrived
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 logger = logging.getLogger("tokengate.broadcast")
 
@@ -30,11 +28,26 @@ CHANNEL = "tokengate"
 TOKEN, USER, FACTS, POLICY = "token", "user", "facts", "policy"
 
 
-class Broadcast:
-    """Sends this worker's changes and applies the other workers' ones to this worker's caches."""
+class CredentialCache(Protocol):
+    """The cache another worker's token and user changes are applied to (``TokenVerifier``)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def forget_token(self, token_hash: str) -> None:
+        """Drop the cached credential with this token hash."""
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached credential of this user."""
+
+
+class Broadcast:
+    """Sends this worker's changes and applies the other workers' ones to this worker's caches.
+
+    ``reload_policy`` reloads this worker's policy directory when another worker reloaded its own.
+    """
+
+    def __init__(self, engine: AsyncEngine, credentials: CredentialCache, reload_policy: Callable[[], object]) -> None:
+        self._engine = engine
+        self._credentials = credentials
+        self._reload_policy = reload_policy
         self.sender = secrets.token_hex(8)  # this worker: its own notifications come back and are skipped
         self.on_facts: Callable[[], None] = lambda: None
         """Called when another worker changed entities or role assignments (the app wakes its fact watcher)."""
@@ -44,7 +57,7 @@ class Broadcast:
     @property
     def enabled(self) -> bool:
         """Whether the database can carry notifications (PostgreSQL)."""
-        return self.runtime.alchemy.get_engine().dialect.name == "postgresql"
+        return self._engine.dialect.name == "postgresql"
 
     async def announce(self, kind: str, subject: str = "") -> None:
         """Tell the other workers that a ``kind`` change (``token`` hash, ``user`` id, ``facts``) was committed.
@@ -54,7 +67,7 @@ class Broadcast:
         if not self.enabled:
             return
         try:
-            async with self.runtime.alchemy.get_engine().connect() as connection:
+            async with self._engine.connect() as connection:
                 await connection.execute(
                     text("SELECT pg_notify(:channel, :payload)"),
                     {"channel": CHANNEL, "payload": f"{self.sender}@{time.time():.6f} {kind} {subject}"},
@@ -70,7 +83,7 @@ class Broadcast:
         """
         if not self.enabled or (self._listener is not None and not self._listener.is_closed()):
             return
-        url = self.runtime.alchemy.get_engine().url.set(drivername="postgresql")
+        url = self._engine.url.set(drivername="postgresql")
         listener = None
         try:
             listener = await asyncpg.connect(url.render_as_string(hide_password=False))
@@ -99,10 +112,10 @@ class Broadcast:
         with contextlib.suppress(ValueError):
             notification_arrived(float(sent_at))
         if kind == TOKEN:
-            self.runtime.verifier.forget_token(subject)
+            self._credentials.forget_token(subject)
         elif kind == USER and subject.isdigit():
-            self.runtime.verifier.forget_user(int(subject))
+            self._credentials.forget_user(int(subject))
         elif kind == FACTS:
             self.on_facts()
         elif kind == POLICY:  # another worker reloaded its rules: read this worker's directory again
-            self.runtime.reload_policy_here()
+            self._reload_policy()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from service.events.services import EventService
 from service.policy.engine import PolicyEngine
 from service.policy.reload import reload_policy
 from service.security.client_ip import IPNetwork
+from service.security.rotation import adopt_previous_secret
 from service.security.throttle import LoginThrottle
 from service.security.usage import UsageRecorder
 from service.security.verifier import TokenVerifier
@@ -58,10 +60,19 @@ class Runtime:
     """The worker's background loops by name, while the app runs (``usage-flush``, ``fact-watch``, …)."""
 
     def __post_init__(self) -> None:
-        self.verifier = TokenVerifier(self)
-        self.broadcast = Broadcast(self)
-        self.usage = UsageRecorder(self)
-        self.throttle = LoginThrottle(self)
+        """Build the parts, each given the collaborators it uses (none of them knows the runtime)."""
+        engine = self.alchemy.get_engine()
+        self.usage = UsageRecorder(self.session, self.event_recorder)
+        self.verifier = TokenVerifier(
+            self.settings.tokens,
+            self.keyring,
+            self.trusted_proxies,
+            engine,
+            self.usage,
+            partial(adopt_previous_secret, self.keyring, self.session),
+        )
+        self.broadcast = Broadcast(engine, self.verifier, self.reload_policy_here)
+        self.throttle = LoginThrottle(self.settings.login, self.session, self.event_recorder)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from service.auth_tokens.models import AuthToken
+from service.auth_tokens.repositories import AuthTokenRepository
 from service.crypto import display_prefix, is_legacy_key, legacy_key_context, new_legacy_key
 from service.db.transaction import after_commit
 from service.errors import AuthenticationError
@@ -78,12 +78,6 @@ def _date_filters(column: Any, exact: date | None, start: date | None, end: date
     return clauses
 
 
-class AuthTokenRepository(SQLAlchemyAsyncRepository[AuthToken]):
-    """Data access for legacy tokens."""
-
-    model_type = AuthToken
-
-
 class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
     """One token per user; the key is kept only as an HMAC (lookup) and AES-GCM ciphertext (re-display at login)."""
 
@@ -131,7 +125,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
         """The user's valid key, creating or replacing (if expired or unreadable) the token as needed."""
         token = await self.get_one_or_none(AuthToken.user_id == user.id)
         now = datetime.now(UTC)
-        if token is not None and (token.expires_at is None or now < token.expires_at):
+        if token is not None and token.is_usable(now):
             try:
                 return self.runtime.keyring.decrypt(token.key_encrypted, legacy_key_context(user.id))
             except InvalidTag:
@@ -171,7 +165,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
             "key_prefix": display_prefix(key),
             "key_encrypted": keyring.encrypt(key, legacy_key_context(user.id)),
             "refreshed_at": now,
-            "expires_at": now + timedelta(seconds=user.token_lifetime) if user.token_lifetime else None,
+            "expires_at": AuthToken.expiry_after(now, user.token_lifetime),
         }
 
     async def delete_token(self, token: AuthToken) -> None:
@@ -210,12 +204,7 @@ class AuthTokenService(DomainService[AuthToken, AuthTokenRepository]):
 
     # -- staff listings ----------------------------------------------------------------------------------------
     def _active(self) -> Select[Any]:
-        now = datetime.now(UTC)
-        return (
-            select(AuthToken)
-            .join(AuthToken.user)
-            .where(or_(AuthToken.expires_at.is_(None), AuthToken.expires_at > now))
-        )
+        return select(AuthToken).join(AuthToken.user).where(AuthToken.usable_clause(datetime.now(UTC)))
 
     async def list_active(self, window: Window) -> tuple[list[AuthToken], int]:
         """*Auth Tokens*: tokens that have not expired, newest user first."""

@@ -7,10 +7,11 @@ from datetime import datetime
 
 from advanced_alchemy.base import BigIntAuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, ColumnElement, ForeignKey, Index, Integer, String, Uuid, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.crypto import PAT_DISPLAY_MAX_CHARS
+from service.users.models import User
 
 
 class PersonalAccessToken(BigIntAuditBase):
@@ -48,3 +49,37 @@ class PersonalAccessToken(BigIntAuditBase):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
     last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True, default=None)
     use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    def is_usable(self, owner: User, now: datetime) -> bool:
+        """Whether the token authenticates at ``now``; :meth:`usable_clause` is the same rule in SQL.
+
+        Usable: its owner is active and allowed PATs, it has not expired, and it is active or rotated out within its
+        grace period. The server's ``tokens.pat_enabled`` and the token's network ACL are checked per request.
+        """
+        return (
+            owner.is_active
+            and owner.can_use_personal_access_tokens
+            and (self.is_active or self.grace_until is not None)
+            and now < self.usable_until(self.expires_at, self.grace_until)
+        )
+
+    @classmethod
+    def usable_clause(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+        """:meth:`is_usable` in SQL, for a statement that joins the token to its owner (``User``); never NULL."""
+        return and_(
+            User.is_active.is_(True),
+            User.can_use_personal_access_tokens.is_(True),
+            or_(cls.is_active.is_(True), cls.grace_until.is_not(None)),
+            cls.expires_at > now,
+            or_(cls.grace_until.is_(None), cls.grace_until > now),
+        )
+
+    @classmethod
+    def retired_clause(cls, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+        """In SQL: the token was rotated out and its grace period is over, so presenting it again is a reuse."""
+        return and_(cls.rotated_at.is_not(None), or_(cls.grace_until.is_(None), cls.grace_until <= now))
+
+    @staticmethod
+    def usable_until(expires_at: datetime, grace_until: datetime | None) -> datetime:
+        """When a usable token stops working by itself: at its expiry, or at the end of its grace period if sooner."""
+        return min(expires_at, grace_until or expires_at)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import ColumnElement, Row, String, cast, func, select, update
 
 from service.crypto import display_prefix, new_pat
@@ -24,6 +23,7 @@ from service.events.services import EventType
 from service.pagination import Window
 from service.pats.models import PersonalAccessToken
 from service.pats.network import NetworkAclError, normalize_network_acl
+from service.pats.repositories import PatRepository
 from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
 from service.policy import PolicyEngine
 from service.runtime import DomainService
@@ -81,12 +81,6 @@ class TokenNames(Protocol):
     uuid: UUID
     name: str
     user_id: int
-
-
-class PatRepository(SQLAlchemyAsyncRepository[PersonalAccessToken]):
-    """Data access for PATs."""
-
-    model_type = PersonalAccessToken
 
 
 class PatService(DomainService[PersonalAccessToken, PatRepository]):

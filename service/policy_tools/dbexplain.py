@@ -88,8 +88,11 @@ async def _subject(
     notes = [] if user.is_active else ["note: this user is deactivated: the service refuses all their tokens"]
     if token is None:
         return Subject(user.id, user.is_staff), user.username, notes
-    if not token.is_active or token.expires_at <= now:
-        notes.append("note: this token is revoked or expired: the service answers 401 before asking the policy")
+    if not token.is_usable(user, now):
+        notes.append(
+            "note: this token is not usable now (revoked, expired, or not allowed to its owner): "
+            "the service answers 401 before asking the policy"
+        )
     if token.allowed_networks:
         notes.append(f"note: the token is only accepted from {', '.join(token.allowed_networks)}")
     bound = frozenset(

@@ -25,7 +25,7 @@ from service.security.principal import CredentialKind
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
 
-    from service.runtime import Runtime
+    from service.security.verifier import TokenVerifier
 
 SKIP_AUTH = "skip_auth"
 
@@ -76,8 +76,8 @@ class AuthenticationMiddleware:
     :class:`~service.security.verifier.CachedCredential` that admitted it.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.verifier = runtime.verifier
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         """Wrap one route's ASGI app (Litestar builds the middleware stack of each route once, at start-up)."""

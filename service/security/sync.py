@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.auth_tokens.models import AuthToken
 from service.pats.models import PersonalAccessToken
+from service.security.verifier import TokenVerifier
 from service.users.models import User
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 _PATS, _TOKENS, _USERS = PersonalAccessToken.__table__.c, AuthToken.__table__.c, User.__table__.c
 _PAT_CHANGES = select(_PATS.id, _PATS.token_hash, _PATS.updated_at)
@@ -39,8 +37,10 @@ class CredentialWatcher:
     # Rows are re-read this far back, so a writer whose clock or commit lags a little is still seen.
     OVERLAP = timedelta(seconds=5)
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, engine: AsyncEngine, verifier: TokenVerifier, interval_seconds: float) -> None:
+        self._engine = engine
+        self._verifier = verifier
+        self._interval = interval_seconds
         self.since = datetime.now(UTC) - self.OVERLAP
         self._seen: dict[tuple[str, int], datetime] = {}
         """The ``updated_at`` of each row already acted on within the overlap: a re-read of it changes nothing."""
@@ -48,17 +48,17 @@ class CredentialWatcher:
     @property
     def trusted_for(self) -> float:
         """How long one successful poll confirms the cache."""
-        return 2 * self.runtime.settings.sync_interval_seconds
+        return 2 * self._interval
 
     async def poll(self) -> None:
         """Drop the cached verifications of every user and token changed since the last poll, then confirm."""
         started_at, started = datetime.now(UTC), time.time()
         since = self.since
-        async with self.runtime.alchemy.get_engine().connect() as connection:
+        async with self._engine.connect() as connection:
             pats = (await connection.execute(_PAT_CHANGES.where(_PATS.updated_at >= since))).all()
             tokens = (await connection.execute(_TOKEN_CHANGES.where(_TOKENS.updated_at >= since))).all()
             users = (await connection.execute(_USER_CHANGES.where(_USERS.updated_at >= since))).all()
-        verifier = self.runtime.verifier
+        verifier = self._verifier
         for pat_id, token_hash, updated_at in pats:
             if self._is_new("pat", pat_id, updated_at):
                 verifier.forget_token(token_hash)

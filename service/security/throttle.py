@@ -18,19 +18,17 @@ import ipaddress
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.config import LoginSettings
 from service.errors import Throttled
 from service.events.services import EventType
+from service.security.collaborators import EventRecorder, SessionFactory
 from service.security.models import LoginAttempts
 from service.text import printable
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 
 def username_key(username: str) -> str:
@@ -63,9 +61,9 @@ class _Refusal:
 class LoginThrottle:
     """Fixed windows of ``login.window_seconds``: past a limit, every attempt gets 429 until its window ends."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        login = runtime.settings.login
+    def __init__(self, login: LoginSettings, session: SessionFactory, event_recorder: EventRecorder) -> None:
+        self._session = session
+        self._event_recorder = event_recorder
         self.window = login.window_seconds
         self.limits = {"address": login.max_failures_per_ip, "username": login.max_failures_per_username}
 
@@ -77,7 +75,7 @@ class LoginThrottle:
         """
         now = time.time()
         refusal = None
-        async with self.runtime.session() as session:
+        async with self._session() as session:
             # the address first: one past its limit stops there, creating no rows for the usernames it tries
             for limit, key in (("address", address_key(ip)), ("username", username_key(username))):
                 attempts, started = await self._count(session, key, now)
@@ -87,7 +85,7 @@ class LoginThrottle:
                     break
             if refusal is not None and refusal.first:
                 shown = printable(username)
-                await self.runtime.event_recorder(session).record(
+                await self._event_recorder(session).record(
                     EventType.LOGIN_THROTTLED,
                     f"Password login for user {shown} was throttled: too many attempts for this {refusal.limit}.",
                     username=shown,
@@ -120,8 +118,8 @@ class LoginThrottle:
     async def failed(self, username: str, ip: str, user_id: int | None) -> None:
         """Audit a failed attempt (already counted by :meth:`admit`); a username that is no name is shown escaped."""
         shown = printable(username)
-        async with self.runtime.session() as session:
-            await self.runtime.event_recorder(session).record(
+        async with self._session() as session:
+            await self._event_recorder(session).record(
                 EventType.LOGIN_FAILED,
                 f"User {shown} failed to authenticate with username and password.",
                 user_id=user_id,
@@ -131,7 +129,7 @@ class LoginThrottle:
 
     async def succeeded(self, username: str, ip: str) -> None:
         """Clear the username's count and give the address back the attempt :meth:`admit` counted."""
-        async with self.runtime.session() as session:  # rows in admit's order (address first): no deadlock
+        async with self._session() as session:  # rows in admit's order (address first): no deadlock
             await session.execute(
                 update(LoginAttempts)
                 .where(LoginAttempts.key == address_key(ip), LoginAttempts.attempts > 0)
@@ -141,13 +139,13 @@ class LoginThrottle:
 
     async def unlock(self, username: str) -> bool:
         """Clear ``username``'s count (``tokengate users unlock``); whether there was one. Audited."""
-        async with self.runtime.session() as session:
+        async with self._session() as session:
             deleted = await session.execute(
                 delete(LoginAttempts).where(LoginAttempts.key == username_key(username)).returning(LoginAttempts.key)
             )
             found = deleted.first() is not None
             if found:
-                await self.runtime.event_recorder(session).record(
+                await self._event_recorder(session).record(
                     EventType.LOGIN_UNLOCKED,
                     f"Password login for user {printable(username)} was unlocked by an operator.",
                     username=printable(username),
@@ -162,7 +160,7 @@ class LoginThrottle:
             .where(LoginAttempts.window_started <= time.time() - self.window)
             .with_for_update(skip_locked=True)
         )
-        async with self.runtime.session() as session:
+        async with self._session() as session:
             deleted = await session.execute(
                 delete(LoginAttempts).where(LoginAttempts.key.in_(stale)).returning(LoginAttempts.key)
             )

@@ -11,36 +11,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from datetime import UTC, datetime
 
-from sqlalchemy import Table, bindparam, select, update
-
-from service.auth_tokens.models import AuthToken
+from service.auth_tokens.repositories import AuthTokenRepository
 from service.events.services import EventType
-from service.pats.models import PersonalAccessToken
-from service.security.verifier import LegacyCredential
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
-    from service.security.verifier import CachedCredential
+from service.pats.repositories import PatRepository, PatUses
+from service.security.collaborators import EventRecorder, SessionFactory
+from service.security.verifier import CachedCredential, LegacyCredential
 
 EVENT_DEBOUNCE_SECONDS = 600.0
 logger = logging.getLogger("tokengate.usage")
-_PAT_TABLE = cast(Table, PersonalAccessToken.__table__)
-_PATS = _PAT_TABLE.c
 _Batch = tuple[dict[int, "PatUsage"], dict[int, tuple[float, float | None]], list["PendingEvent"]]
 """PAT uses by token id, legacy refreshes by token id (refreshed at, lifetime), pending events."""
-_RECORD_PAT_USES = (
-    update(_PAT_TABLE)
-    .where(_PATS.id == bindparam("pat_id"))
-    .values(
-        use_count=_PATS.use_count + bindparam("uses"),
-        last_used_at=bindparam("used_at"),
-        last_used_ip=bindparam("used_from"),
-        updated_at=_PATS.updated_at,  # use is no change: see service.security.sync
-    )
-)
 
 
 class UsageFlushError(Exception):
@@ -75,10 +57,14 @@ class PendingEvent:
 
 
 class UsageRecorder:
-    """Collects PAT usage, legacy-token refreshes and usage events; flushes them in one transaction."""
+    """Collects PAT usage, legacy-token refreshes and usage events; flushes them in one transaction.
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    ``session`` opens the flush's transaction; ``event_recorder`` gives the audit log on it.
+    """
+
+    def __init__(self, session: SessionFactory, event_recorder: EventRecorder) -> None:
+        self._session = session
+        self._event_recorder = event_recorder
         self._pats: dict[int, PatUsage] = {}
         self._legacy: dict[int, tuple[float, float | None]] = {}  # token id -> (refreshed at, lifetime)
         self._events: list[PendingEvent] = []
@@ -227,40 +213,18 @@ class UsageRecorder:
     async def _write(
         self, pats: dict[int, PatUsage], legacy: dict[int, tuple[float, float | None]], events: list[PendingEvent]
     ) -> None:
-        async with self.runtime.session() as session:
-            if pats:  # one statement executed for many rows: thousands of tokens used between flushes are common
-                await session.execute(
-                    _RECORD_PAT_USES,
-                    [
-                        {
-                            "pat_id": pat_id,
-                            "uses": usage.count,
-                            "used_at": datetime.fromtimestamp(usage.last_used_at, UTC),
-                            "used_from": usage.last_used_ip,
-                        }
-                        for pat_id, usage in pats.items()
-                    ],
-                )
+        async with self._session() as session:
+            pat_rows = PatRepository(session=session)
+            # one statement executed for many rows: thousands of tokens used between flushes are common
+            await pat_rows.record_uses(
+                PatUses(pat_id, usage.count, datetime.fromtimestamp(usage.last_used_at, UTC), usage.last_used_ip)
+                for pat_id, usage in pats.items()
+            )
+            legacy_rows = AuthTokenRepository(session=session)
             for token_id, (refreshed_ts, lifetime) in legacy.items():
-                refreshed_at = datetime.fromtimestamp(refreshed_ts, UTC)
-                await session.execute(
-                    update(AuthToken)
-                    .where(AuthToken.id == token_id, AuthToken.refreshed_at < refreshed_at)
-                    .values(
-                        refreshed_at=refreshed_at,
-                        expires_at=refreshed_at + timedelta(seconds=lifetime) if lifetime else None,
-                        updated_at=AuthToken.updated_at,  # Get All Auth Tokens: updated_at moves only on regeneration
-                    )
-                )
-            recorder = self.runtime.event_recorder(session)
-            names = {
-                pat_id: (uuid.hex, name)
-                for pat_id, uuid, name in await session.execute(
-                    select(PersonalAccessToken.id, PersonalAccessToken.uuid, PersonalAccessToken.name).where(
-                        PersonalAccessToken.id.in_({event.pat_id for event in events})
-                    )
-                )
-            }
+                await legacy_rows.record_refresh(token_id, datetime.fromtimestamp(refreshed_ts, UTC), lifetime)
+            recorder = self._event_recorder(session)
+            names = await pat_rows.names({event.pat_id for event in events})
             for event in events:
                 pat_uuid, pat_name = names.get(event.pat_id, ("", ""))
                 await recorder.record(

@@ -23,21 +23,20 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, is_legacy_key, pat_expiry
+from service.auth_tokens.models import AuthToken
+from service.bounded import FifoMap
+from service.config import TokenSettings
+from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, Keyring, is_legacy_key, pat_expiry
+from service.pats.models import PersonalAccessToken
 from service.policy.facts import Binding, TokenLimits
-from service.security.bounded import FifoMap
 from service.security.client_ip import IPAddress, IPNetwork, client_ip
 from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
-from service.security.rotation import adopt_previous_secret
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0
 REFUSED_TTL_SECONDS = 60.0
@@ -133,6 +132,23 @@ class LegacyCredential(CachedCredential):
         self.repeat_until = min(self.valid_until, self.refresh_due())
 
 
+class UsageLog(Protocol):
+    """Where the verifier notes what it admits and refuses (:class:`service.security.usage.UsageRecorder`)."""
+
+    def record(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
+        """One admitted use of ``entry`` at ``now`` from ``ip_text``."""
+
+    def record_again(self, entry: CachedCredential, now: float) -> bool:
+        """One more use like the last one recorded through ``entry``; False when there is none to add to."""
+
+    def denied_from_ip(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
+        """A request refused by the PAT's network ACL."""
+
+
+AdoptPreviousSecret = Callable[[CredentialKind, str], Awaitable[bool]]
+"""Moves a token stored under an earlier server secret to the current one; whether there was such a token."""
+
+
 class TokenVerifier:
     """Turns a presented credential into its :class:`CachedCredential`, or None for every kind of failure.
 
@@ -147,9 +163,21 @@ class TokenVerifier:
     (``python -m bench``).
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        tokens = runtime.settings.tokens
+    def __init__(
+        self,
+        tokens: TokenSettings,
+        keyring: Keyring,
+        trusted_proxies: tuple[IPNetwork, ...],
+        engine: AsyncEngine,
+        usage: UsageLog,
+        adopt_previous_secret: AdoptPreviousSecret,
+    ) -> None:
+        self._tokens = tokens
+        self._keyring = keyring
+        self._trusted_proxies = trusted_proxies
+        self._reader = reader(engine)
+        self._usage = usage
+        self._adopt_previous_secret = adopt_previous_secret
         self._cache: FifoMap[bytes, CachedCredential] = FifoMap(tokens.verification_cache_size)
         self._refused: FifoMap[bytes, float] = FifoMap(tokens.refused_token_cache_size)  # key -> refused until
         self._shared: dict[object, object] = {}
@@ -160,7 +188,6 @@ class TokenVerifier:
         # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
         self._fresh_from = math.inf
         self._fresh_until = -math.inf
-        self._reader: AsyncEngine | None = None
         self.on_rotated_out_use: Callable[[int, str | None], Awaitable[None]] | None = None
         """Called with the PAT's id and the client's address (after the lookup, before the 401) when a PAT rotated
         out and past its grace is presented again."""
@@ -173,7 +200,7 @@ class TokenVerifier:
         self._fresh_from, self._fresh_until = started, started + trusted_for
 
     def _key(self, token: bytes) -> bytes:
-        return self.runtime.keyring.token_digest(token)[:_KEY_BYTES]
+        return self._keyring.token_digest(token)[:_KEY_BYTES]
 
     def repeat(self, authorization: bytes, peer: str | None, forwarded_for: bytes | None) -> CachedCredential | None:
         """The hot path: the credential, if this token was admitted from the same client before.
@@ -190,7 +217,7 @@ class TokenVerifier:
         now = time.time()
         if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
             return None
-        if entry.principal.is_pat and not self.runtime.usage.record_again(entry, now):
+        if entry.principal.is_pat and not self._usage.record_again(entry, now):
             return None
         return entry
 
@@ -209,7 +236,7 @@ class TokenVerifier:
         entry = await self._credential(token, now, ip_text)
         if entry is None or not self._admits(entry, now, ip, record=True):
             return None
-        self.runtime.usage.record(entry, now, ip_text)
+        self._usage.record(entry, now, ip_text)
         entry.admitted(peer, forwarded_for)
         return entry
 
@@ -229,7 +256,7 @@ class TokenVerifier:
         known = self._addresses.get(key)
         if known is not None:
             return known
-        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self.runtime.trusted_proxies)
+        ip = client_ip(peer, forwarded_for.decode("latin-1") if forwarded_for else None, self._trusted_proxies)
         address = ip, str(ip) if ip is not None else None
         if forwarded_for is None or len(forwarded_for) <= _ADDRESS_MEMO_KEY_BYTES:  # long headers: not worth keeping
             if len(self._addresses) >= _ADDRESS_MEMO_SIZE:
@@ -254,9 +281,9 @@ class TokenVerifier:
         if kind is None:
             return None
         forgets = self._forgets
-        entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
-        if entry is None and await adopt_previous_secret(self.runtime, kind, token):  # a server-secret rotation
-            entry = await self._load_once(kind, self.runtime.keyring.token_hash(token), now, client)
+        entry = await self._load_once(kind, self._keyring.token_hash(token), now, client)
+        if entry is None and await self._adopt_previous_secret(kind, token):  # a server-secret rotation
+            entry = await self._load_once(kind, self._keyring.token_hash(token), now, client)
         if forgets != self._forgets:  # a lookup that overlapped a change may hold the old row: not remembered
             return entry
         if entry is None:
@@ -274,12 +301,12 @@ class TokenVerifier:
 
     def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
         """Whether the credential works now, from ``ip``; a refusal by a PAT's network ACL is recorded if asked."""
-        if entry.principal.is_pat and not self.runtime.settings.tokens.pat_enabled:
+        if entry.principal.is_pat and not self._tokens.pat_enabled:
             return False
         if entry.is_valid(now, ip):
             return True
         if record and entry.networks and entry.principal.is_pat:
-            self.runtime.usage.denied_from_ip(entry, now, str(ip) if ip is not None else None)
+            self._usage.denied_from_ip(entry, now, str(ip) if ip is not None else None)
         return False
 
     def _offline_kind(self, token: str, now: float) -> CredentialKind | None:
@@ -288,7 +315,7 @@ class TokenVerifier:
             return None
         if token.startswith(PAT_PREFIX):
             expiry = pat_expiry(token)
-            if expiry is None or expiry <= now or not self.runtime.settings.tokens.pat_enabled:
+            if expiry is None or expiry <= now or not self._tokens.pat_enabled:
                 return None
             return CredentialKind.PAT
         return CredentialKind.TOKEN if is_legacy_key(token) else None
@@ -333,31 +360,25 @@ class TokenVerifier:
         self, kind: CredentialKind, token_hash: str, now: float, client: str | None
     ) -> CachedCredential | None:
         """The credential stored under ``token_hash``, if it may be used at ``now``: the miss path's one lookup."""
-        if self._reader is None:
-            self._reader = reader(self.runtime.alchemy.get_engine())
-        row = await find_credential(self._reader, kind, token_hash)
-        if row is None or not row.user_is_active:
+        row = await find_credential(self._reader, kind, token_hash, datetime.fromtimestamp(now, UTC))
+        if row is None:
             return None
-        if kind is CredentialKind.TOKEN:
-            return self._legacy_entry(row)
-        if not row.can_use_personal_access_tokens:
-            return None
-        if not row.is_active and (row.grace_until is None or now >= row.grace_until.timestamp()):
-            if row.rotated_at is not None and self.on_rotated_out_use is not None:
+        if not row.usable:
+            if kind is CredentialKind.PAT and row.retired and self.on_rotated_out_use is not None:
                 self._forgets += 1  # not remembered as refused: every replay must reach reuse detection
                 await self.on_rotated_out_use(row.id, client)
             return None
-        return self._pat_entry(row)
+        return self._legacy_entry(row) if kind is CredentialKind.TOKEN else self._pat_entry(row)
 
     def _legacy_entry(self, row: Row[Any]) -> LegacyCredential:
-        refreshed_at = row.refreshed_at.timestamp()
         lifetime = float(row.token_lifetime) if row.token_lifetime else None
+        expires_at = AuthToken.expiry_after(row.refreshed_at, lifetime)
         return LegacyCredential(
             principal=self._principal(row, CredentialKind.TOKEN, None),
             credential_id=row.id,
-            valid_until=refreshed_at + lifetime if lifetime is not None else math.inf,
+            valid_until=expires_at.timestamp() if expires_at is not None else math.inf,
             lifetime=lifetime,
-            refreshed_at=refreshed_at,
+            refreshed_at=row.refreshed_at.timestamp(),
         )
 
     def _pat_entry(self, row: Row[Any]) -> CachedCredential:
@@ -375,7 +396,7 @@ class TokenVerifier:
         return CachedCredential(
             principal=self._principal(row, CredentialKind.PAT, limits),
             credential_id=row.id,
-            valid_until=min(row.expires_at, row.grace_until or row.expires_at).timestamp(),
+            valid_until=PersonalAccessToken.usable_until(row.expires_at, row.grace_until).timestamp(),
             networks=share(tuple(ipaddress.ip_network(entry) for entry in row.allowed_networks)),
             last_used_ip=share(row.last_used_ip),
         )

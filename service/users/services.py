@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -122,8 +121,7 @@ class UserService(DomainService[User, UserRepository]):
     async def _reset_token_expiry(self, user: User) -> None:
         token = await self.repository.session.scalar(select(AuthToken).where(AuthToken.user_id == user.id))
         if token is not None:
-            lifetime = user.token_lifetime
-            token.expires_at = token.refreshed_at + timedelta(seconds=lifetime) if lifetime else None
+            token.expires_at = AuthToken.expiry_after(token.refreshed_at, user.token_lifetime)
 
     async def revoke_all_tokens(self, user_id: int) -> None:
         """Delete the legacy token and deactivate every Personal Access Token of ``user_id``."""

@@ -157,21 +157,22 @@ async def test_one_row_the_database_refuses_never_blocks_the_others(
 
 
 async def test_a_failed_shutdown_flush_says_so_and_keeps_what_it_could_not_write(
-    settings: Settings, runtime: Runtime, sclient: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    runtime: Runtime,
+    sclient: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pat = await _pat(sclient, await _owner_key(runtime))
     assert (await sclient.get(PATS, headers=auth(pat["token"]))).status_code == 200
-    healthy_session = runtime.session
 
     def unreachable() -> Any:
         raise ConnectionRefusedError("database unreachable")
 
-    runtime.session = unreachable  # type: ignore[method-assign]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.usage, "_session", unreachable)
         with caplog.at_level(logging.ERROR, "tokengate.usage"):
             await runtime.usage.flush_at_shutdown()
-    finally:
-        runtime.session = healthy_session  # type: ignore[method-assign]
     assert any("usage flush at shutdown failed" in record.message for record in caplog.records)
     await runtime.usage.flush()  # kept: written once the database answers again
     assert (await _pat_row(runtime, pat["uuid"])).use_count == 1

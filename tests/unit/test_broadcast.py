@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.broadcast import CHANNEL, Broadcast
 
@@ -24,17 +24,17 @@ class Recorder:
 @pytest.fixture(name="heard")
 def fx_heard() -> tuple[Broadcast, Recorder, list[str]]:
     recorder, woken = Recorder(), []
-    broadcast = Broadcast(SimpleNamespace(verifier=recorder))  # type: ignore[arg-type]
+    broadcast = Broadcast(create_async_engine("sqlite+aiosqlite://"), recorder, lambda: woken.append("policy"))
     broadcast.on_facts = lambda: woken.append("facts")
     return broadcast, recorder, woken
 
 
 def test_another_workers_changes_are_applied(heard: tuple[Broadcast, Recorder, list[str]]) -> None:
     broadcast, recorder, woken = heard
-    for payload in ("w2 token 3f9a", "w2 user 42", "w2 facts "):
+    for payload in ("w2 token 3f9a", "w2 user 42", "w2 facts ", "w2 policy "):
         broadcast._received(None, 1, CHANNEL, payload)
     assert recorder.calls == [("token", "3f9a"), ("user", 42)]
-    assert woken == ["facts"]
+    assert woken == ["facts", "policy"]
 
 
 def test_own_and_malformed_notifications_change_nothing(heard: tuple[Broadcast, Recorder, list[str]]) -> None:
@@ -42,6 +42,7 @@ def test_own_and_malformed_notifications_change_nothing(heard: tuple[Broadcast, 
     for payload in (
         f"{broadcast.sender} token 3f9a",
         f"{broadcast.sender} facts ",
+        f"{broadcast.sender} policy ",
         "",
         "w2",
         "w2 user x",

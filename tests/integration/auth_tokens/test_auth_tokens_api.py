@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import update
 
 from service.runtime import Runtime
+from service.users.models import User
 from tests.factories import auth, make_key, make_user, parse_links, set_token_times, token_of, user_with_key
 
 SEED_000_FIELDS = {
@@ -51,6 +53,15 @@ async def test_expired_tokens_are_not_listed(client: AsyncClient, runtime: Runti
     response = await client.get("/api/auth-tokens/", headers=auth(staff_key))
     assert sorted(item["user_username"] for item in response.json()) == ["fresh", "root"]
     assert (await client.get(f"/api/auth-tokens/{stale.id}/", headers=auth(staff_key))).status_code == 404
+
+
+async def test_tokens_of_inactive_users_are_not_listed(client: AsyncClient, runtime: Runtime) -> None:
+    _, staff_key = await user_with_key(runtime, "root", staff=True)
+    gone, _ = await user_with_key(runtime, "gone")
+    async with runtime.session() as session:  # deactivated behind the service's back: the token row is left
+        await session.execute(update(User).where(User.id == gone.id).values(is_active=False))
+    response = await client.get("/api/auth-tokens/", headers=auth(staff_key))
+    assert [item["user_username"] for item in response.json()] == ["root"]
 
 
 async def test_use_slides_the_expiry_forward(client: AsyncClient, runtime: Runtime) -> None:

@@ -148,3 +148,16 @@ async def test_a_failed_family_revocation_still_answers_401(
     assert await works(client, third["token"], world) == 200  # nothing was revoked
     assert await works(client, first["token"], world) == 401  # the next presentation tries again, and succeeds
     assert await works(client, third["token"], world) == 401
+
+
+async def test_a_replay_while_the_owner_may_not_use_pats_still_revokes_the_family(
+    client: AsyncClient, world: World
+) -> None:
+    first, _, third = await chain_of_three(client, world)
+    owner = f"/api/users/{world.owner.uuid}/"
+    denied = await client.patch(owner, json={"can_use_personal_access_tokens": False}, headers=world.staff_headers)
+    assert denied.status_code == 200
+    assert await works(client, first["token"], world) == 401
+    allowed = await client.patch(owner, json={"can_use_personal_access_tokens": True}, headers=world.staff_headers)
+    assert allowed.status_code == 200
+    assert await works(client, third["token"], world) == 401

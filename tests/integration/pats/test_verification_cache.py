@@ -11,12 +11,12 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import select, update
 
+from service.bounded import FifoMap
 from service.crypto import new_pat
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security import sync as sync_module
 from service.security import verifier as verifier_module
-from service.security.bounded import FifoMap
 from service.security.principal import Principal
 from service.users.models import User
 from tests.factories import auth
@@ -271,9 +271,9 @@ def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     lookups: list[str] = []
     find = verifier_module.find_credential
 
-    async def counting_find(engine: Any, kind: Any, token_hash: str) -> Any:
+    async def counting_find(engine: Any, kind: Any, token_hash: str, now: Any) -> Any:
         lookups.append(token_hash)
-        return await find(engine, kind, token_hash)
+        return await find(engine, kind, token_hash, now)
 
     monkeypatch.setattr(verifier_module, "find_credential", counting_find)
     return lookups

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import httpx
 import msgspec
+from sqlalchemy import update
 
+from service.pats.models import PersonalAccessToken
 from service.pats.schemas import AllowedScopeIn, PatCreate
 from service.pats.services import PatService
 from service.policy_tools.dbexplain import NotFoundError, Question, explain_from_database
@@ -119,6 +122,26 @@ async def test_explain_a_token_from_the_database(runtime: Runtime) -> None:
         runtime, Question("RESOURCE.TERMINATE", ids["vm1"], now, token_uuid=ids["token"])
     )
     assert scope[-2] == "  clause:    token-scope"
+
+
+async def _set_token_state(runtime: Runtime, token_uuid: str, **state: object) -> None:
+    async with runtime.session() as session:
+        await session.execute(
+            update(PersonalAccessToken).where(PersonalAccessToken.uuid == UUID(token_uuid)).values(**state)
+        )
+
+
+async def _unusable_notes(runtime: Runtime, token_uuid: str, now: datetime) -> list[str]:
+    lines = await explain_from_database(runtime, "RESOURCE.LIST", None, now, token_uuid=token_uuid)
+    return [line for line in lines if line.startswith("note: this token is not usable now")]
+
+
+async def test_explain_notes_a_token_out_of_use_but_not_one_in_its_rotation_grace(runtime: Runtime) -> None:
+    ids = await _world(runtime)
+    now = datetime.now(UTC)
+    await _set_token_state(runtime, ids["token"], is_active=False, rotated_at=now, grace_until=now + timedelta(hours=1))
+    assert await _unusable_notes(runtime, ids["token"], now) == []
+    assert len(await _unusable_notes(runtime, ids["token"], now + timedelta(hours=2))) == 1
 
 
 async def test_explain_unknown_subjects(runtime: Runtime) -> None:
