@@ -20,10 +20,11 @@ from service.policy_tools.invariants import report
 from service.policy_tools.matrix import build_matrix
 from service.runtime import RuntimeDependency, service_provider
 from service.security.principal import Principal
+from service.text import NAME_PATTERN
 from service.ui.render import page
 from service.ui.session import Viewer
 
-Text = Annotated[str, Parameter(max_length=100)]
+Text = Annotated[str, Parameter(max_length=100, pattern=NAME_PATTERN)]
 ONLY_OWN = "You may explain decisions for yourself and your own tokens only."
 NO_SUCH_ENTITY = "No entity with this UUID is known to you."
 

@@ -81,3 +81,31 @@ async def test_the_explainer_tells_a_non_staff_person_nothing_of_an_entity_they_
     assert _entity_errors(about_hidden.text) != []
     assert "Acme" in about_own.text  # what they hold is explained as before
     assert "Globex Secret" in as_staff.text  # and staff see everything
+
+
+async def test_a_nul_in_a_page_query_or_form_is_a_400_and_never_a_500(app: Litestar, runtime: Runtime) -> None:
+    await make_user(runtime, "root", password=PASSWORD, staff=True)
+    queries = [
+        ("/ui/tokens/new", {"q": "a\x00"}),
+        ("/ui/staff/users", {"q": "a\x00"}),
+        ("/ui/staff/entities", {"q": "a\x00"}),
+        ("/ui/staff/assignments", {"user": "a\x00"}),
+        ("/ui/staff/assignments", {"role": "a\x00"}),
+        ("/ui/policy/explain", {"permission": "PROJECT.UPDATE", "username": "a\x00"}),
+        ("/ui/policy/explain", {"permission": "a\x00"}),
+    ]
+    forms = [  # a grant for a username, and a refused creation that offers the entities matching its search again
+        ("/ui/staff/assignments", {"username": "a\x00", "role": "CUSTOMER.OWNER", "scope": f"customer:{uuid4()}"}),
+        ("/ui/tokens/new", {"name": "", "scopes": "PROJECT.UPDATE", "expires_on": "2000-01-01", "q": "a\x00"}),
+    ]
+    async with running(app):
+        client = await _signed_in(app, "root")
+        try:
+            statuses = {
+                f"GET {path} {query}": (await client.get(path, params=query)).status_code for path, query in queries
+            }
+            for path, data in forms:
+                statuses[f"POST {path} {data}"] = (await post_form(client, path, path, data)).status_code
+        finally:
+            await client.aclose()
+    assert statuses == dict.fromkeys(statuses, 400)
