@@ -109,3 +109,21 @@ async def test_a_nul_in_a_page_query_or_form_is_a_400_and_never_a_500(app: Lites
         finally:
             await client.aclose()
     assert statuses == dict.fromkeys(statuses, 400)
+
+
+async def test_error_pages_forbid_framing_caching_and_sniffing_like_every_page(app: Litestar, runtime: Runtime) -> None:
+    await make_user(runtime, "alice", password=PASSWORD)
+    async with running(app):
+        client = await _signed_in(app, "alice")
+        try:
+            page = await client.get("/ui/tokens")
+            errors = [
+                await client.get(f"/ui/tokens/{uuid4()}/revoke"),  # 404: no such token of hers
+                await client.get("/ui/staff/users"),  # 403: not staff
+                await client.get("/ui/activity", params={"page": "0"}),  # 400
+            ]
+        finally:
+            await client.aclose()
+    assert [response.status_code for response in errors] == [404, 403, 400]
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control"):
+        assert [response.headers.get(name) for response in errors] == [page.headers[name]] * len(errors), name
