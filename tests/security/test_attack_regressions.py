@@ -23,7 +23,7 @@ from service.config import Settings
 from service.runtime import Runtime
 from tests.conftest import http_client, make_settings, running
 from tests.factories import grant, make_entity, make_user
-from tests.integration.ui.conftest import PASSWORD, post_form
+from tests.integration.ui.conftest import PASSWORD, csrf_of, post_form
 
 PATS = "/api/personal-access-tokens/"
 
@@ -127,3 +127,30 @@ async def test_error_pages_forbid_framing_caching_and_sniffing_like_every_page(a
     assert [response.status_code for response in errors] == [404, 403, 400]
     for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control"):
         assert [response.headers.get(name) for response in errors] == [page.headers[name]] * len(errors), name
+
+
+@pytest.mark.parametrize("settings", [{"TOKENGATE_SECURITY__TRUSTED_PROXIES": '["127.0.0.1/32"]'}], indirect=True)
+async def test_page_cookies_are_secure_behind_a_trusted_tls_proxy_only(app: Litestar, runtime: Runtime) -> None:
+    await make_user(runtime, "alice", password=PASSWORD)
+
+    async def sign_in_cookies(peer: str) -> list[str]:
+        client = http_client(app, client_ip=peer)
+        client.headers["X-Forwarded-Proto"] = "https"  # the proxy terminated TLS; from anyone else: a claim
+        try:
+            form = await client.get("/ui/sign-in")
+            data = {"_csrf_token": csrf_of(form.text), "username": "alice", "password": PASSWORD}
+            # the browser sends a Secure cookie back to the proxy over TLS; the test client would not over http
+            csrf_cookie = form.headers["set-cookie"].split(";", 1)[0]
+            client.cookies.clear()
+            signed_in = await client.post("/ui/sign-in", data=data, headers={"Cookie": csrf_cookie})
+        finally:
+            await client.aclose()
+        assert signed_in.status_code == 302, signed_in.text
+        return [*form.headers.get_list("set-cookie"), *signed_in.headers.get_list("set-cookie")]
+
+    async with running(app):
+        behind_proxy = await sign_in_cookies("127.0.0.1")
+        direct = await sign_in_cookies("203.0.113.9")
+    assert [cookie.split("=", 1)[0] for cookie in behind_proxy] == ["tokengate_csrf", "tokengate_session"]
+    assert all("; Secure" in cookie for cookie in behind_proxy)
+    assert not any("; Secure" in cookie for cookie in direct)
