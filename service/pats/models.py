@@ -7,7 +7,7 @@ from datetime import datetime
 
 from advanced_alchemy.base import BigIntAuditBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, ColumnElement, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.crypto import PAT_DISPLAY_MAX_CHARS
@@ -48,3 +48,8 @@ class PersonalAccessToken(BigIntAuditBase):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
     last_used_ip: Mapped[str | None] = mapped_column(String(45), nullable=True, default=None)
     use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def live_at(now: datetime) -> ColumnElement[bool]:
+    """The tokens that still authenticate by their own state at ``now``: active, or rotated out and still in grace."""
+    return PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now)

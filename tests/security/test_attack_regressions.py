@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -22,7 +23,7 @@ from litestar import Litestar
 from service.config import Settings
 from service.runtime import Runtime
 from tests.conftest import http_client, make_settings, running
-from tests.factories import grant, make_entity, make_user
+from tests.factories import auth, grant, make_entity, make_key, make_user
 from tests.integration.ui.conftest import PASSWORD, csrf_of, post_form
 
 PATS = "/api/personal-access-tokens/"
@@ -154,3 +155,31 @@ async def test_page_cookies_are_secure_behind_a_trusted_tls_proxy_only(app: Lite
     assert [cookie.split("=", 1)[0] for cookie in behind_proxy] == ["tokengate_csrf", "tokengate_session"]
     assert all("; Secure" in cookie for cookie in behind_proxy)
     assert not any("; Secure" in cookie for cookie in direct)
+
+
+@pytest.mark.parametrize("settings", [{"TOKENGATE_TOKENS__ROTATION_GRACE_SECONDS": "3600"}], indirect=True)
+async def test_deactivation_ends_rotated_out_tokens_in_grace_for_good(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    staff = await make_user(runtime, "root", staff=True)
+    staff_key = await make_key(runtime, staff)
+    alice = await make_user(runtime, "alice")
+    await grant(runtime, alice, "CUSTOMER.OWNER", await make_entity(runtime, "customer", "Acme"))
+    body = {
+        "name": "ci",
+        "scopes": ["PROJECT.UPDATE"],
+        "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+    }
+    created = await client.post(PATS, json=body, headers=auth(await make_key(runtime, alice)))
+    assert created.status_code == 201, created.text
+    old = auth(created.json()["token"])
+    rotated = await client.post(f"{PATS}{created.json()['uuid']}/rotate/", headers=auth(await make_key(runtime, alice)))
+    assert rotated.status_code == 201, rotated.text
+    assert (await client.get(f"{PATS}self/", headers=old)).status_code == 200  # in its grace
+    for active in (False, True):  # deactivated (every token ends), then reactivated
+        changed = await client.patch(
+            f"/api/users/{alice.uuid.hex}/", json={"is_active": active}, headers=auth(staff_key)
+        )
+        assert changed.status_code == 200, changed.text
+    assert (await client.get(f"{PATS}self/", headers=old)).status_code == 401
+    assert (await client.get(f"{PATS}self/", headers=auth(rotated.json()["token"]))).status_code == 401
