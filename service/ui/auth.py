@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
@@ -21,10 +22,14 @@ HOME = f"{UI_PATH}/tokens"
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a page of this site only (never another host)."""
-    if target and target.startswith(f"{UI_PATH}/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return HOME
+    """Where to go after signing in: a page of this site only (never another host, never out of the pages).
+
+    No ``.`` or ``..`` path segment either, percent-encoded or not: a browser resolves ``/ui/..//x`` to path ``//x``.
+    """
+    if not target or not target.startswith(f"{UI_PATH}/") or target.startswith("//") or "\\" in target:
+        return HOME
+    segments = unquote(target.split("?", 1)[0].split("#", 1)[0]).split("/")
+    return HOME if "." in segments or ".." in segments else target
 
 
 class SignInPages(Controller):

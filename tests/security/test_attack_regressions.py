@@ -183,3 +183,26 @@ async def test_deactivation_ends_rotated_out_tokens_in_grace_for_good(
         assert changed.status_code == 200, changed.text
     assert (await client.get(f"{PATS}self/", headers=old)).status_code == 401
     assert (await client.get(f"{PATS}self/", headers=auth(rotated.json()["token"]))).status_code == 401
+
+
+async def test_after_sign_in_next_never_leads_out_of_the_pages(app: Litestar, runtime: Runtime) -> None:
+    await make_user(runtime, "alice", password=PASSWORD)
+    targets = {
+        "/ui/activity?page=2": "/ui/activity?page=2",
+        "//evil.example/ui/": "/ui/tokens",
+        "https://evil.example/ui/": "/ui/tokens",
+        "/ui/..//evil.example": "/ui/tokens",  # a browser resolves it to //evil.example on this host
+        "/ui/%2e%2e/api/users/": "/ui/tokens",  # %2e is a dot in a path segment
+        "/ui/./../schema": "/ui/tokens",
+        "/ui\\evil.example": "/ui/tokens",
+    }
+    landed = {}
+    async with running(app):
+        for target in targets:
+            client = http_client(app)
+            try:
+                form = {"username": "alice", "password": PASSWORD, "next": target}
+                landed[target] = (await post_form(client, "/ui/sign-in", "/ui/sign-in", form)).headers["location"]
+            finally:
+                await client.aclose()
+    assert landed == targets
