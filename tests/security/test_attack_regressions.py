@@ -206,3 +206,27 @@ async def test_after_sign_in_next_never_leads_out_of_the_pages(app: Litestar, ru
             finally:
                 await client.aclose()
     assert landed == targets
+
+
+async def test_a_leak_report_whose_source_holds_control_characters_is_a_400_that_changes_nothing(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    alice = await make_user(runtime, "alice")
+    await grant(runtime, alice, "CUSTOMER.OWNER", await make_entity(runtime, "customer", "Acme"))
+    key = await make_key(runtime, alice)
+    body = {
+        "name": "ci",
+        "scopes": ["PROJECT.UPDATE"],
+        "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+    }
+    token = (await client.post(PATS, json=body, headers=auth(key))).json()["token"]
+    # a bidirectional override makes the owner's audit event show another place than the one reported
+    for source in ("https://paste.example/\u202eexe.txt", "x\x00y", "line\nbreak"):
+        answer = await client.post("/api/credentials/revoke/", json={"credentials": [token], "source": source})
+        assert answer.status_code == 400, source
+        assert list(answer.json()) == ["source"], source
+    assert (await client.get(f"{PATS}self/", headers=auth(token))).status_code == 200
+    events = (
+        await client.get("/api/events/", params={"event_type": "token_reported_leaked"}, headers=auth(key))
+    ).json()
+    assert events == []
