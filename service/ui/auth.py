@@ -10,11 +10,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
-from service.auth_tokens.services import AuthTokenService
-from service.errors import AuthenticationError, Throttled
+from service.auth_tokens.schemas import LoginRequest
+from service.auth_tokens.services import BAD_CREDENTIALS, AuthTokenService
+from service.errors import AuthenticationError, Throttled, ValidationError
 from service.http import client_address
 from service.runtime import service_provider
-from service.ui.forms import field
+from service.ui.forms import convert, field
 from service.ui.render import page
 from service.ui.session import UI_PATH, Viewer, start_session
 
@@ -56,24 +57,33 @@ class SignInPages(Controller):
     async def sign_in(
         self, request: Request[Any, Any, Any], tokens: NamedDependency[AuthTokenService]
     ) -> Template | Redirect:
-        """Check the password as ``POST /api-auth/password/`` does (same throttle); start a page session."""
+        """Check the password as ``POST /api-auth/password/`` does (same limits, same throttle); start a session."""
         form = await request.form()
         username, target = field(form, "username"), safe_next(field(form, "next"))
         try:
-            user = await tokens.authenticate(username, str(form.get("password", "")), client_address(request))
+            # no account has a name or password outside the API login's limits: refused unchecked and unaudited
+            login = convert({"username": username, "password": str(form.get("password", ""))}, LoginRequest)
+        except ValidationError:
+            return self._refused(target, "", 400, BAD_CREDENTIALS)
+        try:
+            user = await tokens.authenticate(login.username, login.password, client_address(request))
         except (AuthenticationError, Throttled) as exc:
-            return page(
-                "sign_in.html",
-                None,
-                status_code=exc.status_code,
-                next=target,
-                notice=None,
-                errors={"password": [str(exc.detail)]},
-                username=username,
-            )
+            return self._refused(target, username, exc.status_code, str(exc.detail))
         await tokens.repository.session.commit()  # the sign-in's event and last_login; a redirect does not autocommit
         start_session(request, user.id)
         return Redirect(target)
+
+    @staticmethod
+    def _refused(target: str, username: str, status_code: int, message: str) -> Template:
+        return page(
+            "sign_in.html",
+            None,
+            status_code=status_code,
+            next=target,
+            notice=None,
+            errors={"password": [message]},
+            username=username,
+        )
 
     @post("/sign-out")
     async def sign_out(self, request: Request[Any, Any, Any], viewer: Viewer) -> Redirect:

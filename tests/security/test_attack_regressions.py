@@ -230,3 +230,25 @@ async def test_a_leak_report_whose_source_holds_control_characters_is_a_400_that
         await client.get("/api/events/", params={"event_type": "token_reported_leaked"}, headers=auth(key))
     ).json()
     assert events == []
+
+
+async def test_the_sign_in_form_takes_the_api_logins_limits_and_never_floods_the_audit_log(
+    app: Litestar, runtime: Runtime
+) -> None:
+    await make_user(runtime, "alice", password=PASSWORD)
+    staff = await make_user(runtime, "root", staff=True)
+    async with running(app):
+        client = http_client(app)
+        try:
+            attempts = [
+                {"username": "é" * 100_000, "password": "guess"},  # one attempt, 900 kB of audit event
+                {"username": "alice", "password": "x" * 100_000},
+                {"username": "alice", "password": "p\x00ss"},
+            ]
+            answers = [await post_form(client, "/ui/sign-in", "/ui/sign-in", data) for data in attempts]
+            events = await client.get("/api/events/", headers=auth(await make_key(runtime, staff)))
+        finally:
+            await client.aclose()
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert max(len(answer.text) for answer in answers) < 20_000  # nothing echoed back at length either
+    assert [event["event_type"] for event in events.json() if event["event_type"].startswith("auth_login")] == []
