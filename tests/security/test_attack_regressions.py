@@ -252,3 +252,19 @@ async def test_the_sign_in_form_takes_the_api_logins_limits_and_never_floods_the
     assert [answer.status_code for answer in answers] == [400, 400, 400]
     assert max(len(answer.text) for answer in answers) < 20_000  # nothing echoed back at length either
     assert [event["event_type"] for event in events.json() if event["event_type"].startswith("auth_login")] == []
+
+
+@pytest.mark.parametrize("settings", [{"TOKENGATE_LEAKS__REQUESTS_PER_MINUTE": "2"}], indirect=True)
+async def test_the_leak_report_throttle_counts_an_ipv6_subscriber_by_its_64(app: Litestar) -> None:
+    """As the login throttle does: one subscriber holds a whole /64, 2**64 addresses."""
+
+    async def report(peer: str) -> int:
+        async with http_client(app, client_ip=peer) as client:
+            response = await client.post("/api/credentials/revoke/", json={"credentials": ["nothing"]})
+            return response.status_code
+
+    async with running(app):
+        same_subscriber = [await report(f"2001:db8:1:2::{n}") for n in range(1, 4)]
+        another = await report("2001:db8:1:3::1")
+    assert same_subscriber == [202, 202, 429]
+    assert another == 202
