@@ -61,10 +61,10 @@ class SignInPages(Controller):
         form = await request.form()
         username, target = field(form, "username"), safe_next(field(form, "next"))
         try:
-            # no account has a name or password outside the API login's limits: refused unchecked and unaudited
+            # no account has a name or password outside the API login's limits: bad credentials, unchecked, unaudited
             login = convert({"username": username, "password": str(form.get("password", ""))}, LoginRequest)
         except ValidationError:
-            return self._refused(target, "", 400, BAD_CREDENTIALS)
+            return self._refused(target, "", AuthenticationError.status_code, BAD_CREDENTIALS)
         try:
             user = await tokens.authenticate(login.username, login.password, client_address(request))
         except (AuthenticationError, Throttled) as exc:

@@ -16,7 +16,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from service.errors import ApplicationError
+from service.errors import ApplicationError, ValidationError
 from service.runtime import Runtime
 from service.security.middleware import SKIP_AUTH
 from service.ui.activity import ActivityPages
@@ -52,7 +52,7 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         target = f"{UI_PATH}/sign-in?next={quote(request.url.path)}"
         return Redirect(target + ("&ended=true" if exc.detail == EXPIRED else ""), headers=ERROR_HEADERS)
     if isinstance(exc, ApplicationError):
-        status, detail = exc.status_code, exc.body()
+        status, detail = exc.status_code, exc.errors if isinstance(exc, ValidationError) else exc.detail
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
     else:

@@ -7,6 +7,9 @@
 - A NUL in a page's query is a 400 on every backend (PostgreSQL cannot compare text with NUL: it was a 500).
 - Deactivating a user ends their rotated-out tokens still in grace too: reactivation revives none of them.
 - After sign-in, ``next`` never leads out of the pages, dot segments included.
+- The sign-in form takes the API login's limits: one attempt cannot write a megabyte into the audit log.
+- A leak report's source is printable: it lands in the owner's audit event as reported.
+- The leak-report throttle counts an IPv6 client by its /64, as the login throttle does.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ async def test_error_pages_forbid_framing_caching_and_sniffing_like_every_page(a
         finally:
             await client.aclose()
     assert [response.status_code for response in errors] == [404, 403, 400]
+    assert "<p>You do not have permission to perform this action.</p>" in errors[1].text  # a sentence, not letters
     for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control"):
         assert [response.headers.get(name) for response in errors] == [page.headers[name]] * len(errors), name
 
@@ -249,7 +253,7 @@ async def test_the_sign_in_form_takes_the_api_logins_limits_and_never_floods_the
             events = await client.get("/api/events/", headers=auth(await make_key(runtime, staff)))
         finally:
             await client.aclose()
-    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert [answer.status_code for answer in answers] == [401, 401, 401]
     assert max(len(answer.text) for answer in answers) < 20_000  # nothing echoed back at length either
     assert [event["event_type"] for event in events.json() if event["event_type"].startswith("auth_login")] == []
 
