@@ -10,6 +10,7 @@
 - The sign-in form takes the API login's limits: one attempt cannot write a megabyte into the audit log.
 - A leak report's source is printable: it lands in the owner's audit event as reported.
 - The leak-report throttle counts an IPv6 client by its /64, as the login throttle does.
+- The policy invariants name their files as decisions do (`policies/invariants.yaml:18`), not by server path.
 """
 
 from __future__ import annotations
@@ -272,3 +273,14 @@ async def test_the_leak_report_throttle_counts_an_ipv6_subscriber_by_its_64(app:
         another = await report("2001:db8:1:3::1")
     assert same_subscriber == [202, 202, 429]
     assert another == 202
+
+
+async def test_the_policy_invariants_name_their_files_as_decisions_do_never_by_the_servers_path(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    key = await make_key(runtime, await make_user(runtime, "alice"))
+    response = await client.get("/api/policy/invariants/", headers=auth(key))
+    directory = Path(runtime.settings.policy_dir)
+    assert response.status_code == 200
+    assert str(directory.parent) not in response.text
+    assert response.json()["file"] == f"{directory.name}/invariants.yaml"
