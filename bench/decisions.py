@@ -1,15 +1,23 @@
 """Decision latency of the policy engine at tree depths 1, 4 and 8, cold (no memo: Casbin's answer) and warm;
-the engine's load time and resident memory at scale.
+at scale, the engine's load time and resident memory, its decision rate with facts changing elsewhere against
+the same without changes, and the memory of one memoised decision.
+
+Times are the thread's CPU time (``time.thread_time``), so other processes on the machine do not count.
 
 Run as ``python -m bench.decisions`` or ``python bench/decisions.py``.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import random
 import resource
 import subprocess
 import sys
 import time
+import tracemalloc
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,8 +57,8 @@ def target(depth: int) -> str:
 def measure(engine: PolicyEngine, subject: Subject, permission: str, entity: str, expected: bool) -> float:
     """Return µs per decision over a fixed wall-clock budget."""
     assert engine.decide(subject, permission, entity, NOW).allowed is expected
-    runs, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < 0.3:
+    runs, start = 0, time.thread_time()
+    while (elapsed := time.thread_time() - start) < 0.3:
         for _ in range(200):
             engine.decide(subject, permission, entity, NOW)
         runs += 200
@@ -86,17 +94,42 @@ def scenarios() -> list[tuple[int, str, str, float]]:
     return rows
 
 
-def load(entities: int, assignments: int) -> tuple[float, float]:
-    """In a fresh process: seconds to load ``entities`` (chains of 8 folders under orgs) and ``assignments``
-    into a new engine, and the resident memory that added, in MiB."""
-    code = f"from bench.decisions import _load_here; _load_here({entities}, {assignments})"
+@dataclass(frozen=True)
+class Scale:
+    """The figures at scale (see :func:`at_scale`)."""
+
+    load_seconds: float
+    load_mib: float
+    quiet_us: float  # µs of CPU per decision, nothing changing
+    churn_us: float  # the same decisions, an entity registered and a role granted elsewhere per 100 (their cost out)
+    change_us: float  # µs of CPU to register one of those entities and grant one of those roles
+    changes: int  # entities registered (and roles granted) during the churn rounds
+    memo_bytes: float  # memory one memoised decision takes, a full memo's worth measured at once
+
+
+ASKERS = 5_000  # users asking, 4 questions each: 20,000 distinct questions, all within the default memo
+ROUNDS = 20  # quiet and churn runs alternate, so a noisy moment on the machine hits both alike
+ROUND_DECISIONS = 25_000
+
+
+def at_scale(entities: int, assignments: int) -> Scale:
+    """In a fresh process, on ``entities`` (chains of 8 folders under orgs) and ``assignments`` (a viewer each):
+
+    - seconds to load them into a new engine, and the resident memory that added, in MiB;
+    - µs per decision over many users and targets, with and without one entity registered (under a random
+      folder) and one role granted (to a user who is not asking) per 100 decisions, and µs per such pair of
+      changes (timed apart: their cost is the fact store's, not the memo's);
+    - bytes per memoised decision: memory traced while a full memo of new questions is answered (their
+      ancestor chains cached beforehand, as a warm engine has them).
+    """
+    code = f"from bench.decisions import _at_scale_here; _at_scale_here({entities}, {assignments})"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    seconds, mib = out.split()
-    return float(seconds), float(mib)
+    return Scale(**json.loads(out))
 
 
-def _load_here(entities: int, assignments: int) -> None:
-    engine = PolicyEngine.from_directory(DEEP_POLICY)
+def _at_scale_here(entities: int, assignments: int) -> None:
+    memo_size = 65_536
+    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     facts = []
@@ -108,9 +141,83 @@ def _load_here(entities: int, assignments: int) -> None:
     held = [AssignmentFact(f"a{i}", i, "FOLDER.VIEWER", f"e{(i * 9 + 1) % entities}", None) for i in range(assignments)]
     engine.replace_facts(facts, held)
     assert engine.decide(Subject(0, False), "FOLDER.READ", f"e{min(8, entities - 1)}").allowed
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"{seconds:.2f} {(after - before) / 1024:.0f}")
+    load_seconds = time.perf_counter() - start
+    load_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    del facts, held
+    gc.collect()
+    gc.freeze()  # a million facts stay for good: a full collection scanning them would land in one timed run
+
+    rng = random.Random(20)
+    orgs = entities // 9
+
+    def questions(users: list[int]) -> list[tuple[Subject, str, str]]:
+        """Four different questions per user: three folders of the user's org (allowed), one of another (denied)."""
+        asked = []
+        for user in users:
+            subject, own = Subject(user, False), user % orgs
+            targets = [own * 9 + level for level in rng.sample(range(1, 9), 3)]
+            targets.append((own + 1 + rng.randrange(orgs - 1)) % orgs * 9 + rng.randrange(1, 9))
+            asked.extend((subject, "FOLDER.READ", f"e{target}") for target in targets)
+        rng.shuffle(asked)
+        return asked
+
+    askers = rng.sample(range(assignments), ASKERS)
+    others = sorted(set(range(assignments)) - set(askers))
+    asked = questions(askers)
+    for question in asked:
+        engine.decide(*question, NOW)
+    pending = [
+        (
+            EntityFact(f"new{n}", "folder", f"e{rng.randrange(entities)}"),
+            AssignmentFact(f"grant{n}", rng.choice(others), "FOLDER.VIEWER", f"e{rng.randrange(entities)}", None),
+        )
+        for n in range(ROUNDS * ROUND_DECISIONS // 100)
+    ]
+
+    blocks = [asked[start : start + 100] for start in range(0, len(asked), 100)]
+
+    def run(churn: bool) -> tuple[float, float]:
+        """CPU seconds of one round's decisions, and of its changes (one of each kind after every 100 decisions)."""
+        changing = 0.0
+        begin = time.thread_time()
+        for index in range(ROUND_DECISIONS // 100):
+            for question in blocks[index % len(blocks)]:
+                engine.decide(*question, NOW)
+            if churn:
+                entity, assignment = pending.pop()
+                before = time.thread_time()
+                engine.put_entity(entity)
+                engine.put_assignment(assignment)
+                changing += time.thread_time() - before
+        return time.thread_time() - begin - changing, changing
+
+    quiet = churned = changing = 0.0
+    for _ in range(ROUNDS):
+        quiet += run(churn=False)[0]
+        decisions, changes = run(churn=True)
+        churned, changing = churned + decisions, changing + changes
+
+    fresh = questions(others[: memo_size // 4])[: memo_size - 1]  # with the warm-up question below: a full memo
+    for _, _, entity in fresh:
+        engine.ancestors(entity)  # cache the chain, as answering the question would
+    engine.reload(DEEP_POLICY)  # empties the memo
+    engine.decide(*asked[0], NOW)  # the new rules' first question builds their role closure
+    tracemalloc.start()
+    for question in fresh:
+        engine.decide(*question, NOW)
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    asked_in_all, changed = ROUNDS * ROUND_DECISIONS, ROUNDS * ROUND_DECISIONS // 100
+    figures = Scale(
+        load_seconds=load_seconds,
+        load_mib=load_mib,
+        quiet_us=quiet / asked_in_all * 1e6,
+        churn_us=churned / asked_in_all * 1e6,
+        change_us=changing / changed * 1e6,
+        changes=changed,
+        memo_bytes=traced / len(fresh),
+    )
+    print(json.dumps(asdict(figures)))
 
 
 def main() -> None:
@@ -118,8 +225,12 @@ def main() -> None:
     print(f"{'scenario':<46}{'µs/decision':>12}{'decisions/s':>14}")
     for depth, memo, label, us in scenarios():
         print(f"{f'depth {depth} {memo:<4} {label}':<46}{us:>12.2f}{1e6 / us:>14,.0f}")
-    seconds, mib = load(1_000_000, 100_000)
-    print(f"load 1,000,000 entities + 100,000 assignments: {seconds:.1f} s, {mib:.0f} MiB resident")
+    scale = at_scale(1_000_000, 100_000)
+    print(f"load 1,000,000 entities + 100,000 assignments: {scale.load_seconds:.1f} s, {scale.load_mib:.0f} MiB")
+    print(f"{'many users, nothing changing':<46}{scale.quiet_us:>12.2f}{1e6 / scale.quiet_us:>14,.0f}")
+    print(f"{'the same, 2 fact changes per 100 decisions':<46}{scale.churn_us:>12.2f}{1e6 / scale.churn_us:>14,.0f}")
+    print(f"one entity registered and one role granted: {scale.change_us:.2f} µs")
+    print(f"memoised decision: {scale.memo_bytes:.0f} bytes")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await runtime.broadcast.listen()
         credential_watcher = CredentialWatcher(runtime)
         await credential_watcher.poll()
+        # Everything made so far (the mirrored facts above all) lives as long as the worker: out of the collector's
+        # sight, a full collection no longer walks it (about 200 ms per full collection at 100,000 entities).
+        gc.freeze()
         fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await loop.stop()
             await runtime.broadcast.close()
             await runtime.usage.flush_at_shutdown()
+            gc.unfreeze()
 
     return Litestar(
         route_handlers=[

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.bounded import FifoMap
 from service.metrics import POLICY_GENERATION, count_decision
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
 from service.policy.evaluator import NO_ENTITY, EvaluationError, Evaluator
@@ -34,16 +35,34 @@ DENYING_CLAUSES = (
 )
 CLAUSES = tuple(Clause)
 
-_MemoKey = tuple[Subject, str, str | None]
+_MemoKey = tuple[Subject, str, str | None, int]  # subject, permission, entity, the subject's user epoch
 _NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question computes the window
+_ALWAYS = (-math.inf, math.inf)
+EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
 
 
 class PolicyEngine:
     """Decides and explains what a subject may do on an entity.
 
     Rules come from a policy directory and are swapped atomically by :meth:`reload`. Facts (entities
-    and active role assignments) are pushed in by the service after each commit. Decisions are
-    memoised until the next change of rules or facts, or until an assignment expires.
+    and active role assignments) are pushed in by the service after each commit.
+
+    Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries, and a change forgets only the
+    decisions it can affect:
+
+    - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
+      by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
+      holder's old entries are never found again and age out of the map. The epochs are a fixed list of
+      :data:`EPOCHS` counters indexed by user id modulo its length, so they never grow: users sharing a counter
+      forget each other's decisions too, and never keep a stale one (a counter only grows);
+    - a new entity that no mirrored entity names as parent (see :class:`FactStore`): nothing, because a
+      decision about an entity that is not mirrored is never memoised (such questions are rare on the service
+      path, and a client naming random uuids cannot flush the memo with them);
+    - an entity moved, retyped or removed, or one registered that others name as parent: everything. Those
+      changes reach the decisions on the entity's whole subtree; finding the subtree needs an index of children
+      (tens of MiB at a million entities) or a check of the chain on every hit, and the changes are rare;
+    - rules reloaded, every fact replaced, an assignment expired (the decision time left the window in which the
+      set of live assignments stays the same): everything.
 
     Mutations and questions are meant to run on one thread (the event loop); the only shared state
     touched from elsewhere is the Casbin call, which is serialised.
@@ -58,9 +77,12 @@ class PolicyEngine:
         """
         self._facts = FactStore()
         self._use(rules)
-        self._memo: dict[_MemoKey, Decision] = {}
-        self._memo_size = memo_size
-        self._window = _NO_WINDOW
+        self._memo: FifoMap[_MemoKey, Decision] = FifoMap(memo_size)
+        self._decisions = self._memo.items  # the same dictionary, one attribute lookup nearer the hot path
+        self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
+        self._slots = len(self._epochs)
+        self._held = _ALWAYS  # every memoised decision holds at any time in this span
+        self._window = _NO_WINDOW  # _held, or _NO_WINDOW while _held must first shrink to the live window
         self._generation = 0
 
     @classmethod
@@ -75,7 +97,7 @@ class PolicyEngine:
     def reload(self, path: Path) -> None:
         """Swap in the rules of ``path``; on PolicyError keep the old rules and re-raise."""
         self._use(load_rules(path))
-        self._changed()
+        self._forget_all()
 
     @property
     def rules(self) -> Rules:
@@ -84,7 +106,7 @@ class PolicyEngine:
 
     @property
     def generation(self) -> int:
-        """A counter bumped whenever rules, facts or the set of live assignments change."""
+        """A counter bumped whenever rules, facts or the set of live assignments change (a decision may differ)."""
         return self._generation
 
     # -- catalogue ---------------------------------------------------------------------------
@@ -114,7 +136,7 @@ class PolicyEngine:
     def replace_facts(self, entities: Iterable[EntityFact], assignments: Iterable[AssignmentFact]) -> None:
         """Replace every mirrored fact (start-up, or resynchronisation)."""
         self._facts.replace(entities, assignments)
-        self._changed()
+        self._forget_all()
 
     def put_entity(self, e: EntityFact) -> None:
         """Add or update an entity.
@@ -122,23 +144,28 @@ class PolicyEngine:
         Raises:
             ValueError: The parent is the entity itself or one of its descendants.
         """
-        self._facts.put_entity(e)
-        self._changed()
+        if self._facts.put_entity(e):
+            self._forget_all()
+        else:
+            self._bump()
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity: roles held on it and bindings to it grant nothing from now on."""
         self._facts.remove_entity(uuid)
-        self._changed()
+        self._forget_all()
 
     def put_assignment(self, a: AssignmentFact) -> None:
         """Add or update an active role assignment."""
+        before = self._facts.assignment(a.uuid)
         self._facts.put_assignment(a)
-        self._changed()
+        holders = [a.user_id] if before is None else [a.user_id, before.user_id]
+        self._forget_users(holders, new_expiry=a.expires_at is not None)
 
     def remove_assignment(self, uuid: str) -> None:
         """Forget a role assignment; the very next decision no longer counts it."""
+        before = self._facts.assignment(uuid)
         self._facts.remove_assignment(uuid)
-        self._changed()
+        self._forget_users([] if before is None else [before.user_id], new_expiry=False)
 
     def ancestors(self, uuid: str) -> list[str]:
         """Return the entity itself, then its parent, up to the root; empty for an unknown entity."""
@@ -169,11 +196,38 @@ class PolicyEngine:
         """Return ``file:line`` of the rule by which ``role`` grants ``permission``, or None if it does not."""
         return self._rules.grant_sources.get((role, permission))
 
-    def _changed(self) -> None:
+    def _bump(self) -> None:
         self._generation += 1
         POLICY_GENERATION.set(self._generation)
+
+    def _forget_all(self) -> None:
+        self._bump()
         self._memo.clear()
-        self._window = _NO_WINDOW
+        self._held, self._window = _ALWAYS, _NO_WINDOW
+
+    def _forget_users(self, user_ids: list[int], *, new_expiry: bool) -> None:
+        """Forget the decisions of these users.
+
+        After a ``new_expiry`` the next question first shrinks the live window to it; fewer expiries leave every
+        time of the window as it was.
+        """
+        self._bump()
+        for user_id in user_ids:
+            self._epochs[user_id % self._slots] += 1
+        if new_expiry:
+            self._window = _NO_WINDOW
+
+    def _fit_window(self, at: float) -> None:
+        """Shrink the span in which memoised decisions hold to the live window around ``at``.
+
+        If ``at`` is outside that span (an assignment expired, or the clock went back), forget every decision first.
+        """
+        since, until = self._held
+        if not since <= at < until:
+            self._forget_all()
+            since, until = _ALWAYS
+        live_since, live_until = self._facts.live_window(at)
+        self._held = self._window = (max(since, live_since), min(until, live_until))
 
     # -- questions ---------------------------------------------------------------------------
 
@@ -192,17 +246,13 @@ class PolicyEngine:
         at = time.time() if now is None else now.timestamp()  # a float: cheaper than datetimes on every request
         since, until = self._window
         if not since <= at < until:
-            if self._window is not _NO_WINDOW:  # not just reset by a change: an assignment expired (or clock moved)
-                self._changed()
-            self._window = self._facts.live_window(at)
-        key = (subject, permission, entity)
-        decision = self._memo.get(key)
+            self._fit_window(at)
+        key = (subject, permission, entity, self._epochs[subject.user_id % self._slots])
+        decision = self._decisions.get(key)
         if decision is None:
             decision = self._evaluate(subject, permission, entity, now or datetime.fromtimestamp(at, UTC))
-            if self._memo_size:
-                if len(self._memo) >= self._memo_size:
-                    del self._memo[next(iter(self._memo))]
-                self._memo[key] = decision
+            if entity is None or self._facts.exists(entity):
+                self._memo.put(key, decision)
         count_decision(decision)
         return decision
 

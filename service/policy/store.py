@@ -15,6 +15,13 @@ class FactStore:
 
     Expired assignments are kept (the database sweeps them) but never count; the sorted list of
     expiry times tells the engine how long the current set of live assignments stays the same.
+
+    The store also keeps the uuids that mirrored entities may name as parent without that parent being mirrored
+    (a child that arrived before its parent, the children of a removed entity): registering one of those reaches
+    the chains of entities already mirrored, registering any other uuid reaches nothing but itself. The set is a
+    superset (a removed entity's uuid is kept whether it had children or not), recomputed exactly by a scan of the
+    entities when it outgrows twice its last exact size plus a sixteenth of the entities: at most one scan per that
+    many removals, instead of an index of children per entity (tens of MiB at a million entities).
     """
 
     def __init__(self) -> None:
@@ -24,6 +31,8 @@ class FactStore:
         self._by_holding: dict[tuple[int, str], dict[str, AssignmentFact]] = {}
         self._by_user: dict[int, dict[str, AssignmentFact]] = {}
         self._expiries: list[float] = []  # sorted expiry times of the assignments that have one (epoch seconds)
+        self._dangling: set[str] = set()  # may be named as parent by a mirrored entity, and is not mirrored
+        self._dangling_limit = 0
 
     def replace(self, entities: Iterable[EntityFact], assignments: Iterable[AssignmentFact]) -> None:
         """Drop every fact and load these instead."""
@@ -35,22 +44,54 @@ class FactStore:
         self._expiries.clear()
         for assignment in assignments:
             self.put_assignment(assignment)
+        self._find_dangling()
 
-    def put_entity(self, entity: EntityFact) -> None:
+    def put_entity(self, entity: EntityFact) -> bool:
         """Add or update an entity.
+
+        Returns:
+            Whether the change may reach other entities' chains or types: the entity moved or changed type, or
+            mirrored entities may name it as parent. A new uuid that no mirrored entity names, or an unchanged
+            fact, reaches nothing but the entity itself (no cached chain is dropped).
 
         Raises:
             ValueError: The new parent would make the entity its own ancestor.
         """
-        if entity.parent is not None and (entity.parent == entity.uuid or entity.uuid in self.chain(entity.parent)):
-            raise ValueError(f"entity {entity.uuid} cannot have its descendant {entity.parent} as parent")
+        known = self.entities.get(entity.uuid)
+        if known == entity:
+            return False
+        reaches = known is not None or entity.uuid in self._dangling  # it may be above mirrored entities
+        parent = entity.parent
+        if parent is not None and (parent == entity.uuid or (reaches and self._descends(parent, entity.uuid))):
+            raise ValueError(f"entity {entity.uuid} cannot have its descendant {parent} as parent")
         self.entities[entity.uuid] = entity
+        if parent is not None and parent not in self.entities:
+            self._dangling.add(parent)
+        if not reaches:
+            return False
+        self._dangling.discard(entity.uuid)
         self._chains.clear()
+        return True
+
+    def _descends(self, uuid: str, ancestor: str) -> bool:
+        """Whether ``ancestor`` is in the chain of ``uuid``, or named as parent, unmirrored, at its end."""
+        chain = self.chain(uuid)
+        return ancestor in chain or (bool(chain) and self.entities[chain[-1]].parent == ancestor)
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity; its descendants lose it (and everything above it) as ancestors."""
-        if self.entities.pop(uuid, None) is not None:
-            self._chains.clear()
+        if self.entities.pop(uuid, None) is None:
+            return
+        self._chains.clear()
+        self._dangling.add(uuid)  # its children, if it had any, now name a parent that is not mirrored
+        if len(self._dangling) > self._dangling_limit:
+            self._find_dangling()
+
+    def _find_dangling(self) -> None:
+        """Recompute exactly the parents named by mirrored entities that are not mirrored themselves."""
+        entities = self.entities
+        self._dangling = {e.parent for e in entities.values() if e.parent is not None and e.parent not in entities}
+        self._dangling_limit = 2 * len(self._dangling) + len(entities) // 16
 
     def put_assignment(self, assignment: AssignmentFact) -> None:
         """Add or update a role assignment."""

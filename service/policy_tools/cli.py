@@ -163,15 +163,15 @@ def _explain_scenario(
             raise click.ClickException(f"{path}: no case named {case_key!r} or on line {case_key}") from None
         subject, permission, entity, now = case.subject, case.permission, case.entity, case.now
         expected = ("allow" if case.allowed else "deny") + (f" ({case.clause})" if case.clause else "")
-        header = [f"{case.where}: expects {expected}"]
+        header, question = [f"{case.where}: expects {expected}"], case.question
     else:
-        now, header = world.now, []
+        now, header, question = world.now, [], "allow"
     if subject not in world.users and subject not in world.tokens:
         raise click.ClickException(f"{path}: no user or token named {subject!r}")
     owner = world.tokens[subject][0] if subject in world.tokens else subject
     label = subject if owner == subject else f"{owner} via token {subject}"
     decision_subject = world.subject(subject)
-    _, lines = explain(engine, decision_subject, permission or "", entity, now, subject_label=label)
+    _, lines = explain(engine, decision_subject, permission or "", entity, now, question=question, subject_label=label)
     lines[1] = lines[1].replace(f"user {decision_subject.user_id}", f"{owner} (user {decision_subject.user_id})", 1)
     return [*header, *lines]
 

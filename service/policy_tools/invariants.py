@@ -30,6 +30,7 @@ from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
 from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
 from service.policy.loader import DELEGATIONS, SCOPES
+from service.policy_tools.explain import ask
 
 INVARIANTS_FILE = "invariants.yaml"
 QUESTIONS = ("allow", "delegate", "bind", "bindable")
@@ -600,28 +601,27 @@ def prove_directory(directory: Path, invariants_file: Path | None = None) -> lis
 
 
 def counterexample_scenario(world: World, invariant: Invariant, s: Situation, observed: str, policy_dir: Path) -> str:
-    """The situation ``s`` as a scenario file whose one case ``policy explain --case counterexample`` explains.
+    """The situation ``s`` as a scenario file whose case ``policy explain --case counterexample`` explains.
 
-    For an ``allow`` question the case is the very decision. For the others (available scopes and binding
-    targets) it is the decision of a token carrying the permission, bound where the user holds the role (for
-    ``bind``: to the target), which shows what the user holds there.
+    The case asks the invariant's question where it is answered wrongly: the decision, ``delegate`` (to an unbound
+    token: what ``available_scopes`` lists) or ``bind`` (to the target's type; for ``bindable``, to the type of an
+    entity of the first type listed, or of the held-on entity when none is). With a premise, a case ``premise``
+    before it asks the premise's question, answered yes.
     """
-    member, token, target = s.member, s.token, s.target
-    if "allow" not in invariant.asks:
-        anchor = s.target if invariant.question == "bind" else member.holder
-        bindings = frozenset({Binding(world.entities[anchor].type, anchor)} if anchor else ())
-        token = TokenLimits(frozenset({s.permission}), bindings)
-        target = anchor
-    decision = world.engine.decide(Subject(member.user_id, member.staff, token), s.permission, target, NOW)
+    member = s.member
+    asked = [*([("premise", invariant.given)] if invariant.given else []), (CASE, invariant.question)]
+    cases = [(name, "bind" if q == "bindable" else q, _case_entity(world, q, s)) for name, q in asked]
+    token = s.token if any(question == "allow" for _, question, _ in cases) else None
     bound_to = [b.uuid for b in token.bindings] if token else []
-    needed = {node for uuid in (target, *bound_to) if uuid for node in world.chain(uuid)}
+    needed = {node for uuid in (*(e for _, _, e in cases), *bound_to) if uuid for node in world.chain(uuid)}
     if member.assignment:
         needed.update(world.chain(member.assignment.entity))
-    subject = f"{member.name}-token" if token is not None else member.name
+    token_name = f"{member.name}-token"
     lines = [
         f"# Counterexample to invariant {invariant.name} ({invariant.where}): {invariant.says}",
         f"# Observed: {observed}.",
-        f"# Explain: tokengate policy explain --scenario THIS_FILE --case {CASE} --policy-dir {policy_dir}",
+        f"# Explain: tokengate policy explain --scenario THIS_FILE --case {CASE} --policy-dir {policy_dir}"
+        + (" (and --case premise)" if invariant.given else ""),
         f"now: {NOW:%Y-%m-%dT%H:%M:%SZ}",
         f"users: {{{member.name}: {{{'staff: true' if member.staff else ''}}}}}",
         "entities:",
@@ -639,14 +639,30 @@ def counterexample_scenario(world: World, invariant: Invariant, s: Situation, ob
         lines.append("tokens: {}")
     else:
         bound = ", ".join(sorted(bound_to))
-        lines += ["tokens:", f"  {subject}: {{user: {member.name}, scopes: [{s.permission}], bound: [{bound}]}}"]
-    expect = "allow" if decision.allowed else "deny"
-    lines += [
-        "cases:",
-        f"  - {{name: {CASE}, subject: {subject}, permission: {s.permission}, entity: {target or '~'}, "
-        f"expect: {expect}, clause: {decision.clause}}}",
-    ]
+        lines += ["tokens:", f"  {token_name}: {{user: {member.name}, scopes: [{s.permission}], bound: [{bound}]}}"]
+    lines.append("cases:")
+    for name, question, on in cases:
+        by_token = question == "allow" and token is not None
+        subject = Subject(member.user_id, member.staff, token if by_token else None)
+        decision = ask(world.engine, question, subject, s.permission, on, NOW)
+        asks = "" if question == "allow" else f"question: {question}, "
+        lines.append(
+            f"  - {{name: {name}, {asks}subject: {token_name if by_token else member.name}, "
+            f"permission: {s.permission}, entity: {on or '~'}, expect: {'allow' if decision.allowed else 'deny'}, "
+            f"clause: {decision.clause}}}"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _case_entity(world: World, question: str, s: Situation) -> str | None:
+    """The entity a counterexample's case for ``question`` asks about (see :func:`counterexample_scenario`)."""
+    if question in ("allow", "bind"):
+        return s.target
+    if question == "delegate":
+        return None
+    listed = world.engine.binding_targets(s.member.user_id, s.member.staff, NOW).get(s.permission, [])
+    of_type = [uuid for uuid, entity in world.entities.items() if entity.type in listed[:1]]
+    return of_type[0] if of_type else s.member.holder or next(iter(world.entities))
 
 
 # --- the running service -------------------------------------------------------------------------------------

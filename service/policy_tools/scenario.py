@@ -17,6 +17,7 @@ import yaml
 from service.policy.engine import PolicyEngine
 from service.policy.errors import PolicyError
 from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
+from service.policy_tools.explain import QUESTIONS
 from service.timeutil import as_utc
 
 EXPECTATIONS = {"allow": True, "deny": False}
@@ -32,11 +33,15 @@ class Case:
         line: Line of the case in it.
         subject: A user or token name of the scenario.
         permission: Permission asked for.
-        entity: Entity name, or None for a check without a target.
+        entity: Entity name, or None for a check without a target (``delegate``: the entity the token is bound
+            to, None for an unbound token).
         allowed: Expected outcome.
         clause: Expected deciding clause, if the author pinned it.
         now: Time of the question.
         name: Optional name, to pick the case for ``explain``.
+        question: What is asked (see :func:`service.policy_tools.explain.ask`): ``allow`` (the decision),
+            ``delegate`` (may the user put the permission in a token bound to the entity, or in an unbound one),
+            ``bind`` (may the user's token bind the permission to the entity's type).
     """
 
     file: str
@@ -48,6 +53,7 @@ class Case:
     clause: str | None
     now: datetime
     name: str | None = None
+    question: str = "allow"
 
     @property
     def where(self) -> str:
@@ -256,8 +262,15 @@ class _Reader:
             key = f"cases/{index}"
             if isinstance(spec, list) and len(spec) in (4, 5):
                 spec = dict(zip(_CASE_FIELDS, spec, strict=False))
-            if not isinstance(spec, dict) or set(spec) - {*_CASE_FIELDS, "now", "name"}:
+            if not isinstance(spec, dict) or set(spec) - {*_CASE_FIELDS, "now", "name", "question"}:
                 raise self.fail(key, "a case is [SUBJECT, PERMISSION, ENTITY, allow|deny, CLAUSE?] or a mapping")
+            question = spec.get("question", "allow")
+            if question not in QUESTIONS:
+                raise self.fail(key, f"question must be one of {', '.join(QUESTIONS)}")
+            if question != "allow" and spec.get("subject") not in scenario.users:
+                raise self.fail(key, f"a {question} case asks about a user, not a token")
+            if question == "bind" and spec.get("entity") not in scenario.entities:
+                raise self.fail(key, "a bind case needs an entity: it asks about the entity's type")
             if spec.get("subject") not in scenario.users and spec.get("subject") not in scenario.tokens:
                 raise self.fail(key, f"unknown user or token {spec.get('subject')!r}")
             if spec.get("expect") not in EXPECTATIONS:
@@ -280,5 +293,6 @@ class _Reader:
                     spec.get("clause"),
                     now,
                     spec.get("name"),
+                    question,
                 )
             )

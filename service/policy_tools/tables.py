@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.policy.facts import Decision
+from service.policy_tools.explain import ask
 from service.policy_tools.scenario import Case, load_scenario
 
 TABLES_DIR = "tests"
@@ -34,7 +35,8 @@ class Result:
         case, decision = self.case, self.decision
         got = f"{'allow' if decision.allowed else 'deny'} ({decision.clause})"
         verdict = "ok  " if self.passed else "FAIL"
-        head = f"{case.where}: {verdict} {case.subject} {case.permission} {case.entity or '-'}"
+        asked = "" if case.question == "allow" else f"{case.question} "
+        head = f"{case.where}: {verdict} {case.subject} {asked}{case.permission} {case.entity or '-'}"
         if self.passed:
             return f"{head} -> {got}"
         expected = f"{'allow' if case.allowed else 'deny'}{f' ({case.clause})' if case.clause else ''}"
@@ -56,6 +58,6 @@ def run_table(path: Path, directory: Path) -> list[Result]:
     scenario = load_scenario(path)
     engine = scenario.engine(directory)
     return [
-        Result(case, engine.decide(scenario.subject(case.subject), case.permission, case.entity, case.now))
+        Result(case, ask(engine, case.question, scenario.subject(case.subject), case.permission, case.entity, case.now))
         for case in scenario.cases
     ]

@@ -30,18 +30,15 @@ if TYPE_CHECKING:
 SKIP_AUTH = "skip_auth"
 
 
-def _unauthorized(detail: str) -> tuple[dict[str, object], dict[str, object]]:
+def _unauthorized(detail: str) -> tuple[tuple[tuple[bytes, bytes], ...], bytes]:
+    """The headers and body of a 401 answering ``detail``, encoded once."""
     body = b'{"detail":"' + detail.encode() + b'"}'
-    start = {
-        "type": "http.response.start",
-        "status": 401,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b"Token"),
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body}
+    headers = (
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b"Token"),
+    )
+    return headers, body
 
 
 _INVALID = _unauthorized(INVALID_TOKEN)
@@ -109,6 +106,9 @@ class AuthenticationMiddleware:
         return authenticate
 
 
-async def _reject(send: Send, response: tuple[dict[str, object], dict[str, object]]) -> None:
-    await send(response[0])  # type: ignore[arg-type]
-    await send(response[1])  # type: ignore[arg-type]
+async def _reject(send: Send, response: tuple[tuple[tuple[bytes, bytes], ...], bytes]) -> None:
+    # Fresh messages each time: whatever wraps ``send`` may rewrite them (the request-id hook replaces the
+    # headers), and a change to a shared message would reach every later rejection.
+    headers, body = response
+    await send({"type": "http.response.start", "status": 401, "headers": list(headers)})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -88,6 +88,8 @@ class CachedCredential:
     peer: str | None = None
     forwarded_for: bytes | None = None
     repeat_until: float = -math.inf
+    owner_epoch: int = 0
+    """The owner's epoch when the entry was made: a change to the owner (``forget_user``) starts a new one."""
 
     def stops_at(self) -> datetime | None:
         """When the credential stops working by itself if nothing else happens (None: never)."""
@@ -141,7 +143,7 @@ class TokenVerifier:
     holds at most ``verification_cache_size`` credentials and forgets the oldest first (:class:`FifoMap`). Refused
     tokens (unknown, revoked, of an inactive owner) are remembered apart, at most ``refused_token_cache_size`` for
     up to ``REFUSED_TTL_SECONDS``, so a flood of them costs no database round trip per request and pushes no real
-    token out. Owners and limits are shared between entries (``_shared``): an entry is about 260 bytes
+    token out. Owners and limits are shared between entries (``_shared``): an entry is about 270 bytes
     (``python -m bench``).
     """
 
@@ -151,6 +153,7 @@ class TokenVerifier:
         self._cache: FifoMap[bytes, CachedCredential] = FifoMap(tokens.verification_cache_size)
         self._refused: FifoMap[bytes, float] = FifoMap(tokens.refused_token_cache_size)  # key -> refused until
         self._shared: dict[object, object] = {}
+        self._owner_epochs: dict[int, int] = {}  # user id -> epoch, bumped by forget_user; absent: 0
         self._forgets = 0  # bumped by every forget_*: see _load_token
         self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
@@ -182,7 +185,7 @@ class TokenVerifier:
         if len(parts) != 2 or parts[0].lower() not in _KEYWORDS:
             return None
         entry = self._cache.items.get(self._key(parts[1]))
-        if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for:
+        if entry is None or entry.peer != peer or entry.forwarded_for != forwarded_for or not self._current(entry):
             return None
         now = time.time()
         if not self._fresh_from <= now < self._fresh_until or now >= entry.repeat_until:
@@ -242,7 +245,7 @@ class TokenVerifier:
         key = self._key(token.encode())
         if self._fresh_from <= now < self._fresh_until:
             entry = self._cache.items.get(key)
-            if entry is not None:
+            if entry is not None and self._current(entry):
                 return entry
             refused_until = self._refused.items.get(key)
             if refused_until is not None and now < refused_until:
@@ -261,8 +264,13 @@ class TokenVerifier:
             self._refused.put(key, now + REFUSED_TTL_SECONDS)
         else:
             self._refused.pop(key)
+            entry.owner_epoch = self._owner_epochs.get(entry.principal.user_id, 0)
             self._cache.put(key, entry)
         return entry
+
+    def _current(self, entry: CachedCredential) -> bool:
+        """Whether nothing about the entry's owner changed since it was made."""
+        return entry.owner_epoch == self._owner_epochs.get(entry.principal.user_id, 0)
 
     def _admits(self, entry: CachedCredential, now: float, ip: IPAddress | None, *, record: bool) -> bool:
         """Whether the credential works now, from ``ip``; a refusal by a PAT's network ACL is recorded if asked."""
@@ -297,11 +305,14 @@ class TokenVerifier:
         return await asyncio.shield(pending)
 
     def forget_user(self, user_id: int) -> None:
-        """Drop every cached credential of ``user_id`` (after a change to the user or their tokens)."""
+        """Drop every cached credential of ``user_id`` (after a change to the user or their tokens).
+
+        In constant time: the owner's epoch moves on, and entries of an earlier epoch count as absent (they are
+        replaced on the next lookup, or leave in turn). Every sign-in changes its user, in every worker: a scan of
+        a full cache would cost milliseconds each time.
+        """
         self._forgets += 1
-        cached = self._cache.items
-        for key in [key for key, entry in cached.items() if entry.principal.user_id == user_id]:
-            del cached[key]
+        self._owner_epochs[user_id] = self._owner_epochs.get(user_id, 0) + 1
         self._refused.clear()  # refused because of the owner (inactive, say): not any more, perhaps
 
     def forget_token(self, token_hash: str) -> None:

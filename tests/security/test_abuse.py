@@ -262,3 +262,16 @@ async def test_garbage_token_flood_is_cheap_and_uniform(sclient: httpx.AsyncClie
     assert {r.status_code for r in responses} == {401}
     assert {r.text for r in responses} == {'{"detail":"Invalid token."}'}
     assert (await sclient.get("/api/personal-access-tokens/", headers=auth(key))).status_code == 200
+
+
+@pytest.mark.parametrize("authorization", [None, "Token w_9999999999_" + "A" * 40, "Token " + "x" * 64])
+async def test_every_refusal_carries_only_its_own_request_id(
+    sclient: httpx.AsyncClient, authorization: str | None
+) -> None:
+    """The 401 is encoded once; no rejection may inherit headers another request's response added to it."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    responses = [await sclient.get("/api/personal-access-tokens/", headers=headers) for _ in range(5)]
+    assert {r.status_code for r in responses} == {401}
+    assert [len(r.headers.get_list("x-request-id")) for r in responses] == [1] * 5
+    assert len({r.headers["x-request-id"] for r in responses}) == 5
+    assert len({len(r.headers.raw) for r in responses}) == 1

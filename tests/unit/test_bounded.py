@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.security.bounded import FifoMap
+from service.bounded import FifoMap
 
 
 def test_a_full_map_drops_its_oldest_insertion() -> None:

@@ -277,3 +277,21 @@ def count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(verifier_module, "find_credential", counting_find)
     return lookups
+
+
+async def test_a_change_to_one_owner_keeps_the_other_owners_cached_verifications(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = await create_pat(client, world.owner_headers, name="mine")
+    theirs = await create_pat(client, world.staff_headers, name="theirs")
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new rows
+    for pat in (mine, theirs):
+        assert await principal_of(runtime, pat["token"]) is not None
+    lookups = count_lookups(monkeypatch)
+    runtime.verifier.forget_user(world.owner.id)
+    assert await principal_of(runtime, theirs["token"]) is not None
+    assert lookups == []  # the other owner's entry still answers
+    assert await principal_of(runtime, mine["token"]) is not None
+    assert len(lookups) == 1  # the changed owner's entry no longer does
+    assert await principal_of(runtime, mine["token"]) is not None
+    assert len(lookups) == 1  # ... until the lookup made it again

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from service.policy import Decision, PolicyEngine, Subject, TokenLimits
+from service.policy import PolicyEngine, Subject, TokenLimits
 from service.policy_tools.cli import policy_group
-from service.policy_tools.explain import explain
 from service.policy_tools.invariants import (
     INVARIANTS_FILE,
     NOW,
@@ -22,7 +23,6 @@ from service.policy_tools.invariants import (
     World,
     build_world,
     load_invariants,
-    prove,
     report,
     situations,
 )
@@ -45,32 +45,94 @@ def test_every_shipped_invariant_is_proved(policy_dir: Path) -> None:
     assert len(names) >= 7
     assert len(lines) == len(names) + 1
     for line, (name, invariant) in zip(lines, names.items(), strict=False):
-        assert line.startswith(f"{invariant.where}: {name}: proved (") and line.endswith(" decisions)"), line
+        assert line.startswith(f"{invariant.where}: {name}: proved ("), line
+        assert line.endswith(" decisions)"), line
         assert int(line.rsplit("(", 1)[1].split()[0]) > 0
     assert lines[-1].startswith(f"{len(names)} invariants: {len(names)} proved, 0 not (")
 
 
 # --- planted edits: one line of a copy of policies/ breaks each invariant ------------------------------------
 
-PLANTED = {  # invariant -> (file, line removed, line added)
+# lines of the shipped model.conf that the edits below change
+_BINDING_CLAUSE = (
+    ' && (r.token == None || !r.token.bindings || !g3(r.perm, "global") && r.obj != "" && entity_exists(r.obj)'
+    " && [b for b in r.token.bindings if !b.deleted && g4(b.uuid, b.type) && g2(r.obj, b.uuid)] != []) \\"
+)
+_ROLE_CLAUSE = (
+    ' && (r.sub.is_staff || g3(r.perm, "global") || p.user == r.sub.user_id && r.now < p.expires'
+    " && g(p.role, r.perm) && g2(r.obj, p.entity))"
+)
+_DELEGATE_CLAUSE = (
+    ' && (r2.sub.is_staff || g3(r2.perm, "token") && p.user == r2.sub.user_id && r2.now < p.expires'
+    ' && g(p.role, r2.perm) && entity_exists(p.entity) && (r2.obj == "" || g2(r2.obj, p.entity)))'
+)
+_BIND_MATCHER = "m3 = r3.perm == p4.perm && r3.type == p4.bind_type"
+_BOUND_TO = " && [b for b in r.token.bindings if !b.deleted && g4(b.uuid, b.type) && g2(r.obj, b.uuid)] != []"
+
+PLANTED: dict[str, tuple[str, str | None, str | None]] = {  # invariant -> (file, line before, line after)
     "only-owner-delegates-project-delete": ("roles.csv", None, "g, PROJECT.MANAGER, PROJECT.DELETE"),
+    "staff-access-never-bindable": (
+        "model.conf",
+        _BIND_MATCHER,
+        _BIND_MATCHER.replace("r3.perm == p4.perm", '(r3.perm == p4.perm || g3(r3.perm, "global"))'),
+    ),
+    "staff-access-never-through-a-bound-token": (
+        "model.conf",
+        _BINDING_CLAUSE,
+        _BINDING_CLAUSE.replace('!g3(r.perm, "global") && ', ""),
+    ),
+    "no-grant-upwards": (
+        "model.conf",
+        _ROLE_CLAUSE,
+        _ROLE_CLAUSE.replace("g2(r.obj, p.entity)", "(g2(r.obj, p.entity) || g2(p.entity, r.obj))"),
+    ),
+    "bound-token-stays-below-its-binding": ("model.conf", _BINDING_CLAUSE, _BINDING_CLAUSE.replace(_BOUND_TO, "")),
     "no-project-role-grants-customer-permissions": ("roles.csv", None, "g, PROJECT.ADMIN, CUSTOMER.LIST_USERS"),
     "every-delegable-permission-binds-somewhere": ("roles.csv", None, "g, OFFERING.MANAGER, RESOURCE.LIST"),
+    "staff-delegation-stays-with-staff": (
+        "model.conf",
+        _DELEGATE_CLAUSE,
+        _DELEGATE_CLAUSE.replace("r2.sub.is_staff || ", 'r2.sub.is_staff || g3(r2.perm, "staff") || '),
+    ),
     "project-member-only-reads": ("roles.csv", None, "g, PROJECT.MEMBER, RESOURCE.UPDATE"),
+    "expired-roles-grant-nothing": ("model.conf", _ROLE_CLAUSE, _ROLE_CLAUSE.replace("r.now < p.expires && ", "")),
     "owner-deletes-its-projects": ("roles.csv", "g, CUSTOMER.OWNER, PROJECT.DELETE", None),
 }
+"""Each edit adds a line (before None), removes one (after None) or changes one; ``policies/README.md`` lists them."""
+
+
+def test_every_shipped_invariant_has_a_planted_edit(policy_dir: Path) -> None:
+    assert set(shipped(policy_dir)) == set(PLANTED)
+
+
+def plant(copy: Path, name: str) -> int:
+    """Make the edit planted for invariant ``name`` in ``copy``; return the number of the line it added or changed
+    (for a removed line: the number it had)."""
+    file, before, after = PLANTED[name]
+    lines = (copy / file).read_text().splitlines()
+    if before is None:
+        lines.append(after or "")
+        number = len(lines)
+    else:
+        assert lines.count(before) == 1, f"{before!r} is no longer one line of policies/{file}"
+        number = lines.index(before) + 1
+        lines[number - 1 : number] = [after] if after is not None else []
+    (copy / file).write_text("\n".join(lines) + "\n")
+    return number
+
+
+def explained(scenario: Path, case: str, policy: Path) -> list[str]:
+    result = run("explain", "--scenario", scenario, "--case", case, "--policy-dir", policy)
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
 
 
 @pytest.mark.parametrize("name", sorted(PLANTED))
 def test_a_planted_edit_breaks_the_invariant_and_explain_confirms(
     copy: Path, tmp_path: Path, policy_dir: Path, name: str
 ) -> None:
-    file, removed, added = PLANTED[name]
-    text = (copy / file).read_text()
-    if removed is not None:
-        assert f"\n{removed}\n" in text
-        text = text.replace(f"\n{removed}\n", "\n")
-    (copy / file).write_text(text + (f"{added}\n" if added else ""))
+    number = plant(copy, name)
+    assert run("check", copy).exit_code == 0  # the loader takes the edit: it is the invariant that catches it
     written = tmp_path / "counterexamples"
     result = run("assert", copy, "--write", written)
     assert result.exit_code == 1
@@ -78,111 +140,113 @@ def test_a_planted_edit_breaks_the_invariant_and_explain_confirms(
     headline = next(out for out in result.stdout.splitlines() if f": {name}: " in out)
     assert headline.startswith(f"{copy / INVARIANTS_FILE}:{invariant.line}: {name}: VIOLATED: {invariant.says}; ")
     scenario = written / f"{name}.yaml"
-    confirmed = run("explain", "--scenario", scenario, "--case", "counterexample", "--policy-dir", copy)
-    assert confirmed.exit_code == 0, confirmed.output
-    trace = confirmed.stdout.splitlines()
-    # an added grant shows as the rule that decided; a removed one as the allow that is missing
-    assert trace[1].startswith("ALLOW  " if added else "DENY  ")
-    if added:
-        planted_at = f"[policies/{file}:{len(text.splitlines()) + 1}]"
-        assert any(planted_at in line and "<- decided" in line for line in trace), trace
-    assert run("test", "--table", scenario, copy).exit_code == 0  # the case's expectation is what it decides
-    before = run("explain", "--scenario", scenario, "--case", "counterexample", "--policy-dir", policy_dir)
-    assert before.stdout.splitlines()[1].startswith("DENY  " if added else "ALLOW  ")  # the edit made the difference
+    assert run("test", "--table", scenario, copy).exit_code == 0  # each case expects what the edited copy answers
+    assert load_scenario(scenario).find_case("counterexample").allowed is not invariant.expected
+    explain_premise = " (and --case premise)" if invariant.given else ""
+    assert scenario.read_text().splitlines()[2].endswith(f"--case counterexample --policy-dir {copy}{explain_premise}")
+    # the case the edit turned: the premise (answered yes) if there is one, else the counterexample itself
+    turned = "premise" if invariant.given else "counterexample"
+    answer = "ALLOW  " if invariant.given or not invariant.expected else "DENY  "
+    edited, original = explained(scenario, turned, copy), explained(scenario, turned, policy_dir)
+    assert edited[1].startswith(answer)
+    assert original[1].startswith("DENY  " if answer == "ALLOW  " else "ALLOW  ")  # the edit made the difference
+    file = PLANTED[name][0]
+    named = re.compile(rf"\bpolicies/{re.escape(file)}:{number}\b")
+    if file == "model.conf":  # a matcher line: the denial names it, as the clause that failed or the matcher asked
+        denial = original if answer == "ALLOW  " else edited
+        assert any(named.search(line) for line in denial), denial
+    else:  # a grant rule: the allow names it as what grants the permission
+        allow = edited if answer == "ALLOW  " else original
+        assert any(named.search(line) for line in allow if line.lstrip().startswith("on ")), allow
 
 
-# --- invariants the engine's Python keeps today: a one-clause change of the evaluator breaks each -------------
-# Each mutant is the evaluator with one clause changed, as a one-line edit of a model that decides that clause
-# would change it; the prover must find the violation, and the mutant's own explanation must show it.
+def test_delegating_staff_permissions_through_roles_breaks_nothing(copy: Path) -> None:
+    """m2 letting roles delegate staff-only permissions is harmless: no role may grant a global permission."""
+    plant_line = _DELEGATE_CLAUSE.replace('g3(r2.perm, "token")', 'g3(r2.perm, "delegable")')
+    text = (copy / "model.conf").read_text()
+    (copy / "model.conf").write_text(text.replace(f"\n{_DELEGATE_CLAUSE}\n", f"\n{plant_line}\n"))
+    assert (copy / "model.conf").read_text() != text
+    assert run("assert", copy).exit_code == 0
 
 
-class _IgnoresBindings(PolicyEngine):
-    """A token's bindings are not checked."""
+# --- counterexamples ask the invariant's question ------------------------------------------------------------
 
-    def decide(self, subject: Subject, permission: str, entity: str | None, now: datetime | None = None) -> Decision:
-        if subject.token is not None:
-            subject = Subject(subject.user_id, subject.is_staff, TokenLimits(subject.token.scopes, frozenset()))
-        return super().decide(subject, permission, entity, now)
-
-
-class _BoundGlobal(PolicyEngine):
-    """A bound token passes global permissions as an unbound one does."""
-
-    def decide(self, subject: Subject, permission: str, entity: str | None, now: datetime | None = None) -> Decision:
-        if subject.token is not None and self.permissions[permission].global_only:
-            subject = Subject(subject.user_id, subject.is_staff, TokenLimits(subject.token.scopes, frozenset()))
-        return super().decide(subject, permission, entity, now)
-
-
-class _GrantsUpwards(PolicyEngine):
-    """A role held below the entity counts too."""
-
-    def decide(self, subject: Subject, permission: str, entity: str | None, now: datetime | None = None) -> Decision:
-        decision = super().decide(subject, permission, entity, now)
-        for uuid in self.entity_uuids():
-            if not decision.allowed and entity is not None and entity in self.ancestors(uuid)[1:]:
-                decision = super().decide(subject, permission, uuid, now)
-        return decision
+QUESTION_CASES = """\
+now: 2030-01-01T12:00:00Z
+users: {owner: {}, member: {}}
+entities: {acme: customer, apollo: {type: project, parent: acme}, shop: {type: offering, parent: acme}}
+assignments:
+  - {user: owner, role: CUSTOMER.OWNER, entity: acme}
+  - {user: member, role: PROJECT.MEMBER, entity: apollo}
+cases:
+  - {name: owner-delegates, question: delegate, subject: owner, permission: PROJECT.DELETE, entity: ~, expect: allow}
+  - {question: delegate, subject: owner, permission: PROJECT.DELETE, entity: apollo, expect: allow, clause: m2}
+  - {question: delegate, subject: member, permission: PROJECT.DELETE, entity: ~, expect: deny, clause: m2}
+  - {question: delegate, subject: member, permission: RESOURCE.LIST, entity: acme, expect: deny, clause: m2}
+  - {question: delegate, subject: member, permission: RESOURCE.LIST, entity: apollo, expect: allow, clause: m2}
+  - {name: no-bind-type, question: bind, subject: owner, permission: RESOURCE.LIST, entity: shop, expect: deny}
+  - {question: bind, subject: owner, permission: RESOURCE.LIST, entity: acme, expect: allow, clause: m4}
+  - {question: bind, subject: owner, permission: RESOURCE.LIST, entity: apollo, expect: deny, clause: m4}
+  - {question: bind, subject: member, permission: RESOURCE.LIST, entity: apollo, expect: allow, clause: m4}
+  - {question: bind, subject: member, permission: RESOURCE.LIST, entity: acme, expect: deny, clause: m4}
+  - {question: bind, subject: owner, permission: RESOURCE.LIST, entity: shop, expect: deny, clause: m3}
+"""
 
 
-class _IgnoresExpiry(PolicyEngine):
-    """Assignments are looked at as two hours earlier."""
-
-    def decide(self, subject: Subject, permission: str, entity: str | None, now: datetime | None = None) -> Decision:
-        return super().decide(subject, permission, entity, (now or NOW) - timedelta(hours=2))
-
-
-class _StaffScopesForAll(PolicyEngine):
-    """Every user may delegate the permissions only staff may delegate."""
-
-    def delegable_scopes(self, user_id: int, is_staff: bool, now: datetime | None = None) -> list[str]:
-        staff_only = [name for name, spec in self.permissions.items() if spec.delegation == "staff"]
-        return [*super().delegable_scopes(user_id, is_staff, now), *staff_only]
+def test_a_case_may_ask_delegate_or_bind(tmp_path: Path, policy_dir: Path) -> None:
+    table = tmp_path / "questions.yaml"
+    table.write_text(QUESTION_CASES)
+    result = run("test", "--table", table, policy_dir)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"{table}:8: ok   owner delegate PROJECT.DELETE - -> allow (m2)"
+    assert result.stdout.splitlines()[-1] == "11 passed, 0 failed"
 
 
-class _BindsGlobals(PolicyEngine):
-    """Global permissions bind to every entity type."""
-
-    def binding_targets(self, user_id: int, is_staff: bool, now: datetime | None = None) -> dict[str, list[str]]:
-        globals_ = {name: sorted(self.entity_types) for name, spec in self.permissions.items() if spec.global_only}
-        return {**super().binding_targets(user_id, is_staff, now), **globals_}
-
-
-MUTANTS: dict[str, type[PolicyEngine]] = {
-    "staff-access-never-bindable": _BindsGlobals,
-    "staff-access-never-through-a-bound-token": _BoundGlobal,
-    "no-grant-upwards": _GrantsUpwards,
-    "bound-token-stays-below-its-binding": _IgnoresBindings,
-    "staff-delegation-stays-with-staff": _StaffScopesForAll,
-    "expired-roles-grant-nothing": _IgnoresExpiry,
-}
+def test_explain_a_delegate_case(tmp_path: Path, policy_dir: Path) -> None:
+    table = tmp_path / "questions.yaml"
+    table.write_text(QUESTION_CASES)
+    lines = explained(table, "owner-delegates", policy_dir)
+    assert lines[1] == "ALLOW  owner  PROJECT.DELETE  delegate to an unbound token"
+    assert lines[3] == "  matchers:"
+    assert re.fullmatch(r"    policies/model\.conf:\d+  m2 = .*", lines[4]), lines[4]
+    assert any(
+        line.startswith("    on acme (customer): CUSTOMER.OWNER") and "grants PROJECT.DELETE" in line for line in lines
+    )
+    assert lines[-2:] == ["  clause:    m2", "  reason:    user 1 may put PROJECT.DELETE in an unbound token"]
 
 
-def test_every_shipped_invariant_has_a_planted_edit_or_a_mutant(policy_dir: Path) -> None:
-    assert set(shipped(policy_dir)) == set(PLANTED) | set(MUTANTS)
+def test_explain_a_bind_case(tmp_path: Path, policy_dir: Path) -> None:
+    table = tmp_path / "questions.yaml"
+    table.write_text(QUESTION_CASES)
+    lines = explained(table, "no-bind-type", policy_dir)
+    assert lines[1] == "DENY  owner  RESOURCE.LIST  bind to the type of shop (offering)"
+    assert [line.split()[1] for line in lines[4:6]] == ["m3", "m4"]
+    assert lines[-2:] == ["  clause:    m3", "  reason:    no token may bind RESOURCE.LIST to offering entities"]
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_a_mutant_evaluator_breaks_the_invariant_and_its_explanation_confirms(
-    policy_dir: Path, tmp_path: Path, name: str
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("{question: permit, subject: owner, permission: X, expect: allow}", "question must be one of allow, delegate"),
+        ("{question: bind, subject: owner, permission: X, entity: ~, expect: allow}", "a bind case needs an entity"),
+        (
+            "{question: delegate, subject: owner-ro, permission: X, expect: allow}",
+            "a delegate case asks about a user, not a token",
+        ),
+    ],
+)
+def test_a_malformed_question_case_is_refused_with_its_line(
+    tmp_path: Path, policy_dir: Path, case: str, message: str
 ) -> None:
-    invariant = shipped(policy_dir)[name]
-    world = build_world(MUTANTS[name].from_directory(policy_dir))
-    outcome = prove(world, invariant, policy_dir)
-    assert outcome.status == "violated"
-    assert outcome.counterexample is not None
-    assert prove(build_world(PolicyEngine.from_directory(policy_dir)), invariant, policy_dir).status == "proved"
-    path = tmp_path / "counterexample.yaml"
-    path.write_text(outcome.scenario)
-    scenario = load_scenario(path)
-    case = scenario.find_case("counterexample")
-    mutant = MUTANTS[name].from_directory(policy_dir, memo_size=0)
-    mutant.replace_facts(scenario.entities.values(), scenario.assignments)
-    decision, trace = explain(mutant, scenario.subject(case.subject), case.permission, case.entity, case.now)
-    assert decision.allowed is case.allowed  # the scenario records what the evaluator decides there
-    if invariant.question == "allow":  # ... which is the very decision the invariant forbids
-        s = outcome.counterexample
-        assert (case.permission, case.entity, trace[0].split()[0]) == (s.permission, s.target, "ALLOW")
+    table = tmp_path / "bad.yaml"
+    table.write_text(
+        "users: {owner: {}}\nentities: {acme: customer}\n"
+        "tokens: {owner-ro: {user: owner, scopes: [X]}}\n"
+        f"cases:\n  - {case}\n"
+    )
+    result = run("test", "--table", table, policy_dir)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{table}:5: {message}"), result.stdout
 
 
 # --- the world -----------------------------------------------------------------------------------------------
@@ -299,21 +363,47 @@ def test_selectors() -> None:
         ("- {name: a, says: b, never: allow}\n- {name: a, says: c, never: allow}\n", 2, "'a' is declared twice"),
         ("name: a\n", 1, "the invariants file is a list of invariants"),
         ("- name: a\n  says: [b\n", 3, "not valid YAML"),
+        ("- name: a\n  says: b\n\tnever: allow\n", 3, "not valid YAML"),
+        ("- name: a\n  says: b\n  never: allow\n  roles: PROJECT.ADMIN\n", 4, "unknown key 'roles'; expected one of"),
+        ("- name: a\n  says: b\n  never: allow\n  permission: [CUSTOMER.*, 3]\n", 4, "a selector is PATTERN"),
+        ("- name: a\n  says: b\n  never: allow\n  permission: {not: []}\n", 4, "a selector is PATTERN"),
+        ("- name: a\n  says: b\n  never: allow\n  delegation: sometimes\n", 4, "'sometimes' is not one of token"),
+        ("- says: b\n  never: allow\n", 1, "name must be a non-empty text"),
+        ("- name: a\n  says: b\n  never:\n", 3, "never takes a question"),
+        ("- name: a\n  says: b\n  never: allow\n- just a line\n", 4, "an invariant is a mapping"),
     ],
 )
 def test_a_malformed_file_is_refused_with_its_line(copy: Path, text: str, line: int, message: str) -> None:
     (copy / INVARIANTS_FILE).write_text(text)
     result = run("assert", copy)
     assert result.exit_code == 1
-    assert result.stdout.startswith(f"{copy / INVARIANTS_FILE}:{line}: ") and message in result.stdout, result.stdout
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"{copy / INVARIANTS_FILE}:{line}: "), first
+    assert message in first
 
 
-def test_a_quantifier_naming_nothing_fails(copy: Path) -> None:
-    (copy / INVARIANTS_FILE).write_text("- {name: typo, says: no typo, never: allow, role: PROJECT.MANGER}\n")
+def test_the_command_refuses_a_malformed_file_without_a_traceback(copy: Path) -> None:
+    (copy / INVARIANTS_FILE).write_text("- name: a\n  says: b\n  never: allow\n  colour: red\n")
+    command = [sys.executable, "-m", "service.policy_tools", "assert", str(copy)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stdout.startswith(f"{copy / INVARIANTS_FILE}:4: unknown key 'colour'; expected one of ")
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("quantifier", "pattern"), [("role", "PROJECT.MANGER"), ("permission", "CUSTOMER.NOPE"), ("held_on", "tenant")]
+)
+def test_a_quantifier_naming_nothing_fails(copy: Path, quantifier: str, pattern: str) -> None:
+    (copy / INVARIANTS_FILE).write_text(
+        f"- {{name: good, says: fine, never: delegate, permission: STAFF.ACCESS, subject: user}}\n"
+        f"- {{name: typo, says: no typo, never: allow, {quantifier}: {pattern}}}\n"
+    )
     result = run("assert", copy)
     assert result.exit_code == 1
-    assert result.stdout.splitlines()[0] == f"{copy / INVARIANTS_FILE}:1: typo: cannot be checked: " + (
-        "role 'PROJECT.MANGER' matches nothing the policy declares"
+    assert result.stdout.splitlines()[1] == f"{copy / INVARIANTS_FILE}:2: typo: cannot be checked: " + (
+        f"{quantifier} {pattern!r} matches nothing the policy declares"
     )
 
 

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.policy import AssignmentFact, Binding, EntityFact, PolicyEngine, Subject, TokenLimits
+from service.policy.evaluator import NO_ENTITY, Evaluator
 from service.policy.loader import load_rules
+from service.policy.store import FactStore
 from tests.unit.policy.reference import Reference
 
 HERE = Path(__file__).resolve().parent
@@ -180,3 +182,30 @@ def test_deep_policy_delegates_like_the_reference(
     facts: tuple[list[EntityFact], list[AssignmentFact]], hour: int
 ) -> None:
     _compare_delegation(DEEP_WORLD, facts, T0 + timedelta(hours=hour, minutes=30))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), facts=worlds(DEFAULT))
+def test_the_enforcers_own_loop_answers_as_pycasbins_enforce_ex(
+    data: st.DataObject, facts: tuple[list[EntityFact], list[AssignmentFact]]
+) -> None:
+    """The compiled evaluator runs ``enforce_ex``'s loop itself: same answer and same p line as pycasbin's."""
+    entities, assignments = facts
+    store = FactStore()
+    store.replace(entities, assignments)
+    lean, stock = Evaluator(DEFAULT.rules, store), Evaluator(DEFAULT.rules, store, compiled=False)
+    uuids = [e.uuid for e in entities]
+    question = st.tuples(
+        subjects(DEFAULT, entities),
+        st.sampled_from(DEFAULT.permissions),
+        st.sampled_from([*uuids, NO_ENTITY, "gone"]),
+        st.integers(-3, 3).map(lambda h: (T0 + timedelta(hours=h, minutes=30)).timestamp()),
+    )
+    for subject, permission, target, now in data.draw(st.lists(question, min_size=50, max_size=50)):
+        assert lean.check(subject, permission, target, now) == stock.check(subject, permission, target, now)
+        assert lean.delegate(subject, permission, target, now) == stock.delegate(subject, permission, target, now)
+        for entity_type in DEFAULT.rules.entity_types:
+            assert lean.target(subject, permission, entity_type, now) == stock.target(
+                subject, permission, entity_type, now
+            )
+            assert lean.bind(permission, entity_type) == stock.bind(permission, entity_type)
