@@ -16,6 +16,7 @@ from service.leaks.schemas import LeakReport, ReportAccepted
 from service.leaks.services import revoke_reported
 from service.runtime import RuntimeDependency
 from service.security.middleware import SKIP_AUTH
+from service.security.throttle import address_key
 
 ACCEPTED = ReportAccepted(detail="Report received. Any valid credentials in it will be revoked.")
 
@@ -44,11 +45,16 @@ class CredentialRevocationController(Controller):
         return Response(ACCEPTED, status_code=202, background=work)
 
 
+def reporter(request: Request[Any, Any, Any]) -> str:
+    """Whom the throttle counts: the client address, an IPv6 one by its /64 (as the login throttle counts it)."""
+    return address_key(client_address(request))
+
+
 def credential_revocation(settings: LeakSettings) -> Router:
-    """The revocation endpoint behind its throttle: ``requests_per_minute`` per client address, per worker."""
+    """The revocation endpoint behind its throttle: ``requests_per_minute`` per :func:`reporter`, per worker."""
     throttle = RateLimitConfig(
         rate_limit=("minute", settings.requests_per_minute),
-        identifier_for_request=client_address,
+        identifier_for_request=reporter,
         set_rate_limit_headers=True,
     )
     return Router("/", route_handlers=[CredentialRevocationController], middleware=[throttle.middleware])

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from service.text import NAME
+
 MAX_CREDENTIALS = 1000
 """Hard bound of the decoder; the configured ``leaks.max_credentials_per_request`` is usually lower."""
 
@@ -16,8 +18,8 @@ class LeakReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     credentials: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=1024)]], msgspec.Meta(max_length=MAX_CREDENTIALS)
     ]
-    source: Annotated[str, msgspec.Meta(max_length=2048)] = ""
-    """Where they were found (a URL, say), passed on to each owner."""
+    source: Annotated[str, msgspec.Meta(max_length=2048), NAME] = ""
+    """Where they were found (a URL, say), passed on to each owner: printable, as it lands in their audit events."""
 
 
 class ReportAccepted(msgspec.Struct, kw_only=True):

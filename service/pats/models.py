@@ -83,3 +83,8 @@ class PersonalAccessToken(BigIntAuditBase):
     def usable_until(expires_at: datetime, grace_until: datetime | None) -> datetime:
         """When a usable token stops working by itself: at its expiry, or at the end of its grace period if sooner."""
         return min(expires_at, grace_until or expires_at)
+
+
+def live_at(now: datetime) -> ColumnElement[bool]:
+    """The tokens that still authenticate by their own state at ``now``: active, or rotated out and still in grace."""
+    return PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > now)

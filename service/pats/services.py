@@ -21,7 +21,7 @@ from service.entities.models import Entity
 from service.errors import ActionError, NotFound, ValidationError
 from service.events.services import EventType
 from service.pagination import Window
-from service.pats.models import PersonalAccessToken
+from service.pats.models import PersonalAccessToken, live_at
 from service.pats.network import NetworkAclError, normalize_network_acl
 from service.pats.repositories import PatRepository
 from service.pats.schemas import AllowedScopeOut, AvailableScope, BindingTarget, PatCreate
@@ -394,10 +394,9 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
 
         The caller records its events, then calls :meth:`_forget_after_commit`.
         """
-        live = PersonalAccessToken.is_active.is_(True) | (PersonalAccessToken.grace_until > datetime.now(UTC))
         result = await self._session.execute(
             update(PersonalAccessToken)
-            .where(live, *where)
+            .where(live_at(datetime.now(UTC)), *where)
             .values(is_active=False, grace_until=None)
             .returning(
                 PersonalAccessToken.uuid,

@@ -703,13 +703,18 @@ def report(directory: Path) -> InvariantReport:
 @lru_cache(maxsize=4)
 def _report(directory: str, fingerprint: str) -> InvariantReport:
     path = Path(directory)
-    file = str(path / INVARIANTS_FILE)
+
+    def shown(text: str) -> str:
+        """Files named as decisions name them (``policies/roles.csv:21``): callers never see the server's paths."""
+        return text.replace(str(path), path.name)
+
+    file = shown(str(path / INVARIANTS_FILE))
     if not (path / INVARIANTS_FILE).is_file():
         return InvariantReport(file=file, problem=None, invariants=[])
     try:
         outcomes = prove_directory(path)
     except PolicyError as exc:
-        return InvariantReport(file=file, problem=str(exc), invariants=[])
+        return InvariantReport(file=file, problem=shown(str(exc)), invariants=[])
     return InvariantReport(
         file=file,
         problem=None,
@@ -717,10 +722,10 @@ def _report(directory: str, fingerprint: str) -> InvariantReport:
             InvariantStatus(
                 name=o.invariant.name,
                 says=o.invariant.says,
-                source=o.invariant.where,
+                source=shown(o.invariant.where),
                 status=o.status,
                 decisions=o.decisions,
-                detail=o.error or (f"{o.observed}\n{o.scenario}" if o.counterexample else ""),
+                detail=shown(o.error or (f"{o.observed}\n{o.scenario}" if o.counterexample else "")),
             )
             for o in outcomes
         ],

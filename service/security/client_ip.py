@@ -71,3 +71,15 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: Sequ
         if not _is_trusted(address, trusted_proxies):
             return address
     return address  # every hop is a trusted proxy: the left-most one is the client
+
+
+def forwarded_over_tls(peer: str | None, forwarded_proto: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:
+    """Whether a trusted proxy says it received the request over TLS (``X-Forwarded-Proto: https``).
+
+    The right-most value counts, as it was written by the proxy nearest to the service; a peer that is not a trusted
+    proxy is never believed (with ``trusted_proxies`` empty, nobody is).
+    """
+    address = parse_ip(peer)
+    if address is None or not forwarded_proto or not _is_trusted(address, trusted_proxies):
+        return False
+    return forwarded_proto.rsplit(",", 1)[-1].strip().lower() == "https"

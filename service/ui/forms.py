@@ -9,6 +9,7 @@ import msgspec
 from litestar.datastructures import FormMultiDict
 
 from service.errors import NON_FIELD, ValidationError
+from service.text import NAME_PATTERN, PATTERN_MESSAGES, is_name
 
 T = TypeVar("T")
 Errors = dict[str, list[str]]
@@ -61,6 +62,17 @@ def field(form: FormMultiDict, name: str) -> str:
     """One form value, stripped; empty when absent."""
     value = form.get(name, "")
     return value.strip() if isinstance(value, str) else ""
+
+
+def name_field(form: FormMultiDict, name: str) -> str:
+    """One form value that names something (a username, a search term): a 400 for control characters, as in the API.
+
+    The value is looked up in the database, and PostgreSQL cannot compare text holding NUL.
+    """
+    value = field(form, name)
+    if not is_name(value):
+        raise ValidationError({name: [PATTERN_MESSAGES[NAME_PATTERN]]})
+    return value
 
 
 def values(form: FormMultiDict, name: str) -> list[str]:

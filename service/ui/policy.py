@@ -20,11 +20,13 @@ from service.policy_tools.invariants import report
 from service.policy_tools.matrix import build_matrix
 from service.runtime import RuntimeDependency, provide_service
 from service.security.principal import Principal
+from service.text import NAME_PATTERN
 from service.ui.render import page
 from service.ui.session import Viewer
 
-Text = Annotated[str, Parameter(max_length=100)]
+Text = Annotated[str, Parameter(max_length=100, pattern=NAME_PATTERN)]
 ONLY_OWN = "You may explain decisions for yourself and your own tokens only."
+NO_SUCH_ENTITY = "No entity with this UUID is known to you."
 
 
 class PolicyPages(Controller):
@@ -67,6 +69,13 @@ class PolicyPages(Controller):
             target = str(UUID(entity)) if entity else None
         except ValueError:
             return [], {"entity": ["Enter the entity's UUID."]}
+        # as /api/authz/check/ does: an entity a non-staff person may not learn of is one that does not exist
+        if (
+            target is not None
+            and not viewer.is_staff
+            and not runtime.policy.is_visible_to(viewer.user_id, False, target)
+        ):
+            return [], {"entity": [NO_SUCH_ENTITY]}
         try:
             question = Question(
                 permission, target, datetime.now(UTC), username=None if token_uuid else username, token_uuid=token_uuid

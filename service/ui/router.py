@@ -16,7 +16,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from service.errors import ApplicationError
+from service.errors import ApplicationError, ValidationError
 from service.runtime import Runtime
 from service.security.middleware import SKIP_AUTH
 from service.ui.activity import ActivityPages
@@ -35,20 +35,24 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-PAGE_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="same-origin"),
-]
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+PAGE_HEADERS = [ResponseHeader(name=name, value=value) for name, value in SECURITY_HEADERS.items()]
+PAGE_CACHE_CONTROL = CacheControlHeader(no_store=True)
+# Litestar adds a router's headers to what its handlers return, not to what its exception handler returns
+ERROR_HEADERS = {**SECURITY_HEADERS, "Cache-Control": PAGE_CACHE_CONTROL.to_header()}
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Errors on pages: sign-in redirects, and HTML error pages with the API's message (never a traceback)."""
     if isinstance(exc, SignInRequired):
         target = f"{UI_PATH}/sign-in?next={quote(request.url.path)}"
-        return Redirect(target + ("&ended=true" if exc.detail == EXPIRED else ""))
+        return Redirect(target + ("&ended=true" if exc.detail == EXPIRED else ""), headers=ERROR_HEADERS)
     if isinstance(exc, ApplicationError):
-        status, detail = exc.status_code, exc.body()
+        status, detail = exc.status_code, exc.errors if isinstance(exc, ValidationError) else exc.detail
     elif isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
     else:
@@ -56,7 +60,9 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         status, detail = 500, "Server error."
     if status == 403 and detail == "CSRF token verification failed":
         detail = "This form was not sent from a page of this site, or it is too old. Reload the page and try again."
-    return page("error.html", None, status_code=status, status=status, detail=detail)
+    response = page("error.html", None, status_code=status, status=status, detail=detail)
+    response.headers.update(ERROR_HEADERS)
+    return response
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -80,7 +86,7 @@ def ui_router(runtime: Runtime) -> Router:
         middleware=[PageCookies(runtime)],
         exception_handlers={Exception: page_error},
         response_headers=PAGE_HEADERS,
-        cache_control=CacheControlHeader(no_store=True),
+        cache_control=PAGE_CACHE_CONTROL,
         opt={SKIP_AUTH: True},
         include_in_schema=False,
     )

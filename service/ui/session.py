@@ -24,6 +24,7 @@ from litestar.params import SkipValidation
 
 from service.errors import ApplicationError
 from service.runtime import RuntimeDependency
+from service.security.client_ip import forwarded_over_tls
 from service.security.principal import CredentialKind, Principal
 from service.users.services import UserService
 
@@ -70,11 +71,14 @@ class PageCookies:
     """Middleware factory: session and CSRF middleware, with ``Secure`` cookies when the request came over TLS.
 
     Litestar's cookie settings are fixed per middleware, so both stacks are built once and each request takes the
-    one for its scheme (``https`` directly or, behind a proxy uvicorn trusts, from ``X-Forwarded-Proto``).
+    one for its scheme: ``https`` directly or, from a proxy in ``security.trusted_proxies``, by its
+    ``X-Forwarded-Proto`` (``tokengate run`` leaves uvicorn's own proxy headers off, so the scheme alone would
+    never say TLS behind a proxy).
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.stacks = [self._stack(runtime, secure) for secure in (False, True)]
+        self.trusted_proxies = runtime.trusted_proxies
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PageCookies:
         # Litestar deep-copies a router when registering it; the stacks are immutable and hold cipher objects
@@ -105,9 +109,15 @@ class PageCookies:
     def __call__(self, app: ASGIApp) -> ASGIApp:
         """Wrap one page route."""
         plain, tls = (self._wrap(app, stack) for stack in self.stacks)
+        trusted_proxies = self.trusted_proxies
 
         async def choose(scope: Scope, receive: Receive, send: Send) -> None:
-            await (tls if scope.get("scheme") == "https" else plain)(scope, receive, send)
+            over_tls = scope.get("scheme") == "https"
+            if not over_tls:
+                client = scope.get("client")
+                proto = b",".join(value for name, value in scope["headers"] if name == b"x-forwarded-proto")
+                over_tls = forwarded_over_tls(client[0] if client else None, proto.decode("latin-1"), trusted_proxies)
+            await (tls if over_tls else plain)(scope, receive, send)
 
         return choose
 

@@ -18,13 +18,14 @@ from service.entities.services import EntityService
 from service.errors import PermissionDenied, ValidationError
 from service.runtime import provide_service
 from service.security.principal import Principal
+from service.text import NAME_PATTERN, PATTERN_MESSAGES, is_name
 from service.ui.activity import PageNumber, page_count, window_of
-from service.ui.forms import convert, expiry_from, field, messages
+from service.ui.forms import convert, expiry_from, field, messages, name_field
 from service.ui.render import page
 from service.ui.session import UI_PATH, Viewer
 from service.users.services import UserService
 
-Search = Annotated[str, Parameter(max_length=100)]
+Search = Annotated[str, Parameter(max_length=100, pattern=NAME_PATTERN)]
 ASSIGNMENTS = f"{UI_PATH}/staff/assignments"
 AssignmentUUID = Annotated[UUID, Parameter(description="The assignment's UUID.")]
 
@@ -91,6 +92,8 @@ class StaffPages(Controller):
     ) -> Template:
         params = request.query_params
         username, role = params.get("user", "").strip(), params.get("role", "").strip()
+        if not is_name(username) or not is_name(role):
+            raise ValidationError(PATTERN_MESSAGES[NAME_PATTERN])
         active = {"yes": True, "no": False}.get(params.get("active", ""))
         number = int(params["page"]) if params.get("page", "").isdigit() and int(params["page"]) > 0 else 1
         holder = await users.get_one_or_none(username=username) if username else None
@@ -126,7 +129,7 @@ class StaffPages(Controller):
     ) -> Template | Redirect:
         """Grant a role through the API's service; its errors are shown next to the fields."""
         form = await request.form()
-        holder = await users.get_one_or_none(username=field(form, "username"))
+        holder = await users.get_one_or_none(username=name_field(form, "username"))
         try:
             await assignments.grant(_grant_input(form, holder.uuid if holder else None), actor_id=staff.user_id)
         except ValidationError as exc:

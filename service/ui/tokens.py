@@ -19,7 +19,8 @@ from service.pats.schemas import PatCreate
 from service.pats.services import PatService, available_binding_targets, available_scopes
 from service.runtime import provide_service
 from service.security.principal import Principal
-from service.ui.forms import convert, expiry_bounds, expiry_from, field, lines, messages, values
+from service.text import NAME_PATTERN
+from service.ui.forms import convert, expiry_bounds, expiry_from, field, lines, messages, name_field, values
 from service.ui.render import page
 from service.ui.session import UI_PATH, Viewer
 
@@ -106,7 +107,9 @@ class TokenPages(Controller):
         )
 
     @get("/new")
-    async def new_form(self, pats: Pats, viewer: Viewer, q: Annotated[str, Parameter(max_length=100)] = "") -> Template:
+    async def new_form(
+        self, pats: Pats, viewer: Viewer, q: Annotated[str, Parameter(max_length=100, pattern=NAME_PATTERN)] = ""
+    ) -> Template:
         """The create form; ``q`` narrows the entities offered for binding by name."""
         return await self._form(pats, viewer, q.strip())
 
@@ -117,7 +120,7 @@ class TokenPages(Controller):
         try:
             token, plaintext = await pats.issue(await pats.owner(viewer), _create_input(form))
         except ValidationError as exc:
-            search = field(form, "q")
+            search = name_field(form, "q")
             return await self._form(pats, viewer, search, errors=messages(exc.errors), sent=form, status_code=400)
         return page("token_created.html", viewer, status_code=201, token=token, plaintext=plaintext, rotated=False)
 

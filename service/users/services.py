@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -16,7 +17,7 @@ from service.db.transaction import after_commit
 from service.errors import ValidationError
 from service.events.services import EventType
 from service.pagination import Window
-from service.pats.models import PersonalAccessToken
+from service.pats.models import PersonalAccessToken, live_at
 from service.runtime import DomainService
 from service.users.models import User
 from service.users.schemas import UserCreate, UserUpdate
@@ -124,12 +125,15 @@ class UserService(DomainService[User, UserRepository]):
             token.expires_at = AuthToken.expiry_after(token.refreshed_at, user.token_lifetime)
 
     async def revoke_all_tokens(self, user_id: int) -> None:
-        """Delete the legacy token and deactivate every Personal Access Token of ``user_id``."""
+        """Delete the legacy token and revoke every Personal Access Token of ``user_id``, those in grace included.
+
+        A rotated-out token in its grace period would otherwise work again if the user were reactivated in time.
+        """
         await self.repository.session.execute(delete(AuthToken).where(AuthToken.user_id == user_id))
         result: CursorResult[Any] = await self.repository.session.execute(  # type: ignore[assignment]
             update(PersonalAccessToken)
-            .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.is_active.is_(True))
-            .values(is_active=False)
+            .where(PersonalAccessToken.user_id == user_id, live_at(datetime.now(UTC)))
+            .values(is_active=False, grace_until=None)
         )
         if result.rowcount:
             await self.events.record(

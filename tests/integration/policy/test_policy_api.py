@@ -54,9 +54,9 @@ async def test_invariants_of_the_running_policy(client: httpx.AsyncClient, runti
     body = response.json()
     shipped = load_invariants(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
     assert body["problem"] is None
-    assert body["file"] == str(Path(runtime.settings.policy_dir) / INVARIANTS_FILE)
+    assert body["file"] == f"policies/{INVARIANTS_FILE}"
     assert [(i["name"], i["source"], i["status"], i["detail"]) for i in body["invariants"]] == [
-        (invariant.name, invariant.where, "proved", "") for invariant in shipped
+        (invariant.name, f"policies/{INVARIANTS_FILE}:{invariant.line}", "proved", "") for invariant in shipped
     ]
     assert all(i["decisions"] > 0 for i in body["invariants"])
     again = await client.get("/api/policy/invariants/", headers=auth(key))
