@@ -132,7 +132,7 @@ async def _set_token_state(runtime: Runtime, token_uuid: str, **state: object) -
 
 
 async def _unusable_notes(runtime: Runtime, token_uuid: str, now: datetime) -> list[str]:
-    lines = await explain_from_database(runtime, "RESOURCE.LIST", None, now, token_uuid=token_uuid)
+    lines = await explain_from_database(runtime, Question("RESOURCE.LIST", None, now, token_uuid=token_uuid))
     return [line for line in lines if line.startswith("note: this token is not usable now")]
 
 
