@@ -12,8 +12,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, expect
 
 from service.runtime import Runtime
-from tests.e2e.conftest import LiveServer, Seed
-from tests.factories import grant, make_entity, make_user
+from tests.support.factories import grant, make_entity, make_user
+from tests.support.live_server import LiveServer, Seed
 
 PASSWORD = "correct horse battery"
 Serve = Callable[[Seed], Awaitable[LiveServer]]

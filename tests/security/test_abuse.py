@@ -11,9 +11,9 @@ from litestar import Litestar
 
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import auth, make_entity, make_user, user_with_key
-from tests.security.conftest import security_client
+from tests.support.app import make_settings
+from tests.support.factories import auth, make_entity, make_user, user_with_key
+from tests.support.security import security_client
 
 
 @pytest.fixture(name="settings")

@@ -33,9 +33,9 @@ from service.db import upgrade_database
 from service.events.models import Event
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import ROOT, make_settings
-from tests.factories import grant, make_entity, user_with_key
-from tests.security.conftest import STATS, counted
+from tests.support.app import ROOT, make_settings
+from tests.support.factories import grant, make_entity, user_with_key
+from tests.support.security import STATS, counted
 
 pytestmark = [pytest.mark.durability, pytest.mark.slow]
 

@@ -22,9 +22,9 @@ from service.events.models import Event
 from service.events.services import EventType
 from service.runtime import Runtime
 from service.security.models import LoginAttempts
-from tests.conftest import make_settings, running
-from tests.factories import make_user
-from tests.security.conftest import security_client
+from tests.support.app import make_settings, running
+from tests.support.factories import make_user
+from tests.support.security import security_client
 
 LOGIN = "/api-auth/password/"
 PASSWORD = "correct-horse-battery"

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from service.crypto import MAX_TOKEN_CHARS
 from service.security.middleware import read_credentials
 from service.security.verifier import token_from_header
-from tests.security.conftest import STATS, Harness, Identities, build_identities
+from tests.support.security import STATS, Harness
+from tests.support.world import Identities, build_identities
 
 pytestmark = pytest.mark.fuzz
 

@@ -9,7 +9,7 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import (
+from tests.support.factories import (
     auth,
     find_user,
     make_key,

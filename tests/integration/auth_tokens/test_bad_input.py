@@ -8,7 +8,7 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, make_key, make_user, set_token_times, token_of, user_with_key
+from tests.support.factories import auth, make_key, make_user, set_token_times, token_of, user_with_key
 
 INVALID_TOKEN = {"detail": "Invalid token."}
 SEED_000 = "/api/auth-tokens/"

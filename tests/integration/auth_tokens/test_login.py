@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from service.auth_tokens.models import AuthToken
 from service.runtime import Runtime
-from tests.factories import auth, make_user
+from tests.support.factories import auth, make_user
 
 PASSWORD = "correct horse battery"
 

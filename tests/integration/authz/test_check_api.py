@@ -30,8 +30,9 @@ from sqlalchemy import update
 from service.authz.models import RoleAssignment
 from service.authz.sync import FactSync
 from service.runtime import Runtime
-from tests.factories import grant, revoke
-from tests.integration.authz.support import Caller, Tree, check, denied, make_caller
+from tests.support.authz import check, denied
+from tests.support.factories import grant, revoke
+from tests.support.world import Caller, Tree, make_caller
 
 ROLES_CSV = Path(__file__).resolve().parents[3] / "policies" / "roles.csv"
 HOLDINGS = {  # caller -> (role, entity it is held on)
@@ -298,14 +299,14 @@ async def test_check_needs_a_valid_token(client: AsyncClient, tree: Tree) -> Non
 
 async def test_revocation_between_two_requests_denies_the_second(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     tree: Tree,
     people: Population,
 ) -> None:
     owner = people.callers["owner"]
     first = await check(client, owner, "RESOURCE.UPDATE", tree.web_vm)
     assert first["allowed"] is True
-    revoked = await client.delete(f"/api/role-assignments/{people.assignments['owner'].uuid}/", headers=staff)
+    revoked = await client.delete(f"/api/role-assignments/{people.assignments['owner'].uuid}/", headers=staff.headers)
     assert revoked.status_code == 204
     assert await denied(client, owner, "RESOURCE.UPDATE", tree.web_vm)
     # the other holders are untouched
@@ -314,7 +315,7 @@ async def test_revocation_between_two_requests_denies_the_second(
 
 async def test_grant_between_two_requests_allows_the_second(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     tree: Tree,
     people: Population,
 ) -> None:
@@ -322,7 +323,7 @@ async def test_grant_between_two_requests_allows_the_second(
     assert await denied(client, nobody, "PROJECT.UPDATE", tree.billing)
     granted = await client.post(
         "/api/role-assignments/",
-        headers=staff,
+        headers=staff.headers,
         json={
             "user": str(nobody.user.uuid),
             "role": "CUSTOMER.OWNER",
@@ -337,7 +338,7 @@ async def test_grant_between_two_requests_allows_the_second(
 
 async def test_assignment_denies_once_its_expiration_time_passes(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     runtime: Runtime,
     tree: Tree,
     people: Population,
@@ -346,7 +347,7 @@ async def test_assignment_denies_once_its_expiration_time_passes(
     expires = datetime.now(UTC) + timedelta(seconds=1.2)
     granted = await client.post(
         "/api/role-assignments/",
-        headers=staff,
+        headers=staff.headers,
         json={
             "user": str(nobody.user.uuid),
             "role": "PROJECT.ADMIN",
@@ -360,7 +361,7 @@ async def test_assignment_denies_once_its_expiration_time_passes(
     await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.05)
     assert await denied(client, nobody, "RESOURCE.UPDATE", tree.web_vm)
     # the row is still active (no sweep has run); the engine alone judges it expired
-    listed = await client.get("/api/role-assignments/", headers=staff, params={"user": str(nobody.user.uuid)})
+    listed = await client.get("/api/role-assignments/", headers=staff.headers, params={"user": str(nobody.user.uuid)})
     assert [row["is_active"] for row in listed.json()] == [True]
 
 

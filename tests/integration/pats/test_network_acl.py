@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from service.events.models import Event
 from service.runtime import Runtime
-from tests.conftest import http_client
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, create_pat
+from tests.support.app import http_client
+from tests.support.factories import auth, user_with_key
+from tests.support.pats import PATS, check, create_pat
+from tests.support.world import World
 
 OUTSIDE = "203.0.113.9"
 INVALID = {"detail": "Invalid token."}

@@ -9,8 +9,9 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, count_pats, create_pat, grant, in_days
+from tests.support.factories import auth, grant, user_with_key
+from tests.support.pats import PATS, check, count_pats, create_pat, in_days
+from tests.support.world import World
 
 Body = Callable[[World], dict[str, Any]]
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000001"
@@ -22,18 +23,18 @@ def body(**overrides: Any) -> Body:
 
     def build(world: World) -> dict[str, Any]:
         payload = {"name": "ci", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(30), **overrides}
-        return _fill(payload, vars(world))
+        return _fill(payload, world)
 
     return build
 
 
-def _fill(value: Any, names: dict[str, Any]) -> Any:
+def _fill(value: Any, world: World) -> Any:
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
-        return names[value[1:-1]]
+        return getattr(world, value[1:-1])
     if isinstance(value, list):
-        return [_fill(item, names) for item in value]
+        return [_fill(item, world) for item in value]
     if isinstance(value, dict):
-        return {key: _fill(item, names) for key, item in value.items()}
+        return {key: _fill(item, world) for key, item in value.items()}
     return value
 
 
@@ -239,7 +240,7 @@ async def test_staff_bindings_cannot_combine_with_staff_access(
 
 async def test_scope_the_user_does_not_hold_is_refused(client: AsyncClient, world: World, runtime: Runtime) -> None:
     manager, key = await user_with_key(runtime, "manager")
-    await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
+    await grant(runtime, manager, "PROJECT.MANAGER", world.tree.web, actor=world.staff)
     response = await client.post(
         PATS, headers=auth(key), json=body(scopes=["PROJECT.UPDATE", "CUSTOMER.UPDATE"])(world)
     )

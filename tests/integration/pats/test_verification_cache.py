@@ -19,8 +19,9 @@ from service.security import verifier as verifier_module
 from service.security.bounded import FifoMap
 from service.security.principal import Principal
 from service.users.models import User
-from tests.factories import auth
-from tests.integration.pats.conftest import PATS, World, check, create_pat
+from tests.support.factories import auth
+from tests.support.pats import PATS, check, create_pat
+from tests.support.world import World
 
 
 def auth_header(token: str) -> bytes:

@@ -11,9 +11,9 @@ import pytest
 
 from service.db import upgrade_database
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import user_with_key
-from tests.integration.serving.served import SECRET, Served, create_pat, owner_with_pat_rights
+from tests.support.app import make_settings
+from tests.support.factories import user_with_key
+from tests.support.served import SECRET, Served, create_pat, owner_with_pat_rights
 
 pytestmark = pytest.mark.slow
 
