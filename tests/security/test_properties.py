@@ -233,8 +233,8 @@ def test_pagination_and_filters_never_500(harness: Harness) -> None:
         assert response.status_code in (200, 400, 403, 404), (path, params, response.status_code, response.text)
         if response.status_code == 403:
             assert who != "staff"
-        if response.status_code == 404:
-            assert method == "HEAD" or response.json() == {"detail": "Invalid page."}
+        if response.status_code == 404 and method != "HEAD":  # a HEAD answer has no body
+            assert response.json() == {"detail": "Invalid page."}
         if response.status_code == 200:
             assert int(response.headers["X-Result-Count"]) >= 0
 

@@ -60,7 +60,8 @@ async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_o
     names = {item["permission"] for item in got}
     assert "SERVICE_ACCOUNT.MANAGE" not in names
     assert "STAFF.ACCESS" not in names
-    assert all(item["description"] and item["description"] != item["permission"] for item in got)
+    assert all(item["description"] for item in got)
+    assert all(item["description"] != item["permission"] for item in got)
 
 
 async def test_staff_scopes_are_every_delegable_permission(client: AsyncClient, world: World) -> None:
