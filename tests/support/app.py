@@ -20,7 +20,7 @@ from service.runtime import Runtime
 ROOT = Path(__file__).resolve().parent.parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 TABLES = [
-    "webhook_delivery",
+    "webhook_delivery",  # children before their parents: the rows are deleted in this order
     "audit_event",
     "login_attempts",
     "personal_access_token",
@@ -71,14 +71,17 @@ def throwaway_postgres(prefix: str) -> Iterator[str]:
 
 
 async def reset_database(runtime: Runtime) -> None:
-    """Empty every table (the per-backend database is shared by the whole run)."""
+    """Empty every table and restart the ids (the per-backend database is shared by the whole run).
+
+    ``DELETE`` rather than ``TRUNCATE``: on tables this small PostgreSQL deletes in milliseconds, while a
+    ``TRUNCATE`` of eight tables takes about 300 ms, after every test.
+    """
     async with runtime.session() as session:
+        await session.execute(text("UPDATE entity SET parent_id = NULL"))
+        for table in TABLES:
+            await session.execute(text(f"DELETE FROM {table}"))
         if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            await session.execute(text("UPDATE entity SET parent_id = NULL"))
-            for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))
+            await session.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
 
 
 @asynccontextmanager
