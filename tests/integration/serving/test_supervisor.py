@@ -20,7 +20,7 @@ from tests.support.served import SECRET, Served, alive, create_pat, descendants,
 
 pytestmark = [pytest.mark.slow, pytest.mark.durability]
 
-USES = 60
+USES = 20
 METRICS_TOKEN = "scrape-" + "m" * 40
 
 
