@@ -3,7 +3,11 @@
 Every database fixture is parametrised over SQLite and PostgreSQL (marker ``postgres``); under ``CI=true`` an
 unreachable PostgreSQL fails the run instead of skipping it.
 
-- ``database_url``: a migrated database per backend for the whole run; ``own_database_url``: a fresh one per test
+- ``database_url``: a migrated database per backend for the whole run; ``own_database_url``: a fresh one per test;
+  ``module_database_url``: a fresh migrated one per module
+- ``module_app``, ``module_client``: one app (lifespan running) and client over ``module_database_url`` for all the
+  tests of a module that change nothing; such tests are marked ``SHARED_LOOP`` (tests/support/app.py) and make
+  the data they share in a module-scoped fixture of their own
 - ``settings``, ``app``, ``runtime``: the app over ``database_url`` (every table is emptied after the test)
 - ``client``: an in-process HTTP client with the app's lifespan running around it
 - ``session``: a database session of ``runtime``, to call a domain service directly
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,6 +70,36 @@ def fx_own_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         return
     with throwaway_postgres("tokengate_own") as url:
         yield url
+
+
+@pytest.fixture(scope="module", name="module_database_url")
+def fx_module_database_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database of the parametrised backend for one module (the tables of ``database_url`` are
+    emptied after every test, so data that outlives a test needs a database of its own).
+    """
+    tmp = tmp_path_factory.mktemp("module")
+    if database_url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{tmp / 'module.db'}"
+        upgrade_database(make_settings(url, tmp))
+        yield url
+        return
+    with throwaway_postgres("tokengate_module") as url:
+        upgrade_database(make_settings(url, tmp))
+        yield url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_app")
+async def fx_module_app(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Litestar]:
+    app = create_app(make_settings(module_database_url, tmp_path_factory.mktemp("module-app")))
+    async with running(app):
+        yield app
+    await app.state.runtime.alchemy.get_engine().dispose()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_client")
+async def fx_module_client(module_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(module_app) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

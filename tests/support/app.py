@@ -11,12 +11,15 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from litestar import Litestar
 from sqlalchemy import text
 
 from service.config import Settings, load_settings
 from service.runtime import Runtime
 
+SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
+"""Marks a test that uses ``module_app`` or ``module_client``: it runs on their module-wide event loop."""
 ROOT = Path(__file__).resolve().parent.parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 TABLES = [
