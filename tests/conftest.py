@@ -5,9 +5,9 @@ unreachable PostgreSQL fails the run instead of skipping it.
 
 - ``database_url``: a migrated database per backend for the whole run; ``own_database_url``: a fresh one per test;
   ``module_database_url``: a fresh migrated one per module
-- ``module_app``, ``module_client``: one app (lifespan running) and client over ``module_database_url`` for all the
-  tests of a module that change nothing; such tests are marked ``SHARED_LOOP`` (tests/support/app.py) and make
-  the data they share in a module-scoped fixture of their own
+- ``module_app``, ``module_client``, ``module_world``: one app (lifespan running), client and world over
+  ``module_database_url`` for all the tests of a module that change nothing; such tests are marked
+  ``SHARED_LOOP`` (tests/support/app.py); other data they share is made in a module-scoped fixture of their own
 - ``settings``, ``app``, ``runtime``: the app over ``database_url`` (every table is emptied after the test)
 - ``client``: an in-process HTTP client with the app's lifespan running around it
 - ``session``: a database session of ``runtime``, to call a domain service directly
@@ -100,6 +100,12 @@ async def fx_module_app(module_database_url: str, tmp_path_factory: pytest.TempP
 async def fx_module_client(module_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with http_client(module_app) as client:
         yield client
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_world")
+async def fx_module_world(module_app: Litestar) -> World:
+    runtime: Runtime = module_app.state.runtime
+    return await build_world(runtime, await make_caller(runtime, "root", staff=True), await build_tree(runtime))
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from litestar import Litestar
 
 from service.runtime import Runtime
+from tests.support.app import SHARED_LOOP
 from tests.support.factories import auth, grant, user_with_key
 from tests.support.pats import PATS, check, count_pats, create_pat, in_days
 from tests.support.world import World
@@ -162,12 +164,20 @@ OWNER_CASES: list[tuple[str, Body, str, Any]] = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("case", "make_body", "field", "messages"), OWNER_CASES, ids=[c[0] for c in OWNER_CASES])
 async def test_bad_input_is_refused_and_creates_nothing(
-    client: AsyncClient, world: World, runtime: Runtime, case: str, make_body: Body, field: str, messages: Any
+    module_client: AsyncClient,
+    module_world: World,
+    module_app: Litestar,
+    case: str,
+    make_body: Body,
+    field: str,
+    messages: Any,
 ) -> None:
+    runtime, world = module_app.state.runtime, module_world
     before = await count_pats(runtime, world.owner)
-    response = await client.post(PATS, json=make_body(world), headers=world.owner_headers)
+    response = await module_client.post(PATS, json=make_body(world), headers=world.owner_headers)
     assert response.status_code == 400, (case, response.status_code, response.text)
     errors = response.json()
     assert any(key == field or key.startswith((f"{field}[", f"{field}.")) for key in errors), (case, errors)
@@ -214,11 +224,15 @@ async def test_field_errors_are_collected_together(client: AsyncClient, world: W
     assert await count_pats(runtime, world.owner) == 0
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"name": "x"', b"null"])
-async def test_malformed_json_is_a_400(client: AsyncClient, world: World, runtime: Runtime, raw: bytes) -> None:
-    response = await client.post(PATS, content=raw, headers={**world.owner_headers, "Content-Type": "application/json"})
+async def test_malformed_json_is_a_400(
+    module_client: AsyncClient, module_world: World, module_app: Litestar, raw: bytes
+) -> None:
+    headers = {**module_world.owner_headers, "Content-Type": "application/json"}
+    response = await module_client.post(PATS, content=raw, headers=headers)
     assert response.status_code == 400, response.text
-    assert await count_pats(runtime, world.owner) == 0
+    assert await count_pats(module_app.state.runtime, module_world.owner) == 0
 
 
 async def test_staff_bindings_cannot_combine_with_staff_access(
