@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+import pytest_asyncio
 from httpx import AsyncClient
+from litestar import Litestar
 
 from service.runtime import Runtime
+from tests.support.app import SHARED_LOOP
 from tests.support.factories import (
     auth,
     find_user,
@@ -46,8 +49,8 @@ class TokenHolders:
         )
 
 
-@pytest.fixture(name="holders")
-async def fx_holders(runtime: Runtime) -> TokenHolders:
+async def seat_holders(runtime: Runtime) -> TokenHolders:
+    """The staff caller and the two holders of :class:`TokenHolders`."""
     _, staff_key = await user_with_key(runtime, "root", staff=True)
     # bob's user row comes first, alice's token first: user order and token id order disagree
     bob = await make_user(runtime, "bob", first_name="Rob%", last_name="Brown")
@@ -67,15 +70,36 @@ async def fx_holders(runtime: Runtime) -> TokenHolders:
     )
 
 
+@pytest.fixture(name="holders")
+async def fx_holders(runtime: Runtime) -> TokenHolders:
+    """The holders, for a test that changes their tokens."""
+    return await seat_holders(runtime)
+
+
+@dataclass
+class Listing:
+    """The module's shared app with the holders, for the listings that change nothing."""
+
+    client: AsyncClient
+    runtime: Runtime
+    holders: TokenHolders
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="listing")
+async def fx_listing(module_app: Litestar, module_client: AsyncClient) -> Listing:
+    runtime: Runtime = module_app.state.runtime
+    return Listing(module_client, runtime, await seat_holders(runtime))
+
+
 async def names(client: AsyncClient, holders: TokenHolders, **params: str) -> list[str]:
     response = await client.get(LIST, params=params, headers=auth(holders.staff_key))
     assert response.status_code == 200, response.text
     return [item["user_data"]["username"] for item in response.json()]
 
 
-async def test_item_shape_and_key_is_only_the_display_prefix(
-    client: AsyncClient, runtime: Runtime, holders: TokenHolders
-) -> None:
+@SHARED_LOOP
+async def test_item_shape_and_key_is_only_the_display_prefix(listing: Listing) -> None:
+    client, runtime, holders = listing.client, listing.runtime, listing.holders
     alice_id = (await find_user(runtime, "alice")).id
     for path in (LIST, LIST + "/"):
         response = await client.get(path, params={"ordering": "id"}, headers=auth(holders.staff_key))
@@ -92,6 +116,7 @@ async def test_item_shape_and_key_is_only_the_display_prefix(
         assert datetime.fromisoformat(alice["updated_at"]) == at("2024-05-10")
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("param", "value", "kept", "dropped"),
     [
@@ -116,25 +141,31 @@ async def test_item_shape_and_key_is_only_the_display_prefix(
     ],
 )
 async def test_each_filter_keeps_one_row_and_drops_another(
-    client: AsyncClient, holders: TokenHolders, param: str, value: str, kept: str, dropped: str
+    listing: Listing, param: str, value: str, kept: str, dropped: str
 ) -> None:
+    client, holders = listing.client, listing.holders
     found = await names(client, holders, **{param: holders.expand(value)})
     assert kept in found
     assert dropped not in found
 
 
-async def test_the_last_representable_day_is_a_filter_not_a_500(client: AsyncClient, holders: TokenHolders) -> None:
+@SHARED_LOOP
+async def test_the_last_representable_day_is_a_filter_not_a_500(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
     for param in ("created_date", "updated_date"):
         assert await names(client, holders, **{param: "9999-12-31"}) == []
     for param in ("created_to", "updated_to"):
         assert {"alice", "bob"} <= set(await names(client, holders, **{param: "9999-12-31"}))
 
 
-async def test_filters_combine(client: AsyncClient, holders: TokenHolders) -> None:
+@SHARED_LOOP
+async def test_filters_combine(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
     assert await names(client, holders, created_from="2024-01-01", created_to="2024-12-31", search="b") == ["bob"]
     assert await names(client, holders, search="nobody-has-this") == []
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("ordering", "expected"),
     [
@@ -148,14 +179,15 @@ async def test_filters_combine(client: AsyncClient, holders: TokenHolders) -> No
         ("-user", ["alice", "bob"]),
     ],
 )
-async def test_each_ordering_key_both_ways(
-    client: AsyncClient, holders: TokenHolders, ordering: str, expected: list[str]
-) -> None:
+async def test_each_ordering_key_both_ways(listing: Listing, ordering: str, expected: list[str]) -> None:
+    client, holders = listing.client, listing.holders
     found = await names(client, holders, ordering=ordering)
     assert [name for name in found if name != "root"] == expected
 
 
-async def test_limit_offset_count_and_links(client: AsyncClient, holders: TokenHolders) -> None:
+@SHARED_LOOP
+async def test_limit_offset_count_and_links(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
     response = await client.get(
         LIST, params={"ordering": "id", "limit": 1, "offset": 1}, headers=auth(holders.staff_key)
     )
