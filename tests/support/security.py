@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -62,10 +63,16 @@ def security_client(app: Litestar, client_ip: str = "127.0.0.1") -> httpx.AsyncC
 
 
 class Harness:
-    """The app running on a private event loop, for synchronous (Hypothesis-driven) tests."""
+    """The app running on a private event loop, for synchronous (Hypothesis-driven) tests.
+
+    The loop runs all the time in a thread of its own, as a server's does: the app's background work (the fact
+    refresh that ``/ready`` watches, the usage flush) keeps its pace while Hypothesis thinks between requests.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="harness-loop", daemon=True)
+        self._thread.start()
         self.app = create_app(settings)
         self.runtime: Runtime = self.app.state.runtime
         self._stack = AsyncExitStack()
@@ -77,7 +84,11 @@ class Harness:
 
     def run(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` to completion on the harness loop."""
-        return self.loop.run_until_complete(awaitable)
+
+        async def wait() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wait(), self.loop).result()
 
     def client_from(self, ip: str) -> httpx.AsyncClient:
         """Another counted client whose requests come from ``ip`` (closed with the harness)."""
@@ -96,6 +107,8 @@ class Harness:
             self.run(reset_database(self.runtime))
             self.run(self.runtime.alchemy.get_engine().dispose())
         finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
             self.loop.close()
 
 
