@@ -1,62 +1,47 @@
-"""Shared fixtures: every integration test runs on SQLite and, when reachable, on PostgreSQL.
+"""Fixtures every test can use; helpers and factories live in ``tests/support`` (never import a conftest).
 
-Under ``CI=true`` an unreachable PostgreSQL fails the run instead of skipping it.
+Every database fixture is parametrised over SQLite and PostgreSQL (marker ``postgres``); under ``CI=true`` an
+unreachable PostgreSQL fails the run instead of skipping it.
+
+- ``database_url``: a migrated database per backend for the whole run; ``own_database_url``: a fresh one per test;
+  ``module_database_url``: a fresh migrated one per module
+- ``module_app``, ``module_client``, ``module_world``: one app (lifespan running), client and world over
+  ``module_database_url`` for all the tests of a module that change nothing; such tests are marked
+  ``SHARED_LOOP`` (tests/support/app.py); other data they share is made in a module-scoped fixture of their own
+- ``settings``, ``app``, ``runtime``: the app over ``database_url`` (every table is emptied after the test)
+- ``client``: an in-process HTTP client with the app's lifespan running around it
+- ``session``: a database session of ``runtime``, to call a domain service directly
+- ``staff``: a staff caller (user ``root``) with a legacy key, as a :class:`~tests.support.world.Caller`
+- ``tree``: the entities of :class:`~tests.support.world.Tree` (two customers, projects, resources, an offering)
+- ``world``: ``tree``, ``staff`` and an owner of its first customer (:class:`~tests.support.world.World`)
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+import pytest_asyncio
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.app import create_app
-from service.config import Settings, load_settings
+from service.config import Settings
 from service.db import upgrade_database
 from service.runtime import Runtime
-
-ROOT = Path(__file__).resolve().parent.parent
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-TABLES = [
-    "webhook_delivery",
-    "audit_event",
-    "login_attempts",
-    "personal_access_token",
-    "auth_token",
-    "role_assignment",
-    "entity",
-    "user_account",
-]
-
-
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def make_settings(database_url: str, tmp: Path, **overrides: str) -> Settings:
-    """Settings for a test database: a fixed secret, the shipped policy, no automatic flushing."""
-    environ = {
-        "TOKENGATE_DATABASE__URL": database_url,
-        "TOKENGATE_SECURITY__SECRET": "test-secret-" + "x" * 40,
-        "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
-        "TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS": "3600",
-        **overrides,
-    }
-    return load_settings(path=tmp / "absent.toml", environ=environ)
+from tests.support.app import (
+    http_client,
+    make_settings,
+    postgres_reachable,
+    reset_database,
+    running,
+    throwaway_postgres,
+)
+from tests.support.world import Caller, Tree, World, build_tree, build_world, make_caller
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -68,7 +53,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         upgrade_database(make_settings(url, tmp))
         yield url
         return
-    if not _postgres_reachable():
+    if not postgres_reachable():
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is unreachable and CI=true: the suite must run on it")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
@@ -87,34 +72,40 @@ def fx_own_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-async def _pg_admin(sql: str) -> None:
-    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+@pytest.fixture(scope="module", name="module_database_url")
+def fx_module_database_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database of the parametrised backend for one module (the tables of ``database_url`` are
+    emptied after every test, so data that outlives a test needs a database of its own).
+    """
+    tmp = tmp_path_factory.mktemp("module")
+    if database_url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{tmp / 'module.db'}"
+        upgrade_database(make_settings(url, tmp))
+        yield url
+        return
+    with throwaway_postgres("tokengate_module") as url:
+        upgrade_database(make_settings(url, tmp))
+        yield url
 
 
-@contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for the duration of the block (dropped after, even if in use)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_app")
+async def fx_module_app(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Litestar]:
+    app = create_app(make_settings(module_database_url, tmp_path_factory.mktemp("module-app")))
+    async with running(app):
+        yield app
+    await app.state.runtime.alchemy.get_engine().dispose()
 
 
-async def reset_database(runtime: Runtime) -> None:
-    """Empty every table (the per-backend database is shared by the whole run)."""
-    async with runtime.session() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        else:
-            await session.execute(text("UPDATE entity SET parent_id = NULL"))
-            for table in TABLES:
-                await session.execute(text(f"DELETE FROM {table}"))
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_client")
+async def fx_module_client(module_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with http_client(module_app) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="module_world")
+async def fx_module_world(module_app: Litestar) -> World:
+    runtime: Runtime = module_app.state.runtime
+    return await build_world(runtime, await make_caller(runtime, "root", staff=True), await build_tree(runtime))
 
 
 @pytest.fixture(autouse=True)
@@ -161,28 +152,26 @@ async def fx_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[None]:
-    """Run the app's lifespan in a task of its own (anyio needs one task to enter and exit it)."""
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(serve())
-    await asyncio.wait([task, asyncio.ensure_future(started.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
+@pytest.fixture(name="session")
+async def fx_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A session of ``runtime`` (committed at the end of the test unless it raised)."""
+    async with runtime.session() as session:
+        yield session
 
 
-def http_client(app: Litestar, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
-    """An in-process HTTP client whose requests come from ``client_ip``."""
-    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver.local")
+@pytest.fixture(name="staff")
+async def fx_staff(runtime: Runtime) -> Caller:
+    """A staff user (``root``) and the headers of their legacy token."""
+    return await make_caller(runtime, "root", staff=True)
+
+
+@pytest.fixture(name="tree")
+async def fx_tree(runtime: Runtime) -> Tree:
+    """Two customers with projects, resources and an offering (see :class:`~tests.support.world.Tree`)."""
+    return await build_tree(runtime)
+
+
+@pytest.fixture(name="world")
+async def fx_world(runtime: Runtime, staff: Caller, tree: Tree) -> World:
+    """The tree, the staff caller, and an owner of ``tree.acme`` (see :class:`~tests.support.world.World`)."""
+    return await build_world(runtime, staff, tree)

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -26,7 +23,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import reset_database
+from tests.support.app import reset_database
+from tests.support.live_server import LiveServer, Seed, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -80,23 +78,6 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@dataclass
-class LiveServer:
-    """A running server: its base URL and settings."""
-
-    url: str
-    settings: Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-Seed = Callable[[Runtime], Awaitable[Any]]
-
-
 @pytest.fixture
 async def serve(settings: Settings) -> AsyncIterator[Callable[[Seed], Awaitable[LiveServer]]]:
     """``await serve(seed)``: run ``seed(runtime)`` on the database, then start the server; stopped after the test."""
@@ -105,7 +86,7 @@ async def serve(settings: Settings) -> AsyncIterator[Callable[[Seed], Awaitable[
 
     async def start(seed: Seed) -> LiveServer:
         await seed(seeding)
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import Page, Route, expect
 
 from service.runtime import Runtime
-from tests.e2e.conftest import LiveServer, Seed
+from tests.support.live_server import LiveServer, Seed
 
 Serve = Callable[[Seed], Awaitable[LiveServer]]
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from service.security.throttle import username_key
-from tests.conftest import ROOT
+from tests.support.app import ROOT
 
 PASSWORD = "s3cret-passw0rd"
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,11 @@ from service.authz.models import RoleAssignment
 from service.authz.sync import ASSIGNMENT_ROWS, FactSync
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import ROOT, http_client, make_settings, running
-from tests.integration.authz.support import is_denial
-from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
-
-DEADLINE = 1.0
+from tests.support.app import ROOT, http_client, make_settings, running
+from tests.support.authz import is_denial
+from tests.support.pats import check, create_pat
+from tests.support.workers import WorkerB, within_deadline, worker
+from tests.support.world import World
 
 
 @pytest.fixture(name="worker_b")
@@ -32,15 +29,6 @@ async def fx_worker_b(settings: Settings, world: World) -> AsyncIterator[AsyncCl
     app: Litestar = create_app(settings)
     async with running(app), http_client(app) as client:
         yield client
-
-
-async def within_deadline(condition: Callable[[], Awaitable[bool]]) -> float:
-    """Seconds until ``condition`` holds; fails past the deadline."""
-    start = time.monotonic()
-    while not await condition():
-        assert time.monotonic() - start < DEADLINE, "change not honoured by the other worker within 1 s"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
 
 
 async def revoke_owner_roles(client: AsyncClient, world: World) -> None:
@@ -92,57 +80,6 @@ async def test_a_stale_poll_cannot_bring_a_revoked_role_back(
 # A change made through A is honoured by B within the deadline while B holds long-lived cached verifications: told
 # by NOTIFY (PostgreSQL, B's own polls stretched to a minute so only a notification can meet the deadline), or found
 # by B's polls of the rows changed since its last look (SQLite; PostgreSQL with B's channel cut).
-
-
-@dataclass
-class WorkerB:
-    client: AsyncClient
-    runtime: Runtime
-    lookups: list[str]
-    """Token hashes B looked up in the database."""
-
-    async def holds_a_long_lived_entry(self, token: str, world: World) -> None:
-        """B admits ``token`` from its cache for longer than a poll interval, without looking it up again."""
-        for _ in range(2):  # a token created by another worker moments ago is dropped once by B's next poll
-            assert (await check(self.client, token, "PROJECT.UPDATE", "project", world.project)).status_code == 200
-            await asyncio.sleep(0.7)
-        looked_up = len(self.lookups)
-        await asyncio.sleep(0.7)
-        assert (await check(self.client, token, "PROJECT.UPDATE", "project", world.project)).status_code == 200
-        assert len(self.lookups) == looked_up, "B looked the token up again although nothing changed"
-
-
-@asynccontextmanager
-async def worker(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, listens: bool, **overrides: str
-) -> AsyncIterator[WorkerB]:
-    app: Litestar = create_app(make_settings(database_url, tmp_path, **overrides))
-    runtime: Runtime = app.state.runtime
-    lookups: list[str] = []
-    load = runtime.verifier._load
-
-    async def counting_load(kind: Any, token_hash: str, now: float, client: str | None) -> Any:
-        lookups.append(token_hash)
-        return await load(kind, token_hash, now, client)
-
-    monkeypatch.setattr(runtime.verifier, "_load", counting_load)
-    if not listens:  # as behind a pooler that cannot LISTEN: notifications never reach B
-
-        async def cannot_listen() -> None:
-            pass
-
-        monkeypatch.setattr(runtime.broadcast, "listen", cannot_listen)
-    async with running(app), http_client(app) as client:
-        yield WorkerB(client, runtime, lookups)
-    await runtime.alchemy.get_engine().dispose()
-
-
-@pytest.fixture(name="notified_b")
-async def fx_notified_b(
-    database_url: str, tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[WorkerB]:
-    async with worker(database_url, tmp_path, monkeypatch, listens=True, TOKENGATE_SYNC_INTERVAL_SECONDS="60") as b:
-        yield b
 
 
 @pytest.fixture(name="polling_b")

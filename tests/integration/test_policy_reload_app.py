@@ -13,9 +13,9 @@ import msgspec
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import ROOT, http_client, running
-from tests.factories import auth, make_entity, user_with_key
-from tests.integration.authz.support import is_denial
+from tests.support.app import ROOT, http_client, running
+from tests.support.authz import is_denial
+from tests.support.factories import auth, make_entity, user_with_key
 
 
 async def hangup() -> None:

@@ -1,104 +1,16 @@
-"""Shared machinery of the security suite: a synchronous harness for Hypothesis, counters and their summary.
-
-Hypothesis cannot drive ``async def`` tests by itself, so property and fuzz tests are plain functions that run
-coroutines on a private event loop held by :class:`Harness`: the app, its lifespan, its database engine and the
-HTTP client all live on that one loop for the whole test.
-"""
+"""Fixtures of the security suite (helpers in :mod:`tests.support.security`), and its counts at the end of a run."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Iterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 
-from service.app import create_app
-from service.config import Settings
-from service.runtime import Runtime
-from tests.conftest import http_client, make_settings, reset_database, running
-
-T = TypeVar("T")
-
-
-@dataclass
-class Stats:
-    """What the security suite did, printed at the end of the run."""
-
-    examples: int = 0
-    requests: int = 0
-    crashes_survived: int = 0
-    server_errors: int = 0
-    secrets_found: int = 0
-    server_error_samples: list[str] = field(default_factory=list)
-
-
-STATS = Stats()
-
-
-async def _count_response(response: httpx.Response) -> None:
-    STATS.requests += 1
-    if response.status_code >= 500:
-        STATS.server_errors += 1
-        if len(STATS.server_error_samples) < 20:
-            await response.aread()
-            request = response.request
-            STATS.server_error_samples.append(f"{request.method} {request.url} -> {response.status_code}")
-
-
-def counted(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    """Make every response of ``client`` count towards :data:`STATS` (requests sent, 5xx seen)."""
-    client.event_hooks["response"].append(_count_response)
-    return client
-
-
-def security_client(app: Litestar, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
-    """An in-process client from ``client_ip`` whose traffic is counted."""
-    return counted(http_client(app, client_ip=client_ip))
-
-
-class Harness:
-    """The app running on a private event loop, for synchronous (Hypothesis-driven) tests."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.app = create_app(settings)
-        self.runtime: Runtime = self.app.state.runtime
-        self._stack = AsyncExitStack()
-        self.client: httpx.AsyncClient = self.run(self._start())
-
-    async def _start(self) -> httpx.AsyncClient:
-        await self._stack.enter_async_context(running(self.app))
-        return await self._stack.enter_async_context(security_client(self.app))
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` to completion on the harness loop."""
-        return self.loop.run_until_complete(awaitable)
-
-    def client_from(self, ip: str) -> httpx.AsyncClient:
-        """Another counted client whose requests come from ``ip`` (closed with the harness)."""
-        client = security_client(self.app, client_ip=ip)
-        self._stack.push_async_callback(client.aclose)
-        return client
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One request through the harness client."""
-        return self.run(self.client.request(method, url, **kwargs))
-
-    def close(self) -> None:
-        """Stop the app, empty the database and close the loop."""
-        try:
-            self.run(self._stack.aclose())
-            self.run(reset_database(self.runtime))
-            self.run(self.runtime.alchemy.get_engine().dispose())
-        finally:
-            self.loop.close()
+from tests.support.app import make_settings, running
+from tests.support.security import STATS, Harness, security_client
 
 
 @pytest.fixture(name="harness")
@@ -109,13 +21,6 @@ def fx_harness(database_url: str, tmp_path: Path) -> Iterator[Harness]:
         yield harness
     finally:
         harness.close()
-
-
-@contextlib.contextmanager
-def survived_crash() -> Iterator[None]:
-    """Count one crash the system survived (a killed server that came back)."""
-    yield
-    STATS.crashes_survived += 1
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -129,61 +34,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     )
     for sample in STATS.server_error_samples:
         terminalreporter.write_line(f"  5xx: {sample}")
-
-
-@dataclass
-class Identities:
-    """Who the security tests act as: staff (legacy key), a plain user (legacy key) and that user's bound PAT."""
-
-    staff_id: int
-    staff_key: str
-    user_id: int
-    user_key: str
-    pat: str
-    pat_uuid: str
-    customer: str
-    project: str
-    user_uuid: str
-
-    def headers(self, who: str) -> dict[str, str]:
-        """The Authorization header of ``who`` (``staff``, ``user`` or ``pat``)."""
-        key = {"staff": self.staff_key, "user": self.user_key, "pat": self.pat}[who]
-        return {"Authorization": f"Token {key}"}
-
-
-async def build_identities(runtime: Runtime, client: httpx.AsyncClient) -> Identities:
-    """Staff, an owner of a customer with a project, and the owner's PAT bound to the project."""
-    from datetime import UTC, datetime, timedelta
-
-    from tests.factories import grant, make_entity, user_with_key
-
-    staff, staff_key = await user_with_key(runtime, "root", staff=True)
-    user, user_key = await user_with_key(runtime, "owner")
-    customer = await make_entity(runtime, "customer", "ACME")
-    project = await make_entity(runtime, "project", "Apollo", parent=customer)
-    await grant(runtime, user, "CUSTOMER.OWNER", customer, actor=staff)
-    body = {
-        "name": "bound",
-        "scopes": ["PROJECT.UPDATE"],
-        "allowed_scopes": [{"type": "project", "uuid": str(project.uuid)}],
-        "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-    }
-    response = await client.post(
-        "/api/personal-access-tokens/", json=body, headers={"Authorization": f"Token {user_key}"}
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    return Identities(
-        staff.id,
-        staff_key,
-        user.id,
-        user_key,
-        created["token"],
-        created["uuid"],
-        str(customer.uuid),
-        str(project.uuid),
-        str(user.uuid),
-    )
 
 
 @pytest.fixture(name="sclient")

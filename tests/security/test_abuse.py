@@ -11,9 +11,9 @@ from litestar import Litestar
 
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import auth, make_entity, make_user, user_with_key
-from tests.security.conftest import security_client
+from tests.support.app import make_settings
+from tests.support.factories import auth, make_entity, make_user, user_with_key
+from tests.support.security import security_client
 
 
 @pytest.fixture(name="settings")
@@ -61,7 +61,8 @@ async def test_admin_token_search_takes_sql_and_like_metacharacters_literally(
         response = await sclient.get(listing, params={"search": term, "limit": 100}, headers=auth(staff))
         found = {item["user_data"]["username"] for item in response.json()}
         expected = {name for name, first in people.items() if term.lower() in first.lower() or term in name}
-        assert response.status_code == 200 and found == expected, (term, found, expected)
+        assert response.status_code == 200, term
+        assert found == expected, (term, found, expected)
     # the table survived the "DROP TABLE"
     assert await _names(await sclient.get(listing, params={"limit": 100}, headers=auth(staff)), "id") == everyone
 
@@ -80,10 +81,12 @@ async def test_exact_filters_never_match_by_pattern(sclient: httpx.AsyncClient, 
         for pattern in patterns:
             response = await sclient.get(path, params={param: pattern}, headers=auth(staff))
             assert response.status_code == 200, (path, pattern, response.text)
-            assert response.json() == [] and response.headers["X-Result-Count"] == "0", (path, pattern)
+            assert response.json() == [], (path, pattern)
+            assert response.headers["X-Result-Count"] == "0", (path, pattern)
         if literal is not None:
             response = await sclient.get(path, params={param: literal}, headers=auth(staff))
-            assert response.status_code == 200 and len(response.json()) >= 1, (path, literal)
+            assert response.status_code == 200, (path, literal)
+            assert len(response.json()) >= 1, (path, literal)
 
 
 ONE_MIB = 1024 * 1024

@@ -24,9 +24,9 @@ from service.config import Settings
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security.client_ip import client_ip
-from tests.conftest import make_settings
-from tests.factories import auth, grant, make_entity, user_with_key
-from tests.security.conftest import security_client
+from tests.support.app import make_settings
+from tests.support.factories import auth, grant, make_entity, user_with_key
+from tests.support.security import security_client
 
 PATS = "/api/personal-access-tokens/"
 PROXY = "127.0.0.1"

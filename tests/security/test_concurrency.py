@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.factories import auth, grant, make_entity, user_with_key
+from tests.support.factories import auth, grant, make_entity, user_with_key
 
 pytestmark = pytest.mark.concurrency
 

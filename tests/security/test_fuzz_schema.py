@@ -30,7 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.security.conftest import STATS, Harness, Identities, build_identities
+from tests.support.security import STATS, Harness
+from tests.support.world import Identities, build_identities
 
 pytestmark = pytest.mark.fuzz
 
@@ -50,7 +51,7 @@ SELF = "/api/personal-access-tokens/self"
 def fx_sqlite_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Fuzzing runs on its own migrated SQLite file (see the module docstring)."""
     from service.db import upgrade_database
-    from tests.conftest import make_settings
+    from tests.support.app import make_settings
 
     tmp = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite+aiosqlite:///{tmp / 'fuzz.db'}"

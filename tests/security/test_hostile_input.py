@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 import service.models as models
 from service.runtime import Runtime
-from tests.factories import auth
-from tests.security.conftest import Identities, build_identities
+from tests.support.factories import auth
+from tests.support.world import Identities, build_identities
 
 NUL, BELL, NEWLINE_END, BIDI_OVERRIDE, DEL = "a\x00b", "a\x07b", "ab\n", "a\u202eb", "a\x7fb"
 NAME_ATTACKS = [NUL, BELL, NEWLINE_END, BIDI_OVERRIDE, DEL]
@@ -234,7 +234,7 @@ async def test_the_page_sign_in_form_refuses_control_characters_without_a_500(
     sclient: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     """The form has no schema: a username no user can have is bad credentials, never looked up (NUL: PostgreSQL)."""
-    from tests.integration.ui.conftest import post_form
+    from tests.support.ui import post_form
 
     for username in (NUL, NEWLINE_END, BIDI_OVERRIDE):
         response = await post_form(sclient, "/ui/sign-in", "/ui/sign-in", {"username": username, "password": "pw"})

@@ -21,7 +21,7 @@ from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security.guards import PAT_CANNOT_MANAGE_CREDENTIALS
 from service.users.models import User
-from tests.factories import auth, find_user, grant, make_entity, token_of, user_with_key
+from tests.support.factories import auth, find_user, grant, make_entity, token_of, user_with_key
 
 PATS = "/api/personal-access-tokens/"
 CHECK = "/api/authz/check/"

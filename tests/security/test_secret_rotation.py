@@ -15,8 +15,8 @@ from service.app import create_app
 from service.auth_tokens.models import AuthToken
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import http_client, make_settings, reset_database, running
-from tests.factories import auth, grant, make_entity, make_key, user_with_key
+from tests.support.app import http_client, make_settings, reset_database, running
+from tests.support.factories import auth, grant, make_entity, make_key, user_with_key
 
 OLD, NEW = "old-secret-" + "o" * 40, "new-secret-" + "n" * 40
 

@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from service.events.models import Event
 from service.runtime import Runtime
-from tests.factories import grant, make_entity, make_user
-from tests.security.conftest import STATS
+from tests.support.factories import grant, make_entity, make_user
+from tests.support.security import STATS
 
 PASSWORD = "hunter2-but-longer"
 STAFF_PASSWORD = "staff-password-42"
@@ -62,7 +62,7 @@ class Recorder:
 async def test_no_secret_appears_after_its_creation_response(
     app: Any, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.conftest import http_client, running
+    from tests.support.app import http_client, running
 
     caplog.set_level(logging.DEBUG)  # the root logger: every logger, every level
     recorder = Recorder()

@@ -22,7 +22,7 @@ from service.events.services import EventService
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.users.models import User
-from tests.factories import auth, grant, make_entity, user_with_key
+from tests.support.factories import auth, grant, make_entity, user_with_key
 
 
 async def _pats(runtime: Runtime) -> int:

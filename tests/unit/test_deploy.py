@@ -7,7 +7,7 @@ import subprocess
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.app import ROOT
 
 
 def test_the_image_runs_unprivileged_with_a_readiness_health_check() -> None:

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from service.db import upgrade_database
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 
 NOW = "2026-11-30 12:00:00.000000"
 

@@ -16,7 +16,7 @@ from service.pagination import (
     provide_limit_offset,
     provide_page,
 )
-from tests.factories import parse_links
+from tests.support.factories import parse_links
 
 
 def request(query: str, method: str = "GET") -> Request[Any, Any, Any]:

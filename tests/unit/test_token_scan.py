@@ -11,8 +11,8 @@ from pathlib import Path
 
 from service.crypto import display_prefix, new_legacy_key, new_pat
 from service.leaks.cli import REVOCATION_PATH, scan_text
-from tests.integration.pats.test_auth_failures import flip_last
-from tests.receiver import Receiver
+from tests.support.pats import flip_last
+from tests.support.receiver import Receiver
 
 PAT = new_pat(int(time.time()) + 3600)
 KEY = new_legacy_key()

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+import pytest_asyncio
 from httpx import AsyncClient
+from litestar import Litestar
 
 from service.runtime import Runtime
-from tests.factories import (
+from tests.support.app import SHARED_LOOP
+from tests.support.factories import (
     auth,
     find_user,
     make_key,
@@ -29,7 +32,7 @@ def at(day: str, hour: int = 12, minute: int = 0) -> datetime:
 
 
 @dataclass
-class World:
+class TokenHolders:
     """A staff caller and two token holders whose ids, creation, update and user order all disagree."""
 
     staff_key: str
@@ -46,8 +49,8 @@ class World:
         )
 
 
-@pytest.fixture(name="world")
-async def fx_world(runtime: Runtime) -> World:
+async def seat_holders(runtime: Runtime) -> TokenHolders:
+    """The staff caller and the two holders of :class:`TokenHolders`."""
     _, staff_key = await user_with_key(runtime, "root", staff=True)
     # bob's user row comes first, alice's token first: user order and token id order disagree
     bob = await make_user(runtime, "bob", first_name="Rob%", last_name="Brown")
@@ -59,7 +62,7 @@ async def fx_world(runtime: Runtime) -> World:
     await set_token_times(runtime, alice, created_at=at("2024-03-10"), updated_at=at("2024-05-10"))
     await set_token_times(runtime, bob, created_at=at("2024-01-10", 23, 59), updated_at=at("2024-04-10"))
     rows = {name: await token_of(runtime, user) for name, user in (("alice", alice), ("bob", bob))}
-    return World(
+    return TokenHolders(
         staff_key=staff_key,
         ids={name: row.id for name, row in rows.items() if row is not None},
         keys=keys,
@@ -67,31 +70,53 @@ async def fx_world(runtime: Runtime) -> World:
     )
 
 
-async def names(client: AsyncClient, world: World, **params: str) -> list[str]:
-    response = await client.get(LIST, params=params, headers=auth(world.staff_key))
+@pytest.fixture(name="holders")
+async def fx_holders(runtime: Runtime) -> TokenHolders:
+    """The holders, for a test that changes their tokens."""
+    return await seat_holders(runtime)
+
+
+@dataclass
+class Listing:
+    """The module's shared app with the holders, for the listings that change nothing."""
+
+    client: AsyncClient
+    runtime: Runtime
+    holders: TokenHolders
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="listing")
+async def fx_listing(module_app: Litestar, module_client: AsyncClient) -> Listing:
+    runtime: Runtime = module_app.state.runtime
+    return Listing(module_client, runtime, await seat_holders(runtime))
+
+
+async def names(client: AsyncClient, holders: TokenHolders, **params: str) -> list[str]:
+    response = await client.get(LIST, params=params, headers=auth(holders.staff_key))
     assert response.status_code == 200, response.text
     return [item["user_data"]["username"] for item in response.json()]
 
 
-async def test_item_shape_and_key_is_only_the_display_prefix(
-    client: AsyncClient, runtime: Runtime, world: World
-) -> None:
+@SHARED_LOOP
+async def test_item_shape_and_key_is_only_the_display_prefix(listing: Listing) -> None:
+    client, runtime, holders = listing.client, listing.runtime, listing.holders
     alice_id = (await find_user(runtime, "alice")).id
     for path in (LIST, LIST + "/"):
-        response = await client.get(path, params={"ordering": "id"}, headers=auth(world.staff_key))
+        response = await client.get(path, params={"ordering": "id"}, headers=auth(holders.staff_key))
         assert response.status_code == 200, path
         body = response.json()
         assert isinstance(body, list)
         alice = next(item for item in body if item["user_data"]["username"] == "alice")
         assert set(alice) == ITEM_FIELDS
-        assert alice["id"] == world.ids["alice"]
+        assert alice["id"] == holders.ids["alice"]
         assert alice["user_data"] == {"id": alice_id, "username": "alice", "full_name": "Alicia Smith_Jones"}
-        assert alice["key"] == world.keys["alice"][:12]
-        assert world.keys["alice"] not in response.text
+        assert alice["key"] == holders.keys["alice"][:12]
+        assert holders.keys["alice"] not in response.text
         assert datetime.fromisoformat(alice["created_at"]) == at("2024-03-10")
         assert datetime.fromisoformat(alice["updated_at"]) == at("2024-05-10")
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("param", "value", "kept", "dropped"),
     [
@@ -116,25 +141,31 @@ async def test_item_shape_and_key_is_only_the_display_prefix(
     ],
 )
 async def test_each_filter_keeps_one_row_and_drops_another(
-    client: AsyncClient, world: World, param: str, value: str, kept: str, dropped: str
+    listing: Listing, param: str, value: str, kept: str, dropped: str
 ) -> None:
-    found = await names(client, world, **{param: world.expand(value)})
+    client, holders = listing.client, listing.holders
+    found = await names(client, holders, **{param: holders.expand(value)})
     assert kept in found
     assert dropped not in found
 
 
-async def test_the_last_representable_day_is_a_filter_not_a_500(client: AsyncClient, world: World) -> None:
+@SHARED_LOOP
+async def test_the_last_representable_day_is_a_filter_not_a_500(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
     for param in ("created_date", "updated_date"):
-        assert await names(client, world, **{param: "9999-12-31"}) == []
+        assert await names(client, holders, **{param: "9999-12-31"}) == []
     for param in ("created_to", "updated_to"):
-        assert {"alice", "bob"} <= set(await names(client, world, **{param: "9999-12-31"}))
+        assert {"alice", "bob"} <= set(await names(client, holders, **{param: "9999-12-31"}))
 
 
-async def test_filters_combine(client: AsyncClient, world: World) -> None:
-    assert await names(client, world, created_from="2024-01-01", created_to="2024-12-31", search="b") == ["bob"]
-    assert await names(client, world, search="nobody-has-this") == []
+@SHARED_LOOP
+async def test_filters_combine(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
+    assert await names(client, holders, created_from="2024-01-01", created_to="2024-12-31", search="b") == ["bob"]
+    assert await names(client, holders, search="nobody-has-this") == []
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("ordering", "expected"),
     [
@@ -148,15 +179,18 @@ async def test_filters_combine(client: AsyncClient, world: World) -> None:
         ("-user", ["alice", "bob"]),
     ],
 )
-async def test_each_ordering_key_both_ways(
-    client: AsyncClient, world: World, ordering: str, expected: list[str]
-) -> None:
-    found = await names(client, world, ordering=ordering)
+async def test_each_ordering_key_both_ways(listing: Listing, ordering: str, expected: list[str]) -> None:
+    client, holders = listing.client, listing.holders
+    found = await names(client, holders, ordering=ordering)
     assert [name for name in found if name != "root"] == expected
 
 
-async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -> None:
-    response = await client.get(LIST, params={"ordering": "id", "limit": 1, "offset": 1}, headers=auth(world.staff_key))
+@SHARED_LOOP
+async def test_limit_offset_count_and_links(listing: Listing) -> None:
+    client, holders = listing.client, listing.holders
+    response = await client.get(
+        LIST, params={"ordering": "id", "limit": 1, "offset": 1}, headers=auth(holders.staff_key)
+    )
     assert response.status_code == 200
     assert [item["user_data"]["username"] for item in response.json()] == ["alice"]
     assert response.headers["x-result-count"] == "3"
@@ -165,27 +199,30 @@ async def test_limit_offset_count_and_links(client: AsyncClient, world: World) -
     assert "offset=0" in links["prev"]
     assert "offset=2" in links["next"]
     assert "offset=2" in links["last"]
-    assert all("limit=1" in url and "ordering=id" in url for url in links.values())  # other parameters kept
-    past = await client.get(LIST, params={"offset": 50}, headers=auth(world.staff_key))
+    assert all("limit=1" in url for url in links.values())  # other parameters kept
+    assert all("ordering=id" in url for url in links.values())
+    past = await client.get(LIST, params={"offset": 50}, headers=auth(holders.staff_key))
     assert past.status_code == 200
     assert past.json() == []
     assert past.headers["x-result-count"] == "3"
-    head = await client.head(LIST, params={"search": "bob"}, headers=auth(world.staff_key))
+    head = await client.head(LIST, params={"search": "bob"}, headers=auth(holders.staff_key))
     assert head.status_code == 200
     assert head.headers["x-result-count"] == "1"
     assert head.content == b""
 
 
-async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, runtime: Runtime, world: World) -> None:
-    old_key, token_id = world.keys["bob"], world.ids["bob"]
+async def test_regenerate_keeps_id_and_replaces_the_secret(
+    client: AsyncClient, runtime: Runtime, holders: TokenHolders
+) -> None:
+    old_key, token_id = holders.keys["bob"], holders.ids["bob"]
     assert (await client.get(LIST, headers=auth(old_key))).status_code == 403  # bob is not staff, but valid
-    response = await client.post(f"{LIST}/{token_id}/regenerate", headers=auth(world.staff_key))
+    response = await client.post(f"{LIST}/{token_id}/regenerate", headers=auth(holders.staff_key))
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert set(body) == ITEM_FIELDS
     assert body["id"] == token_id
-    assert body["key"] != world.prefixes["bob"]
+    assert body["key"] != holders.prefixes["bob"]
     assert body["key"].startswith("tgl_")
     assert datetime.fromisoformat(body["updated_at"]) > at("2024-04-10")
     rejected = await client.get(LIST, headers=auth(old_key))
@@ -201,11 +238,11 @@ async def test_regenerate_keeps_id_and_replaces_the_secret(client: AsyncClient, 
     assert (await client.get(LIST, headers=auth(new_key))).status_code == 403
 
 
-async def test_regenerate_unknown_id_is_404_and_needs_staff(client: AsyncClient, world: World) -> None:
-    missing = await client.post(f"{LIST}/999999/regenerate", headers=auth(world.staff_key))
+async def test_regenerate_unknown_id_is_404_and_needs_staff(client: AsyncClient, holders: TokenHolders) -> None:
+    missing = await client.post(f"{LIST}/999999/regenerate", headers=auth(holders.staff_key))
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Not found."}
-    forbidden = await client.post(f"{LIST}/{world.ids['alice']}/regenerate", headers=auth(world.keys["bob"]))
+    forbidden = await client.post(f"{LIST}/{holders.ids['alice']}/regenerate", headers=auth(holders.keys["bob"]))
     assert forbidden.status_code == 403
-    assert (await client.post(f"{LIST}/{world.ids['alice']}/regenerate")).status_code == 401
-    assert (await client.get(LIST, headers=auth(world.keys["alice"]))).status_code == 403  # alice's key unchanged
+    assert (await client.post(f"{LIST}/{holders.ids['alice']}/regenerate")).status_code == 401
+    assert (await client.get(LIST, headers=auth(holders.keys["alice"]))).status_code == 403  # alice's key unchanged

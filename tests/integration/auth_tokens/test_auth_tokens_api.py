@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from service.runtime import Runtime
 from service.users.models import User
-from tests.factories import auth, make_key, make_user, parse_links, set_token_times, token_of, user_with_key
+from tests.support.factories import auth, make_key, make_user, parse_links, set_token_times, token_of, user_with_key
 
 SEED_000_FIELDS = {
     "url",

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import pytest_asyncio
 from httpx import AsyncClient
+from litestar import Litestar
 
 from service.runtime import Runtime
-from tests.factories import auth, make_key, make_user, set_token_times, token_of, user_with_key
+from service.users.models import User
+from tests.support.app import SHARED_LOOP
+from tests.support.factories import auth, make_key, make_user, set_token_times, token_of, user_with_key
 
 INVALID_TOKEN = {"detail": "Invalid token."}
 SEED_000 = "/api/auth-tokens/"
 SEED_001 = "/api/users/auth_tokens"
 
 
+@dataclass
+class Callers:
+    """Staff (``root``) and ``alice``, with their legacy keys, in the module's shared app."""
+
+    runtime: Runtime
+    staff: User
+    staff_key: str
+    alice: User
+    alice_key: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="callers")
+async def fx_callers(module_app: Litestar) -> Callers:
+    runtime: Runtime = module_app.state.runtime
+    staff, staff_key = await user_with_key(runtime, "root", staff=True)
+    alice, alice_key = await user_with_key(runtime, "alice")
+    return Callers(runtime, staff, staff_key, alice, alice_key)
+
+
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("path", "param", "value"),
     [
@@ -46,22 +71,22 @@ SEED_001 = "/api/users/auth_tokens"
     ],
 )
 async def test_bad_query_is_a_400_naming_the_field(
-    client: AsyncClient, runtime: Runtime, path: str, param: str, value: str
+    module_client: AsyncClient, callers: Callers, path: str, param: str, value: str
 ) -> None:
-    staff, key = await user_with_key(runtime, "root", staff=True)
-    before = await token_of(runtime, staff)
-    response = await client.get(path, params={param: value}, headers=auth(key))
+    before = await token_of(callers.runtime, callers.staff)
+    response = await module_client.get(path, params={param: value}, headers=auth(callers.staff_key))
     assert response.status_code == 400, response.text
     body = response.json()
     assert list(body) == [param]
     assert isinstance(body[param], list)
     assert body[param]
-    after = await token_of(runtime, staff)
+    after = await token_of(callers.runtime, callers.staff)
     assert before is not None
     assert after is not None
     assert after.key_hash == before.key_hash
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -74,31 +99,30 @@ async def test_bad_query_is_a_400_naming_the_field(
     ],
 )
 async def test_bad_path_ids_never_500_and_change_nothing(
-    client: AsyncClient, runtime: Runtime, method: str, path: str
+    module_client: AsyncClient, callers: Callers, method: str, path: str
 ) -> None:
-    _, key = await user_with_key(runtime, "root", staff=True)
-    alice, _ = await user_with_key(runtime, "alice")
-    before = await token_of(runtime, alice)
-    response = await client.request(method, path, headers=auth(key))
+    before = await token_of(callers.runtime, callers.alice)
+    response = await module_client.request(method, path, headers=auth(callers.staff_key))
     assert response.status_code in (400, 404), response.text
-    after = await token_of(runtime, alice)
+    after = await token_of(callers.runtime, callers.alice)
     assert before is not None
     assert after is not None
     assert after.key_hash == before.key_hash
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     "term",
     ["²", "٣", "'; DROP TABLE auth_token; --", "\\", "tgl_" + "A" * 49, "9" * 40, " ", "%_%", "ÿ" * 200],
 )
-async def test_odd_search_terms_never_500(client: AsyncClient, runtime: Runtime, term: str) -> None:
-    _, key = await user_with_key(runtime, "root", staff=True)
-    response = await client.get(SEED_001, params={"search": term}, headers=auth(key))
+async def test_odd_search_terms_never_500(module_client: AsyncClient, callers: Callers, term: str) -> None:
+    response = await module_client.get(SEED_001, params={"search": term}, headers=auth(callers.staff_key))
     assert response.status_code == 200, response.text
     assert isinstance(response.json(), list)
     assert "root" not in [item["user_data"]["username"] for item in response.json()]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -110,18 +134,19 @@ async def test_odd_search_terms_never_500(client: AsyncClient, runtime: Runtime,
         ("POST", "/api/users/"),
     ],
 )
-async def test_non_staff_403_and_no_token_401(client: AsyncClient, runtime: Runtime, method: str, path: str) -> None:
-    alice, key = await user_with_key(runtime, "alice")
-    before = await token_of(runtime, alice)
-    forbidden = await client.request(
-        method, path, headers=auth(key), json={"username": "mallory"} if method == "POST" else None
+async def test_non_staff_403_and_no_token_401(
+    module_client: AsyncClient, callers: Callers, method: str, path: str
+) -> None:
+    before = await token_of(callers.runtime, callers.alice)
+    forbidden = await module_client.request(
+        method, path, headers=auth(callers.alice_key), json={"username": "mallory"} if method == "POST" else None
     )
     assert forbidden.status_code == 403
     assert forbidden.json() == {"detail": "You do not have permission to perform this action."}
-    missing = await client.request(method, path)
+    missing = await module_client.request(method, path)
     assert missing.status_code == 401
     assert missing.json() == {"detail": "Authentication credentials were not provided."}
-    after = await token_of(runtime, alice)
+    after = await token_of(callers.runtime, callers.alice)
     assert before is not None
     assert after is not None
     assert after.key_hash == before.key_hash

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from service.runtime import Runtime
 from service.security import sync as sync_module
 from service.security import verifier as verifier_module
-from tests.factories import auth, set_token_times, token_of, user_with_key
+from tests.support.factories import auth, set_token_times, token_of, user_with_key
 
 
 async def test_use_refreshes_expiry_but_not_updated_at(client: AsyncClient, runtime: Runtime) -> None:

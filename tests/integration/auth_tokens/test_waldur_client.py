@@ -18,7 +18,7 @@ from waldur_api_client.errors import UnexpectedStatus
 from waldur_api_client.models import AuthToken, AuthTokenChallenge, CoreAuthToken, ObtainAuthTokenRequest
 
 from service.runtime import Runtime
-from tests.factories import make_key, make_user, user_with_key
+from tests.support.factories import make_key, make_user, user_with_key
 
 BASE_URL = "http://testserver.local"
 PASSWORD = "correct horse battery"

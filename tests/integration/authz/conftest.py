@@ -1,25 +1,11 @@
-"""Fixtures for the role-assignment, check and guard tests."""
+"""Fixtures of the role-assignment, check and guard tests (``staff``, ``tree``, ``world``: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
-from tests.integration.authz.support import Caller, Tree, make_caller, make_tree
-
-
-@pytest.fixture(name="staff")
-async def fx_staff(runtime: Runtime) -> dict[str, str]:
-    """Authorization headers of a staff user's legacy token."""
-    _, key = await user_with_key(runtime, "root", staff=True)
-    return auth(key)
-
-
-@pytest.fixture(name="tree")
-async def fx_tree(runtime: Runtime) -> Tree:
-    """Two customers with projects, resources and an offering (see :class:`Tree`)."""
-    return await make_tree(runtime)
+from tests.support.world import Caller, make_caller
 
 
 @pytest.fixture(name="alice")

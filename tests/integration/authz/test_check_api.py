@@ -1,6 +1,6 @@
 """``POST /api/authz/check/`` through HTTP with legacy tokens: request-time inheritance and explained decisions.
 
-The tree and who holds what (see :class:`~tests.integration.authz.support.Tree`)::
+The tree and who holds what (see :class:`~tests.support.world.Tree`)::
 
     acme (customer)       owner: CUSTOMER.OWNER      support: CUSTOMER.SUPPORT
     ├─ web (project)      pm: PROJECT.MANAGER        member: PROJECT.MEMBER
@@ -24,14 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from httpx import AsyncClient
+from litestar import Litestar
 from sqlalchemy import update
 
 from service.authz.models import RoleAssignment
 from service.authz.sync import FactSync
 from service.runtime import Runtime
-from tests.factories import grant, revoke
-from tests.integration.authz.support import Caller, Tree, check, denied, make_caller
+from tests.support.app import SHARED_LOOP
+from tests.support.authz import check, denied
+from tests.support.factories import grant, revoke
+from tests.support.world import Caller, Tree, build_tree, make_caller
 
 ROLES_CSV = Path(__file__).resolve().parents[3] / "policies" / "roles.csv"
 HOLDINGS = {  # caller -> (role, entity it is held on)
@@ -59,8 +63,7 @@ class Population:
     assignments: dict[str, RoleAssignment]
 
 
-@pytest.fixture(name="people")
-async def fx_people(runtime: Runtime, tree: Tree) -> Population:
+async def populate(runtime: Runtime, tree: Tree) -> Population:
     """A caller per :data:`HOLDINGS` entry, plus ``nobody`` (no roles) and ``staff``."""
     callers = {name: await make_caller(runtime, name) for name in [*HOLDINGS, "nobody"]}
     callers["staff"] = await make_caller(runtime, "staff", staff=True)
@@ -68,6 +71,29 @@ async def fx_people(runtime: Runtime, tree: Tree) -> Population:
         name: await grant(runtime, callers[name].user, role, tree[target]) for name, (role, target) in HOLDINGS.items()
     }
     return Population(callers, assignments)
+
+
+@pytest.fixture(name="people")
+async def fx_people(runtime: Runtime, tree: Tree) -> Population:
+    """The population of :func:`populate` for a test that changes it."""
+    return await populate(runtime, tree)
+
+
+@dataclass
+class ReadOnly:
+    """The module's shared app with the tree and the population, for the checks that change nothing."""
+
+    client: AsyncClient
+    runtime: Runtime
+    tree: Tree
+    people: Population
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", name="read_only")
+async def fx_read_only(module_app: Litestar, module_client: AsyncClient) -> ReadOnly:
+    runtime: Runtime = module_app.state.runtime
+    tree = await build_tree(runtime)
+    return ReadOnly(module_client, runtime, tree, await populate(runtime, tree))
 
 
 async def post_check(client: AsyncClient, caller: Caller, body: dict[str, Any]) -> Any:
@@ -127,10 +153,12 @@ HIDDEN = [  # the caller holds nothing on, above or below the target: 404, exact
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("who", "permission", "target"), HIDDEN, ids=["-".join(row) for row in HIDDEN])
 async def test_entities_held_nothing_near_are_not_found(
-    client: AsyncClient, tree: Tree, people: Population, who: str, permission: str, target: str
+    read_only: ReadOnly, who: str, permission: str, target: str
 ) -> None:
+    client, tree, people = read_only.client, read_only.tree, read_only.people
     entity = tree[target]
     unknown = uuid.uuid4()
     responses = [
@@ -145,20 +173,14 @@ async def test_entities_held_nothing_near_are_not_found(
     assert staff["allowed"] is True
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     ("who", "permission", "target", "allowed"),
     DECISIONS,
     ids=[f"{w}-{p}-{t}-{'allow' if a else 'deny'}" for w, p, t, a in DECISIONS],
 )
-async def test_decision_table(
-    client: AsyncClient,
-    tree: Tree,
-    people: Population,
-    who: str,
-    permission: str,
-    target: str,
-    allowed: bool,
-) -> None:
+async def test_decision_table(read_only: ReadOnly, who: str, permission: str, target: str, allowed: bool) -> None:
+    client, tree, people = read_only.client, read_only.tree, read_only.people
     body = await check(client, people.callers[who], permission, tree[target])
     assert set(body) == {"allowed", "reason", "clause"}
     assert body["allowed"] is allowed
@@ -202,7 +224,9 @@ async def test_explanation_names_a_granting_assignment_and_its_rule(
     assert rule_line("CUSTOMER.OWNER", "PROJECT.UPDATE") in str(on_data["reason"])
 
 
-async def test_global_permissions_and_checks_without_an_entity(client: AsyncClient, people: Population) -> None:
+@SHARED_LOOP
+async def test_global_permissions_and_checks_without_an_entity(read_only: ReadOnly) -> None:
+    client, people = read_only.client, read_only.people
     staff, owner = people.callers["staff"], people.callers["owner"]
     for caller, allowed in [(staff, True), (owner, False)]:
         response = await post_check(client, caller, {"permission": "STAFF.ACCESS"})
@@ -215,12 +239,9 @@ async def test_global_permissions_and_checks_without_an_entity(client: AsyncClie
     assert no_entity.json()["clause"] == "no-entity"
 
 
-async def test_staff_are_allowed_every_permission_on_every_entity(
-    client: AsyncClient,
-    runtime: Runtime,
-    tree: Tree,
-    people: Population,
-) -> None:
+@SHARED_LOOP
+async def test_staff_are_allowed_every_permission_on_every_entity(read_only: ReadOnly) -> None:
+    client, runtime, tree, people = read_only.client, read_only.runtime, read_only.tree, read_only.people
     staff = people.callers["staff"]
     denied = []
     for permission in runtime.policy.permissions:
@@ -231,8 +252,10 @@ async def test_staff_are_allowed_every_permission_on_every_entity(
     assert denied == []
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("permission", ["PROJECT.FLY", "project.update", "STAFF"])
-async def test_unknown_permission_is_400(client: AsyncClient, tree: Tree, people: Population, permission: str) -> None:
+async def test_unknown_permission_is_400(read_only: ReadOnly, permission: str) -> None:
+    client, tree, people = read_only.client, read_only.tree, read_only.people
     for who in ("owner", "staff"):
         response = await post_check(
             client,
@@ -243,7 +266,9 @@ async def test_unknown_permission_is_400(client: AsyncClient, tree: Tree, people
         assert list(response.json()) == ["permission"]
 
 
-async def test_unknown_entity_is_404(client: AsyncClient, tree: Tree, people: Population) -> None:
+@SHARED_LOOP
+async def test_unknown_entity_is_404(read_only: ReadOnly) -> None:
+    client, tree, people = read_only.client, read_only.tree, read_only.people
     for who in ("owner", "staff"):
         caller = people.callers[who]
         missing = await post_check(
@@ -272,6 +297,7 @@ async def test_deleted_entity_is_404(client: AsyncClient, tree: Tree, people: Po
     assert response.status_code == 404
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(
     "body",
     [
@@ -282,13 +308,16 @@ async def test_deleted_entity_is_404(client: AsyncClient, tree: Tree, people: Po
         {"permission": "PROJECT.UPDATE", "target": "x"},
     ],
 )
-async def test_malformed_check_is_400(client: AsyncClient, people: Population, body: dict[str, Any]) -> None:
+async def test_malformed_check_is_400(read_only: ReadOnly, body: dict[str, Any]) -> None:
+    client, people = read_only.client, read_only.people
     response = await post_check(client, people.callers["owner"], body)
     assert response.status_code == 400
     assert isinstance(response.json(), dict)
 
 
-async def test_check_needs_a_valid_token(client: AsyncClient, tree: Tree) -> None:
+@SHARED_LOOP
+async def test_check_needs_a_valid_token(read_only: ReadOnly) -> None:
+    client, tree = read_only.client, read_only.tree
     body = {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(tree.web.uuid)}}
     assert (await client.post("/api/authz/check/", json=body)).status_code == 401
     bad = await client.post("/api/authz/check/", json=body, headers={"Authorization": "Token nonsense"})
@@ -298,14 +327,14 @@ async def test_check_needs_a_valid_token(client: AsyncClient, tree: Tree) -> Non
 
 async def test_revocation_between_two_requests_denies_the_second(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     tree: Tree,
     people: Population,
 ) -> None:
     owner = people.callers["owner"]
     first = await check(client, owner, "RESOURCE.UPDATE", tree.web_vm)
     assert first["allowed"] is True
-    revoked = await client.delete(f"/api/role-assignments/{people.assignments['owner'].uuid}/", headers=staff)
+    revoked = await client.delete(f"/api/role-assignments/{people.assignments['owner'].uuid}/", headers=staff.headers)
     assert revoked.status_code == 204
     assert await denied(client, owner, "RESOURCE.UPDATE", tree.web_vm)
     # the other holders are untouched
@@ -314,7 +343,7 @@ async def test_revocation_between_two_requests_denies_the_second(
 
 async def test_grant_between_two_requests_allows_the_second(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     tree: Tree,
     people: Population,
 ) -> None:
@@ -322,7 +351,7 @@ async def test_grant_between_two_requests_allows_the_second(
     assert await denied(client, nobody, "PROJECT.UPDATE", tree.billing)
     granted = await client.post(
         "/api/role-assignments/",
-        headers=staff,
+        headers=staff.headers,
         json={
             "user": str(nobody.user.uuid),
             "role": "CUSTOMER.OWNER",
@@ -337,7 +366,7 @@ async def test_grant_between_two_requests_allows_the_second(
 
 async def test_assignment_denies_once_its_expiration_time_passes(
     client: AsyncClient,
-    staff: dict[str, str],
+    staff: Caller,
     runtime: Runtime,
     tree: Tree,
     people: Population,
@@ -346,7 +375,7 @@ async def test_assignment_denies_once_its_expiration_time_passes(
     expires = datetime.now(UTC) + timedelta(seconds=1.2)
     granted = await client.post(
         "/api/role-assignments/",
-        headers=staff,
+        headers=staff.headers,
         json={
             "user": str(nobody.user.uuid),
             "role": "PROJECT.ADMIN",
@@ -360,7 +389,7 @@ async def test_assignment_denies_once_its_expiration_time_passes(
     await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.05)
     assert await denied(client, nobody, "RESOURCE.UPDATE", tree.web_vm)
     # the row is still active (no sweep has run); the engine alone judges it expired
-    listed = await client.get("/api/role-assignments/", headers=staff, params={"user": str(nobody.user.uuid)})
+    listed = await client.get("/api/role-assignments/", headers=staff.headers, params={"user": str(nobody.user.uuid)})
     assert [row["is_active"] for row in listed.json()] == [True]
 
 

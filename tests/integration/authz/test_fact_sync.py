@@ -12,9 +12,9 @@ from service.authz.sync import FactSync
 from service.config import Settings
 from service.entities.models import Entity
 from service.runtime import Runtime
-from tests.conftest import http_client, running
-from tests.factories import grant, make_entity, revoke
-from tests.integration.authz.support import Caller, Tree, make_caller
+from tests.support.app import http_client, running
+from tests.support.factories import grant, make_entity, revoke
+from tests.support.world import Caller, Tree, make_caller
 
 PERMISSIONS = [
     "CUSTOMER.UPDATE",
@@ -49,7 +49,7 @@ async def decisions(client: httpx.AsyncClient, callers: dict[str, Caller], entit
 
 
 async def history(
-    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: dict[str, str]
+    client: httpx.AsyncClient, runtime: Runtime, tree: Tree, staff: Caller
 ) -> tuple[dict[str, Caller], dict[str, Entity]]:
     """Grants, a revocation, an expiry still ahead, a move, a rename and a deletion, all through the services/API."""
     callers = {name: await make_caller(runtime, name) for name in ("alice", "bob", "carol", "dave")}
@@ -67,10 +67,10 @@ async def history(
     await grant(runtime, callers["dave"].user, "OFFERING.MANAGER", tree.shop)
     extra = await make_entity(runtime, "resource", "extra", parent=tree.data)
     moved = await client.patch(
-        f"/api/entities/{tree.data.uuid}/", headers=staff, json={"parent": str(tree.initech.uuid)}
+        f"/api/entities/{tree.data.uuid}/", headers=staff.headers, json={"parent": str(tree.initech.uuid)}
     )
     assert moved.status_code == 200, moved.text
-    deleted = await client.delete(f"/api/entities/{tree.billing_db.uuid}/", headers=staff)
+    deleted = await client.delete(f"/api/entities/{tree.billing_db.uuid}/", headers=staff.headers)
     assert deleted.status_code == 204
     callers["staff"] = await make_caller(runtime, "root2", staff=True)
     entities = {name: tree[name] for name in Tree.__dataclass_fields__ if name != "billing_db"}
@@ -83,7 +83,7 @@ async def test_a_restarted_app_decides_as_before(
     settings: Settings,
     runtime: Runtime,
     tree: Tree,
-    staff: dict[str, str],
+    staff: Caller,
 ) -> None:
     callers, entities = await history(client, runtime, tree, staff)
     before = await decisions(client, callers, entities)
@@ -118,7 +118,7 @@ async def test_load_all_rebuilds_the_same_facts(
     client: httpx.AsyncClient,
     runtime: Runtime,
     tree: Tree,
-    staff: dict[str, str],
+    staff: Caller,
 ) -> None:
     callers, entities = await history(client, runtime, tree, staff)
     before = await decisions(client, callers, entities)

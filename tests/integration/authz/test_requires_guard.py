@@ -14,9 +14,9 @@ from litestar.params import Parameter
 
 from service.authz.guards import requires
 from service.runtime import Runtime
-from tests.conftest import http_client, running
-from tests.factories import grant, revoke
-from tests.integration.authz.support import Caller, Tree, make_caller
+from tests.support.app import http_client, running
+from tests.support.factories import grant, revoke
+from tests.support.world import Caller, Tree, make_caller
 
 DENIED = {"detail": "You do not have permission to perform this action."}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
+from tests.support.factories import auth, user_with_key
 
 
 async def test_grant_check_revoke(client: AsyncClient, runtime: Runtime) -> None:

@@ -12,8 +12,9 @@ from service.app import expire_tokens
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security.usage import UsageFlushError
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
+from tests.support.factories import auth, user_with_key
+from tests.support.pats import check, create_pat
+from tests.support.world import World
 
 INTROSPECT = "/api/authz/introspect/"
 

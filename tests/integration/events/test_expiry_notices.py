@@ -12,7 +12,8 @@ from litestar import Litestar
 from service.app import create_app, notify_expiring_tokens
 from service.config import Settings
 from service.runtime import Runtime
-from tests.integration.pats.conftest import PATS, World, create_pat, fx_world, in_days  # noqa: F401  (fixture)
+from tests.support.pats import PATS, create_pat, in_days
+from tests.support.world import World
 
 
 async def notices(client: AsyncClient, world: World) -> list[tuple[str, int]]:

@@ -20,8 +20,8 @@ from service.config import ConfigError, Settings
 from service.events.models import WebhookDelivery
 from service.events.webhook import Claimed, claim_due
 from service.runtime import Runtime
-from tests.conftest import http_client, make_settings, running
-from tests.receiver import Received, Receiver
+from tests.support.app import http_client, make_settings, running
+from tests.support.receiver import Received, Receiver
 
 SECRET = "webhook-secret-for-tests"
 DEADLINE = 20.0

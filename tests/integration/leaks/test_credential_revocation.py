@@ -12,10 +12,10 @@ from httpx import AsyncClient, Response
 from service.config import Settings
 from service.crypto import new_pat
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, create_pat, fx_world, key_of  # noqa: F401  (fixture)
-from tests.integration.pats.test_auth_failures import flip_last
+from tests.support.app import make_settings
+from tests.support.factories import auth, user_with_key
+from tests.support.pats import PATS, check, create_pat, flip_last
+from tests.support.world import World, key_of
 
 REVOKE = "/api/credentials/revoke/"
 SOURCE = "https://paste.example/abc"

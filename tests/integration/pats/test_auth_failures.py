@@ -13,13 +13,10 @@ from sqlalchemy import update
 from service.crypto import new_pat
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.integration.pats.conftest import PATS, World, create_pat
+from tests.support.pats import PATS, create_pat, flip_last
+from tests.support.world import World
 
 INVALID = {"detail": "Invalid token."}
-
-
-def flip_last(token: str) -> str:
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
 
 
 def well_formed_expired() -> str:

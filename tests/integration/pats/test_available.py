@@ -8,8 +8,9 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, parse_links, user_with_key
-from tests.integration.pats.conftest import PATS, World, create_pat, grant
+from tests.support.factories import auth, grant, parse_links, user_with_key
+from tests.support.pats import PATS, create_pat
+from tests.support.world import World
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 SCOPES = f"{PATS}available_scopes/"
@@ -59,7 +60,8 @@ async def test_owner_scopes_are_the_roles_delegable_permissions_in_declaration_o
     names = {item["permission"] for item in got}
     assert "SERVICE_ACCOUNT.MANAGE" not in names
     assert "STAFF.ACCESS" not in names
-    assert all(item["description"] and item["description"] != item["permission"] for item in got)
+    assert all(item["description"] for item in got)
+    assert all(item["description"] != item["permission"] for item in got)
 
 
 async def test_staff_scopes_are_every_delegable_permission(client: AsyncClient, world: World) -> None:
@@ -88,11 +90,13 @@ async def test_user_without_roles_gets_nothing(client: AsyncClient, world: World
 async def test_scopes_follow_live_roles(client: AsyncClient, world: World, runtime: Runtime) -> None:
     _, _, roles = declared()
     member, key = await user_with_key(runtime, "member")
-    assignment = await grant(client, world.staff_headers, member, "PROJECT.MEMBER", "project", world.project)
+    assignment = await grant(runtime, member, "PROJECT.MEMBER", world.tree.web, actor=world.staff)
     got = [item["permission"] for item in await all_pages(client, SCOPES, auth(key))]
     assert got
     assert set(got) <= set(roles["PROJECT.MEMBER"])
-    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/role-assignments/{assignment.uuid}/", headers=world.staff_headers)
+    ).status_code == 204
     assert await all_pages(client, SCOPES, auth(key)) == []
 
 
@@ -112,7 +116,7 @@ async def test_project_manager_binding_targets_are_the_project(
 ) -> None:
     permissions, binds, roles = declared()
     manager, key = await user_with_key(runtime, "manager")
-    await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
+    await grant(runtime, manager, "PROJECT.MANAGER", world.tree.web, actor=world.staff)
     expected = [
         {"permission": name, "types": ["project"]}
         for name in sorted(roles["PROJECT.MANAGER"])
@@ -120,7 +124,7 @@ async def test_project_manager_binding_targets_are_the_project(
     ]
     assert expected
     assert await all_pages(client, TARGETS, auth(key)) == expected
-    await grant(client, world.staff_headers, manager, "CUSTOMER.OWNER", "customer", world.other_customer)
+    await grant(runtime, manager, "CUSTOMER.OWNER", world.tree.initech, actor=world.staff)
     both = {item["permission"]: item["types"] for item in await all_pages(client, TARGETS, auth(key))}
     assert both["PROJECT.UPDATE"] == ["customer", "project"]
     assert both["CUSTOMER.UPDATE"] == ["customer"]

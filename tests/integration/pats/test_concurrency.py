@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.integration.pats.conftest import World, create_pat, in_days
+from tests.support.pats import create_pat, in_days
+from tests.support.world import World
 
 PATS = "/api/personal-access-tokens/"
 PARALLEL = 10

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, create_pat, grant, post_ok
+from service.users.models import User
+from tests.support.factories import auth, user_with_key
+from tests.support.pats import PATS, check, create_pat, post_ok
+from tests.support.world import World
+
+
+async def grant_over_http(
+    client: AsyncClient, world: World, user: User, role: str, entity_type: str, entity: str
+) -> dict[str, Any]:
+    """Grant ``role`` on the entity ``entity`` (a uuid) through the API, as staff; returns the assignment."""
+    body = {"user": str(user.uuid), "role": role, "scope": {"type": entity_type, "uuid": entity}}
+    return await post_ok(client, "/api/role-assignments/", world.staff_headers, body)
 
 
 async def _reuse(client: AsyncClient, world: World, runtime: Runtime, new_type: str, parent: str | None) -> None:
@@ -18,7 +30,7 @@ async def _reuse(client: AsyncClient, world: World, runtime: Runtime, new_type: 
             client, "/api/entities/", world.staff_headers, {"type": "project", "name": "X", "parent": world.customer}
         )
     )["uuid"]
-    assignment = await grant(client, world.staff_headers, user, "PROJECT.MANAGER", "project", project)
+    assignment = (await grant_over_http(client, world, user, "PROJECT.MANAGER", "project", project))["uuid"]
     token = (
         await create_pat(
             client, auth(key), scopes=["PROJECT.UPDATE"], allowed_scopes=[{"type": "project", "uuid": project}]
@@ -32,7 +44,7 @@ async def _reuse(client: AsyncClient, world: World, runtime: Runtime, new_type: 
     body = {"type": new_type, "name": "reborn", "uuid": project, "parent": parent}
     await post_ok(client, "/api/entities/", world.staff_headers, body)
     role = {"customer": "CUSTOMER.OWNER", "project": "PROJECT.MANAGER"}[new_type]
-    await grant(client, world.staff_headers, user, role, new_type, project)
+    await grant_over_http(client, world, user, role, new_type, project)
 
     # the user holds the role again (a password or legacy key may act) ...
     legacy = await client.post(

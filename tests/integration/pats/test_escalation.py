@@ -6,8 +6,9 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, count_pats, create_pat, grant, in_days, make_entity
+from tests.support.factories import auth, grant, make_entity, user_with_key
+from tests.support.pats import PATS, check, count_pats, create_pat, in_days
+from tests.support.world import World
 
 ALL_SCOPES = ["PROJECT.UPDATE", "RESOURCE.UPDATE", "CUSTOMER.UPDATE"]
 
@@ -27,7 +28,7 @@ async def decision(
 
 async def test_scope_not_held_is_refused_at_creation(client: AsyncClient, world: World, runtime: Runtime) -> None:
     member, key = await user_with_key(runtime, "member")
-    await grant(client, world.staff_headers, member, "PROJECT.MEMBER", "project", world.project)
+    await grant(runtime, member, "PROJECT.MEMBER", world.tree.web, actor=world.staff)
     response = await client.post(
         PATS, headers=auth(key), json={"name": "sneaky", "scopes": ["PROJECT.DELETE"], "expires_at": in_days(1)}
     )
@@ -48,10 +49,10 @@ async def test_role_revoked_after_creation_denies_the_next_request(
     client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
     manager, key = await user_with_key(runtime, "manager")
-    assignment = await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
+    assignment = await grant(runtime, manager, "PROJECT.MANAGER", world.tree.web, actor=world.staff)
     token = (await create_pat(client, auth(key), scopes=["PROJECT.UPDATE"]))["token"]
     assert await decision(client, token, "PROJECT.UPDATE", "project", world.project) == (True, "role")
-    revoked = await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)
+    revoked = await client.delete(f"/api/role-assignments/{assignment.uuid}/", headers=world.staff_headers)
     assert revoked.status_code == 204
     assert await decision(client, token, "PROJECT.UPDATE", "project", world.project) == (False, "not-found")
     # the token itself is still valid: it is the owner's rights that went
@@ -172,9 +173,10 @@ async def test_staff_token_with_staff_access_sees_everyones_tokens(client: Async
 async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(
     client: AsyncClient, world: World, runtime: Runtime
 ) -> None:
-    doomed = await make_entity(client, world.staff_headers, "project", "Doomed", world.customer)
+    doomed_entity = await make_entity(runtime, "project", "Doomed", parent=world.tree.acme)
+    doomed = str(doomed_entity.uuid)
     manager, key = await user_with_key(runtime, "manager")
-    assignment = await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", doomed)
+    assignment = await grant(runtime, manager, "PROJECT.MANAGER", doomed_entity, actor=world.staff)
     managers = await create_pat(client, auth(key), allowed_scopes=[{"type": "project", "uuid": doomed}])
     owners = await create_pat(
         client,
@@ -183,14 +185,19 @@ async def test_binding_to_a_deleted_entity_shows_deleted_and_grants_nothing(
     )
     assert await decision(client, managers["token"], "PROJECT.UPDATE", "project", doomed) == (True, "role")
     assert (await client.delete(f"/api/entities/{doomed}/", headers=world.staff_headers)).status_code == 409
-    assert (await client.delete(f"/api/role-assignments/{assignment}/", headers=world.staff_headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/role-assignments/{assignment.uuid}/", headers=world.staff_headers)
+    ).status_code == 204
     assert (await client.delete(f"/api/entities/{doomed}/", headers=world.staff_headers)).status_code == 204
 
     deleted = {"type": "project", "uuid": None, "name": "(deleted)"}
     shown = (await client.get(f"{PATS}{managers['uuid']}/", headers=auth(key))).json()
     assert shown["allowed_scopes"] == [deleted]
     listed = (await client.get(PATS, headers=world.owner_headers)).json()
-    assert listed[0]["allowed_scopes"] == [deleted, {"type": "project", "uuid": world.project, "name": "Apollo"}]
+    assert listed[0]["allowed_scopes"] == [
+        deleted,
+        {"type": "project", "uuid": world.project, "name": world.tree.web.name},
+    ]
     gone = await check(client, managers["token"], "PROJECT.UPDATE", "project", doomed)
     assert gone.status_code == 404
     # the other binding still works, and the deleted one opens nothing above or beside it

@@ -9,8 +9,9 @@ from service.crypto import pat_expiry
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.security.guards import PAT_CANNOT_MANAGE_CREDENTIALS
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import World, check, create_pat, in_days
+from tests.support.factories import auth, user_with_key
+from tests.support.pats import check, create_pat, in_days
+from tests.support.world import World
 
 PATS = "/api/personal-access-tokens/"
 

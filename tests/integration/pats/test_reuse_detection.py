@@ -13,9 +13,10 @@ from sqlalchemy import select
 from service.pats.models import PersonalAccessToken
 from service.pats.services import PatService
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.integration.pats.conftest import PATS, World, check, create_pat, end_grace
-from tests.integration.test_multiworker import WorkerB, fx_notified_b, within_deadline  # noqa: F401  (fixture)
+from tests.support.app import make_settings
+from tests.support.pats import PATS, check, create_pat, end_grace
+from tests.support.workers import WorkerB, within_deadline
+from tests.support.world import World
 
 
 async def works(client: AsyncClient, token: str, world: World) -> int:

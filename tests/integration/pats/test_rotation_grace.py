@@ -9,8 +9,9 @@ from httpx import AsyncClient
 
 from service.config import Settings
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.integration.pats.conftest import PATS, World, check, create_pat, end_grace
+from tests.support.app import make_settings
+from tests.support.pats import PATS, check, create_pat, end_grace
+from tests.support.world import World
 
 GRACE_SECONDS = 300
 

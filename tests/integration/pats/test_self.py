@@ -5,8 +5,9 @@ from __future__ import annotations
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth
-from tests.integration.pats.conftest import PATS, World, check, create_pat
+from tests.support.factories import auth
+from tests.support.pats import PATS, check, create_pat
+from tests.support.world import World
 
 SELF = f"{PATS}self/"
 

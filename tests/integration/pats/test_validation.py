@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from litestar import Litestar
 
 from service.runtime import Runtime
-from tests.factories import auth, user_with_key
-from tests.integration.pats.conftest import PATS, World, check, count_pats, create_pat, grant, in_days
+from tests.support.app import SHARED_LOOP
+from tests.support.factories import auth, grant, user_with_key
+from tests.support.pats import PATS, check, count_pats, create_pat, in_days
+from tests.support.world import World
 
 Body = Callable[[World], dict[str, Any]]
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000001"
@@ -22,18 +25,18 @@ def body(**overrides: Any) -> Body:
 
     def build(world: World) -> dict[str, Any]:
         payload = {"name": "ci", "scopes": ["PROJECT.UPDATE"], "expires_at": in_days(30), **overrides}
-        return _fill(payload, vars(world))
+        return _fill(payload, world)
 
     return build
 
 
-def _fill(value: Any, names: dict[str, Any]) -> Any:
+def _fill(value: Any, world: World) -> Any:
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
-        return names[value[1:-1]]
+        return getattr(world, value[1:-1])
     if isinstance(value, list):
-        return [_fill(item, names) for item in value]
+        return [_fill(item, world) for item in value]
     if isinstance(value, dict):
-        return {key: _fill(item, names) for key, item in value.items()}
+        return {key: _fill(item, world) for key, item in value.items()}
     return value
 
 
@@ -161,12 +164,20 @@ OWNER_CASES: list[tuple[str, Body, str, Any]] = [
 ]
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize(("case", "make_body", "field", "messages"), OWNER_CASES, ids=[c[0] for c in OWNER_CASES])
 async def test_bad_input_is_refused_and_creates_nothing(
-    client: AsyncClient, world: World, runtime: Runtime, case: str, make_body: Body, field: str, messages: Any
+    module_client: AsyncClient,
+    module_world: World,
+    module_app: Litestar,
+    case: str,
+    make_body: Body,
+    field: str,
+    messages: Any,
 ) -> None:
+    runtime, world = module_app.state.runtime, module_world
     before = await count_pats(runtime, world.owner)
-    response = await client.post(PATS, json=make_body(world), headers=world.owner_headers)
+    response = await module_client.post(PATS, json=make_body(world), headers=world.owner_headers)
     assert response.status_code == 400, (case, response.status_code, response.text)
     errors = response.json()
     assert any(key == field or key.startswith((f"{field}[", f"{field}.")) for key in errors), (case, errors)
@@ -213,11 +224,15 @@ async def test_field_errors_are_collected_together(client: AsyncClient, world: W
     assert await count_pats(runtime, world.owner) == 0
 
 
+@SHARED_LOOP
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"name": "x"', b"null"])
-async def test_malformed_json_is_a_400(client: AsyncClient, world: World, runtime: Runtime, raw: bytes) -> None:
-    response = await client.post(PATS, content=raw, headers={**world.owner_headers, "Content-Type": "application/json"})
+async def test_malformed_json_is_a_400(
+    module_client: AsyncClient, module_world: World, module_app: Litestar, raw: bytes
+) -> None:
+    headers = {**module_world.owner_headers, "Content-Type": "application/json"}
+    response = await module_client.post(PATS, content=raw, headers=headers)
     assert response.status_code == 400, response.text
-    assert await count_pats(runtime, world.owner) == 0
+    assert await count_pats(module_app.state.runtime, module_world.owner) == 0
 
 
 async def test_staff_bindings_cannot_combine_with_staff_access(
@@ -239,7 +254,7 @@ async def test_staff_bindings_cannot_combine_with_staff_access(
 
 async def test_scope_the_user_does_not_hold_is_refused(client: AsyncClient, world: World, runtime: Runtime) -> None:
     manager, key = await user_with_key(runtime, "manager")
-    await grant(client, world.staff_headers, manager, "PROJECT.MANAGER", "project", world.project)
+    await grant(runtime, manager, "PROJECT.MANAGER", world.tree.web, actor=world.staff)
     response = await client.post(
         PATS, headers=auth(key), json=body(scopes=["PROJECT.UPDATE", "CUSTOMER.UPDATE"])(world)
     )

@@ -19,8 +19,9 @@ from service.security import sync as sync_module
 from service.security import verifier as verifier_module
 from service.security.principal import Principal
 from service.users.models import User
-from tests.factories import auth
-from tests.integration.pats.conftest import PATS, World, check, create_pat
+from tests.support.factories import auth
+from tests.support.pats import PATS, check, create_pat
+from tests.support.world import World
 
 
 def auth_header(token: str) -> bytes:
@@ -200,7 +201,7 @@ async def test_concurrent_misses_for_one_token_share_one_lookup_and_leave_no_con
     lookups = count_lookups(monkeypatch)
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
     principals = await asyncio.gather(*(principal_of(runtime, created["token"]) for _ in range(8)))
-    assert all(principal is not None and principal.user_id == world.owner.id for principal in principals)
+    assert [principal.user_id if principal else None for principal in principals] == [world.owner.id] * 8
     assert len(lookups) == 1
     pool = runtime.alchemy.get_engine().pool
     deadline = real_time.monotonic() + 1.0

@@ -33,8 +33,9 @@ from waldur_api_client.models import (
 )
 
 from service.runtime import Runtime
-from tests.factories import auth
-from tests.integration.pats.conftest import PATS, World, check, count_pats, key_of, use_token, waldur
+from tests.support.factories import auth
+from tests.support.pats import PATS, check, count_pats, use_token, waldur
+from tests.support.world import World, key_of
 
 
 def request(
@@ -63,7 +64,9 @@ async def test_create_use_list_retrieve_count_acl_rotate_destroy(
     assert created.token.startswith("w_")
     assert created.name == "deploy"
     assert created.scopes == ["PROJECT.UPDATE", "RESOURCE.LIST"]
-    assert [(s.type_, str(s.uuid), s.name) for s in created.allowed_scopes] == [("project", world.project, "Apollo")]
+    assert [(s.type_, str(s.uuid), s.name) for s in created.allowed_scopes] == [
+        ("project", world.project, world.tree.web.name)
+    ]
     assert created.allowed_networks == ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]
     assert abs(created.expires_at - body.expires_at) < timedelta(seconds=1)
 

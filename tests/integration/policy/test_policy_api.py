@@ -17,7 +17,7 @@ from service.policy_tools.dbexplain import NotFoundError, Question, explain_from
 from service.policy_tools.invariants import INVARIANTS_FILE, load_invariants
 from service.policy_tools.matrix import build_matrix
 from service.runtime import Runtime
-from tests.factories import auth, grant, make_entity, make_user, user_with_key
+from tests.support.factories import auth, grant, make_entity, make_user, user_with_key
 
 
 async def test_matrix_for_any_authenticated_user(client: httpx.AsyncClient, runtime: Runtime) -> None:

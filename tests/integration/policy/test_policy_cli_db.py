@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from service.db import upgrade_database
 from service.policy_tools.cli import policy_group
-from tests.conftest import ROOT, make_settings
+from tests.support.app import ROOT, make_settings
 
 
 @pytest.fixture(name="database")

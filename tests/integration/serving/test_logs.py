@@ -11,9 +11,9 @@ import pytest
 
 from service.db import upgrade_database
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import user_with_key
-from tests.integration.serving.served import SECRET, Served, create_pat, owner_with_pat_rights
+from tests.support.app import make_settings
+from tests.support.factories import user_with_key
+from tests.support.served import SECRET, Served, create_pat, owner_with_pat_rights
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,9 @@ def test_a_short_run_logs_json_with_request_ids_and_no_token(tmp_path: Path) -> 
         served.kill_all()
     lines = served.lines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert all(isinstance(record, dict) and record["level"] and record["logger"] for record in records)
+    assert all(isinstance(record, dict) for record in records)
+    assert all(record["level"] for record in records)
+    assert all(record["logger"] for record in records)
     for line in lines:
         for secret in (owner_key, staff_key, pat["token"], owner_key[:-1]):
             assert secret not in line, line

@@ -14,8 +14,9 @@ from sqlalchemy.engine import make_url
 from service.app import create_app
 from service.db import upgrade_database
 from service.runtime import Runtime
-from tests.conftest import _pg_admin, http_client, make_settings, running
-from tests.integration.pats.conftest import World, check, create_pat, fx_world  # noqa: F401  (fixture)
+from tests.support.app import http_client, make_settings, pg_admin, running
+from tests.support.pats import check, create_pat
+from tests.support.world import World
 
 METRICS_TOKEN = "scrape-" + "m" * 40
 
@@ -32,8 +33,8 @@ async def _take_database_away(runtime: Runtime, url: str, tmp: Path) -> None:
         shutil.move(database, tmp / "away.db")
         await asyncio.to_thread(Path(database).write_bytes, b"not a database " * 100)
     else:
-        await _pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
-        await _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        await pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
     await runtime.alchemy.get_engine().dispose()  # SQLite: open connections keep the old file
 
 
@@ -43,7 +44,7 @@ async def _bring_database_back(runtime: Runtime, url: str, tmp: Path) -> None:
     if url.startswith("sqlite"):
         shutil.move(tmp / "away.db", database)
     else:
-        await _pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await pg_admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
     await runtime.alchemy.get_engine().dispose()
 
 

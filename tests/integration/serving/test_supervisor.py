@@ -15,12 +15,12 @@ from sqlalchemy import select
 from service.db import upgrade_database
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.integration.serving.served import SECRET, Served, alive, create_pat, descendants, owner_with_pat_rights
+from tests.support.app import make_settings
+from tests.support.served import SECRET, Served, alive, create_pat, descendants, owner_with_pat_rights
 
 pytestmark = [pytest.mark.slow, pytest.mark.durability]
 
-USES = 60
+USES = 20
 METRICS_TOKEN = "scrape-" + "m" * 40
 
 

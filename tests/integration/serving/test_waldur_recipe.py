@@ -13,8 +13,8 @@ from waldur_api_client import AuthenticatedClient
 from waldur_api_client.api.personal_access_tokens import personal_access_tokens_list
 
 from service.db import upgrade_database
-from tests.conftest import ROOT, make_settings
-from tests.integration.serving.served import SECRET, Served, create_pat, owner_with_pat_rights
+from tests.support.app import ROOT, make_settings
+from tests.support.served import SECRET, Served, create_pat, owner_with_pat_rights
 
 pytestmark = pytest.mark.slow
 

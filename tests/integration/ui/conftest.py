@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from litestar import Litestar
 
 from service.runtime import Runtime
-from tests.conftest import http_client, running
-from tests.factories import make_entity, make_user
-
-PASSWORD = "correct horse battery"
-CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
-SignIn = Callable[[str], Awaitable[httpx.AsyncClient]]
-
-
-def csrf_of(html: str) -> str:
-    """The CSRF token embedded in a page's forms."""
-    match = CSRF_FIELD.search(html)
-    assert match, "the page has no form with a CSRF token"
-    return match.group(1)
-
-
-async def post_form(client: httpx.AsyncClient, page: str, action: str, data: dict[str, object]) -> httpx.Response:
-    """Open ``page``, then post ``data`` with its CSRF token to ``action``, as a browser would."""
-    token = csrf_of((await client.get(page)).text)
-    return await client.post(action, data={"_csrf_token": token, **data})
+from tests.support.app import http_client, running
+from tests.support.factories import make_entity, make_user
+from tests.support.ui import PASSWORD, SignIn, post_form
 
 
 @pytest.fixture(name="people")

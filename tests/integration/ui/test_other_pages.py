@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 from service.runtime import Runtime
-from tests.factories import auth, find_user, make_entity, make_key
-from tests.integration.ui.conftest import SignIn, post_form
-from tests.integration.ui.test_token_pages import create, errors_of, manager
+from tests.support.factories import auth, find_user, make_entity, make_key
+from tests.support.ui import SignIn, create, errors_of, manager, post_form
 
 
 async def test_activity_is_mine_newest_first_and_paginated(sign_in: SignIn, runtime: Runtime) -> None:

@@ -10,9 +10,9 @@ from litestar import Litestar
 
 from service.runtime import Runtime
 from service.ui import session as page_session
-from tests.conftest import http_client, running
-from tests.factories import auth, find_user, make_key
-from tests.integration.ui.conftest import PASSWORD, SignIn, csrf_of, post_form
+from tests.support.app import http_client, running
+from tests.support.factories import auth, find_user, make_key
+from tests.support.ui import PASSWORD, SignIn, csrf_of, post_form
 
 
 async def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_pages(app: Litestar, people: None) -> None:

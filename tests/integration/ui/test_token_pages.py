@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from service.crypto import display_prefix
 from service.runtime import Runtime
 from service.ui import tokens as token_pages
-from tests.factories import find_user, grant
-from tests.integration.ui.conftest import SignIn, post_form
+from tests.support.ui import SignIn, create, day, errors_of, manager, post_form
 
 TOKEN_VALUE = re.compile(r'id="plaintext" class="secret" readonly value="([^"]+)"')
-
-
-def errors_of(html: str, field: str) -> list[str]:
-    """The messages shown under ``field``."""
-    block = re.search(rf'<ul class="field-errors" id="{field}-errors">(.*?)</ul>', html, re.S)
-    return re.findall(r"<li>(.*?)</li>", block.group(1)) if block else []
-
-
-def day(days: int) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
-
-
-async def manager(runtime: Runtime) -> str:
-    """alice manages project Apollo; its UUID."""
-    from sqlalchemy import select
-
-    from service.entities.models import Entity
-
-    async with runtime.session() as session:
-        apollo = (await session.execute(select(Entity).where(Entity.name == "Apollo"))).scalar_one()
-    await grant(runtime, await find_user(runtime, "alice"), "PROJECT.MANAGER", apollo)
-    return str(apollo.uuid)
-
-
-async def create(client, **fields: object):  # type: ignore[no-untyped-def]
-    data = {"name": "ci", "scopes": ["PROJECT.UPDATE"], "expires_on": day(10), **fields}
-    return await post_form(client, "/ui/tokens/new", "/ui/tokens/new", data)
 
 
 async def test_the_services_errors_are_shown_next_to_their_fields(sign_in: SignIn, runtime: Runtime) -> None:

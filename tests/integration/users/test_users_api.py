@@ -6,7 +6,7 @@ import pytest
 from httpx import AsyncClient
 
 from service.runtime import Runtime
-from tests.factories import auth, find_user, make_key, make_user, parse_links, token_of, user_with_key
+from tests.support.factories import auth, find_user, make_key, make_user, parse_links, token_of, user_with_key
 
 USER_FIELDS = {
     "url",

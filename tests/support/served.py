@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from service.runtime import Runtime
-from tests.conftest import make_settings
-from tests.factories import grant, make_entity, user_with_key
+from tests.support.app import make_settings
+from tests.support.factories import grant, make_entity, user_with_key
 
 SECRET = "serving-secret-" + "s" * 40
 

@@ -1,14 +1,12 @@
-"""A small world for PAT tests: a customer with two projects, a resource, an owner, and a staff user."""
+"""HTTP helpers of the PAT tests: create a token, check a permission with it, use it, count and age tokens."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
-import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 from sqlalchemy import func, select, update
@@ -17,22 +15,7 @@ from waldur_api_client.client import AuthenticatedClient
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from service.users.models import User
-from tests.factories import auth, user_with_key
-
-
-@dataclass
-class World:
-    """Entities and users shared by the PAT tests."""
-
-    staff: User
-    staff_headers: dict[str, str]
-    owner: User
-    owner_headers: dict[str, str]
-    customer: str
-    project: str
-    sibling: str
-    resource: str
-    other_customer: str
+from tests.support.factories import auth
 
 
 def in_days(days: float) -> str:
@@ -45,37 +28,6 @@ async def post_ok(client: AsyncClient, path: str, headers: dict[str, str], body:
     response = await client.post(path, json=body, headers=headers)
     assert response.status_code in (200, 201), response.text
     return response.json()
-
-
-async def make_entity(
-    client: AsyncClient, headers: dict[str, str], entity_type: str, name: str, parent: str | None = None
-) -> str:
-    """Register an entity; returns its uuid."""
-    return (await post_ok(client, "/api/entities/", headers, {"type": entity_type, "name": name, "parent": parent}))[
-        "uuid"
-    ]
-
-
-async def grant(
-    client: AsyncClient, headers: dict[str, str], user: User, role: str, entity_type: str, entity: str
-) -> str:
-    """Grant a role; returns the assignment uuid."""
-    body = {"user": str(user.uuid), "role": role, "scope": {"type": entity_type, "uuid": entity}}
-    return (await post_ok(client, "/api/role-assignments/", headers, body))["uuid"]
-
-
-@pytest.fixture(name="world")
-async def fx_world(client: AsyncClient, runtime: Runtime) -> World:
-    staff, staff_key = await user_with_key(runtime, "root", staff=True)
-    owner, owner_key = await user_with_key(runtime, "owner")
-    headers = auth(staff_key)
-    customer = await make_entity(client, headers, "customer", "ACME")
-    project = await make_entity(client, headers, "project", "Apollo", customer)
-    sibling = await make_entity(client, headers, "project", "Gemini", customer)
-    resource = await make_entity(client, headers, "resource", "vm-1", project)
-    other_customer = await make_entity(client, headers, "customer", "Globex")
-    await grant(client, headers, owner, "CUSTOMER.OWNER", "customer", customer)
-    return World(staff, headers, owner, auth(owner_key), customer, project, sibling, resource, other_customer)
 
 
 async def create_pat(client: AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -98,11 +50,6 @@ async def check(
 
 PATS = "/api/personal-access-tokens/"
 BASE_URL = "http://testserver.local"
-
-
-def key_of(headers: dict[str, str]) -> str:
-    """The token in an ``Authorization`` header built by :func:`tests.factories.auth`."""
-    return headers["Authorization"].split(" ", 1)[1]
 
 
 def waldur(app: Litestar, key: str, client_ip: str = "127.0.0.1") -> AuthenticatedClient:
@@ -136,3 +83,8 @@ async def end_grace(runtime: Runtime, created: dict[str, Any]) -> None:
             .values(grace_until=datetime.now(UTC) - timedelta(seconds=1))
         )
     runtime.verifier.forget_token(runtime.keyring.token_hash(created["token"]))
+
+
+def flip_last(token: str) -> str:
+    """``token`` with its last character changed (a wrong checksum)."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
