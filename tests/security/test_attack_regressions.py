@@ -26,9 +26,9 @@ from litestar import Litestar
 
 from service.config import Settings
 from service.runtime import Runtime
-from tests.integration.ui.conftest import PASSWORD, csrf_of, post_form
 from tests.support.app import http_client, make_settings, running
 from tests.support.factories import auth, grant, make_entity, make_key, make_user
+from tests.support.ui import PASSWORD, csrf_of, post_form
 
 PATS = "/api/personal-access-tokens/"
 
