@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.authz.models import RoleAssignment
+from service.db.transaction import commit
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.entities.services import EntityService
 from service.pats.services import PatService
@@ -62,15 +63,21 @@ async def test_a_uuid_already_registered_is_refused(entities: EntityService, ses
     assert errors == {"uuid": [f"Entity with uuid {tree.acme.uuid} already exists."]}
 
 
-async def test_a_registration_reaches_the_policy_under_its_parent(
-    entities: EntityService, runtime: Runtime, tree: Tree
+async def test_a_registration_reaches_the_policy_under_its_parent_once_committed(
+    entities: EntityService, session: AsyncSession, runtime: Runtime, tree: Tree
 ) -> None:
     project = await entities.register(EntityCreate(type="project", name="New", parent=tree.acme.uuid))
+    assert runtime.policy.ancestors(str(project.uuid)) == []
+    await commit(session)
     assert runtime.policy.ancestors(str(project.uuid)) == [str(project.uuid), str(tree.acme.uuid)]
 
 
-async def test_a_move_reaches_the_policy(entities: EntityService, runtime: Runtime, tree: Tree) -> None:
+async def test_a_move_reaches_the_policy_once_committed(
+    entities: EntityService, session: AsyncSession, runtime: Runtime, tree: Tree
+) -> None:
     await entities.change(await entities.get(tree.web.id), EntityUpdate(parent=tree.initech.uuid))
+    assert runtime.policy.ancestors(str(tree.web_vm.uuid))[-1] == str(tree.acme.uuid)
+    await commit(session)
     assert runtime.policy.ancestors(str(tree.web_vm.uuid))[-1] == str(tree.initech.uuid)
 
 
@@ -98,8 +105,12 @@ async def test_a_removal_takes_revoked_assignments_with_it(
     assert list(left) == []
 
 
-async def test_a_removal_leaves_the_policy(entities: EntityService, runtime: Runtime, tree: Tree) -> None:
+async def test_a_removal_leaves_the_policy_once_committed(
+    entities: EntityService, session: AsyncSession, runtime: Runtime, tree: Tree
+) -> None:
     await entities.remove(await entities.get(tree.web_vm.id))
+    assert runtime.policy.entity(str(tree.web_vm.uuid)) is not None
+    await commit(session)
     assert runtime.policy.entity(str(tree.web_vm.uuid)) is None
 
 

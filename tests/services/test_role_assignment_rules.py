@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.authz.models import RoleAssignment
 from service.authz.schemas import EntityRef, RoleAssignmentCreate
 from service.authz.services import RoleAssignmentService
+from service.db.transaction import commit
 from service.entities.models import Entity
 from service.events.services import EventType
 from service.runtime import Runtime
@@ -101,10 +102,13 @@ async def test_an_expired_assignment_is_closed_and_the_role_granted_again(
     assert second.is_active is True
 
 
-async def test_a_grant_reaches_the_policy_at_once(roles: RoleAssignmentService, runtime: Runtime, tree: Tree) -> None:
+async def test_a_grant_reaches_the_policy_once_committed(
+    roles: RoleAssignmentService, session: AsyncSession, runtime: Runtime, tree: Tree
+) -> None:
     manager = await make_user(runtime, "manager")
-    assert not runtime.policy.may_delegate(manager.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
     await roles.grant(request(manager, "PROJECT.MANAGER", tree.web), manager.id)
+    assert not runtime.policy.may_delegate(manager.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
+    await commit(session)
     assert runtime.policy.may_delegate(manager.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
 
 
