@@ -183,7 +183,7 @@ class TokenVerifier:
         self._shared: dict[object, object] = {}
         self._owner_epochs: dict[int, int] = {}  # user id -> epoch, bumped by forget_user; absent: 0
         self._forgets = 0  # bumped by every forget_*: see _load_token
-        self._loading: dict[str, asyncio.Future[CachedCredential | None]] = {}
+        self._loading: dict[tuple[str, int], asyncio.Future[CachedCredential | None]] = {}
         self._addresses: dict[tuple[str | None, bytes | None], tuple[IPAddress | None, str | None]] = {}
         # the cache is trusted while fresh_from <= now < fresh_until (see ``confirm``): untrusted until the first poll
         self._fresh_from = math.inf
@@ -323,12 +323,17 @@ class TokenVerifier:
     async def _load_once(
         self, kind: CredentialKind, token_hash: str, now: float, client: str | None
     ) -> CachedCredential | None:
-        """One database lookup per token at a time: concurrent misses for the same token share it."""
-        pending = self._loading.get(token_hash)
+        """One database lookup per token at a time: concurrent misses for the same token share it.
+
+        Only misses between the same two changes share one: a lookup started before a ``forget_*`` may have read
+        the old row, and a miss after the change must not take (and cache) that answer as current.
+        """
+        key = (token_hash, self._forgets)
+        pending = self._loading.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._load(kind, token_hash, now, client))
-            self._loading[token_hash] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(token_hash, None))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(pending)
 
     def forget_user(self, user_id: int) -> None:

@@ -296,3 +296,32 @@ async def test_a_change_to_one_owner_keeps_the_other_owners_cached_verifications
     assert len(lookups) == 1  # the changed owner's entry no longer does
     assert await principal_of(runtime, mine["token"]) is not None
     assert len(lookups) == 1  # ... until the lookup made it again
+
+
+async def test_a_miss_after_a_change_never_takes_the_answer_of_a_lookup_begun_before_it(
+    client: AsyncClient, world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent misses share one lookup, but not across a change: the earlier one may have read the old row."""
+    pat = await create_pat(client, world.owner_headers, name="mine")
+    await asyncio.sleep(2 * runtime.settings.sync_interval_seconds)  # past the poll that notices the new row
+    find, read, release = verifier_module.find_credential, asyncio.Event(), asyncio.Event()
+
+    async def held_find(*args: Any) -> Any:
+        row = await find(*args)
+        read.set()
+        await release.wait()
+        return row
+
+    monkeypatch.setattr(verifier_module, "find_credential", held_find)
+    before = asyncio.ensure_future(principal_of(runtime, pat["token"]))  # reads the row of an active owner
+    await read.wait()
+    async with runtime.session() as session:
+        await session.execute(update(User).where(User.id == world.owner.id).values(is_active=False))
+    runtime.verifier.forget_user(world.owner.id)
+    after = asyncio.ensure_future(principal_of(runtime, pat["token"]))  # begun after the change
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await before is not None  # it was asked before the change
+    assert await after is None
+    monkeypatch.setattr(verifier_module, "find_credential", find)
+    assert await principal_of(runtime, pat["token"]) is None  # and nothing stale was kept
