@@ -18,7 +18,8 @@ Three measured departures from a stock ``casbin.Enforcer``, each for a reason:
   line, and folds effects through sets (about 40 µs of a 50 µs cold check, measured at 111,000 entities). For
   the one effect the model states, ``some(where (p.eft == allow))``, :class:`_Enforcer` runs the same loop
   itself: the request's values and each ``p`` line bound to their tokens, the compiled matcher, the first line
-  that holds allows and is the one named. Any other effect takes pycasbin's own ``enforce_ex``; every load
+  that holds allows and is the one named. Any other effect, or a matcher in which pycasbin finds ``eval(``,
+  takes pycasbin's own ``enforce_ex``; every load
   compares both answers on sample questions of every kind (:func:`verify`).
 - Casbin's default role manager stops at 10 levels (deeper trees silently deny) and remembers every name it
   is asked about (unknown uuids would grow memory without bound). ``g2`` and ``g4`` answer from the fact
@@ -255,12 +256,18 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
         return False, []
 
     def _question(self, context: EnforceContext) -> _Question | None:
-        """The looked-up request/matcher pair of ``context``; None when its effect is not ``ALLOW_SOME``."""
+        """The looked-up request/matcher pair of ``context``, or None to leave it to pycasbin's own loop.
+
+        None for another effect, and for a matcher in which pycasbin finds ``eval(`` (it substitutes each policy
+        line into such a matcher).
+        """
         key = context.mtype
         if key not in self._questions:
             model = self.model
             allow_some = (
-                model["e"][context.etype].value == ALLOW_SOME and "p_eft" not in model["p"][context.ptype].tokens
+                model["e"][context.etype].value == ALLOW_SOME
+                and "p_eft" not in model["p"][context.ptype].tokens
+                and not casbin.util.has_eval(model["m"][key].value)  # pycasbin rewrites such a matcher per line
             )
             self._questions[key] = (
                 _Question(

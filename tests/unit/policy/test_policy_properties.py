@@ -7,6 +7,7 @@ compared for every user, permission and type.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -209,3 +210,23 @@ def test_the_enforcers_own_loop_answers_as_pycasbins_enforce_ex(
                 subject, permission, entity_type, now
             )
             assert lean.bind(permission, entity_type) == stock.bind(permission, entity_type)
+
+
+def test_a_matcher_in_which_pycasbin_finds_eval_is_left_to_pycasbins_own_loop(tmp_path: Path) -> None:
+    """pycasbin substitutes each policy line into a matcher naming ``eval(``, even inside a string literal."""
+    policy = tmp_path / "policies"
+    shutil.copytree(POLICIES, policy)
+    model = policy / "model.conf"
+    text = model.read_text()
+    bind = "m3 = r3.perm == p4.perm && r3.type == p4.bind_type"
+    assert bind in text
+    model.write_text(text.replace(bind, f'{bind} && "eval(p4.perm)" != "(CUSTOMER.CONTACT_UPDATE)"'))
+    rules = load_rules(policy)
+    lean, stock = Evaluator(rules, FactStore()), Evaluator(rules, FactStore(), compiled=False)
+    answers = {
+        (permission, entity_type): (lean.bind(permission, entity_type), stock.bind(permission, entity_type))
+        for permission in rules.permissions
+        for entity_type in rules.entity_types
+    }
+    assert [key for key, (mine, theirs) in answers.items() if mine != theirs] == []
+    assert answers["CUSTOMER.CONTACT_UPDATE", "customer"] == (False, False)
