@@ -111,12 +111,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            gc.unfreeze()
             stop_reloading()
             for loop in loops:
                 await loop.stop()
             await runtime.broadcast.close()
             await runtime.usage.flush_at_shutdown()
-            gc.unfreeze()
 
     return Litestar(
         route_handlers=[
