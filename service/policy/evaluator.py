@@ -387,13 +387,10 @@ class Evaluator:
         self.conjuncts = []
         for line, text in split_conjuncts(rules.matchers["m"]):
             try:
-                matcher = CompiledMatcher(_rewrite(escape_assertion(text)), self._functions())
+                matcher = CompiledMatcher(_rewrite(escape_assertion(text)), self._enforcer.matcher_functions())
             except (SyntaxError, ValueError) as exc:
                 raise PolicyError(rules.model_file, line, f"matcher m: {_message(exc)}") from exc
             self.conjuncts.append(Conjunct(text, line, matcher))
-
-    def _functions(self) -> dict[str, Callable[..., Any]]:
-        return self._enforcer.matcher_functions()
 
     # -- questions -------------------------------------------------------------------------------------
 
