@@ -35,9 +35,11 @@ DENYING_CLAUSES = (
 )
 CLAUSES = tuple(Clause)
 
-_MemoKey = tuple[Subject, str, str | None, int]  # subject, permission, entity, the subject's user epoch
+# subject, permission, entity (or the shape of one: see _recall_or_evaluate), the subject's user epoch
+_MemoKey = tuple[Subject, str, str | tuple[str, ...] | None, int]
 _NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question computes the window
 _ALWAYS = (-math.inf, math.inf)
+REACHABLE_SIZE = 4_096  # subjects whose reachable entities are remembered (see _shape)
 EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
 
 
@@ -47,8 +49,10 @@ class PolicyEngine:
     Rules come from a policy directory and are swapped atomically by :meth:`reload`. Facts (entities
     and active role assignments) are pushed in by the service after each commit.
 
-    Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries, and a change forgets only the
-    decisions it can affect:
+    Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries. An allow is memoised twice: for its
+    target, and for the target's *shape*, what the check matcher can see of it (``service.policy.views``), so a
+    question about another target of the same shape (another resource of the same project, say) is answered
+    without Casbin. A change forgets only the decisions it can affect:
 
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
       by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
@@ -79,6 +83,7 @@ class PolicyEngine:
         self._use(rules)
         self._memo: FifoMap[_MemoKey, Decision] = FifoMap(memo_size)
         self._decisions = self._memo.items  # the same dictionary, one attribute lookup nearer the hot path
+        self._reachable: FifoMap[tuple[Subject, int], set[object]] = FifoMap(min(memo_size, REACHABLE_SIZE))
         self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
         self._slots = len(self._epochs)
         self._held = _ALWAYS  # every memoised decision holds at any time in this span
@@ -203,6 +208,7 @@ class PolicyEngine:
     def _forget_all(self) -> None:
         self._bump()
         self._memo.clear()
+        self._reachable.clear()
         self._held, self._window = _ALWAYS, _NO_WINDOW
 
     def _forget_users(self, user_ids: list[int], *, new_expiry: bool) -> None:
@@ -250,11 +256,47 @@ class PolicyEngine:
         key = (subject, permission, entity, self._epochs[subject.user_id % self._slots])
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._evaluate(subject, permission, entity, now or datetime.fromtimestamp(at, UTC))
-            if entity is None or self._facts.exists(entity):
-                self._memo.put(key, decision)
+            decision = self._recall_or_evaluate(
+                subject, permission, entity, key, now or datetime.fromtimestamp(at, UTC)
+            )
         count_decision(decision)
         return decision
+
+    def _recall_or_evaluate(
+        self, subject: Subject, permission: str, entity: str | None, key: _MemoKey, now: datetime
+    ) -> Decision:
+        """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or Casbin.
+
+        A question about an entity that is not mirrored is never memoised.
+        """
+        if entity is not None and not self._facts.exists(entity):
+            return self._evaluate(subject, permission, entity, now)
+        shape = None if entity is None else self._shape(subject, entity, key[3])
+        like: _MemoKey = (subject, permission, shape, key[3])
+        if shape is not None and (decision := self._decisions.get(like)) is not None:
+            return decision
+        decision = self._evaluate(subject, permission, entity, now)
+        self._memo.put(key, decision)
+        if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
+            self._memo.put(like, decision)
+        return decision
+
+    def _shape(self, subject: Subject, entity: str, epoch: int) -> tuple[str, ...] | None:
+        """What the check matcher sees of the mirrored ``entity`` when ``subject`` asks; None: it has no such view.
+
+        The entities it can see are remembered per subject and user epoch: they change only with the assignments.
+        """
+        view = self._evaluator.target_view
+        if view is None:
+            return None
+        key = (subject, epoch)
+        reachable = self._reachable.items.get(key)
+        if reachable is None:
+            reachable = self._evaluator.reachable(subject)
+            if reachable is None:
+                return None
+            self._reachable.put(key, reachable)
+        return view.shape(self._facts.chain(entity), reachable)
 
     def holds(self, user_id: int, is_staff: bool, permission: str, entity: str, now: datetime | None = None) -> bool:
         """Whether the user, ignoring any token, holds ``permission`` on ``entity`` (staff: always).

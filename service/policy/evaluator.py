@@ -46,6 +46,7 @@ from service.policy.catalog import Rules
 from service.policy.errors import PolicyError
 from service.policy.facts import AssignmentFact, Binding, EntityFact, Subject, TokenLimits
 from service.policy.store import FactStore
+from service.policy.views import TargetView, target_view
 
 # pycasbin logs every allow at INFO and every deny at WARNING (and the model at load): on the decision path that is
 # a log line per request. Decisions are explained by the engine instead; Casbin's own errors still get through.
@@ -56,6 +57,7 @@ DELEGATE = EnforceContext(rtype="r2", ptype="p", etype="e", mtype="m2")
 BIND = EnforceContext(rtype="r3", ptype="p4", etype="e", mtype="m3")
 TARGET = EnforceContext(rtype="r4", ptype="p", etype="e", mtype="m4")
 NO_ENTITY = ""  # r.obj of a global check, r2.obj of an unbound token
+_CHECK_REQUEST = ("sub", "perm", "obj", "token", "now")  # what Evaluator.check passes as r, in order
 ROLE_DEPTH = 32  # g: role -> role -> permission chains; g3: permission -> class -> class
 # Permission classes (g3): each p3 field names a class; the classes fall into two wider ones.
 CLASS_PARENTS = {"entity": "permission", "global": "permission", "token": "delegable", "staff": "delegable"}
@@ -281,6 +283,11 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
             )
         return self._questions[key]
 
+    def lean_matcher(self, context: EnforceContext) -> CompiledMatcher | None:
+        """The compiled matcher this enforcer's own loop evaluates for ``context``; None where pycasbin's loop runs."""
+        question = self._question(context) if self._compile else None
+        return question.matcher if question is not None else None
+
     def matcher_functions(self) -> dict[str, Callable[..., Any]]:
         """The functions a matcher may call, as pycasbin's ``enforce_ex`` gathers them.
 
@@ -391,6 +398,16 @@ class Evaluator:
             except (SyntaxError, ValueError) as exc:
                 raise PolicyError(rules.model_file, line, f"matcher m: {_message(exc)}") from exc
             self.conjuncts.append(Conjunct(text, line, matcher))
+        self.target_view = self._target_view()
+
+    def _target_view(self) -> TargetView | None:
+        """What m sees of the target (``service.policy.views``), when Casbin's answer is this enforcer's loop."""
+        matcher = self._enforcer.lean_matcher(CHECK)
+        request = self._enforcer.model["r"][CHECK.rtype].tokens
+        if matcher is None or len(request) != len(_CHECK_REQUEST):
+            return None
+        obj, token = (request[_CHECK_REQUEST.index(name)] for name in ("obj", "token"))
+        return target_view(matcher.expr, obj, token, self._assignments.tokens)
 
     # -- questions -------------------------------------------------------------------------------------
 
@@ -420,6 +437,16 @@ class Evaluator:
         """m: may ``subject`` use ``permission`` on ``entity`` ("" for none)? Returns the answer and the p line."""
         lines = self._lines(subject.user_id, entity)
         return self._ask(CHECK, lines, subject, permission, entity, subject.token, now)
+
+    def reachable(self, subject: Subject) -> set[object] | None:
+        """The entities m can test a target of ``subject``'s against (``TargetView.reachable``); None: no view.
+
+        They depend on the subject's assignments and token alone. Two mirrored targets on whose ancestor chains the
+        same of them lie (``TargetView.shape``) get the same answer from m for the same subject, permission and
+        time, allowed by the same ``p`` line.
+        """
+        view = self.target_view
+        return None if view is None else view.reachable(self._lines(subject.user_id), subject.token)
 
     def delegate(self, subject: Subject, permission: str, entity: str, now: float) -> bool:
         """m2: may the user put ``permission`` in a token bound to ``entity`` ("" for an unbound token)?"""

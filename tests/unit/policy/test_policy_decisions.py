@@ -225,8 +225,8 @@ def test_memo_is_bounded(policy_dir: Path) -> None:
     engine = build_world(policy_dir, memo_size=3)
     first = engine.decide(who("alice"), "RESOURCE.LIST", uid("acme"), NOW)
     assert engine.decide(who("alice"), "RESOURCE.LIST", uid("acme"), NOW) is first
-    for name in ("apollo", "vm1", "gemini"):
-        engine.decide(who("alice"), "RESOURCE.LIST", uid(name), NOW)
+    for permission in ("CUSTOMER.UPDATE", "PROJECT.UPDATE", "RESOURCE.TERMINATE"):  # each a new question
+        engine.decide(who("alice"), permission, uid("acme"), NOW)
     again = engine.decide(who("alice"), "RESOURCE.LIST", uid("acme"), NOW)
     assert again == first
     assert again is not first
