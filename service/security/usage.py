@@ -101,12 +101,17 @@ class UsageRecorder:
         entry.last_used_ip = ip_text or entry.last_used_ip
 
     def record_again(self, entry: CachedCredential, now: float) -> bool:
-        """Count one more PAT use like the last one recorded through ``entry`` (same client address).
+        """Count one more PAT use like the last one recorded through ``entry`` (from the same client address).
 
-        False when there is none since the last flush to add to: then the use must be recorded with ``record``.
+        The address is the one ``record`` last noted on the entry, so no "used from new IP" event can be due. False
+        when uses since the last flush came through another entry of the token (a lookup made since): then the use
+        must be recorded with ``record``, which compares the address with the newer entry's.
         """
         usage = self._pats.get(entry.credential_id)
-        if usage is None or usage.entry is not entry:
+        if usage is None:  # the first use since a flush: a token is seldom used twice between flushes
+            self._pats[entry.credential_id] = PatUsage(1, now, entry.last_used_ip, entry)
+            return True
+        if usage.entry is not entry:
             return False
         usage.count += 1
         usage.last_used_at = now

@@ -139,7 +139,7 @@ class UsageLog(Protocol):
         """One admitted use of ``entry`` at ``now`` from ``ip_text``."""
 
     def record_again(self, entry: CachedCredential, now: float) -> bool:
-        """One more use like the last one recorded through ``entry``; False when there is none to add to."""
+        """One more use like the last one recorded through ``entry``; False when it must go through ``record``."""
 
     def denied_from_ip(self, entry: CachedCredential, now: float, ip_text: str | None) -> None:
         """A request refused by the PAT's network ACL."""

@@ -170,11 +170,21 @@ async def test_uses_repeated_from_the_cache_are_all_counted_across_flushes(
     count, first_seen = await uses()
     assert count == 3
     assert first_seen is not None
-    for _ in range(2):  # the first after a flush is recorded in full again, the second is a repeat
-        assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    verified = runtime.verifier.verify
+    runtime.verifier.verify = None  # type: ignore[assignment,method-assign]  # a repeat after a flush needs none
+    try:
+        for _ in range(2):
+            assert (await client.get(PATS, headers=auth(created["token"]))).status_code == 200
+    finally:
+        runtime.verifier.verify = verified  # type: ignore[method-assign]
     count, last_seen = await uses()
     assert count == 5
     assert last_seen >= first_seen
+    async with runtime.session() as session:
+        address = await session.scalar(
+            select(PersonalAccessToken.last_used_ip).where(PersonalAccessToken.token_hash == token_hash)
+        )
+    assert address == "127.0.0.1"
 
 
 async def test_use_does_not_move_a_pats_updated_at(client: AsyncClient, world: World, runtime: Runtime) -> None:
