@@ -372,6 +372,10 @@ def decision_phase(report: Report) -> None:
     )
     ratio = scale.quiet_us / scale.churn_us
     report.target("decision rate at scale with churn / without", ratio, ".2f", "≥ 0.90", ratio >= 0.9)
+    report.say(
+        f"    there, a question about a target the user never asked about, of a shape already answered (another folder"
+        f" of the same org): {scale.new_target_us:.2f} µs"
+    )
     report.say(f"    memory per memoised decision (a full memo, 65,536): {scale.memo_bytes:.0f} bytes")
     report.say()
 

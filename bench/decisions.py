@@ -103,6 +103,7 @@ class Scale:
     quiet_us: float  # µs of CPU per decision, nothing changing
     churn_us: float  # the same decisions, an entity registered and a role granted elsewhere per 100 (their cost out)
     change_us: float  # µs of CPU to register one of those entities and grant one of those roles
+    new_target_us: float  # µs of CPU per question about a target not asked before, of a shape the memo knows
     changes: int  # entities registered (and roles granted) during the churn rounds
     memo_bytes: float  # memory one memoised decision takes, a full memo's worth measured at once
 
@@ -119,6 +120,8 @@ def at_scale(entities: int, assignments: int) -> Scale:
     - µs per decision over many users and targets, with and without one entity registered (under a random
       folder) and one role granted (to a user who is not asking) per 100 decisions, and µs per such pair of
       changes (timed apart: their cost is the fact store's, not the memo's);
+    - µs per question of those users about the other folders of their org, asked for the first time (each one's
+      shape already answered: ``service.policy.views``);
     - bytes per memoised decision: memory traced while a full memo of new questions is answered (their
       ancestor chains cached beforehand, as a warm engine has them).
     """
@@ -197,6 +200,20 @@ def _at_scale_here(entities: int, assignments: int) -> None:
         decisions, changes = run(churn=True)
         churned, changing = churned + decisions, changing + changes
 
+    asked_targets = {(subject.user_id, entity) for subject, _, entity in asked}
+    new_targets = [
+        (Subject(user, False), "FOLDER.READ", f"e{user % orgs * 9 + level}")
+        for user in askers
+        for level in range(1, 9)
+        if (user, f"e{user % orgs * 9 + level}") not in asked_targets
+    ]
+    for _, _, entity in new_targets:
+        engine.ancestors(entity)  # cache the chain, as a warm engine has it
+    begin = time.thread_time()
+    for question in new_targets:
+        engine.decide(*question, NOW)
+    new_target_us = (time.thread_time() - begin) / len(new_targets) * 1e6
+
     fresh = questions(others[: memo_size // 4])[: memo_size - 1]  # with the warm-up question below: a full memo
     for _, _, entity in fresh:
         engine.ancestors(entity)  # cache the chain, as answering the question would
@@ -214,6 +231,7 @@ def _at_scale_here(entities: int, assignments: int) -> None:
         quiet_us=quiet / asked_in_all * 1e6,
         churn_us=churned / asked_in_all * 1e6,
         change_us=changing / changed * 1e6,
+        new_target_us=new_target_us,
         changes=changed,
         memo_bytes=traced / len(fresh),
     )
@@ -230,6 +248,8 @@ def main() -> None:
     print(f"{'many users, nothing changing':<46}{scale.quiet_us:>12.2f}{1e6 / scale.quiet_us:>14,.0f}")
     print(f"{'the same, 2 fact changes per 100 decisions':<46}{scale.churn_us:>12.2f}{1e6 / scale.churn_us:>14,.0f}")
     print(f"one entity registered and one role granted: {scale.change_us:.2f} µs")
+    new = scale.new_target_us
+    print(f"{'a new target, of a shape already answered':<46}{new:>12.2f}{1e6 / new:>14,.0f}")
     print(f"memoised decision: {scale.memo_bytes:.0f} bytes")
 
 
