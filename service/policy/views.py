@@ -75,8 +75,8 @@ def target_view(expr: str, obj: str, token: str, policy_tokens: Sequence[str]) -
             for name in ast.walk(node.target):
                 if isinstance(name, ast.Name):
                     bound.setdefault(name.id, []).append(node)
-    if {obj, token, TREE_FUNCTION, EXISTS_FUNCTION} & set(bound):
-        return None
+    if {obj, token, TREE_FUNCTION, EXISTS_FUNCTION, *policy_tokens} & set(bound):  # a p field bound again is
+        return None  # not the p line's: g2(obj, p_entity) would test whatever the comprehension iterates
     columns: set[int] = set()
     fields: set[tuple[str, str]] = set()
     constants: set[str] = set()

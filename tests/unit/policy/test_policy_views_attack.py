@@ -1,0 +1,72 @@
+"""Attacks on the shape memo: a memoising engine must answer every question as a memo-less one does.
+
+Each test edits a copy of the shipped policy (or builds facts) so that two targets of one shape are not alike to
+the matcher, then asks both engines the same questions in the same order and compares the whole decisions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.policy import AssignmentFact, Binding, EntityFact, PolicyEngine, Subject, TokenLimits
+from service.policy.facts import Decision
+from service.policy.views import target_view
+from tests.unit.policy.test_policy_decisions import NOW
+
+SHIPPED_BINDING = "[b for b in r.token.bindings if !b.deleted && g4(b.uuid, b.type) && g2(r.obj, b.uuid)] != []"
+TREE = [
+    ("acme", "customer", None),
+    ("apollo", "project", "acme"),
+    ("gemini", "project", "acme"),
+    ("vm1", "resource", "apollo"),
+    ("vm2", "resource", "apollo"),
+    ("vm3", "resource", "gemini"),
+]
+
+
+def edit(copy: Path, old: str, new: str) -> Path:
+    model = copy / "model.conf"
+    text = model.read_text()
+    assert text.count(old) == 1
+    model.write_text(text.replace(old, new))
+    return copy
+
+
+def engines(
+    policy: Path, entities: list[EntityFact], assignments: list[AssignmentFact]
+) -> tuple[PolicyEngine, PolicyEngine]:
+    memoising, plain = PolicyEngine.from_directory(policy), PolicyEngine.from_directory(policy, 0)
+    for engine in (memoising, plain):
+        engine.replace_facts(entities, assignments)
+    return memoising, plain
+
+
+def tree() -> list[EntityFact]:
+    return [EntityFact(uuid, kind, parent) for uuid, kind, parent in TREE]
+
+
+def ask(pair: tuple[PolicyEngine, PolicyEngine], subject: Subject, permission: str, target: str) -> Decision:
+    memoising, plain = pair
+    expected = plain.decide(subject, permission, target, NOW)
+    got = memoising.decide(subject, permission, target, NOW)
+    assert got == expected, (target, got, expected)
+    return got
+
+
+def test_a_comprehension_rebinding_a_p_field_hides_the_bindings_from_the_view(copy: Path) -> None:
+    # p_id is rebound to each binding's uuid: g2(r_obj, p_id) tests the binding, not the assignment
+    edit(
+        copy,
+        SHIPPED_BINDING,
+        "[p_id for p_id in [b.uuid for b in r.token.bindings if !b.deleted && g4(b.uuid, b.type)]"
+        " if g2(r.obj, p_id)] != []",
+    )
+    pair = engines(copy, tree(), [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)])
+    bound = Subject(1, False, TokenLimits(frozenset({"RESOURCE.UPDATE"}), frozenset({Binding("project", "apollo")})))
+    assert ask(pair, bound, "RESOURCE.UPDATE", "vm1").allowed
+    assert not ask(pair, bound, "RESOURCE.UPDATE", "vm3").allowed  # not below apollo: the memo must not allow
+
+
+def test_a_p_field_bound_again_in_a_comprehension_gives_no_view() -> None:
+    expr = "[p_id for p_id in [b.uuid for b in r_token.bindings] if g2(r_obj, p_id)] != []"
+    assert target_view(expr, "r_obj", "r_token", ("p_user", "p_role", "p_entity", "p_expires", "p_id")) is None
