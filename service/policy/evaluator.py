@@ -446,7 +446,14 @@ class Evaluator:
         time, allowed by the same ``p`` line.
         """
         view = self.target_view
-        return None if view is None else view.reachable(self._lines(subject.user_id), subject.token)
+        if view is None:
+            return None
+        lines = self._lines(subject.user_id)
+        # the loop binds every p field to "" when there is no line (_Enforcer.enforce_ex)
+        reached = view.reachable(lines or [[""] * len(self._assignments.tokens)], subject.token)
+        if reached is not None:  # check orders the lines by where p.entity lies on the target's chain (_lines):
+            reached.update(line[2] for line in lines)  # the line named for an allow depends on it
+        return reached
 
     def delegate(self, subject: Subject, permission: str, entity: str, now: float) -> bool:
         """m2: may the user put ``permission`` in a token bound to ``entity`` ("" for an unbound token)?"""

@@ -70,3 +70,30 @@ def test_a_comprehension_rebinding_a_p_field_hides_the_bindings_from_the_view(co
 def test_a_p_field_bound_again_in_a_comprehension_gives_no_view() -> None:
     expr = "[p_id for p_id in [b.uuid for b in r_token.bindings] if g2(r_obj, p_id)] != []"
     assert target_view(expr, "r_obj", "r_token", ("p_user", "p_role", "p_entity", "p_expires", "p_id")) is None
+
+
+def test_lines_ordered_by_an_entity_the_view_does_not_see_name_their_own_assignment(copy: Path) -> None:
+    # a role held anywhere grants everywhere: the matcher never tests p.entity against the target, yet the
+    # evaluator still orders the asker's lines by where p.entity lies on the target's chain (nearest first)
+    edit(copy, " && g2(r.obj, p.entity))", ")")
+    pair = engines(
+        copy,
+        tree(),
+        [
+            AssignmentFact("a-owner", 1, "CUSTOMER.OWNER", "acme", None),
+            AssignmentFact("a-admin", 1, "PROJECT.ADMIN", "gemini", None),
+        ],
+    )
+    alice = Subject(1, False)
+    assert ask(pair, alice, "RESOURCE.UPDATE", "vm1").held_on == "acme"
+    assert ask(pair, alice, "RESOURCE.UPDATE", "vm3").held_on == "gemini"
+
+
+def test_without_lines_every_p_field_is_empty_and_may_name_a_mirrored_ancestor(copy: Path) -> None:
+    # with no p line the loop binds every p field to "": g2(r.obj, p.entity) then asks whether "" is above
+    edit(copy, '(r.sub.is_staff || g3(r.perm, "global") || p.user', "(g2(r.obj, p.entity) || p.user")
+    entities = [*tree(), EntityFact("", "project", "acme"), EntityFact("vm9", "resource", "")]
+    pair = engines(copy, entities, [])
+    carol = Subject(3, False)
+    assert ask(pair, carol, "RESOURCE.UPDATE", "vm9").allowed
+    assert not ask(pair, carol, "RESOURCE.UPDATE", "vm1").allowed
