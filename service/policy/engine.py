@@ -271,7 +271,8 @@ class PolicyEngine:
         """
         if entity is not None and not self._facts.exists(entity):
             return self._evaluate(subject, permission, entity, now)
-        shape = None if entity is None else self._shape(subject, entity, key[3])
+        # "" is the global check's r.obj: a mirrored "" is unlike every other target (r.obj == "" holds for it)
+        shape = self._shape(subject, entity, key[3]) if entity else None
         like: _MemoKey = (subject, permission, shape, key[3])
         if shape is not None and (decision := self._decisions.get(like)) is not None:
             return decision

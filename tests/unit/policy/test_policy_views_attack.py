@@ -89,6 +89,15 @@ def test_lines_ordered_by_an_entity_the_view_does_not_see_name_their_own_assignm
     assert ask(pair, alice, "RESOURCE.UPDATE", "vm3").held_on == "gemini"
 
 
+def test_a_mirrored_empty_uuid_is_not_a_target_like_the_others(policy_dir: Path) -> None:
+    # r.obj == "" is true for it alone, whatever its shape
+    entities = [*tree(), EntityFact("", "project", "acme")]
+    pair = engines(policy_dir, entities, [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)])
+    alice = Subject(1, False)
+    assert ask(pair, alice, "RESOURCE.UPDATE", "vm1").allowed
+    assert not ask(pair, alice, "RESOURCE.UPDATE", "").allowed
+
+
 def test_without_lines_every_p_field_is_empty_and_may_name_a_mirrored_ancestor(copy: Path) -> None:
     # with no p line the loop binds every p field to "": g2(r.obj, p.entity) then asks whether "" is above
     edit(copy, '(r.sub.is_staff || g3(r.perm, "global") || p.user', "(g2(r.obj, p.entity) || p.user")
