@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from functools import partial
 from importlib.metadata import version
@@ -72,6 +72,24 @@ async def notify_expiring_tokens(runtime: Runtime, now: datetime | None = None) 
         return await PatService(session=session, runtime=runtime).notify_expiring(now)
 
 
+@contextmanager
+def _start_up_frozen() -> Iterator[None]:
+    """Run a worker's start-up without the cyclic collector, then freeze what it made out of the collector's sight.
+
+    Everything start-up makes (the mirrored facts above all) lives as long as the worker. Collected as it grows,
+    loading 100,000 entities took nine full collections (about 0.9 s of a worker's start, more with every entity);
+    frozen, a full collection no longer walks it (about 200 ms each at that size). One collection before the freeze
+    frees start-up's own cyclic garbage, which would otherwise stay frozen for the worker's life.
+    """
+    gc.disable()
+    try:
+        yield
+        gc.collect()
+        gc.freeze()
+    finally:
+        gc.enable()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application from ``settings`` (default: ``litestar.toml`` plus ``TOKENGATE_*`` variables)."""
     settings = settings or load_settings()
@@ -80,15 +98,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await FactSync(runtime).load_all()
-        await runtime.broadcast.listen()
         credential_watcher = CredentialWatcher(
             runtime.alchemy.get_engine(), runtime.verifier, settings.sync_interval_seconds
         )
-        await credential_watcher.poll()
-        # Everything made so far (the mirrored facts above all) lives as long as the worker: out of the collector's
-        # sight, a full collection no longer walks it (about 200 ms per full collection at 100,000 entities).
-        gc.freeze()
+        with _start_up_frozen():
+            await FactSync(runtime).load_all()
+            await runtime.broadcast.listen()
+            await credential_watcher.poll()
         fact_watch = Periodic("fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll)
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [
