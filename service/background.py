@@ -16,13 +16,17 @@ logger = logging.getLogger("tokengate.background")
 class Periodic:
     """Runs ``work`` every ``interval`` seconds, or sooner when woken, until stopped.
 
-    A failure is logged and retried next time.
+    A woken run waits ``settle`` seconds first, so a burst of wakes (notifications of changes made elsewhere, one per
+    change) costs one run rather than one each. A failure is logged and retried next time.
     """
 
-    def __init__(self, name: str, interval: float, work: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self, name: str, interval: float, work: Callable[[], Awaitable[object]], *, settle: float = 0.0
+    ) -> None:
         self.name = name
         self.interval = interval
         self.work = work
+        self.settle = settle
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
         self.failing = False
@@ -34,6 +38,8 @@ class Periodic:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.interval)
+            if self._woken.is_set() and self.settle:
+                await asyncio.sleep(self.settle)
             self._woken.clear()
             await self._run_once()
 

@@ -1,0 +1,81 @@
+"""Periodic background work: on time, woken early, a burst of wakes settled into one run, failures retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.background import Periodic
+
+PATIENCE = 5.0  # seconds a test waits for a run that is due (a loaded machine may be slow to get there)
+
+
+class Work:
+    """Work that counts its runs (failing the first ``failures``) and says when it has run ``wanted`` times."""
+
+    def __init__(self, wanted: int = 1, failures: int = 0) -> None:
+        self.runs: list[float] = []
+        self.wanted, self.failures = wanted, failures
+        self.done = asyncio.Event()
+
+    async def __call__(self) -> None:
+        self.runs.append(asyncio.get_running_loop().time())
+        if len(self.runs) >= self.wanted:
+            self.done.set()
+        if len(self.runs) <= self.failures:
+            raise RuntimeError("this run fails")
+
+
+async def test_a_burst_of_wakes_costs_one_run_after_the_settle_time() -> None:
+    work = Work()
+    periodic = Periodic("test", 60.0, work, settle=0.5)
+    periodic.start()
+    try:
+        await asyncio.sleep(0)
+        woken_at = asyncio.get_running_loop().time()
+        for _ in range(20):  # about 20 ms of wakes, well within the settle time
+            periodic.wake()
+            await asyncio.sleep(0.001)
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+        await asyncio.sleep(0.2)
+    finally:
+        await periodic.stop()
+    assert len(work.runs) == 1
+    assert work.runs[0] - woken_at >= 0.5
+
+
+async def test_without_settle_a_wake_runs_long_before_the_interval() -> None:
+    work = Work()
+    periodic = Periodic("test", 60.0, work)
+    periodic.start()
+    try:
+        periodic.wake()
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+    finally:
+        await periodic.stop()
+
+
+async def test_unwoken_work_runs_every_interval() -> None:
+    work = Work(wanted=3)
+    periodic = Periodic("test", 0.02, work, settle=60.0)  # the settle time is for wakes only
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+    finally:
+        await periodic.stop()
+
+
+async def test_a_failing_run_is_counted_and_retried() -> None:
+    work = Work(wanted=2, failures=1)
+    periodic = Periodic("test", 0.02, work)
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+        await asyncio.sleep(0)  # the second run's outcome is recorded
+    finally:
+        await periodic.stop()
+    assert len(work.runs) >= 2
+    assert not periodic.failing
