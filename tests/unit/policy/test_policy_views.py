@@ -148,3 +148,31 @@ def test_a_matcher_comparing_the_target_with_a_constant_answers_each_target(copy
     assert engine._evaluator.target_view is None
     assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm1", NOW).allowed
     assert not engine.decide(ALICE, "RESOURCE.UPDATE", "vm2", NOW).allowed  # the same shape as vm1: not the answer
+
+
+def test_a_question_answered_by_shape_is_memoised_as_asked(policy_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = world(policy_dir)
+    engine.decide(ALICE, "RESOURCE.UPDATE", "vm1", NOW)
+    shaped: list[str] = []
+    shape = engine._shape
+    monkeypatch.setattr(
+        engine, "_shape", lambda subject, entity, epoch: shaped.append(entity) or shape(subject, entity, epoch)
+    )
+    first = engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW)
+    assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW) is first
+    assert shaped == ["vm3"]  # the repeat was answered as asked, without working out the shape again
+
+
+def test_questions_about_ever_new_targets_do_not_push_out_the_allows_by_shape(
+    policy_dir: Path, checks: list[str]
+) -> None:
+    engine = PolicyEngine.from_directory(policy_dir, memo_size=8)
+    engine.replace_facts(
+        [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
+        + [EntityFact(f"vm{n}", "resource", "apollo") for n in range(40)],
+        [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)],
+    )
+    assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm0", NOW).allowed
+    for n in range(1, 40):  # 39 questions, each memoised as asked: the memo of 8 turns over many times
+        assert engine.decide(ALICE, "RESOURCE.UPDATE", f"vm{n}", NOW).allowed
+    assert checks == ["vm0"]
