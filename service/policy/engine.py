@@ -275,8 +275,9 @@ class PolicyEngine:
         """
         if entity is not None and not self._facts.exists(entity):
             return self._evaluate(subject, permission, entity, now)
-        # "" is the global check's r.obj: a mirrored "" is unlike every other target (r.obj == "" holds for it)
-        shape = self._shape(subject, entity, key[3]) if entity else None
+        # "" is the global check's r.obj: a mirrored "" is unlike every other target (r.obj == "" holds for it);
+        # an engine that memoises nothing has no use for shapes
+        shape = self._shape(subject, entity, key[3]) if entity and self._by_shape.size else None
         like: _MemoKey = (subject, permission, shape, key[3])
         decision = self._by_shape.items.get(like) if shape is not None else None
         if decision is None:
