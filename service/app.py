@@ -81,13 +81,14 @@ def _start_up_frozen() -> Iterator[None]:
 
     Everything start-up makes (the mirrored facts above all) lives as long as the worker. Collected as it grows,
     loading 100,000 entities took nine full collections (about 0.9 s of a worker's start, more with every entity);
-    frozen, a full collection no longer walks it (about 200 ms each at that size). One collection before the freeze
-    frees start-up's own cyclic garbage, which would otherwise stay frozen for the worker's life.
+    frozen, a full collection no longer walks it (about 200 ms each at that size). A collection of the youngest
+    generation before the freeze (where everything made while the collector was paused is) frees start-up's own
+    cyclic garbage, which would otherwise stay frozen for the worker's life, and walks nothing older.
     """
     gc.disable()
     try:
         yield
-        gc.collect()
+        gc.collect(0)
         gc.freeze()
     finally:
         gc.enable()
