@@ -16,7 +16,7 @@ from pathlib import Path
 from service.bounded import FifoMap
 from service.metrics import POLICY_GENERATION, count_decision
 from service.policy.catalog import PermissionSpec, RoleSpec, Rules
-from service.policy.evaluator import NO_ENTITY, EvaluationError, Evaluator
+from service.policy.evaluator import LINE_ENTITY, NO_ENTITY, EvaluationError, Evaluator
 from service.policy.facts import AssignmentFact, Clause, Decision, EntityFact, Subject
 from service.policy.loader import load_rules
 from service.policy.store import FactStore, is_live
@@ -388,7 +388,7 @@ class PolicyEngine:
             return Decision(True, f"staff hold every permission, {permission} included", Clause.STAFF)
         if not line:
             return Decision(True, f"{self._rules.model_file} allows {permission}", Clause.ROLE)
-        role, held_on, uuid = str(line[1]), str(line[2]), str(line[4])
+        role, held_on, uuid = str(line[1]), str(line[LINE_ENTITY]), str(line[4])
         rule = self._rules.grant_sources.get((role, permission))
         entity = self._facts.entities.get(held_on)
         held_type = entity.type if entity is not None else "entity"

@@ -57,12 +57,13 @@ DELEGATE = EnforceContext(rtype="r2", ptype="p", etype="e", mtype="m2")
 BIND = EnforceContext(rtype="r3", ptype="p4", etype="e", mtype="m3")
 TARGET = EnforceContext(rtype="r4", ptype="p", etype="e", mtype="m4")
 NO_ENTITY = ""  # r.obj of a global check, r2.obj of an unbound token
-_CHECK_REQUEST = ("sub", "perm", "obj", "token", "now")  # what Evaluator.check passes as r, in order
+CHECK_ARITY, CHECK_OBJ, CHECK_TOKEN = 5, 2, 3  # Evaluator.check passes r as (sub, perm, obj, token, now)
 ROLE_DEPTH = 32  # g: role -> role -> permission chains; g3: permission -> class -> class
 # Permission classes (g3): each p3 field names a class; the classes fall into two wider ones.
 CLASS_PARENTS = {"entity": "permission", "global": "permission", "token": "delegable", "staff": "delegable"}
 
 Line = list[Any]  # a p line: user id, role, entity uuid, expiry (epoch seconds, inf for never), assignment uuid
+LINE_ENTITY = 2  # where a p line holds the entity its role is held on (see _lines)
 
 
 class EvaluationError(Exception):
@@ -404,10 +405,9 @@ class Evaluator:
         """What m sees of the target (``service.policy.views``), when Casbin's answer is this enforcer's loop."""
         matcher = self._enforcer.lean_matcher(CHECK)
         request = self._enforcer.model["r"][CHECK.rtype].tokens
-        if matcher is None or len(request) != len(_CHECK_REQUEST):
+        if matcher is None or len(request) != CHECK_ARITY:
             return None
-        obj, token = (request[_CHECK_REQUEST.index(name)] for name in ("obj", "token"))
-        return target_view(matcher.expr, obj, token, self._assignments.tokens)
+        return target_view(matcher.expr, request[CHECK_OBJ], request[CHECK_TOKEN], self._assignments.tokens)
 
     # -- questions -------------------------------------------------------------------------------------
 
@@ -419,7 +419,7 @@ class Evaluator:
         ]
         if len(lines) > 1 and entity:
             position = {uuid: index for index, uuid in enumerate(self._facts.chain(entity))}
-            lines.sort(key=lambda line: position.get(line[2], len(position)))
+            lines.sort(key=lambda line: position.get(line[LINE_ENTITY], len(position)))
         return lines
 
     def _ask(self, context: EnforceContext, lines: list[Line], *request: Any) -> tuple[bool, Line]:
@@ -452,7 +452,7 @@ class Evaluator:
         # the loop binds every p field to "" when there is no line (_Enforcer.enforce_ex)
         reached = view.reachable(lines or [[""] * len(self._assignments.tokens)], subject.token)
         if reached is not None:  # check orders the lines by where p.entity lies on the target's chain (_lines):
-            reached.update(line[2] for line in lines)  # the line named for an allow depends on it
+            reached.update(line[LINE_ENTITY] for line in lines)  # the line named for an allow depends on it
         return reached
 
     def delegate(self, subject: Subject, permission: str, entity: str, now: float) -> bool:
