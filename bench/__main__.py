@@ -231,7 +231,7 @@ def peer_phase(args: argparse.Namespace, report: Report, world: World, workdir: 
 def crowd_phases(args: argparse.Namespace, report: Report, backend: str, workdir: Path) -> None:
     """(6) many clients: a random PAT of 10,000 (1,000 users) and a random resource of 100,000 per request, against
     the bare twin and against Litestar's own JWTAuth; then a flood of unknown tokens, then changes in the tree."""
-    from bench.crowd import populate, run_churn
+    from bench.crowd import Churn, populate
     from bench.peer_jwt import SECRET_ENV, TREE_ENV, encode_tokens
 
     with database(backend, workdir, "crowd") as url:
@@ -331,15 +331,19 @@ def crowd_phases(args: argparse.Namespace, report: Report, backend: str, workdir
 
             quiet, churned, changes = Rounds([]), Rounds([]), 0
             slice_s, use_wrk = args.duration / args.rounds, not args.python_load
-            for _ in range(args.rounds):
-                quiet.results.append(
-                    loadgen.run(port, requests["uniform"], slice_s, args.connections, prefer_wrk=use_wrk)
-                )
-                churn = run_churn(crowd, max(1.0, quiet.results[-1].rps / 100), slice_s)
-                churned.results.append(
-                    loadgen.run(port, requests["uniform"], slice_s, args.connections, prefer_wrk=use_wrk)
-                )
-                changes += int(churn.communicate(timeout=60)[0] or 0)
+            churn = Churn(crowd)
+            try:
+                for _ in range(args.rounds):
+                    quiet.results.append(
+                        loadgen.run(port, requests["uniform"], slice_s, args.connections, prefer_wrk=use_wrk)
+                    )
+                    churn.start(max(1.0, quiet.results[-1].rps / 100), slice_s)
+                    churned.results.append(
+                        loadgen.run(port, requests["uniform"], slice_s, args.connections, prefer_wrk=use_wrk)
+                    )
+                    changes += churn.made()
+            finally:
+                churn.close()
             ratio = churned.ratio_to(quiet)
             report.say(
                 f"    with a project registered and a role granted elsewhere in the tree per 100 requests (straight "

@@ -2,8 +2,8 @@
 
 :func:`populate` bulk-inserts the rows (SQLAlchemy Core, in chunks): 100 customers of 10 projects of 100 resources
 each, every user the owner of one customer, every user's PATs bound to that customer. Run as
-``python -m bench.crowd SPEC.json`` (:func:`run_churn`) it registers a project and grants a role on it, straight in
-the database as another instance would, at a given rate for a given time, so the check's throughput can be measured
+``python -m bench.crowd SPEC.json`` (:class:`Churn`) it registers projects and grants roles on them, straight in the
+database as another instance would, at a given rate for a given time, so the check's throughput can be measured
 with changes happening elsewhere in the tree (the workers find them by polling, and on PostgreSQL by NOTIFY).
 """
 
@@ -163,21 +163,50 @@ async def _populate(url: str, settings: Any, users: int, per_user: int) -> Crowd
 # -- churn ---------------------------------------------------------------------------------------------------------
 
 
-def run_churn(crowd: Crowd, rate: float, duration: float) -> subprocess.Popen[bytes]:
-    """Start the churn in its own process: ``rate`` project registrations and role grants per second each.
+class Churn:
+    """A process that makes changes in the crowd's tree when told to, started (and ready) before any is timed.
 
-    It prints how many of each it made.
+    Its start-up (imports, an engine, a first connection) costs more CPU than a timed slice lasts on a small
+    machine, so it happens once, before the first round: :meth:`start` tells the ready process to make ``rate``
+    project registrations and role grants per second each for ``duration`` seconds, :meth:`made` waits for that to
+    end and says how many it made.
     """
-    spec = {
-        "url": crowd.url,
-        "rate": rate,
-        "duration": duration,
-        "users": crowd.user_ids,
-        "customers": crowd.customer_ids,
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(spec, handle)
-    return subprocess.Popen([sys.executable, "-m", "bench.crowd", handle.name], cwd=ROOT, stdout=subprocess.PIPE)
+
+    def __init__(self, crowd: Crowd) -> None:
+        spec = {"url": crowd.url, "users": crowd.user_ids, "customers": crowd.customer_ids}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(spec, handle)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.crowd", handle.name],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._expect("ready")
+
+    def _expect(self, word: str) -> str:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.startswith(word):
+            raise RuntimeError(f"churn process: expected {word!r}, got {line!r} (exit code {self._process.poll()})")
+        return line
+
+    def start(self, rate: float, duration: float) -> None:
+        """Begin ``rate`` changes a second for ``duration`` seconds (without waiting for them)."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{rate} {duration}\n")
+        self._process.stdin.flush()
+
+    def made(self) -> int:
+        """Wait for the changes begun by :meth:`start` to end; how many were made."""
+        return int(self._expect("made").split()[1])
+
+    def close(self) -> None:
+        """Stop the process (it ends when its input does)."""
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
 
 
 async def _change(runtime: Any, spec: dict[str, Any], postgres: bool) -> None:
@@ -209,31 +238,45 @@ async def _change(runtime: Any, spec: dict[str, Any], postgres: bool) -> None:
             )
 
 
-async def _churn(spec: dict[str, Any]) -> int:
+async def _churn_for(runtime: Any, spec: dict[str, Any], rate: float, duration: float) -> int:
+    """``rate`` changes a second for ``duration`` seconds; how many were made."""
     from sqlalchemy.exc import OperationalError
+
+    postgres = runtime.broadcast.enabled
+    interval, deadline, made = 1 / rate, time.monotonic() + duration, 0
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            await _change(runtime, spec, postgres)
+        except OperationalError:  # SQLite busy with a worker's write past its timeout: skip this one
+            pass
+        else:
+            made += 1
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return made
+
+
+async def _serve(spec: dict[str, Any]) -> None:
+    """Say ``ready`` once connected; then, for each ``RATE SECONDS`` line read, churn and say ``made N``."""
+    from sqlalchemy import text
 
     from service.runtime import Runtime
 
     runtime = Runtime.build(settings_for(spec["url"]))
-    postgres = runtime.broadcast.enabled
-    interval, deadline, made = 1 / spec["rate"], time.monotonic() + spec["duration"], 0
     try:
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            try:
-                await _change(runtime, spec, postgres)
-            except OperationalError:  # SQLite busy with a worker's write past its timeout: skip this one
-                pass
-            else:
-                made += 1
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+        async with runtime.session() as session:
+            await session.execute(text("SELECT 1"))
+        print("ready", flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            rate, duration = map(float, line.split())
+            print("made", await _churn_for(runtime, spec, rate, duration), flush=True)
     finally:
         await runtime.alchemy.get_engine().dispose()
-    return made
 
 
 if __name__ == "__main__":
     spec_path = Path(sys.argv[1])
     churn_spec = json.loads(spec_path.read_text())
     spec_path.unlink()
-    print(asyncio.run(_churn(churn_spec)))
+    asyncio.run(_serve(churn_spec))

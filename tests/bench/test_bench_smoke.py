@@ -7,17 +7,21 @@ tools they rely on honest.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import loadgen
 from bench.__main__ import Rounds
+from bench.crowd import Churn, Crowd
 from bench.loadgen import LoadResult
 from bench.tokens import cache_memory
 from bench.world import uvicorn_server
@@ -121,3 +125,52 @@ def test_a_cached_verification_holds_at_most_300_bytes() -> None:
     """Each verification cached past the first 2,000 (by then every owner's principal is cached) adds <= 300 bytes."""
     smaller, larger = cache_memory(2_000), cache_memory(5_000)
     assert (larger.bytes - smaller.bytes) / (larger.entries - smaller.entries) <= 300
+
+
+def _one_user_and_customer(url: str) -> tuple[int, int]:
+    """Migrate the database at ``url`` and store a user and a customer in it; their ids."""
+    import asyncio
+
+    from sqlalchemy import insert
+
+    from bench.world import settings_for
+    from service.db import upgrade_database
+    from service.entities.models import Entity
+    from service.runtime import Runtime
+    from service.users.models import User
+
+    async def store() -> tuple[int, int]:
+        runtime = Runtime.build(settings_for(url))
+        try:
+            async with runtime.session() as session:
+                user = await session.scalar(
+                    insert(User.__table__).values(uuid=uuid.uuid4(), username="u").returning(User.__table__.c.id)
+                )
+                customer = await session.scalar(
+                    insert(Entity.__table__)
+                    .values(uuid=uuid.uuid4(), type="customer", name="c")
+                    .returning(Entity.__table__.c.id)
+                )
+            return user, customer
+        finally:
+            await runtime.alchemy.get_engine().dispose()
+
+    upgrade_database(settings_for(url))
+    return asyncio.run(store())
+
+
+def test_the_churn_process_changes_nothing_until_told_and_counts_what_it_made(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'churn.db'}"
+    user, customer = _one_user_and_customer(url)
+    churn = Churn(Crowd(url, [], [], [], [], [user], [customer], {}, {}))
+    try:
+        with sqlite3.connect(tmp_path / "churn.db") as db:
+            assert db.execute("SELECT count(*) FROM role_assignment").fetchone()[0] == 0  # ready, nothing made yet
+        churn.start(20, 0.5)
+        made = churn.made()
+    finally:
+        churn.close()
+    assert made > 0
+    with sqlite3.connect(tmp_path / "churn.db") as db:
+        assert db.execute("SELECT count(*) FROM entity WHERE name = 'churn'").fetchone()[0] == made
+        assert db.execute("SELECT count(*) FROM role_assignment").fetchone()[0] == made
