@@ -16,8 +16,11 @@ logger = logging.getLogger("tokengate.background")
 class Periodic:
     """Runs ``work`` every ``interval`` seconds, or sooner when woken, until stopped.
 
-    A woken run waits ``settle`` seconds first, so a burst of wakes (notifications of changes made elsewhere, one per
-    change) costs one run rather than one each. A failure is logged and retried next time.
+    Runs start ``interval`` apart, however long each takes (a run that overran starts the next at once): a poll
+    whose success confirms a cache for two intervals keeps its margin on a busy worker, where each of its round trips
+    waits for the event loop. A woken run waits ``settle`` seconds first, so a burst of wakes (notifications of
+    changes made elsewhere, one per change) costs one run rather than one each. A failure is logged and retried next
+    time.
     """
 
     def __init__(
@@ -35,12 +38,15 @@ class Periodic:
         """``time.monotonic()`` of the last successful run."""
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.interval
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.interval)
+                await asyncio.wait_for(self._woken.wait(), max(0.0, due - loop.time()))
             if self._woken.is_set() and self.settle:
                 await asyncio.sleep(self.settle)
             self._woken.clear()
+            due = loop.time() + self.interval
             await self._run_once()
 
     async def _run_once(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, BindParameter, String, bindparam, cast, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.auth_tokens.models import AuthToken
@@ -26,9 +26,23 @@ from service.security.verifier import TokenVerifier
 from service.users.models import User
 
 _PATS, _TOKENS, _USERS = PersonalAccessToken.__table__.c, AuthToken.__table__.c, User.__table__.c
-_PAT_CHANGES = select(_PATS.id, _PATS.token_hash, _PATS.updated_at)
-_TOKEN_CHANGES = select(_TOKENS.id, _TOKENS.user_id, _TOKENS.updated_at)
-_USER_CHANGES = select(_USERS.id, _USERS.updated_at)
+_SINCE: BindParameter[datetime] = bindparam("since")
+_NO_HASH, _NO_USER = cast(null(), String), cast(null(), BigInteger)
+CHANGES = union_all(
+    select(literal_column("'pat'").label("kind"), _PATS.id, _PATS.token_hash, _NO_USER, _PATS.updated_at).where(
+        _PATS.updated_at >= _SINCE
+    ),
+    select(literal_column("'token'"), _TOKENS.id, _NO_HASH, _TOKENS.user_id, _TOKENS.updated_at).where(
+        _TOKENS.updated_at >= _SINCE
+    ),
+    select(literal_column("'user'"), _USERS.id, _NO_HASH, _USERS.id, _USERS.updated_at).where(
+        _USERS.updated_at >= _SINCE
+    ),
+)
+"""Every PAT, legacy token and user changed since ``since``: ``(kind, id, token hash, user id, updated_at)``.
+
+One statement, hence one round trip: on a busy worker each round trip waits for the event loop, and a poll that
+takes long leaves less of its confirmation to use (a poll of three statements took about 150 ms under load)."""
 
 
 class CredentialWatcher:
@@ -55,19 +69,14 @@ class CredentialWatcher:
         started_at, started = datetime.now(UTC), time.time()
         since = self.since
         async with self._engine.connect() as connection:
-            pats = (await connection.execute(_PAT_CHANGES.where(_PATS.updated_at >= since))).all()
-            tokens = (await connection.execute(_TOKEN_CHANGES.where(_TOKENS.updated_at >= since))).all()
-            users = (await connection.execute(_USER_CHANGES.where(_USERS.updated_at >= since))).all()
+            rows = (await connection.execute(CHANGES, {"since": since})).all()
         verifier = self._verifier
-        for pat_id, token_hash, updated_at in pats:
-            if self._is_new("pat", pat_id, updated_at):
+        for kind, row_id, token_hash, user_id, updated_at in rows:
+            if not self._is_new(kind, row_id, updated_at):
+                continue
+            if kind == "pat":
                 verifier.forget_token(token_hash)
-        # a legacy row changes its hash on regeneration, so the cached (old) one is found through its user
-        for token_id, user_id, updated_at in tokens:
-            if self._is_new("token", token_id, updated_at):
-                verifier.forget_user(user_id)
-        for user_id, updated_at in users:
-            if self._is_new("user", user_id, updated_at):
+            else:  # a legacy row changes its hash on regeneration, so the cached (old) one is found through its user
                 verifier.forget_user(user_id)
         self.since = started_at - self.OVERLAP
         self._seen = {key: at for key, at in self._seen.items() if at >= self.since}

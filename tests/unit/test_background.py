@@ -79,3 +79,39 @@ async def test_a_failing_run_is_counted_and_retried() -> None:
         await periodic.stop()
     assert len(work.runs) >= 2
     assert not periodic.failing
+
+
+async def test_runs_start_an_interval_apart_however_long_each_takes() -> None:
+    class Slow(Work):
+        async def __call__(self) -> None:
+            await super().__call__()
+            await asyncio.sleep(0.15)  # most of the interval
+
+    work = Slow(wanted=4)
+    periodic = Periodic("test", 0.2, work)
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+    finally:
+        await periodic.stop()
+    gaps = [later - earlier for earlier, later in zip(work.runs, work.runs[1:], strict=False)]
+    assert sum(gaps) / len(gaps) < 0.3  # an interval after the last start, not after its end (0.35)
+
+
+async def test_a_run_that_overran_its_interval_is_followed_at_once() -> None:
+    class Slower(Work):
+        async def __call__(self) -> None:
+            await super().__call__()
+            if len(self.runs) == 1:
+                await asyncio.sleep(0.3)
+
+    work = Slower(wanted=2)
+    periodic = Periodic("test", 0.1, work)
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+    finally:
+        await periodic.stop()
+    assert work.runs[1] - work.runs[0] < 0.3 + 0.1
