@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import stat
 from pathlib import Path
@@ -141,6 +143,14 @@ def test_hash_is_keyed_deterministic_hex(keyring: Keyring) -> None:
     assert digest != Keyring.from_secret(b"another-secret").token_hash(key)
     assert digest != keyring.token_hash(key[:-1] + _swap(key[-1]))
     assert keyring.hash_key != keyring.encryption_key
+
+
+@pytest.mark.parametrize("key_bytes", [1, 32, 64, 65, 200])
+def test_the_token_hash_is_hmac_sha256_of_the_token(key_bytes: int) -> None:
+    hash_key = bytes(range(256))[:key_bytes]
+    keyring = Keyring(hash_key=hash_key, encryption_key=b"e" * 32, session_key=b"s" * 32, csrf_key=b"c" * 32)
+    for token in ("", new_legacy_key(), new_pat(EXPIRY), "x" * 500):
+        assert keyring.token_hash(token) == hmac.new(hash_key, token.encode(), hashlib.sha256).hexdigest()
 
 
 def test_encrypt_round_trip_with_fresh_nonces(keyring: Keyring) -> None:
