@@ -31,7 +31,7 @@ from service.events.webhook import WebhookSender
 from service.http import JsonRequest
 from service.leaks.controllers import credential_revocation
 from service.logs import AccessLog, request_context
-from service.metrics import count_response
+from service.metrics import COUNTS_FLUSH_SECONDS, count_response, flush_counts, flush_counts_periodically
 from service.pats.controllers import PersonalAccessTokenController
 from service.pats.services import PatService, detect_reuse
 from service.policy.reload import install_sighup_reload
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Periodic("login-attempts-prune", settings.login.window_seconds, runtime.throttle.prune),
             Periodic("pat-expiry-notice", EXPIRY_SWEEP_SECONDS, lambda: notify_expiring_tokens(runtime)),
             Periodic("broadcast-listen", BROADCAST_RECONNECT_SECONDS, runtime.broadcast.listen),
+            Periodic("metrics-flush", COUNTS_FLUSH_SECONDS, flush_counts_periodically),
         ]
         if settings.webhook.url:
             loops.append(
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await loop.stop()
             await runtime.broadcast.close()
             await runtime.usage.flush_at_shutdown()
+            flush_counts()
 
     return Litestar(
         route_handlers=[

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db import upgrade_database
+from service.metrics import COUNTS_FLUSH_SECONDS
 from service.pats.models import PersonalAccessToken
 from service.runtime import Runtime
 from tests.support.app import make_settings
@@ -34,6 +35,12 @@ async def _use_count(url: str, tmp: Path, pat_uuid: str) -> int:
         await runtime.alchemy.get_engine().dispose()
 
 
+def _scrape_after(seconds: float, base_url: str) -> str:
+    """The metrics as scraped once every worker has added up its counts (within ``COUNTS_FLUSH_SECONDS``)."""
+    time.sleep(seconds)
+    return httpx.get(f"{base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
+
+
 def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(own_database_url: str, tmp_path: Path) -> None:
     upgrade_database(make_settings(own_database_url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
     key = asyncio.run(owner_with_pat_rights(own_database_url, tmp_path))
@@ -53,9 +60,8 @@ def test_sigterm_to_the_supervisor_stops_every_worker_and_flushes_usage(own_data
                     )
                 acknowledged += response.status_code == 200
         assert acknowledged == USES
-        scraped = httpx.get(f"{served.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         listed = 'tokengate_http_requests_total{method="GET",route="/api/personal-access-tokens",status="200"}'
-        assert f"{listed} {float(USES)}" in scraped.text  # summed over both workers, whichever answers
+        assert f"{listed} {float(USES)}" in _scrape_after(COUNTS_FLUSH_SECONDS + 0.5, served.base_url)
         assert served.terminate() == 0, served.log.read_text()[-3000:]
         left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in below if alive(pid)}
         assert left == {}
