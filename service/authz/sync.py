@@ -33,6 +33,9 @@ _Parent = aliased(Entity)
 ENTITY_ROWS = select(Entity.uuid, Entity.type, _Parent.uuid, Entity.updated_at).outerjoin(
     _Parent, Entity.parent_id == _Parent.id
 )
+_ENTITY_COUNT = select(func.count()).select_from(Entity)
+ENTITY_CHANGES = ENTITY_ROWS.add_columns(_ENTITY_COUNT.correlate(None).scalar_subquery())
+"""Entity rows as ``ENTITY_ROWS``, each followed by the number of entities (all rows, in the same snapshot)."""
 ASSIGNMENT_ROWS = select(
     RoleAssignment.uuid,
     RoleAssignment.user_id,
@@ -149,21 +152,26 @@ class FactWatcher:
         self.since = datetime.now(UTC) - self.OVERLAP
 
     async def poll(self) -> None:
-        """Apply every change committed since the last poll, and forget entities deleted elsewhere."""
+        """Apply every change committed since the last poll, and forget entities deleted elsewhere.
+
+        The changed entities come with the number of entities, read in the same statement (one snapshot): once they
+        are applied, a mirror holding more than that number still holds an entity deleted elsewhere, and only then
+        are all uuids read to find it. (Compared before applying them, every registration elsewhere would cost a
+        read of the whole table.)
+        """
         started = datetime.now(UTC)
         policy = self.sync.runtime.policy
         async with self.sync.runtime.session() as session:
-            entity_rows = (await session.execute(ENTITY_ROWS.where(Entity.updated_at >= self.since))).all()
+            entity_rows = (await session.execute(ENTITY_CHANGES.where(Entity.updated_at >= self.since))).all()
             assignment_rows = (
                 await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.updated_at >= self.since))
             ).all()
-            total = await session.scalar(select(func.count()).select_from(Entity))
-            existing = (
-                set(map(str, await session.scalars(select(Entity.uuid)))) if total != policy.entity_count else None
-            )
-        self.sync.apply_entities(entity_rows)
+            total = entity_rows[0][-1] if entity_rows else await session.scalar(_ENTITY_COUNT)
+        self.sync.apply_entities([row[:-1] for row in entity_rows])
         self.sync.apply_assignments(assignment_rows)
-        if existing is not None:
+        if total != policy.entity_count:
+            async with self.sync.runtime.session() as session:
+                existing = set(map(str, await session.scalars(select(Entity.uuid))))
             for uuid in policy.entity_uuids() - existing:
                 policy.remove_entity(uuid)
         self.since = started - self.OVERLAP

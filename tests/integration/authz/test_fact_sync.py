@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from litestar import Litestar
+from sqlalchemy import event
 
 from service.app import create_app
-from service.authz.sync import FactSync
+from service.authz.sync import FactSync, FactWatcher
 from service.config import Settings
 from service.entities.models import Entity
+from service.entities.services import EntityService
 from service.runtime import Runtime
 from tests.support.app import http_client, running
 from tests.support.factories import grant, make_entity, revoke
@@ -129,3 +132,38 @@ async def test_load_all_rebuilds_the_same_facts(
     await FactSync(runtime).load_all()
     assert runtime.policy.holds(callers["alice"].user.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
     assert await decisions(client, callers, entities) == before
+
+
+async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere(
+    settings: Settings, runtime: Runtime, tree: Tree
+) -> None:
+    """B (its own runtime, polled by hand) follows A's registrations from the changed rows alone, and finds a
+    deletion even when a registration in the same interval keeps the number of entities as it was."""
+    other = Runtime.build(settings)
+    full_reads: list[str] = []
+
+    def note_full_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if " ".join(statement.split()) == "SELECT entity.uuid FROM entity":
+            full_reads.append(statement)
+
+    engine = other.alchemy.get_engine().sync_engine
+    event.listen(engine, "before_cursor_execute", note_full_reads)
+    try:
+        await FactSync(other).load_all()
+        watcher = FactWatcher(other)
+        doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
+        await watcher.poll()
+        assert other.policy.entity(str(doomed.uuid)) is not None
+        assert full_reads == []
+
+        async with runtime.session() as session:
+            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, doomed.id))
+        newcomer = await make_entity(runtime, "resource", "newcomer", parent=tree.web)
+        await watcher.poll()
+        assert other.policy.entity(str(doomed.uuid)) is None
+        assert other.policy.entity(str(newcomer.uuid)) is not None
+        assert len(full_reads) == 1
+        assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
+    finally:
+        event.remove(engine, "before_cursor_execute", note_full_reads)
+        await other.alchemy.get_engine().dispose()
