@@ -75,14 +75,33 @@ POLICY_RELOAD_FAILURES = Counter("tokengate_policy_reload_failures", "Policy rel
 _CACHE_HIT, _CACHE_MISS = VERIFICATION_CACHE.labels("hit"), VERIFICATION_CACHE.labels("miss")
 _decision_counters: dict[tuple[str, bool], Counter] = {}
 _request_counters: dict[tuple[str | None, str, int], Counter] = {}
-_pending: dict[Counter, int] = {}
-"""Counts not yet added to their counters (see :func:`flush_counts`)."""
+
+
+class _Pending:
+    """Counts not yet added to their counters (see :func:`flush_counts`)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[Counter, int] = {}
+
+    def add(self, counter: Counter) -> None:
+        """One more of ``counter``.
+
+        The dict is read once: a flush swapping it in between loses this count at worst (a decision counted in a
+        worker thread, say), and never counts anything twice.
+        """
+        counts = self.counts
+        counts[counter] = counts.get(counter, 0) + 1
+
+
+_pending = _Pending()
 
 
 def flush_counts() -> None:
     """Add every pending count to its counter."""
-    while _pending:
-        counter, count = _pending.popitem()
+    counts, _pending.counts = _pending.counts, {}
+    for counter, count in list(counts.items()):  # one C-level copy: a count added meanwhile cannot break the loop
         counter.inc(count)
 
 
@@ -97,19 +116,19 @@ def count_decision(decision: Decision) -> None:
     counter = _decision_counters.get(key)
     if counter is None:
         counter = _decision_counters[key] = DECISIONS.labels(decision.clause, "allow" if decision.allowed else "deny")
-    _pending[counter] = _pending.get(counter, 0) + 1
+    _pending.add(counter)
 
 
 def count_cache(hit: bool) -> None:
     """One authenticated request: answered as a repeat (``TokenVerifier.repeat``), or not."""
     counter = _CACHE_HIT if hit else _CACHE_MISS
-    _pending[counter] = _pending.get(counter, 0) + 1
+    _pending.add(counter)
 
 
 def count_verification(kind: str, admitted: bool) -> None:
     """One full verification of a ``kind`` credential (``pat``, ``token``, ``malformed``)."""
     counter = VERIFICATIONS.labels(kind, "ok" if admitted else "refused")
-    _pending[counter] = _pending.get(counter, 0) + 1
+    _pending.add(counter)
 
 
 async def count_response(message: Message, scope: Scope) -> None:
@@ -121,7 +140,7 @@ async def count_response(message: Message, scope: Scope) -> None:
     if counter is None:
         route = key[0] or UNMATCHED_ROUTE
         counter = _request_counters[key] = REQUESTS.labels(route, key[1], str(key[2]))
-    _pending[counter] = _pending.get(counter, 0) + 1
+    _pending.add(counter)
 
 
 def background_succeeded(task: str) -> None:
