@@ -25,6 +25,16 @@ class Work:
             raise RuntimeError("this run fails")
 
 
+async def _run_until_done(periodic: Periodic, work: Work) -> None:
+    """Start ``periodic``, wait until ``work`` has run as often as it wants, stop."""
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            await work.done.wait()
+    finally:
+        await periodic.stop()
+
+
 async def test_a_burst_of_wakes_costs_one_run_after_the_settle_time() -> None:
     work = Work()
     periodic = Periodic("test", 60.0, work, settle=0.5)
@@ -59,12 +69,7 @@ async def test_without_settle_a_wake_runs_long_before_the_interval() -> None:
 async def test_unwoken_work_runs_every_interval() -> None:
     work = Work(wanted=3)
     periodic = Periodic("test", 0.02, work, settle=60.0)  # the settle time is for wakes only
-    periodic.start()
-    try:
-        async with asyncio.timeout(PATIENCE):
-            await work.done.wait()
-    finally:
-        await periodic.stop()
+    await _run_until_done(periodic, work)
 
 
 async def test_a_failing_run_is_counted_and_retried() -> None:
@@ -89,12 +94,7 @@ async def test_runs_start_an_interval_apart_however_long_each_takes() -> None:
 
     work = Slow(wanted=4)
     periodic = Periodic("test", 0.2, work)
-    periodic.start()
-    try:
-        async with asyncio.timeout(PATIENCE):
-            await work.done.wait()
-    finally:
-        await periodic.stop()
+    await _run_until_done(periodic, work)
     gaps = [later - earlier for earlier, later in zip(work.runs, work.runs[1:], strict=False)]
     assert sum(gaps) / len(gaps) < 0.3  # an interval after the last start, not after its end (0.35)
 
@@ -108,10 +108,5 @@ async def test_a_run_that_overran_its_interval_is_followed_at_once() -> None:
 
     work = Slower(wanted=2)
     periodic = Periodic("test", 0.1, work)
-    periodic.start()
-    try:
-        async with asyncio.timeout(PATIENCE):
-            await work.done.wait()
-    finally:
-        await periodic.stop()
+    await _run_until_done(periodic, work)
     assert work.runs[1] - work.runs[0] < 0.3 + 0.1
