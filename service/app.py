@@ -109,8 +109,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await FactSync(runtime).load_all()
             await runtime.broadcast.listen()
             await credential_watcher.poll()
+        fact_watcher = FactWatcher(runtime)
         fact_watch = Periodic(
-            "fact-watch", settings.sync_interval_seconds, FactWatcher(runtime).poll, settle=FACT_WAKE_SETTLE_SECONDS
+            "fact-watch",
+            settings.sync_interval_seconds,
+            fact_watcher.poll,
+            settle=FACT_WAKE_SETTLE_SECONDS,
+            woken_work=fact_watcher.poll_recent,
         )
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [

@@ -21,15 +21,25 @@ class Periodic:
     waits for the event loop. A woken run waits ``settle`` seconds first, so a burst of wakes (notifications of
     changes made elsewhere, one per change) costs one run rather than one each. A failure is logged and retried next
     time.
+
+    ``woken_work``, if given, is what a woken run does instead of ``work``: it never postpones the next scheduled run
+    of ``work``, however often wakes come (a poll woken by notifications may look back less far than the full one).
     """
 
     def __init__(
-        self, name: str, interval: float, work: Callable[[], Awaitable[object]], *, settle: float = 0.0
+        self,
+        name: str,
+        interval: float,
+        work: Callable[[], Awaitable[object]],
+        *,
+        settle: float = 0.0,
+        woken_work: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
         self.work = work
         self.settle = settle
+        self.woken_work = woken_work
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
         self.failing = False
@@ -43,16 +53,20 @@ class Periodic:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), max(0.0, due - loop.time()))
-            if self._woken.is_set() and self.settle:
+            woken = self._woken.is_set()
+            if woken and self.settle:
                 await asyncio.sleep(self.settle)
             self._woken.clear()
+            if woken and self.woken_work is not None and loop.time() < due:
+                await self._run_once(self.woken_work)
+                continue
             due = loop.time() + self.interval
-            await self._run_once()
+            await self._run_once(self.work)
 
-    async def _run_once(self) -> None:
+    async def _run_once(self, work: Callable[[], Awaitable[object]]) -> None:
         """Do the work; a failure is logged, counted and kept in ``failing``, not raised."""
         try:
-            await self.work()
+            await work()
         except Exception:
             self.failing = True
             background_failed(self.name)

@@ -110,3 +110,19 @@ async def test_a_run_that_overran_its_interval_is_followed_at_once() -> None:
     periodic = Periodic("test", 0.1, work)
     await _run_until_done(periodic, work)
     assert work.runs[1] - work.runs[0] < 0.3 + 0.1
+
+
+async def test_woken_runs_do_the_woken_work_and_never_postpone_the_scheduled_one() -> None:
+    scheduled, woken = Work(wanted=3), Work()
+    periodic = Periodic("test", 0.2, scheduled, woken_work=woken)
+    periodic.start()
+    try:
+        async with asyncio.timeout(PATIENCE):
+            while not scheduled.done.is_set():  # a wake every 20 ms: always one pending
+                periodic.wake()
+                await asyncio.sleep(0.02)
+    finally:
+        await periodic.stop()
+    assert len(woken.runs) > len(scheduled.runs)
+    gaps = [later - earlier for earlier, later in zip(scheduled.runs, scheduled.runs[1:], strict=False)]
+    assert max(gaps) < 0.2 + 0.1  # on schedule, however many wakes came between

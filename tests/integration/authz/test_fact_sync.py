@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from litestar import Litestar
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from service.app import create_app
 from service.authz.sync import FactSync, FactWatcher
@@ -166,4 +166,28 @@ async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere
         assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
     finally:
         event.remove(engine, "before_cursor_execute", note_full_reads)
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_a_woken_poll_looks_back_a_little_and_the_scheduled_poll_finds_what_it_missed(
+    settings: Settings, runtime: Runtime, tree: Tree
+) -> None:
+    other = Runtime.build(settings)
+    try:
+        await FactSync(other).load_all()
+        watcher = FactWatcher(other)
+        await watcher.poll()
+        fresh = await make_entity(runtime, "resource", "fresh", parent=tree.web)
+        await watcher.poll_recent()
+        assert other.policy.entity(str(fresh.uuid)) is not None  # announced moments after it was made: found
+
+        late = await make_entity(runtime, "resource", "late", parent=tree.web)
+        dated = datetime.now(UTC) - FactWatcher.RECENT_OVERLAP - timedelta(seconds=2)  # a writer whose clock lags
+        async with runtime.session() as session:
+            await session.execute(update(Entity).where(Entity.id == late.id).values(updated_at=dated))
+        await watcher.poll_recent()
+        assert other.policy.entity(str(late.uuid)) is None
+        await watcher.poll()
+        assert other.policy.entity(str(late.uuid)) is not None
+    finally:
         await other.alchemy.get_engine().dispose()
