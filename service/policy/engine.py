@@ -260,28 +260,26 @@ class PolicyEngine:
         key = (subject, permission, entity, self._epochs[subject.user_id % self._slots])
         decision = self._decisions.get(key)
         if decision is None:
-            decision = self._recall_or_evaluate(
-                subject, permission, entity, key, now or datetime.fromtimestamp(at, UTC)
-            )
+            decision = self._recall_or_evaluate(subject, permission, entity, key, at)
         count_decision(decision)
         return decision
 
     def _recall_or_evaluate(
-        self, subject: Subject, permission: str, entity: str | None, key: _MemoKey, now: datetime
+        self, subject: Subject, permission: str, entity: str | None, key: _MemoKey, at: float
     ) -> Decision:
         """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or Casbin.
 
         A question about an entity that is not mirrored is never memoised.
         """
         if entity is not None and not self._facts.exists(entity):
-            return self._evaluate(subject, permission, entity, now)
+            return self._evaluate(subject, permission, entity, at)
         # "" is the global check's r.obj: a mirrored "" is unlike every other target (r.obj == "" holds for it);
         # an engine that memoises nothing has no use for shapes
         shape = self._shape(subject, entity, key[3]) if entity and self._by_shape.size else None
         like: _MemoKey = (subject, permission, shape, key[3])
         decision = self._by_shape.items.get(like) if shape is not None else None
         if decision is None:
-            decision = self._evaluate(subject, permission, entity, now)
+            decision = self._evaluate(subject, permission, entity, at)
             if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
                 self._by_shape.put(like, decision)
         self._memo.put(key, decision)
@@ -368,9 +366,11 @@ class PolicyEngine:
             logger.error("%s (denied)", exc)
             return False
 
-    def _evaluate(self, subject: Subject, permission: str, entity: str | None, now: datetime) -> Decision:
-        """Ask Casbin (m), then explain its answer."""
-        at = now.timestamp()
+    def _evaluate(self, subject: Subject, permission: str, entity: str | None, at: float) -> Decision:
+        """Ask Casbin (m) at ``at`` (``time.time()`` seconds), then explain its answer.
+
+        A datetime is made only to explain a denial (a memo miss answered by shape makes none at all).
+        """
         try:
             allowed, line = self._evaluator.check(subject, permission, entity or NO_ENTITY, at)
         except EvaluationError as exc:
@@ -378,7 +378,7 @@ class PolicyEngine:
             return Decision(False, f"the policy could not decide: {exc}", Clause.ROLE)
         if allowed:
             return self._explain_allow(subject, permission, line)
-        return self._explain_deny(subject, permission, entity, now)
+        return self._explain_deny(subject, permission, entity, datetime.fromtimestamp(at, UTC))
 
     def _explain_allow(self, subject: Subject, permission: str, line: list[object]) -> Decision:
         spec = self._rules.permissions.get(permission)
