@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from service import __doc__ as description
 from service.auth_tokens.controllers import AdminAuthTokenController, AuthTokenController, LoginController
 from service.authz.controllers import AuthzController, RoleAssignmentController
-from service.authz.sync import FactSync, FactWatcher
+from service.authz.sync import FactWatcher
 from service.background import Periodic
 from service.cli import TokengateCLIPlugin
 from service.config import Settings, load_settings
@@ -105,11 +105,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         credential_watcher = CredentialWatcher(
             runtime.alchemy.get_engine(), runtime.verifier, settings.sync_interval_seconds
         )
+        fact_watcher = FactWatcher(runtime)
         with _start_up_frozen():
-            await FactSync(runtime).load_all()
+            await fact_watcher.load_all()
             await runtime.broadcast.listen()
             await credential_watcher.poll()
-        fact_watcher = FactWatcher(runtime)
         fact_watch = Periodic(
             "fact-watch",
             settings.sync_interval_seconds,

@@ -121,6 +121,18 @@ class FactSync:
             elif policy.assignment(uuid) != fact:
                 policy.put_assignment(fact)
 
+    def forget_entity(self, uuid: str) -> None:
+        """Forget an entity deleted from the database, and the roles mirrored as held on it.
+
+        The database deletes an entity's assignments with it, a revoked one too, and no poll sees a deleted row: a
+        role revoked just before the deletion would otherwise stay mirrored, and grant again once the uuid is
+        registered anew (a host system's uuid is kept).
+        """
+        policy = self.runtime.policy
+        for assignment in policy.held_on_entity(uuid):
+            policy.remove_assignment(assignment.uuid)
+        policy.remove_entity(uuid)
+
     async def refresh_entity(self, session: AnySession, uuid: str) -> None:
         """Mirror an entity this worker has just changed as it now is (gone: forgotten); tell the other workers."""
         rows = (await session.execute(ENTITY_ROWS.where(Entity.uuid == UUID(uuid)))).all()
@@ -128,7 +140,7 @@ class FactSync:
             self.apply_entities(rows)
         else:
             self.versions.pop(uuid, None)
-            self.runtime.policy.remove_entity(uuid)
+            self.forget_entity(uuid)
         await self.runtime.facts_changed()
 
     async def refresh_assignment(self, session: AnySession, uuid: str) -> None:
@@ -148,18 +160,33 @@ class FactWatcher:
     OVERLAP = timedelta(seconds=5)
     # How far before the last poll a poll woken by a notification looks (``poll_recent``).
     RECENT_OVERLAP = timedelta(seconds=1)
+    # How often the scheduled poll compares every uuid with the mirror even when the counts agree: a registration
+    # dated more than ``OVERLAP`` early (a writer's clock far behind) is never read, and would hide a deletion.
+    FULL_CHECK = timedelta(seconds=60)
 
     def __init__(self, runtime: Runtime) -> None:
         self.sync = FactSync(runtime)
         self.since = datetime.now(UTC) - self.OVERLAP
         self._last_started = self.since
+        self._checked_at = self.since
+
+    async def load_all(self) -> None:
+        """Mirror every fact; polls then look for changes from before this load's snapshot on.
+
+        ``since`` was set when this watcher was built, before the load: a change committed while start-up continues
+        after the load (listening, the first credential poll), however long that takes, is still read.
+        """
+        await self.sync.load_all()
+        self._checked_at = datetime.now(UTC)
 
     async def poll(self) -> None:
         """Apply every change committed since the last poll, and forget entities deleted elsewhere.
 
-        It looks ``OVERLAP`` further back than the last poll's start.
+        It looks ``OVERLAP`` further back than the last poll's start, and compares every uuid at least every
+        ``FULL_CHECK``.
         """
-        started = await self._poll(self.since)
+        check_all = datetime.now(UTC) - self._checked_at >= self.FULL_CHECK
+        started = await self._poll(self.since, check_all=check_all)
         self.since = started - self.OVERLAP
 
     async def poll_recent(self) -> None:
@@ -170,15 +197,15 @@ class FactWatcher:
         finds those. At tens of changes a second each worker is woken many times a second, and every woken poll
         re-reading ``OVERLAP`` of changes made the rows read grow with the square of the change rate.
         """
-        await self._poll(self._last_started - self.RECENT_OVERLAP)
+        await self._poll(self._last_started - self.RECENT_OVERLAP, check_all=False)
 
-    async def _poll(self, since: datetime) -> datetime:
+    async def _poll(self, since: datetime, *, check_all: bool) -> datetime:
         """Apply the entities and assignments changed since ``since``, and forget entities deleted elsewhere.
 
         The changed entities come with the number of entities, read in the same statement (one snapshot): once they
         are applied, a mirror holding more than that number still holds an entity deleted elsewhere, and only then
         are all uuids read to find it. (Compared before applying them, every registration elsewhere would cost a
-        read of the whole table.)
+        read of the whole table.) ``check_all`` reads them whatever the counts.
         """
         started = datetime.now(UTC)
         policy = self.sync.runtime.policy
@@ -188,10 +215,11 @@ class FactWatcher:
             total = entity_rows[0][-1] if entity_rows else await session.scalar(_ENTITY_COUNT)
         self.sync.apply_entities([row[:-1] for row in entity_rows])
         self.sync.apply_assignments(assignment_rows)
-        if total != policy.entity_count:
+        if check_all or total != policy.entity_count:
             async with self.sync.runtime.session() as session:
                 existing = set(map(str, await session.scalars(select(Entity.uuid))))
             for uuid in policy.entity_uuids() - existing:
-                policy.remove_entity(uuid)
+                self.sync.forget_entity(uuid)
+            self._checked_at = started
         self._last_started = started
         return started

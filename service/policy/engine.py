@@ -196,6 +196,10 @@ class PolicyEngine:
         """The mirrored (active) assignment ``uuid``, or None."""
         return self._facts.assignment(uuid)
 
+    def held_on_entity(self, entity: str) -> list[AssignmentFact]:
+        """Return the mirrored assignments held directly on ``entity``, by anyone."""
+        return self._facts.held_on_entity(entity)
+
     def held_on(self, user_id: int, entity: str) -> list[AssignmentFact]:
         """Return the user's mirrored assignments held directly on ``entity``, live or expired (for explanations)."""
         return list(self._facts.held_on(user_id, entity))

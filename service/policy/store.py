@@ -149,6 +149,10 @@ class FactStore:
         """Return the user's assignments held directly on ``entity`` (live or not)."""
         return self._by_holding.get((user_id, entity), {}).values()
 
+    def held_on_entity(self, entity: str) -> list[AssignmentFact]:
+        """Return every assignment held directly on ``entity`` (a scan: for the rare deletion of an entity)."""
+        return [a for a in self._assignments.values() if a.entity == entity]
+
     def of_user(self, user_id: int) -> Iterable[AssignmentFact]:
         """Return the user's assignments (live or not)."""
         return self._by_user.get(user_id, {}).values()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 from sqlalchemy import event, update
 
@@ -189,5 +191,75 @@ async def test_a_woken_poll_looks_back_a_little_and_the_scheduled_poll_finds_wha
         assert other.policy.entity(str(late.uuid)) is None
         await watcher.poll()
         assert other.policy.entity(str(late.uuid)) is not None
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_a_role_revoked_just_before_its_entity_was_deleted_elsewhere_never_comes_back(
+    settings: Settings, runtime: Runtime, tree: Tree
+) -> None:
+    """The deletion takes the revoked assignment's row with it, so no poll sees the revocation; the uuid then comes
+    back (a host system's uuid is kept)."""
+    other = Runtime.build(settings)
+    try:
+        bob = await make_caller(runtime, "bob")
+        project = await make_entity(runtime, "project", "p", parent=tree.acme)
+        held = await grant(runtime, bob.user, "PROJECT.MANAGER", project)
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        assert other.policy.holds(bob.user.id, False, "PROJECT.UPDATE", str(project.uuid))
+        await revoke(runtime, held)
+        async with runtime.session() as session:
+            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, project.id))
+        await watcher.poll()
+        assert other.policy.assignment(str(held.uuid)) is None
+        again = await make_entity(runtime, "project", "p", parent=tree.acme, uuid=project.uuid)
+        await watcher.poll()
+        assert other.policy.entity(str(again.uuid)) is not None
+        assert not other.policy.holds(bob.user.id, False, "PROJECT.UPDATE", str(again.uuid))
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_a_deletion_hidden_by_a_registration_dated_too_early_is_found_by_the_full_check(
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration dated before the overlap is never read, and it keeps the counts equal after a deletion."""
+    monkeypatch.setattr(FactWatcher, "FULL_CHECK", timedelta(seconds=0.5))
+    other = Runtime.build(settings)
+    try:
+        doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        async with runtime.session() as session:
+            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, doomed.id))
+        late = await make_entity(runtime, "resource", "late", parent=tree.web)
+        dated = datetime.now(UTC) - FactWatcher.OVERLAP - timedelta(seconds=2)  # its writer's clock far behind
+        async with runtime.session() as session:
+            await session.execute(update(Entity).where(Entity.id == late.id).values(updated_at=dated))
+        await watcher.poll()
+        assert other.policy.entity(str(doomed.uuid)) is not None  # the counts agree: not found yet
+        await asyncio.sleep(0.6)
+        await watcher.poll()
+        assert other.policy.entity(str(doomed.uuid)) is None
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_a_change_made_while_start_up_continues_after_the_load_is_read(
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up after the load (listening, the first credential poll) may outlast the overlap."""
+    monkeypatch.setattr(FactWatcher, "OVERLAP", timedelta(seconds=0.3))
+    other = Runtime.build(settings)
+    try:
+        bob = await make_caller(runtime, "bob")
+        held = await grant(runtime, bob.user, "PROJECT.MANAGER", tree.web)
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        await revoke(runtime, held)
+        await asyncio.sleep(0.5)  # the rest of start-up outlasts the overlap
+        await watcher.poll()
+        assert not other.policy.holds(bob.user.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
     finally:
         await other.alchemy.get_engine().dispose()
