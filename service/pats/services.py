@@ -374,7 +374,11 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
         return successor, plaintext
 
     async def revoke(self, token: PersonalAccessToken, actor: Principal) -> None:
-        """Soft revoke: ``is_active`` false; the token stops working at once."""
+        """Soft revoke: ``is_active`` false; the token stops working at once.
+
+        Revoking the token a family's rotations ended with also ends the grace of the tokens it replaced: a grace
+        period eases the switch to the successor, and must not keep the credential alive once the successor is gone.
+        """
         await self._session.execute(
             update(PersonalAccessToken)
             .where(PersonalAccessToken.id == token.id)
@@ -387,6 +391,19 @@ class PatService(DomainService[PersonalAccessToken, PatRepository]):
             actor_id=actor.user_id,
         )
         after_commit(self._session, self.runtime.forget_token, token.token_hash)
+        if token.rotated_at is None:
+            predecessors = await self._revoke_live(
+                PersonalAccessToken.family_id == token.family_id, PersonalAccessToken.rotated_at.is_not(None)
+            )
+            for row in predecessors:
+                await self._record(
+                    EventType.PAT_REVOKED,
+                    row,
+                    f"Personal access token {row.name}, rotated out, has been revoked with its successor.",
+                    actor_id=actor.user_id,
+                    successor_pat_uuid=token.uuid.hex,
+                )
+            self._forget_after_commit(predecessors)
         await self._session.refresh(token)
 
     async def _revoke_live(self, *where: ColumnElement[bool]) -> list[Row[UUID, str, int, str]]:

@@ -1,8 +1,12 @@
-"""Rotation with a configured grace period: the rotated-out token works until the grace ends, revocation ends it."""
+"""Rotation with a configured grace period: the rotated-out token works until the grace ends, revocation ends it.
+
+Revoking a family's newest token ends the grace of the tokens it replaced.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from httpx import AsyncClient
@@ -57,6 +61,33 @@ async def test_revoking_a_token_in_grace_ends_it_at_once(client: AsyncClient, wo
     assert await allowed(client, created["token"], world) == 200
     assert (await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).status_code == 204
     assert await allowed(client, created["token"], world) == 401
+
+
+async def test_revoking_the_successor_ends_the_grace_of_the_tokens_it_replaced(
+    client: AsyncClient, world: World
+) -> None:
+    first = await create_pat(client, world.owner_headers, name="deploy")
+    second = (await client.post(f"{PATS}{first['uuid']}/rotate/", headers=world.owner_headers)).json()
+    third = (await client.post(f"{PATS}{second['uuid']}/rotate/", headers=world.owner_headers)).json()
+    unrelated = await create_pat(client, world.owner_headers, name="other")
+    assert [await allowed(client, t["token"], world) for t in (first, second, third)] == [200, 200, 200]
+
+    assert (await client.delete(f"{PATS}{third['uuid']}/", headers=world.owner_headers)).status_code == 204
+    assert [await allowed(client, t["token"], world) for t in (first, second, third)] == [401, 401, 401]
+    assert await allowed(client, unrelated["token"], world) == 200
+    events = (
+        await client.get("/api/events/", headers=world.owner_headers, params={"event_type": "pat_revoked"})
+    ).json()
+    ended = {event["context"]["pat_uuid"]: event["context"] for event in events}
+    assert set(ended) == {UUID(t["uuid"]).hex for t in (first, second, third)}
+    assert ended[UUID(first["uuid"]).hex]["successor_pat_uuid"] == UUID(third["uuid"]).hex
+
+
+async def test_revoking_a_token_in_grace_leaves_its_successor_working(client: AsyncClient, world: World) -> None:
+    created = await create_pat(client, world.owner_headers)
+    successor = (await client.post(f"{PATS}{created['uuid']}/rotate/", headers=world.owner_headers)).json()
+    assert (await client.delete(f"{PATS}{created['uuid']}/", headers=world.owner_headers)).status_code == 204
+    assert await allowed(client, successor["token"], world) == 200
 
 
 async def test_configured_cap_and_rotation_at_the_cap(client: AsyncClient, world: World, runtime: Runtime) -> None:
