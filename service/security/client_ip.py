@@ -46,6 +46,20 @@ def parse_ip(value: str | None) -> IPAddress | None:
     return address
 
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def acl_network(entry: str) -> IPNetwork:
+    """The network a stored ACL entry matches: IPv4-mapped IPv6 (``::ffff:10.0.0.0/104``) as the IPv4 network.
+
+    Client addresses are unwrapped the same way (:func:`parse_ip`), so such an entry matches the clients it names.
+    """
+    network = ipaddress.ip_network(entry)
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFF_FFFF, network.prefixlen - 96))
+    return network
+
+
 def _is_trusted(address: IPAddress, trusted_proxies: Sequence[IPNetwork]) -> bool:
     return any(address in network for network in trusted_proxies)
 

@@ -17,7 +17,6 @@ Entries hold no plaintext.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +33,7 @@ from service.config import TokenSettings
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, Keyring, is_legacy_key, pat_expiry
 from service.pats.models import PersonalAccessToken
 from service.policy.facts import Binding, TokenLimits
-from service.security.client_ip import IPAddress, IPNetwork, client_ip
+from service.security.client_ip import IPAddress, IPNetwork, acl_network, client_ip
 from service.security.credentials import find_credential, reader
 from service.security.principal import CredentialKind, Principal
 
@@ -402,7 +401,7 @@ class TokenVerifier:
             principal=self._principal(row, CredentialKind.PAT, limits),
             credential_id=row.id,
             valid_until=PersonalAccessToken.usable_until(row.expires_at, row.grace_until).timestamp(),
-            networks=share(tuple(ipaddress.ip_network(entry) for entry in row.allowed_networks)),
+            networks=share(tuple(acl_network(entry) for entry in row.allowed_networks)),
             last_used_ip=share(row.last_used_ip),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.pats.network import NetworkAclError, normalize_network_acl
+from service.security.client_ip import acl_network, parse_ip
 
 MAX = 32
 
@@ -75,3 +76,20 @@ def test_limit_counts_distinct_networks_after_normalisation() -> None:
     with pytest.raises(NetworkAclError) as caught:
         normalize_network_acl([*at_limit, "192.0.2.1"], MAX)
     assert caught.value.messages == [f"A token can have at most {MAX} network ACL entries."]
+
+
+@pytest.mark.parametrize(
+    ("entry", "matches", "misses"),
+    [
+        ("::ffff:10.0.0.0/104", "10.200.0.1", "11.0.0.1"),
+        ("::ffff:198.51.100.7/128", "198.51.100.7", "198.51.100.8"),
+        ("::ffff:0:0/96", "203.0.113.9", "2001:db8::1"),
+        ("2001:db8::/32", "2001:db8::1", "10.0.0.1"),
+        ("10.0.0.0/8", "::ffff:a00:1", "::a00:1"),
+    ],
+)
+def test_an_ipv4_mapped_entry_matches_the_ipv4_clients_it_names(entry: str, matches: str, misses: str) -> None:
+    """Client addresses are unwrapped from IPv4-mapped IPv6, so stored mapped entries are too (as IPv4 networks)."""
+    network = acl_network(entry)
+    assert parse_ip(matches) in network
+    assert parse_ip(misses) not in network

@@ -69,8 +69,14 @@ async def test_request_from_outside_the_acl_is_refused(client: AsyncClient, app:
 
 @pytest.mark.parametrize(
     ("peer", "networks"),
-    [("2001:db8::5", ["2001:db8::/64"]), ("::ffff:198.51.100.7", ["198.51.100.7"]), ("10.1.2.3", ["10.0.0.0/8"])],
-    ids=["ipv6", "ipv4-mapped", "ipv4"],
+    [
+        ("2001:db8::5", ["2001:db8::/64"]),
+        ("::ffff:198.51.100.7", ["198.51.100.7"]),
+        ("10.1.2.3", ["10.0.0.0/8"]),
+        ("10.1.2.3", ["::ffff:10.0.0.0/104"]),
+        ("::ffff:10.1.2.3", ["::ffff:10.1.2.3"]),
+    ],
+    ids=["ipv6", "ipv4-mapped-peer", "ipv4", "ipv4-mapped-acl", "ipv4-mapped-both"],
 )
 async def test_acl_matches_ipv4_and_ipv6_peers(
     client: AsyncClient, app: Litestar, world: World, runtime: Runtime, peer: str, networks: list[str]
