@@ -79,6 +79,7 @@ class FactSync:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.versions = runtime.fact_versions
+        self.deleted_here = runtime.entities_deleted_here
 
     async def load_all(self) -> None:
         """Replace the engine's facts with the database's."""
@@ -137,9 +138,11 @@ class FactSync:
         """Mirror an entity this worker has just changed as it now is (gone: forgotten); tell the other workers."""
         rows = (await session.execute(ENTITY_ROWS.where(Entity.uuid == UUID(uuid)))).all()
         if rows:
+            self.deleted_here.discard(uuid)
             self.apply_entities(rows)
         else:
-            self.versions.pop(uuid, None)
+            self.versions.pop(uuid, None)  # a registration anew, however its writer's clock dates it, is applied
+            self.deleted_here.add(uuid)
             self.forget_entity(uuid)
         await self.runtime.facts_changed()
 
@@ -208,17 +211,20 @@ class FactWatcher:
         read of the whole table.) ``check_all`` reads them whatever the counts.
         """
         started = datetime.now(UTC)
-        policy = self.sync.runtime.policy
+        policy, deleted_here = self.sync.runtime.policy, self.sync.deleted_here
+        deleted_here.clear()
         async with self.sync.runtime.session() as session:
             entity_rows = (await session.execute(ENTITY_CHANGES.where(Entity.updated_at >= since))).all()
             assignment_rows = (await session.execute(ASSIGNMENT_ROWS.where(RoleAssignment.updated_at >= since))).all()
             total = entity_rows[0][-1] if entity_rows else await session.scalar(_ENTITY_COUNT)
-        self.sync.apply_entities([row[:-1] for row in entity_rows])
+        # a row of an entity this worker deleted while the rows were read may predate the deletion: not applied
+        self.sync.apply_entities([row[:-1] for row in entity_rows if str(row[0]) not in deleted_here])
         self.sync.apply_assignments(assignment_rows)
         if check_all or total != policy.entity_count:
+            mirrored = policy.entity_uuids()  # before the read: an entity this worker registers meanwhile stays
             async with self.sync.runtime.session() as session:
                 existing = set(map(str, await session.scalars(select(Entity.uuid))))
-            for uuid in policy.entity_uuids() - existing:
+            for uuid in mirrored - existing:
                 self.sync.forget_entity(uuid)
             self._checked_at = started
         self._last_started = started

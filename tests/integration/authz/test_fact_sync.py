@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from sqlalchemy import event, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.app import create_app
 from service.authz.sync import FactSync, FactWatcher
@@ -261,5 +264,72 @@ async def test_a_change_made_while_start_up_continues_after_the_load_is_read(
         await asyncio.sleep(0.5)  # the rest of start-up outlasts the overlap
         await watcher.poll()
         assert not other.policy.holds(bob.user.id, False, "PROJECT.UPDATE", str(tree.web.uuid))
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+def hook_after_session(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, nth: int, act: Callable[[], Awaitable[None]]
+) -> Callable[[], bool]:
+    """Run ``act`` as the ``nth`` session opened through ``runtime`` closes (its reads done, their use not yet)."""
+    opened = 0
+    real = runtime.session
+
+    @asynccontextmanager
+    async def session() -> AsyncIterator[AsyncSession]:
+        nonlocal opened
+        opened += 1
+        mine = opened == nth
+        async with real() as inner:
+            yield inner
+        if mine:
+            await act()
+
+    monkeypatch.setattr(runtime, "session", session)
+    return lambda: opened >= nth
+
+
+async def test_an_entity_this_worker_deletes_while_its_own_poll_reads_stays_deleted(
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll read the entity's row before the deletion, and applies it after."""
+    other = Runtime.build(settings)
+    try:
+        doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        assert other.policy.entity(str(doomed.uuid)) is not None
+
+        async def delete_through_other() -> None:
+            async with other.session() as session:
+                await EntityService(session=session, runtime=other).remove(await session.get_one(Entity, doomed.id))
+
+        reached = hook_after_session(other, monkeypatch, 1, delete_through_other)
+        await watcher.poll()
+        assert reached()
+        assert other.policy.entity(str(doomed.uuid)) is None
+        again = await make_entity(other, "resource", "doomed", parent=tree.web, uuid=doomed.uuid)
+        assert other.policy.entity(str(again.uuid)) is not None  # registered anew here: mirrored at once
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_an_entity_this_worker_registers_while_its_poll_reads_every_uuid_stays(
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FactWatcher, "FULL_CHECK", timedelta(0))
+    other = Runtime.build(settings)
+    try:
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        made: list[Entity] = []
+
+        async def register_through_other() -> None:
+            made.append(await make_entity(other, "resource", "newcomer", parent=tree.web))
+
+        reached = hook_after_session(other, monkeypatch, 2, register_through_other)  # the second: every uuid
+        await watcher.poll()
+        assert reached()
+        assert other.policy.entity(str(made[0].uuid)) is not None
     finally:
         await other.alchemy.get_engine().dispose()
