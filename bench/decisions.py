@@ -34,7 +34,7 @@ ORGS = 200  # each org: a chain of 8 folders; the facts are there so lookups are
 
 def build(memo_size: int) -> PolicyEngine:
     """An engine on the folder policy: ORGS orgs, each with a chain f1..f8, an admin per org, a viewer at f1."""
-    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size=memo_size)
+    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size=memo_size, counted=True)
     entities, assignments = [], []
     for org in range(ORGS):
         entities.append(EntityFact(f"o{org}", "org", None))
@@ -132,7 +132,7 @@ def at_scale(entities: int, assignments: int) -> Scale:
 
 def _at_scale_here(entities: int, assignments: int) -> None:
     memo_size = 65_536
-    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size)
+    engine = PolicyEngine.from_directory(DEEP_POLICY, memo_size, counted=True)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     facts = []

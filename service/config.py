@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -179,6 +179,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     policy_dir: str = str(DEFAULT_POLICY_DIR)
     """Directory holding the Casbin model and rule files (default: the ``policies/`` shipped with the service)."""
+    decision_memo_size: Annotated[int, msgspec.Meta(ge=0)] = 65_536
+    """Policy decisions memoised per worker (about 310 bytes each, the oldest go first); 0 memoises none."""
     sync_interval_seconds: float = 0.5
     """How often each worker picks up role and entity changes made by other workers."""
     auto_migrate: bool = True

@@ -86,7 +86,7 @@ class Runtime:
                 tuple(old.encode() for old in settings.security.previous_secrets),
             ),
             alchemy=create_alchemy_config(settings),
-            policy=PolicyEngine.from_directory(Path(settings.policy_dir)),
+            policy=PolicyEngine.from_directory(Path(settings.policy_dir), settings.decision_memo_size, counted=True),
             trusted_proxies=tuple(ipaddress.ip_network(net) for net in settings.security.trusted_proxies),
         )
 

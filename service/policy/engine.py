@@ -73,13 +73,16 @@ class PolicyEngine:
     touched from elsewhere is the Casbin call, which is serialised.
     """
 
-    def __init__(self, rules: Rules, memo_size: int = 65_536) -> None:
+    def __init__(self, rules: Rules, memo_size: int = 65_536, *, counted: bool = False) -> None:
         """Create an engine with no facts.
 
         Args:
             rules: Loaded rules (see :meth:`from_directory`).
             memo_size: Most decisions remembered at once; 0 disables the memo.
+            counted: Count every decision in the ``tokengate_decisions_total`` metric (the service's own engine;
+                not the engines the policy tools build to explore and prove a policy).
         """
+        self._count = count_decision if counted else _uncounted
         self._facts = FactStore()
         self._use(rules)
         self._memo: FifoMap[_MemoKey, Decision] = FifoMap(memo_size)
@@ -94,13 +97,13 @@ class PolicyEngine:
         self._generation = 0
 
     @classmethod
-    def from_directory(cls, path: Path, memo_size: int = 65_536) -> PolicyEngine:
-        """Load the rules in ``path`` into a new engine.
+    def from_directory(cls, path: Path, memo_size: int = 65_536, *, counted: bool = False) -> PolicyEngine:
+        """Load the rules in ``path`` into a new engine (see ``__init__`` for the arguments).
 
         Raises:
             PolicyError: The policy files are missing, malformed or inconsistent.
         """
-        return cls(load_rules(path), memo_size)
+        return cls(load_rules(path), memo_size, counted=counted)
 
     def reload(self, path: Path) -> None:
         """Swap in the rules of ``path``; on PolicyError keep the old rules and re-raise."""
@@ -111,6 +114,11 @@ class PolicyEngine:
     def rules(self) -> Rules:
         """The rules in force."""
         return self._rules
+
+    @property
+    def memo_size(self) -> int:
+        """Most decisions remembered at once (0: none)."""
+        return self._memo.size
 
     @property
     def generation(self) -> int:
@@ -265,7 +273,7 @@ class PolicyEngine:
         decision = self._decisions.get(key)
         if decision is None:
             decision = self._recall_or_evaluate(subject, permission, entity, key, at)
-        count_decision(decision)
+        self._count(decision)
         return decision
 
     def _recall_or_evaluate(
@@ -449,6 +457,10 @@ class PolicyEngine:
         if not held:
             return f"user {user_id} holds no live role on {entity} or its ancestors"
         return f"no role held ({', '.join(sorted(held))}) grants {permission}"
+
+
+def _uncounted(decision: Decision) -> None:
+    """Count nothing (an engine that is not the service's own)."""
 
 
 def _epoch(now: datetime | None) -> float:

@@ -130,6 +130,7 @@ def test_override_leaves_sibling_keys_from_the_file(tmp_path: Path) -> None:
         ('[tokengate.server]\nworkers = "2"\n', {}, ["$.server.workers"]),
         ('[tokengate.log]\nlevel = "loud"\n', {}, ["$.log.level"]),
         ("", {"TOKENGATE_LOG__FORMAT": "xml"}, ["$.log.format"]),
+        ("", {"TOKENGATE_DECISION_MEMO_SIZE": "-1"}, ["$.decision_memo_size"]),
     ],
 )
 def test_unknown_keys_and_wrong_types_name_the_key(
