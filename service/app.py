@@ -11,7 +11,7 @@ from importlib.metadata import version
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -38,8 +38,8 @@ from service.policy.reload import install_sighup_reload
 from service.policy_tools.controllers import PolicyController
 from service.probes import health, metrics, ready
 from service.runtime import Runtime, RuntimeDependency
-from service.schema_ui import swagger_ui, swagger_ui_assets
-from service.security.middleware import SKIP_AUTH, AuthenticationMiddleware
+from service.schema_ui import schema_router, swagger_ui, swagger_ui_assets
+from service.security.middleware import AuthenticationMiddleware
 from service.security.principal import Principal
 from service.security.sync import CredentialWatcher
 from service.ui.router import template_config, ui_router
@@ -192,8 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"Token": []}],
             render_plugins=[swagger_ui()],
-            # the schema and its documentation pages are public
-            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={SKIP_AUTH: True}),
+            openapi_router=schema_router(),
         ),
         template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,

@@ -1,4 +1,5 @@
-"""The OpenAPI page renders in a real browser that cannot reach anything but the server on 127.0.0.1."""
+"""The OpenAPI page renders, under its Content-Security-Policy, in a real browser that cannot reach anything but the
+server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -32,8 +33,11 @@ async def test_the_schema_page_renders_offline(page: Page, serve: Serve) -> None
             await route.continue_()
 
     await page.route("**/*", only_the_server)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     await page.goto(f"{server.url}/schema")
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("tokengate")
     await expect(page.locator(".opblock-summary-path", has_text="/api/personal-access-tokens").first).to_be_visible()
     assert blocked == [], blocked
+    assert not [text for text in console if "Content Security Policy" in text], console  # the page runs under it
     assert any(url.endswith("/schema/assets/swagger-ui-bundle.js") for url in requested), requested

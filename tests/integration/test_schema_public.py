@@ -15,6 +15,15 @@ async def test_schema_pages_need_no_token(client: AsyncClient, path: str) -> Non
     assert "tokengate" in response.text
 
 
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger"])
+async def test_the_schema_pages_may_not_be_framed_nor_reach_other_origins(client: AsyncClient, path: str) -> None:
+    policy = (await client.get(path)).headers["content-security-policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == directives["connect-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "https:" not in policy and "*" not in policy
+
+
 async def test_an_unknown_schema_page_is_404_not_401(client: AsyncClient) -> None:
     assert (await client.get("/schema/no-such-page")).status_code == 404
 
