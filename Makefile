@@ -13,11 +13,11 @@ install: $(PY)  ## install the service with the test tools
 run: install  ## start the service on http://127.0.0.1:8000 (SQLite, migrated on first start)
 	$(VENV)/bin/tokengate run
 
-test: install  ## the whole suite (SQLite and, when it answers, PostgreSQL)
-	$(PY) -m pytest
+test: install  ## the whole suite (SQLite and, when it answers, PostgreSQL), a test process per CPU
+	$(PY) -m pytest -n auto
 
 test-sqlite: install  ## the suite without the PostgreSQL half
-	$(PY) -m pytest -m "not postgres"
+	$(PY) -m pytest -n auto -m "not postgres"
 
 lint:  ## ruff lint and format check (what pre-commit runs)
 	$(VENV)/bin/ruff check service tests bench
