@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         runtime.broadcast.on_facts = fact_watch.wake
         loops = [
-            Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush),
+            Periodic("usage-flush", settings.tokens.usage_flush_seconds, runtime.usage.flush_due),
             fact_watch,
             Periodic("credential-watch", settings.sync_interval_seconds, credential_watcher.poll),
             Periodic("pat-expiry", EXPIRY_SWEEP_SECONDS, lambda: expire_tokens(runtime)),

@@ -68,7 +68,9 @@ class TokenSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     expiry_notice_days: list[int] = msgspec.field(default_factory=lambda: [7, 1])
     """Days before expiry at which an active PAT's owner gets a ``pat_expiring`` event (once per token each)."""
     usage_flush_seconds: float = 5.0
-    """How often recorded token usage is written to the database."""
+    """How often recorded token usage is written to the database (audit events of use at every flush)."""
+    usage_write_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """How long a PAT's uses wait in memory before a flush writes them: each token's row about this often at most."""
     verification_cache_size: int = 100_000
     """Verified tokens kept in memory per worker (about 250 bytes each)."""
     refused_token_cache_size: int = 10_000

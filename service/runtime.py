@@ -64,7 +64,7 @@ class Runtime:
     def __post_init__(self) -> None:
         """Build the parts, each given the collaborators it uses (none of them knows the runtime)."""
         engine = self.alchemy.get_engine()
-        self.usage = UsageRecorder(self.session, self.event_recorder)
+        self.usage = UsageRecorder(self.session, self.event_recorder, self.settings.tokens.usage_write_seconds)
         self.verifier = TokenVerifier(
             self.settings.tokens,
             self.keyring,

@@ -1,8 +1,12 @@
 """Token usage recorded in memory on the request path and written to the database in batches.
 
-Nothing here awaits the database during a request: ``record`` only updates dictionaries. The app runs ``flush``
-every ``usage_flush_seconds`` and once more at shutdown, so a clean stop loses nothing the database accepts; one item
-it refuses is dropped (logged) rather than blocking the others.
+Nothing here awaits the database during a request: ``record`` only updates dictionaries. The app runs ``flush_due``
+every ``usage_flush_seconds``: it writes the audit events and legacy refreshes collected, and the uses of each PAT
+whose first unwritten use is ``usage_write_seconds`` old. A PAT in steady use is so written about once per
+``usage_write_seconds`` whatever its request rate, and a worker serving thousands of tokens writes a few rows per
+token a minute instead of one per token and flush: each row is an update the database must make. ``flush`` writes
+everything, once more at shutdown, so a clean stop loses nothing the database accepts; one item it refuses is
+dropped (logged) rather than blocking the others.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class PatUsage:
     last_used_ip: str | None
     entry: CachedCredential
     """The cache entry the last use came through: see ``record_again``."""
+    since: float
+    """``time.time()`` of the first use not yet written: see ``flush_due``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +65,14 @@ class PendingEvent:
 class UsageRecorder:
     """Collects PAT usage, legacy-token refreshes and usage events; flushes them in one transaction.
 
-    ``session`` opens the flush's transaction; ``event_recorder`` gives the audit log on it.
+    ``session`` opens the flush's transaction; ``event_recorder`` gives the audit log on it; ``write_after`` is how
+    long a PAT's uses wait before ``flush_due`` writes them (0: at once).
     """
 
-    def __init__(self, session: SessionFactory, event_recorder: EventRecorder) -> None:
+    def __init__(self, session: SessionFactory, event_recorder: EventRecorder, write_after: float = 0.0) -> None:
         self._session = session
         self._event_recorder = event_recorder
+        self._write_after = write_after
         self._pats: dict[int, PatUsage] = {}
         self._legacy: dict[int, tuple[float, float | None]] = {}  # token id -> (refreshed at, lifetime)
         self._events: list[PendingEvent] = []
@@ -78,7 +86,7 @@ class UsageRecorder:
         principal = entry.principal
         usage = self._pats.get(entry.credential_id)
         if usage is None:
-            self._pats[entry.credential_id] = PatUsage(1, now, ip_text, entry)
+            self._pats[entry.credential_id] = PatUsage(1, now, ip_text, entry, now)
         else:
             usage.count += 1
             usage.last_used_at, usage.last_used_ip, usage.entry = now, ip_text, entry
@@ -108,8 +116,8 @@ class UsageRecorder:
         must be recorded with ``record``, which compares the address with the newer entry's.
         """
         usage = self._pats.get(entry.credential_id)
-        if usage is None:  # the first use since a flush: a token is seldom used twice between flushes
-            self._pats[entry.credential_id] = PatUsage(1, now, entry.last_used_ip, entry)
+        if usage is None:  # the first use since its last write
+            self._pats[entry.credential_id] = PatUsage(1, now, entry.last_used_ip, entry, now)
             return True
         if usage.entry is not entry:
             return False
@@ -157,6 +165,21 @@ class UsageRecorder:
         read-only, or full): everything is kept for the next flush and :class:`UsageFlushError` says so.
         """
         pats, self._pats = self._pats, {}
+        await self._flush(pats)
+
+    async def flush_due(self, now: float | None = None) -> None:
+        """``flush``, but of the PATs' uses only those of tokens whose first unwritten use is ``write_after`` old.
+
+        Audit events and legacy refreshes are all written: they wait for no one.
+        """
+        cutoff = (time.time() if now is None else now) - self._write_after
+        pats = self._pats
+        due = {pat_id: usage for pat_id, usage in pats.items() if usage.since <= cutoff}
+        for pat_id in due:
+            del pats[pat_id]
+        await self._flush(due)
+
+    async def _flush(self, pats: dict[int, PatUsage]) -> None:
         legacy, self._legacy = self._legacy, {}
         events, self._events = self._events, []
         if not (pats or legacy or events):
@@ -211,6 +234,7 @@ class UsageRecorder:
                 self._pats[pat_id] = usage
             else:
                 newer.count += usage.count
+                newer.since = min(newer.since, usage.since)
         for token_id, refresh in legacy.items():
             self._legacy.setdefault(token_id, refresh)
         self._events[:0] = events

@@ -79,6 +79,7 @@ class Server:
             "TOKENGATE_SECURITY__SECRET": SECRET,
             "TOKENGATE_POLICY_DIR": str(ROOT / "policies"),
             "TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS": "0.5",
+            "TOKENGATE_TOKENS__USAGE_WRITE_SECONDS": "0",
         }
         self.log = tmp / "server.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -34,7 +34,9 @@ def test_the_readme_recipe_lists_a_never_used_token(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'recipe.db'}"
     upgrade_database(make_settings(url, tmp_path, TOKENGATE_SECURITY__SECRET=SECRET))
     key = asyncio.run(owner_with_pat_rights(url, tmp_path))
-    served = Served(url, tmp_path, workers=1, TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS="0.2")
+    served = Served(
+        url, tmp_path, workers=1, TOKENGATE_TOKENS__USAGE_FLUSH_SECONDS="0.2", TOKENGATE_TOKENS__USAGE_WRITE_SECONDS="0"
+    )
     try:
         served.start()
         with httpx.Client(base_url=served.base_url, timeout=10) as client:
