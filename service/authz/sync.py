@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from service.authz.models import RoleAssignment
+from service.background import collector_paused
 from service.db.transaction import AnySession
 from service.entities.models import Entity
 from service.policy import AssignmentFact, EntityFact
@@ -221,10 +222,13 @@ class FactWatcher:
         self.sync.apply_entities([row[:-1] for row in entity_rows if str(row[0]) not in deleted_here])
         self.sync.apply_assignments(assignment_rows)
         if check_all or total != policy.entity_count:
-            mirrored = policy.entity_uuids()  # before the read: an entity this worker registers meanwhile stays
-            async with self.sync.runtime.session() as session:
-                existing = set(map(str, await session.scalars(select(Entity.uuid))))
-            for uuid in mirrored - existing:
+            with collector_paused():
+                mirrored = policy.entity_uuids()  # before the read: an entity this worker registers meanwhile stays
+                async with self.sync.runtime.session() as session:
+                    existing = set(map(str, await session.scalars(select(Entity.uuid))))
+                gone = mirrored - existing
+                del mirrored, existing
+            for uuid in gone:
                 self.sync.forget_entity(uuid)
             self._checked_at = started
         self._last_started = started

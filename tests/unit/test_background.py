@@ -1,10 +1,14 @@
-"""Periodic background work: on time, woken early, a burst of wakes settled into one run, failures retried."""
+"""Periodic background work: on time, woken early, a burst of wakes settled into one run, failures retried.
+
+And the collector paused through a big read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 
-from service.background import Periodic
+from service.background import Periodic, collector_paused
 
 PATIENCE = 5.0  # seconds a test waits for a run that is due (a loaded machine may be slow to get there)
 
@@ -126,3 +130,26 @@ async def test_woken_runs_do_the_woken_work_and_never_postpone_the_scheduled_one
     assert len(woken.runs) > len(scheduled.runs)
     gaps = [later - earlier for earlier, later in zip(scheduled.runs, scheduled.runs[1:], strict=False)]
     assert max(gaps) < 0.2 + 0.1  # on schedule, however many wakes came between
+
+
+def test_the_collector_stays_paused_through_a_big_read_and_as_it_was_after() -> None:
+    runs: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        with collector_paused():
+            rows = [[n] for n in range(100_000)]  # tracked objects: collections would start many times
+            assert not gc.isenabled()
+            del rows  # freed by refcount, as the read's rows are
+        assert gc.isenabled() and runs == []
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+        gc.callbacks.remove(note)
