@@ -15,6 +15,7 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.app import create_app
+from service.authz import sync as sync_module
 from service.authz.sync import FactSync, FactWatcher
 from service.config import Settings
 from service.entities.models import Entity
@@ -148,8 +149,8 @@ async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere
     full_reads: list[str] = []
 
     def note_full_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if " ".join(statement.split()) == "SELECT entity.uuid FROM entity":
-            full_reads.append(statement)
+        if " ".join(statement.split()).startswith("SELECT entity.id, entity.uuid FROM entity"):
+            full_reads.append(statement)  # one chunk: far fewer than UUID_CHUNK entities here
 
     engine = other.alchemy.get_engine().sync_engine
     event.listen(engine, "before_cursor_execute", note_full_reads)
@@ -331,5 +332,27 @@ async def test_an_entity_this_worker_registers_while_its_poll_reads_every_uuid_s
         await watcher.poll()
         assert reached()
         assert other.policy.entity(str(made[0].uuid)) is not None
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
+async def test_every_uuid_is_compared_a_chunk_at_a_time(
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deletions elsewhere are found in every chunk, the last (short) one included."""
+    monkeypatch.setattr(sync_module, "UUID_CHUNK", 2)
+    monkeypatch.setattr(FactWatcher, "FULL_CHECK", timedelta(0))
+    other = Runtime.build(settings)
+    try:
+        made = [await make_entity(runtime, "resource", f"r{n}", parent=tree.web) for n in range(5)]
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        doomed = [made[0], made[3], made[4]]
+        for entity in doomed:
+            async with runtime.session() as session:
+                await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, entity.id))
+        await watcher.poll()
+        assert [other.policy.entity(str(e.uuid)) is None for e in made] == [True, False, False, True, True]
+        assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
     finally:
         await other.alchemy.get_engine().dispose()
