@@ -77,6 +77,12 @@ async def make_entity(
         return await EntityService(session=session, runtime=runtime).register(data)
 
 
+async def delete_entity(runtime: Runtime, entity: Entity) -> None:
+    """Delete a leaf entity through the entity service (so the policy engine forgets it)."""
+    async with runtime.session() as session:
+        await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, entity.id))
+
+
 async def grant(
     runtime: Runtime,
     user: User,

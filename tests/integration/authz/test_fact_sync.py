@@ -19,10 +19,9 @@ from service.authz import sync as sync_module
 from service.authz.sync import FactSync, FactWatcher
 from service.config import Settings
 from service.entities.models import Entity
-from service.entities.services import EntityService
 from service.runtime import Runtime
 from tests.support.app import http_client, running
-from tests.support.factories import grant, make_entity, revoke
+from tests.support.factories import delete_entity, grant, make_entity, revoke
 from tests.support.world import Caller, Tree, make_caller
 
 PERMISSIONS = [
@@ -162,8 +161,7 @@ async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere
         assert other.policy.entity(str(doomed.uuid)) is not None
         assert full_reads == []
 
-        async with runtime.session() as session:
-            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, doomed.id))
+        await delete_entity(runtime, doomed)
         newcomer = await make_entity(runtime, "resource", "newcomer", parent=tree.web)
         await watcher.poll()
         assert other.policy.entity(str(doomed.uuid)) is None
@@ -213,8 +211,7 @@ async def test_a_role_revoked_just_before_its_entity_was_deleted_elsewhere_never
         await watcher.load_all()
         assert other.policy.holds(bob.user.id, False, "PROJECT.UPDATE", str(project.uuid))
         await revoke(runtime, held)
-        async with runtime.session() as session:
-            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, project.id))
+        await delete_entity(runtime, project)
         await watcher.poll()
         assert other.policy.assignment(str(held.uuid)) is None
         again = await make_entity(runtime, "project", "p", parent=tree.acme, uuid=project.uuid)
@@ -235,8 +232,7 @@ async def test_a_deletion_hidden_by_a_registration_dated_too_early_is_found_by_t
         doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
         watcher = FactWatcher(other)
         await watcher.load_all()
-        async with runtime.session() as session:
-            await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, doomed.id))
+        await delete_entity(runtime, doomed)
         late = await make_entity(runtime, "resource", "late", parent=tree.web)
         dated = datetime.now(UTC) - FactWatcher.OVERLAP - timedelta(seconds=2)  # its writer's clock far behind
         async with runtime.session() as session:
@@ -300,12 +296,7 @@ async def test_an_entity_this_worker_deletes_while_its_own_poll_reads_stays_dele
         watcher = FactWatcher(other)
         await watcher.load_all()
         assert other.policy.entity(str(doomed.uuid)) is not None
-
-        async def delete_through_other() -> None:
-            async with other.session() as session:
-                await EntityService(session=session, runtime=other).remove(await session.get_one(Entity, doomed.id))
-
-        reached = hook_after_session(other, monkeypatch, 1, delete_through_other)
+        reached = hook_after_session(other, monkeypatch, 1, lambda: delete_entity(other, doomed))
         await watcher.poll()
         assert reached()
         assert other.policy.entity(str(doomed.uuid)) is None
@@ -349,8 +340,7 @@ async def test_every_uuid_is_compared_a_chunk_at_a_time(
         await watcher.load_all()
         doomed = [made[0], made[3], made[4]]
         for entity in doomed:
-            async with runtime.session() as session:
-                await EntityService(session=session, runtime=runtime).remove(await session.get_one(Entity, entity.id))
+            await delete_entity(runtime, entity)
         await watcher.poll()
         assert [other.policy.entity(str(e.uuid)) is None for e in made] == [True, False, False, True, True]
         assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
