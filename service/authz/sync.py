@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy import String, bindparam, cast, select
 from sqlalchemy.orm import aliased
 
 from service.authz.models import RoleAssignment
 from service.background import collector_paused
 from service.db.transaction import AnySession
-from service.entities.models import Entity
+from service.entities.models import Entity, EntityDeletion
 from service.policy import AssignmentFact, EntityFact
 
 if TYPE_CHECKING:
@@ -35,11 +35,11 @@ ENTITY_ROWS = select(
     cast(Entity.uuid, String).label("uuid"), Entity.type, cast(_Parent.uuid, String).label("parent"), Entity.updated_at
 ).outerjoin(_Parent, Entity.parent_id == _Parent.id)
 """Each entity's uuid, type, parent's uuid and version (uuids as text: see :func:`spelled`)."""
-_ENTITY_COUNT = select(func.count()).select_from(Entity)
-ENTITY_CHANGES = ENTITY_ROWS.add_columns(_ENTITY_COUNT.correlate(None).scalar_subquery()).where(
-    Entity.updated_at >= bindparam("since")
+_ENTITY_CHANGES = ENTITY_ROWS.where(Entity.updated_at >= bindparam("since"))
+_DELETIONS = select(cast(EntityDeletion.uuid, String), EntityDeletion.updated_at).where(
+    EntityDeletion.updated_at >= bindparam("since")
 )
-"""Entity rows changed ``since``, as ``ENTITY_ROWS``, each followed by the number of entities (one snapshot)."""
+"""The uuids of the entities deleted through the service ``since``, with the time of each deletion."""
 UUID_CHUNK = 10_000
 """Entity uuids read at a time when every uuid is compared with the mirror."""
 _ENTITY_TABLE = Entity.__table__
@@ -149,6 +149,23 @@ class FactSync:
             elif policy.assignment(uuid) != fact:
                 policy.put_assignment(fact)
 
+    def apply_deletions(self, rows: Sequence[Any]) -> None:
+        """Forget the entities these deletions name, unless mirrored in a version newer than the deletion.
+
+        A uuid registered again after its deletion keeps its new registration. Its version is forgotten with it: a
+        registration anew is applied however its writer's clock dates it (one dated before the deletion, by a
+        writer whose clock lags, is forgotten again when a later poll re-reads the deletion: the entity is unknown,
+        and a check about it is refused, until its row next changes).
+        """
+        for text, deleted_at in rows:
+            uuid = spelled(text)
+            known = self.versions.get(uuid)
+            if known is not None and known > deleted_at:
+                continue
+            self.versions.pop(uuid, None)
+            if self.runtime.policy.entity(uuid) is not None:
+                self.forget_entity(uuid)
+
     def forget_entity(self, uuid: str) -> None:
         """Forget an entity deleted from the database, and the roles mirrored as held on it.
 
@@ -190,8 +207,8 @@ class FactWatcher:
     OVERLAP = timedelta(seconds=5)
     # How far before the last poll a poll woken by a notification looks (``poll_recent``).
     RECENT_OVERLAP = timedelta(seconds=1)
-    # How often the scheduled poll compares every uuid with the mirror even when the counts agree: a registration
-    # dated more than ``OVERLAP`` early (a writer's clock far behind) is never read, and would hide a deletion.
+    # How often the scheduled poll compares every uuid with the mirror: a deletion made around the service (straight
+    # in the database) leaves no ``EntityDeletion`` to read.
     FULL_CHECK = timedelta(seconds=60)
 
     def __init__(self, runtime: Runtime) -> None:
@@ -230,24 +247,22 @@ class FactWatcher:
         await self._poll(self._last_started - self.RECENT_OVERLAP, check_all=False)
 
     async def _poll(self, since: datetime, *, check_all: bool) -> datetime:
-        """Apply the entities and assignments changed since ``since``, and forget entities deleted elsewhere.
+        """Apply the entities, assignments and entity deletions recorded since ``since``.
 
-        The changed entities come with the number of entities, read in the same statement (one snapshot): once they
-        are applied, a mirror holding more than that number still holds an entity deleted elsewhere, and only then
-        are all uuids read to find it. (Compared before applying them, every registration elsewhere would cost a
-        read of the whole table.) ``check_all`` reads them whatever the counts.
+        ``check_all`` also compares every uuid with the mirror, for deletions that left no record.
         """
         started = datetime.now(UTC)
-        policy, deleted_here = self.sync.runtime.policy, self.sync.deleted_here
+        deleted_here = self.sync.deleted_here
         deleted_here.clear()
         async with self.sync.runtime.session() as session:
-            entity_rows = (await session.execute(ENTITY_CHANGES, {"since": since})).all()
+            entity_rows = (await session.execute(_ENTITY_CHANGES, {"since": since})).all()
             assignment_rows = (await session.execute(_ASSIGNMENT_CHANGES, {"since": since})).all()
-            total = entity_rows[0][-1] if entity_rows else await session.scalar(_ENTITY_COUNT)
+            deletions = (await session.execute(_DELETIONS, {"since": since})).all()
         # a row of an entity this worker deleted while the rows were read may predate the deletion: not applied
-        self.sync.apply_entities([row[:-1] for row in entity_rows if spelled(row[0]) not in deleted_here])
+        self.sync.apply_entities([row for row in entity_rows if spelled(row[0]) not in deleted_here])
         self.sync.apply_assignments(assignment_rows)
-        if check_all or total != policy.entity_count:
+        self.sync.apply_deletions(deletions)
+        if check_all:
             for uuid in await self._deleted_elsewhere():
                 self.sync.forget_entity(uuid)
             self._checked_at = started

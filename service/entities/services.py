@@ -14,7 +14,7 @@ from sqlalchemy import delete, exists, select
 from service.authz.models import RoleAssignment
 from service.authz.sync import FactSync
 from service.db.transaction import after_commit
-from service.entities.models import Entity
+from service.entities.models import DELETION_RETENTION, Entity, EntityDeletion
 from service.entities.schemas import EntityCreate, EntityUpdate
 from service.errors import Conflict, ValidationError
 from service.pagination import Window
@@ -136,7 +136,8 @@ class EntityService(DomainService[Entity, EntityRepository]):
     async def remove(self, entity: Entity) -> None:
         """Delete a leaf entity that no live role is held on (409 otherwise).
 
-        Revoked and expired assignments go with it; token bindings to it are marked deleted.
+        Revoked and expired assignments go with it; token bindings to it are marked deleted. The deletion is recorded
+        for other workers' polls (deletions older than ``DELETION_RETENTION`` are dropped meanwhile).
         """
         session = self.repository.session
         if await session.scalar(select(exists().where(Entity.parent_id == entity.id))):
@@ -149,8 +150,11 @@ class EntityService(DomainService[Entity, EntityRepository]):
         if await session.scalar(select(live)):
             raise Conflict("Cannot delete an entity on which roles are held; revoke them first.")
         await session.execute(delete(RoleAssignment).where(RoleAssignment.entity_id == entity.id))
-        tokens = await mark_bindings_deleted(session, str(entity.uuid), datetime.now(UTC))
+        now = datetime.now(UTC)
+        tokens = await mark_bindings_deleted(session, str(entity.uuid), now)
         await self.delete(entity.id)
+        await session.execute(delete(EntityDeletion).where(EntityDeletion.updated_at < now - DELETION_RETENTION))
+        session.add(EntityDeletion(uuid=entity.uuid))
         after_commit(session, self.sync.refresh_entity, session, str(entity.uuid))
         for token_hash in tokens:
             after_commit(session, self.runtime.forget_token, token_hash)

@@ -30,6 +30,7 @@ TABLES = [
     "auth_token",
     "role_assignment",
     "entity",
+    "entity_deletion",
     "user_account",
 ]
 

@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.app import create_app
 from service.authz import sync as sync_module
 from service.authz.sync import FactSync, FactWatcher
 from service.config import Settings
-from service.entities.models import Entity
+from service.entities.models import DELETION_RETENTION, Entity, EntityDeletion
 from service.runtime import Runtime
 from tests.support.app import http_client, running
 from tests.support.factories import delete_entity, grant, make_entity, revoke
@@ -139,17 +139,17 @@ async def test_load_all_rebuilds_the_same_facts(
     assert await decisions(client, callers, entities) == before
 
 
-async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere(
+async def test_a_deletion_elsewhere_is_read_from_its_record_without_reading_every_uuid(
     settings: Settings, runtime: Runtime, tree: Tree
 ) -> None:
-    """B (its own runtime, polled by hand) follows A's registrations from the changed rows alone, and finds a
-    deletion even when a registration in the same interval keeps the number of entities as it was."""
+    """B (its own runtime, polled by hand) follows A's registrations and deletions from the changed rows and the
+    deletions recorded, and compares no uuids."""
     other = Runtime.build(settings)
     full_reads: list[str] = []
 
     def note_full_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if " ".join(statement.split()).startswith("SELECT entity.id, CAST(entity.uuid AS"):
-            full_reads.append(statement)  # one chunk: far fewer than UUID_CHUNK entities here
+            full_reads.append(statement)
 
     engine = other.alchemy.get_engine().sync_engine
     event.listen(engine, "before_cursor_execute", note_full_reads)
@@ -159,18 +159,38 @@ async def test_a_poll_reads_every_uuid_only_when_an_entity_was_deleted_elsewhere
         doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
         await watcher.poll()
         assert other.policy.entity(str(doomed.uuid)) is not None
-        assert full_reads == []
 
         await delete_entity(runtime, doomed)
         newcomer = await make_entity(runtime, "resource", "newcomer", parent=tree.web)
         await watcher.poll()
         assert other.policy.entity(str(doomed.uuid)) is None
         assert other.policy.entity(str(newcomer.uuid)) is not None
-        assert len(full_reads) == 1
         assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
+        assert full_reads == []
     finally:
         event.remove(engine, "before_cursor_execute", note_full_reads)
         await other.alchemy.get_engine().dispose()
+
+
+async def test_a_deletion_is_recorded_and_records_older_than_the_retention_go_at_the_next(
+    runtime: Runtime, tree: Tree
+) -> None:
+    first = await make_entity(runtime, "resource", "first", parent=tree.web)
+    second = await make_entity(runtime, "resource", "second", parent=tree.web)
+    await delete_entity(runtime, first)
+    async with runtime.session() as session:
+        assert (await session.execute(select(EntityDeletion.uuid))).scalars().all() == [first.uuid]
+        stale = datetime.now(UTC) - DELETION_RETENTION - timedelta(minutes=1)
+        await session.execute(update(EntityDeletion).values(updated_at=stale))
+    await delete_entity(runtime, second)
+    async with runtime.session() as session:
+        assert (await session.execute(select(EntityDeletion.uuid))).scalars().all() == [second.uuid]
+
+
+async def _delete_straight(runtime: Runtime, entity: Entity) -> None:
+    """Delete an entity's row in the database, around the service (no deletion is recorded)."""
+    async with runtime.session() as session:
+        await session.execute(delete(Entity).where(Entity.id == entity.id))
 
 
 async def test_a_woken_poll_looks_back_a_little_and_the_scheduled_poll_finds_what_it_missed(
@@ -222,23 +242,19 @@ async def test_a_role_revoked_just_before_its_entity_was_deleted_elsewhere_never
         await other.alchemy.get_engine().dispose()
 
 
-async def test_a_deletion_hidden_by_a_registration_dated_too_early_is_found_by_the_full_check(
+async def test_a_deletion_made_straight_in_the_database_is_found_by_the_full_check(
     settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A registration dated before the overlap is never read, and it keeps the counts equal after a deletion."""
+    """No deletion is recorded for it, so only the comparison of every uuid finds it."""
     monkeypatch.setattr(FactWatcher, "FULL_CHECK", timedelta(seconds=0.5))
     other = Runtime.build(settings)
     try:
         doomed = await make_entity(runtime, "resource", "doomed", parent=tree.web)
         watcher = FactWatcher(other)
         await watcher.load_all()
-        await delete_entity(runtime, doomed)
-        late = await make_entity(runtime, "resource", "late", parent=tree.web)
-        dated = datetime.now(UTC) - FactWatcher.OVERLAP - timedelta(seconds=2)  # its writer's clock far behind
-        async with runtime.session() as session:
-            await session.execute(update(Entity).where(Entity.id == late.id).values(updated_at=dated))
+        await _delete_straight(runtime, doomed)
         await watcher.poll()
-        assert other.policy.entity(str(doomed.uuid)) is not None  # the counts agree: not found yet
+        assert other.policy.entity(str(doomed.uuid)) is not None  # nothing recorded: not found yet
         await asyncio.sleep(0.6)
         await watcher.poll()
         assert other.policy.entity(str(doomed.uuid)) is None
@@ -340,9 +356,9 @@ async def test_every_uuid_is_compared_a_chunk_at_a_time(
         await watcher.load_all()
         doomed = [made[0], made[3], made[4]]
         for entity in doomed:
-            await delete_entity(runtime, entity)
+            await _delete_straight(runtime, entity)  # no record: only the comparison finds them
         await watcher.poll()
         assert [other.policy.entity(str(e.uuid)) is None for e in made] == [True, False, False, True, True]
-        assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
+        assert other.policy.entity_uuids() == runtime.policy.entity_uuids() - {str(e.uuid) for e in doomed}
     finally:
         await other.alchemy.get_engine().dispose()
