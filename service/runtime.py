@@ -52,8 +52,9 @@ class Runtime:
     trusted_proxies: tuple[IPNetwork, ...]
     fact_versions: dict[str, datetime] = field(default_factory=dict)
     """``updated_at`` of every entity and assignment row mirrored in ``policy`` (see ``service.authz.sync``)."""
-    entities_deleted_here: set[str] = field(default_factory=set)
-    """Entities this worker deleted since its running fact poll began: rows that poll read of them are stale."""
+    entities_refreshed_here: dict[str, bool] = field(default_factory=dict)
+    """Entities this worker changed since its running fact poll began, each True if it stands (registered or
+    changed) and False if deleted: what that poll read of them may be older than the change."""
     verifier: TokenVerifier = field(init=False)
     usage: UsageRecorder = field(init=False)
     throttle: LoginThrottle = field(init=False)
