@@ -69,31 +69,40 @@ ASSIGNMENT_ROWS = select(
 _SINCE: BindParameter[datetime] = bindparam("since")
 _NO_TEXT, _NO_USER = cast(null(), String), cast(null(), BigInteger)
 _NO_EXPIRY, _NO_STATE = cast(null(), RoleAssignment.expiration_time.type), cast(null(), Boolean)
+_Referred = aliased(Entity)
+
+
+def _uuid_of(entity_id: Any) -> Any:
+    """The uuid (as text) of the entity ``entity_id`` names, looked up row by row by primary key.
+
+    A join let PostgreSQL's planner, whose statistics never cover the newest rows, estimate a handful of changed
+    rows and merge-join them against the whole primary key index: 17 ms a poll at 100,000 entities, where one
+    index lookup per changed row costs microseconds.
+    """
+    return select(cast(_Referred.uuid, String)).where(_Referred.id == entity_id).scalar_subquery()
+
+
 FACT_CHANGES: CompoundSelect[Any] = union_all(
     select(
         literal_column("'entity'").label("kind"),
         cast(Entity.uuid, String).label("uuid"),
         Entity.type.label("name"),
-        cast(_Parent.uuid, String).label("on_uuid"),
+        _uuid_of(Entity.parent_id).label("on_uuid"),
         _NO_USER.label("user_id"),
         _NO_EXPIRY.label("expires_at"),
         _NO_STATE.label("is_active"),
         Entity.updated_at.label("updated_at"),
-    )
-    .outerjoin(_Parent, Entity.parent_id == _Parent.id)
-    .where(Entity.updated_at >= _SINCE),
+    ).where(Entity.updated_at >= _SINCE),
     select(
         literal_column("'assignment'"),
         cast(RoleAssignment.uuid, String),
         RoleAssignment.role,
-        cast(Entity.uuid, String),
+        _uuid_of(RoleAssignment.entity_id),
         RoleAssignment.user_id,
         RoleAssignment.expiration_time,
         RoleAssignment.is_active,
         RoleAssignment.updated_at,
-    )
-    .join(Entity, RoleAssignment.entity_id == Entity.id)
-    .where(RoleAssignment.updated_at >= _SINCE),
+    ).where(RoleAssignment.updated_at >= _SINCE),
     select(
         literal_column("'deletion'"),
         cast(EntityDeletion.uuid, String),
