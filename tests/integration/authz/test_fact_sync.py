@@ -140,10 +140,10 @@ async def test_load_all_rebuilds_the_same_facts(
 
 
 async def test_a_deletion_elsewhere_is_read_from_its_record_without_reading_every_uuid(
-    settings: Settings, runtime: Runtime, tree: Tree
+    settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """B (its own runtime, polled by hand) follows A's registrations and deletions from the changed rows and the
-    deletions recorded, and compares no uuids."""
+    deletions recorded, and compares no uuids (until the full check is due: which shows the full read is seen)."""
     other = Runtime.build(settings)
     full_reads: list[str] = []
 
@@ -167,6 +167,10 @@ async def test_a_deletion_elsewhere_is_read_from_its_record_without_reading_ever
         assert other.policy.entity(str(newcomer.uuid)) is not None
         assert other.policy.entity_uuids() == runtime.policy.entity_uuids()
         assert full_reads == []
+
+        monkeypatch.setattr(FactWatcher, "FULL_CHECK", timedelta(0))
+        await watcher.poll()
+        assert len(full_reads) == 1  # one chunk: far fewer than UUID_CHUNK entities here
     finally:
         event.remove(engine, "before_cursor_execute", note_full_reads)
         await other.alchemy.get_engine().dispose()
