@@ -58,7 +58,7 @@ class TargetView:
     @staticmethod
     def shape(chain: Sequence[str], reachable: set[object]) -> tuple[str, ...]:
         """What the matcher can see of a target with this ancestor chain: the reachable entities on it, in order."""
-        return tuple(node for node in chain if node in reachable)
+        return tuple(filter(reachable.__contains__, chain))
 
 
 def target_view(expr: str, obj: str, token: str, policy_tokens: Sequence[str]) -> TargetView | None:
