@@ -18,10 +18,16 @@ import msgspec
 NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$(?!\n)"
 TEXT_PATTERN = r"^[^\x00]*$(?!\n)"
 
+UUID_PATTERN = (
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$(?!\n)"
+)
+
 NAME = msgspec.Meta(pattern=NAME_PATTERN)
 """A name, identifier or filter value: printable characters only."""
 TEXT = msgspec.Meta(pattern=TEXT_PATTERN)
 """Free text (passwords): anything but NUL."""
+UUID_TEXT = msgspec.Meta(pattern=UUID_PATTERN, extra_json_schema={"extra": {"format": "uuid"}})
+"""A uuid kept as the text sent (hyphenated or 32 hex digits, either case): what ``uuid.UUID`` accepts from JSON."""
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -39,5 +45,6 @@ def printable(value: str) -> str:
 PATTERN_MESSAGES = {
     NAME_PATTERN: "Control characters are not allowed.",
     TEXT_PATTERN: "Null characters are not allowed.",
+    UUID_PATTERN: "Must be a valid UUID.",
 }
 """What a client is told instead of the regular expression it failed to match."""

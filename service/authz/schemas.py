@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from service.text import NAME
+from service.text import NAME, UUID_TEXT
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100), NAME]
 
@@ -18,6 +18,17 @@ class EntityRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=64), NAME]
     uuid: UUID
+
+
+class CheckTarget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Names the entity a decision is about by type and UUID; the UUID stays text.
+
+    The mirror keys entities by their uuid's text: decoded as a ``UUID``, the check spelled every uuid again in
+    Python (about 1.5 µs of a request's 240 when the targets vary; see ``service.authz.services.authorize``).
+    """
+
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64), NAME]
+    uuid: Annotated[str, UUID_TEXT]
 
 
 class ScopeRead(msgspec.Struct, kw_only=True):
@@ -55,7 +66,7 @@ class CheckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``POST /api/authz/check/``: may the caller's own credentials use ``permission`` on ``entity``?"""
 
     permission: Name
-    entity: EntityRef | None = None
+    entity: CheckTarget | None = None
 
 
 class CheckResult(msgspec.Struct, kw_only=True):
@@ -72,7 +83,7 @@ class IntrospectRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     token: Annotated[str, msgspec.Meta(max_length=256), NAME]
     client_ip: Annotated[str, msgspec.Meta(max_length=64), NAME] | None = None
     permission: Name | None = None
-    entity: EntityRef | None = None
+    entity: CheckTarget | None = None
 
 
 class IntrospectResponse(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -12,8 +11,8 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import select, update
 
 from service.authz.models import RoleAssignment
-from service.authz.schemas import EntityRef, RoleAssignmentCreate
-from service.authz.sync import FactSync
+from service.authz.schemas import CheckTarget, EntityRef, RoleAssignmentCreate
+from service.authz.sync import FactSync, spelled
 from service.db.transaction import after_commit
 from service.entities.models import Entity
 from service.errors import NotFound, ValidationError
@@ -153,17 +152,7 @@ async def find_entity(session: Any, ref: EntityRef) -> Entity | None:
     return entity
 
 
-@functools.lru_cache(maxsize=65_536)
-def _uuid_text(value: int) -> str:
-    """The hyphenated form of the UUID whose ``int`` is ``value``.
-
-    The check path asks about the same entities over and over, and both ``str(UUID)`` and hashing a ``UUID`` run
-    Python code: keyed by the integer, a repeat costs only C-level hashing.
-    """
-    return str(UUID(int=value))
-
-
-def authorize(policy: PolicyEngine, subject: Subject, permission: str, ref: EntityRef | None) -> Decision:
+def authorize(policy: PolicyEngine, subject: Subject, permission: str, ref: CheckTarget | None) -> Decision:
     """May ``subject`` use ``permission`` on ``ref``? 400 for an unknown permission or type, 404 for an unknown entity.
 
     An entity the subject may not learn of (``PolicyEngine.is_visible_to``: a non-staff user holding nothing on, above
@@ -176,10 +165,11 @@ def authorize(policy: PolicyEngine, subject: Subject, permission: str, ref: Enti
         return policy.decide(subject, permission, None)
     if ref.type not in policy.entity_types:
         raise ValidationError({"entity": [f"Unknown entity type '{ref.type}'."]})
-    entity = policy.entity(_uuid_text(ref.uuid.int))
+    uuid = spelled(ref.uuid)
+    entity = policy.entity(uuid)
     if entity is not None and entity.type == ref.type:
         decision = policy.decide(subject, permission, entity.uuid)
         # an allowed decision implies visibility: the hot path asks nothing more
         if decision.allowed or policy.is_visible_to(subject.user_id, subject.is_staff, entity.uuid):
             return decision
-    raise NotFound(f"{ref.type} with uuid {ref.uuid} does not exist.")
+    raise NotFound(f"{ref.type} with uuid {uuid} does not exist.")

@@ -137,10 +137,11 @@ FACT_CHANGES_COUNTED: CompoundSelect[Any] = union_all(*FACT_CHANGES.selects, ENT
 
 
 def spelled(text: str) -> str:
-    """A uuid read as text, spelled as the mirror keys it (lower case, hyphenated).
+    """A uuid as text (hyphenated or 32 hex digits, either case), spelled as the mirror keys it: lower, hyphenated.
 
-    SQLite stores a uuid as 32 bare hex digits, PostgreSQL's text form is hyphenated. Read as text, a row costs
-    about 7 µs on SQLite, where making a ``UUID`` of each uuid and spelling it again cost 13.
+    SQLite stores a uuid as 32 bare hex digits, PostgreSQL's text form is hyphenated; a client may send either.
+    Read as text, a row costs about 7 µs on SQLite, where making a ``UUID`` of each uuid and spelling it again
+    cost 13.
     """
     if len(text) == 36:
         return text.lower()

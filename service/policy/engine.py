@@ -279,10 +279,9 @@ class PolicyEngine:
     def _recall_or_evaluate(
         self, subject: Subject, permission: str, entity: str | None, key: _MemoKey, at: float
     ) -> Decision:
-        """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or by
-        Casbin (an answer memoised as ``key``).
+        """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or Casbin.
 
-        A question about an entity that is not mirrored is never memoised.
+        Only Casbin's answers are memoised as ``key``, and never one about an entity that is not mirrored.
         """
         if entity is not None and not self._facts.exists(entity):
             return self._evaluate(subject, permission, entity, at)

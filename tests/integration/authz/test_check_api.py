@@ -316,6 +316,50 @@ async def test_malformed_check_is_400(read_only: ReadOnly, body: dict[str, Any])
 
 
 @SHARED_LOOP
+@pytest.mark.parametrize(
+    "spell", [str.upper, lambda text: text.replace("-", ""), lambda text: text[:18].upper() + text[18:]]
+)
+async def test_a_target_uuid_in_another_spelling_is_the_same_target(read_only: ReadOnly, spell: Any) -> None:
+    client, people, tree = read_only.client, read_only.people, read_only.tree
+    canonical = await check(client, people.callers["owner"], "RESOURCE.UPDATE", tree.web_vm)
+    body = {"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": spell(str(tree.web_vm.uuid))}}
+    response = await post_check(client, people.callers["owner"], body)
+    assert response.status_code == 200, response.text
+    assert response.json() == canonical and canonical["allowed"] is True
+
+
+@SHARED_LOOP
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nope",
+        "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}",
+        "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "6ba7b810-9dad11d1-80b4-00c04fd430c8",
+        "6ba7b8109dad11d180b400c04fd430c8\n",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8\n",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c",
+        "",
+    ],
+)
+async def test_a_target_uuid_that_is_no_uuid_is_400_naming_the_field(read_only: ReadOnly, text: str) -> None:
+    client, people = read_only.client, read_only.people
+    body = {"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": text}}
+    response = await post_check(client, people.callers["owner"], body)
+    assert response.status_code == 400
+    assert response.json() == {"entity.uuid": ["Must be a valid UUID."]}
+
+
+@SHARED_LOOP
+async def test_an_unknown_target_is_named_in_the_spelling_the_mirror_keys(read_only: ReadOnly) -> None:
+    client, people = read_only.client, read_only.people
+    body = {"permission": "RESOURCE.UPDATE", "entity": {"type": "resource", "uuid": "6BA7B8109DAD11D180B400C04FD430C8"}}
+    response = await post_check(client, people.callers["owner"], body)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "resource with uuid 6ba7b810-9dad-11d1-80b4-00c04fd430c8 does not exist."}
+
+
+@SHARED_LOOP
 async def test_check_needs_a_valid_token(read_only: ReadOnly) -> None:
     client, tree = read_only.client, read_only.tree
     body = {"permission": "PROJECT.UPDATE", "entity": {"type": "project", "uuid": str(tree.web.uuid)}}
