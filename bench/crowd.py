@@ -220,12 +220,29 @@ def _sync_url(url: str) -> str:
     return url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
 
 
+_ONE_CHANGE_ON_POSTGRES = """
+WITH project AS (
+    INSERT INTO entity (uuid, type, name, parent_id, created_at, updated_at)
+    VALUES (:project, 'project', 'churn', :customer, now(), now())
+    RETURNING id
+), assignment AS (
+    INSERT INTO role_assignment (uuid, user_id, role, entity_id, is_active, created_at, updated_at)
+    SELECT :assignment, :user, 'PROJECT.MANAGER', id, true, now(), now() FROM project
+    RETURNING 1
+)
+SELECT pg_notify(:channel, :payload) FROM assignment
+"""
+"""A project registered, a role granted on it and the workers notified: one statement, one transaction."""
+
+
 def _serve(spec: dict[str, Any]) -> None:
     """Say ``ready`` once connected; then, for each ``RATE SECONDS`` line read, churn and say ``made N``.
 
     The changes stand for another instance's, which spends its own machine's CPU on them: here they share the two
-    CPUs with the workers and the load generator, so they are made as cheaply as SQLAlchemy allows (Core statements
-    on a synchronous driver: 0.5 ms of CPU a change on SQLite, against 3 ms through the service's ORM session).
+    CPUs with the workers and the load generator, so they are made as cheaply as the database allows. On
+    PostgreSQL that is one statement in autocommit (0.26 ms of CPU a change, against 1.3 ms for a transaction of
+    three Core statements); SQLite cannot insert in a ``WITH``, so there it is two Core inserts in a transaction
+    (0.5 ms, against 3 ms through the service's ORM session).
     """
     from sqlalchemy import create_engine, insert, text
     from sqlalchemy.exc import OperationalError
@@ -235,35 +252,45 @@ def _serve(spec: dict[str, Any]) -> None:
     from service.entities.models import Entity
 
     engine = create_engine(_sync_url(spec["url"]))
-    postgres = engine.dialect.name == "postgresql"
     register = insert(Entity.__table__).returning(Entity.__table__.c.id)
     grant = insert(RoleAssignment.__table__)
-    notify = text("SELECT pg_notify(:channel, :payload)")
+    one_change = text(_ONE_CHANGE_ON_POSTGRES)
+    autocommit = (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "postgresql"
+        else None
+    )
 
     def change() -> None:
         """Register a project under a random customer and grant a random user a role on it."""
+        customer, user = random.choice(spec["customers"]), random.choice(spec["users"])
+        if autocommit is not None:
+            autocommit.execute(
+                one_change,
+                {
+                    "project": uuid_lib.uuid4(),
+                    "customer": customer,
+                    "assignment": uuid_lib.uuid4(),
+                    "user": user,
+                    "channel": CHANNEL,
+                    "payload": f"bench {FACTS} ",
+                },
+            )
+            return
         with engine.begin() as connection:
             project = connection.execute(
-                register,
-                {
-                    "uuid": uuid_lib.uuid4(),
-                    "type": "project",
-                    "name": "churn",
-                    "parent_id": random.choice(spec["customers"]),
-                },
+                register, {"uuid": uuid_lib.uuid4(), "type": "project", "name": "churn", "parent_id": customer}
             ).scalar_one()
             connection.execute(
                 grant,
                 {
                     "uuid": uuid_lib.uuid4(),
-                    "user_id": random.choice(spec["users"]),
+                    "user_id": user,
                     "role": "PROJECT.MANAGER",
                     "entity_id": project,
                     "is_active": True,
                 },
             )
-            if postgres:
-                connection.execute(notify, {"channel": CHANNEL, "payload": f"bench {FACTS} "})
 
     def churn_for(rate: float, duration: float) -> int:
         """``rate`` changes a second for ``duration`` seconds; how many were made."""
@@ -287,6 +314,8 @@ def _serve(spec: dict[str, Any]) -> None:
             rate, duration = map(float, line.split())
             print("made", churn_for(rate, duration), flush=True)
     finally:
+        if autocommit is not None:
+            autocommit.close()
         engine.dispose()
 
 

@@ -7,24 +7,24 @@ tools they rely on honest.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bench import loadgen
 from bench.__main__ import Rounds
-from bench.crowd import Churn, Crowd
+from bench.crowd import Churn, Crowd, _sync_url
 from bench.loadgen import LoadResult
 from bench.tokens import cache_memory
 from bench.world import uvicorn_server
+from service.broadcast import CHANNEL, FACTS
 
 pytestmark = pytest.mark.bench
 
@@ -159,18 +159,30 @@ def _one_user_and_customer(url: str) -> tuple[int, int]:
     return asyncio.run(store())
 
 
-def test_the_churn_process_changes_nothing_until_told_and_counts_what_it_made(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'churn.db'}"
-    user, customer = _one_user_and_customer(url)
-    churn = Churn(Crowd(url, [], [], [], [], [user], [customer], {}, {}))
+def test_the_churn_process_changes_nothing_until_told_and_counts_what_it_made(own_database_url: str) -> None:
+    """On PostgreSQL it also announces each change to the workers, as the service does."""
+    user, customer = _one_user_and_customer(own_database_url)
+    engine = create_engine(_sync_url(own_database_url))
+    churn = Churn(Crowd(own_database_url, [], [], [], [], [user], [customer], {}, {}))
+    listening = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    postgres = engine.dialect.name == "postgresql"
     try:
-        with sqlite3.connect(tmp_path / "churn.db") as db:
-            assert db.execute("SELECT count(*) FROM role_assignment").fetchone()[0] == 0  # ready, nothing made yet
+        if postgres:
+            listening.execute(text(f"LISTEN {CHANNEL}"))
+        with engine.connect() as db:
+            assert db.execute(text("SELECT count(*) FROM role_assignment")).scalar_one() == 0  # ready, nothing made
         churn.start(20, 0.5)
         made = churn.made()
+        heard = list(listening.connection.driver_connection.notifies(timeout=1, stop_after=made)) if postgres else []
+        with engine.connect() as db:
+            assert made > 0
+            assert db.execute(text("SELECT count(*) FROM entity WHERE name = 'churn'")).scalar_one() == made
+            assert db.execute(text("SELECT count(*) FROM role_assignment")).scalar_one() == made
+            parents = db.execute(text("SELECT DISTINCT parent_id FROM entity WHERE name = 'churn'")).scalars().all()
+            assert parents == [customer]
     finally:
         churn.close()
-    assert made > 0
-    with sqlite3.connect(tmp_path / "churn.db") as db:
-        assert db.execute("SELECT count(*) FROM entity WHERE name = 'churn'").fetchone()[0] == made
-        assert db.execute("SELECT count(*) FROM role_assignment").fetchone()[0] == made
+        listening.close()
+        engine.dispose()
+    if postgres:
+        assert [(n.channel, n.payload) for n in heard] == [(CHANNEL, f"bench {FACTS} ")] * made
