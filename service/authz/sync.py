@@ -36,6 +36,7 @@ from sqlalchemy.orm import aliased
 
 from service.authz.models import RoleAssignment
 from service.background import collector_paused
+from service.db import reader
 from service.db.transaction import AnySession
 from service.entities.models import Entity, EntityDeletion
 from service.policy import AssignmentFact, EntityFact
@@ -296,6 +297,7 @@ class FactWatcher:
 
     def __init__(self, runtime: Runtime) -> None:
         self.sync = FactSync(runtime)
+        self._reader = reader(runtime.alchemy.get_engine())
         self.since = datetime.now(UTC) - self.OVERLAP
         self._last_started = self.since
         self._checked_at = self.since
@@ -342,8 +344,9 @@ class FactWatcher:
         started = datetime.now(UTC)
         refreshed_here = self.sync.refreshed_here
         refreshed_here.clear()
-        async with self.sync.runtime.session() as session:
-            rows = (await session.execute(FACT_CHANGES_COUNTED if check_all else FACT_CHANGES, {"since": since})).all()
+        async with self._reader.connect() as connection:
+            statement = FACT_CHANGES_COUNTED if check_all else FACT_CHANGES
+            rows = (await connection.execute(statement, {"since": since})).all()
         entity_rows, assignment_rows, deletions, held = [], [], [], None
         for kind, uuid, name, on_uuid, user_id, expires_at, is_active, updated_at in rows:
             if kind == "entity":
@@ -378,9 +381,9 @@ class FactWatcher:
         candidates = self.sync.runtime.policy.entity_uuids()
         after = 0
         with collector_paused():
-            async with self.sync.runtime.session() as session:
+            async with self._reader.connect() as connection:
                 while True:
-                    rows = (await session.execute(_UUID_TEXTS.limit(UUID_CHUNK), {"after": after})).all()
+                    rows = (await connection.execute(_UUID_TEXTS.limit(UUID_CHUNK), {"after": after})).all()
                     candidates.difference_update(spelled(text) for _, text in rows)
                     if len(rows) < UUID_CHUNK:
                         return candidates

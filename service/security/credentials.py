@@ -54,17 +54,6 @@ LEGACY_BY_HASH = (
 )
 
 
-def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine lookups run on: in autocommit mode on PostgreSQL, which saves the BEGIN and ROLLBACK round trips.
-
-    SQLite's driver begins no transaction for a SELECT, and switching its isolation level on every checkout costs
-    more than it saves (about 1.3 ms against 0.7 ms per lookup, measured side by side).
-    """
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
-
-
 async def find_credential(engine: AsyncEngine, kind: CredentialKind, token_hash: str, now: datetime) -> Row[Any] | None:
     """The stored token of ``kind`` with this hash, joined to its owner, or None.
 

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, BindParameter, String, bindparam, cast, liter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.auth_tokens.models import AuthToken
+from service.db import reader
 from service.pats.models import PersonalAccessToken
 from service.security.verifier import TokenVerifier
 from service.users.models import User
@@ -52,7 +53,7 @@ class CredentialWatcher:
     OVERLAP = timedelta(seconds=5)
 
     def __init__(self, engine: AsyncEngine, verifier: TokenVerifier, interval_seconds: float) -> None:
-        self._engine = engine
+        self._engine = reader(engine)
         self._verifier = verifier
         self._interval = interval_seconds
         self.since = datetime.now(UTC) - self.OVERLAP

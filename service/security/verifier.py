@@ -31,10 +31,11 @@ from service.auth_tokens.models import AuthToken
 from service.bounded import FifoMap
 from service.config import TokenSettings
 from service.crypto import MAX_TOKEN_CHARS, PAT_PREFIX, Keyring, is_legacy_key, pat_expiry
+from service.db import reader
 from service.pats.models import PersonalAccessToken
 from service.policy.facts import Binding, TokenLimits
 from service.security.client_ip import IPAddress, IPNetwork, acl_network, client_ip
-from service.security.credentials import find_credential, reader
+from service.security.credentials import find_credential
 from service.security.principal import CredentialKind, Principal
 
 LEGACY_REFRESH_WITHOUT_LIFETIME_SECONDS = 600.0

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from sqlalchemy import delete, event, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.app import create_app
 from service.authz import sync as sync_module
@@ -318,24 +318,25 @@ async def test_a_change_made_while_start_up_continues_after_the_load_is_read(
         await other.alchemy.get_engine().dispose()
 
 
-def hook_after_session(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, nth: int, act: Callable[[], Awaitable[None]]
+def hook_after_read(
+    watcher: FactWatcher, monkeypatch: pytest.MonkeyPatch, nth: int, act: Callable[[], Awaitable[None]]
 ) -> Callable[[], bool]:
-    """Run ``act`` as the ``nth`` session opened through ``runtime`` closes (its reads done, their use not yet)."""
+    """Run ``act`` as the ``nth`` connection the watcher reads through closes (its reads done, their use not yet)."""
     opened = 0
-    real = runtime.session
+    real = watcher._reader
 
-    @asynccontextmanager
-    async def session() -> AsyncIterator[AsyncSession]:
-        nonlocal opened
-        opened += 1
-        mine = opened == nth
-        async with real() as inner:
-            yield inner
-        if mine:
-            await act()
+    class Hooked:
+        @asynccontextmanager
+        async def connect(self) -> AsyncIterator[AsyncConnection]:
+            nonlocal opened
+            opened += 1
+            mine = opened == nth
+            async with real.connect() as inner:
+                yield inner
+            if mine:
+                await act()
 
-    monkeypatch.setattr(runtime, "session", session)
+    monkeypatch.setattr(watcher, "_reader", Hooked())
     return lambda: opened >= nth
 
 
@@ -349,7 +350,7 @@ async def test_an_entity_this_worker_deletes_while_its_own_poll_reads_stays_dele
         watcher = FactWatcher(other)
         await watcher.load_all()
         assert other.policy.entity(str(doomed.uuid)) is not None
-        reached = hook_after_session(other, monkeypatch, 1, lambda: delete_entity(other, doomed))
+        reached = hook_after_read(watcher, monkeypatch, 1, lambda: delete_entity(other, doomed))
         await watcher.poll()
         assert reached()
         assert other.policy.entity(str(doomed.uuid)) is None
@@ -374,7 +375,7 @@ async def test_an_entity_this_worker_registers_while_its_poll_reads_every_uuid_s
             made.append(await make_entity(other, "resource", "newcomer", parent=tree.web))
 
         await _delete_straight(runtime, doomed)  # no record, one entity fewer: the poll reads every uuid
-        reached = hook_after_session(other, monkeypatch, 2, register_through_other)  # the second: every uuid
+        reached = hook_after_read(watcher, monkeypatch, 2, register_through_other)  # the second: every uuid
         await watcher.poll()
         assert reached()
         assert other.policy.entity(str(made[0].uuid)) is not None
