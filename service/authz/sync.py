@@ -26,7 +26,6 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
-    func,
     literal_column,
     null,
     select,
@@ -121,20 +120,6 @@ FACT_CHANGES: CompoundSelect[Any] = union_all(
 
 One round trip: a poll of three statements cost 3 ms of a worker's CPU on SQLite even when nothing had changed,
 and the poll runs twice a second on every worker (more often when notifications wake it)."""
-
-ENTITY_COUNT = select(
-    literal_column("'count'"),
-    _NO_TEXT,
-    _NO_TEXT,
-    _NO_TEXT,
-    func.count().label("user_id"),
-    _NO_EXPIRY,
-    _NO_STATE,
-    _NO_EXPIRY,
-).select_from(_ENTITY_TABLE)
-"""How many entities the database holds, as one more row of the fact poll (``kind`` ``count``, in ``user_id``)."""
-FACT_CHANGES_COUNTED: CompoundSelect[Any] = union_all(*FACT_CHANGES.selects, ENTITY_COUNT)
-""":data:`FACT_CHANGES` and the number of entities, in the same snapshot."""
 
 
 def spelled(text: str) -> str:
@@ -291,8 +276,8 @@ class FactWatcher:
     OVERLAP = timedelta(seconds=5)
     # How far before the last poll a poll woken by a notification looks (``poll_recent``).
     RECENT_OVERLAP = timedelta(seconds=1)
-    # How often the scheduled poll counts the entities, and compares every uuid with the mirror if the numbers
-    # differ: a deletion made around the service (straight in the database) leaves no ``EntityDeletion`` to read.
+    # How often the scheduled poll compares every uuid with the mirror: a deletion made around the service (straight
+    # in the database) leaves no ``EntityDeletion`` to read.
     FULL_CHECK = timedelta(seconds=60)
 
     def __init__(self, runtime: Runtime) -> None:
@@ -314,8 +299,8 @@ class FactWatcher:
     async def poll(self) -> None:
         """Apply every change committed since the last poll, and forget entities deleted elsewhere.
 
-        It looks ``OVERLAP`` further back than the last poll's start, and counts the entities at least every
-        ``FULL_CHECK`` (see ``_poll``).
+        It looks ``OVERLAP`` further back than the last poll's start, and compares every uuid at least every
+        ``FULL_CHECK``.
         """
         check_all = datetime.now(UTC) - self._checked_at >= self.FULL_CHECK
         started = await self._poll(self.since, check_all=check_all)
@@ -334,38 +319,32 @@ class FactWatcher:
     async def _poll(self, since: datetime, *, check_all: bool) -> datetime:
         """Apply the entities, assignments and entity deletions recorded since ``since``.
 
-        ``check_all`` also counts the entities in the same snapshot, and compares every uuid with the mirror when
-        the mirror, brought up to that snapshot, holds another number of them: a deletion that left no record.
-        At 100,000 entities reading every uuid costs a worker 170-270 ms of CPU, the count 4 ms on SQLite and
-        about 10 ms of PostgreSQL's. A deletion that the count misses is one
-        matched by as many rows the mirror lacks: a row dated more than ``OVERLAP`` before its commit, or an
-        entity this worker deleted after the snapshot; it is found at the first check after those settle.
+        ``check_all`` also compares every uuid with the mirror, for deletions that left no record. (Only when a count
+        of the entities disagreed with the mirror's, it would cost a worker 4 ms rather than 170-270 ms at 100,000
+        entities: but a row the polls never read, dated more than ``OVERLAP`` before its commit, balances one such
+        deletion for good.)
         """
         started = datetime.now(UTC)
         refreshed_here = self.sync.refreshed_here
         refreshed_here.clear()
         async with self._reader.connect() as connection:
-            statement = FACT_CHANGES_COUNTED if check_all else FACT_CHANGES
-            rows = (await connection.execute(statement, {"since": since})).all()
-        entity_rows, assignment_rows, deletions, held = [], [], [], None
+            rows = (await connection.execute(FACT_CHANGES, {"since": since})).all()
+        entity_rows, assignment_rows, deletions = [], [], []
         for kind, uuid, name, on_uuid, user_id, expires_at, is_active, updated_at in rows:
             if kind == "entity":
                 entity_rows.append((uuid, name, on_uuid, updated_at))
             elif kind == "assignment":
                 assignment_rows.append((uuid, user_id, name, on_uuid, expires_at, is_active, updated_at))
-            elif kind == "deletion":
-                deletions.append((uuid, updated_at))
             else:
-                held = user_id
+                deletions.append((uuid, updated_at))
         registered = {spelled(row[0]) for row in entity_rows}
         self.sync.apply_deletions(deletions, registered, {spelled(row[0]) for row in assignment_rows})
         # a row of an entity this worker deleted while the rows were read may predate the deletion: not applied
         self.sync.apply_entities([row for row in entity_rows if refreshed_here.get(spelled(row[0])) is not False])
         self.sync.apply_assignments(assignment_rows)
         if check_all:
-            if held != self.sync.runtime.policy.entity_count():
-                for uuid in await self._deleted_elsewhere():
-                    self.sync.forget_entity(uuid)
+            for uuid in await self._deleted_elsewhere():
+                self.sync.forget_entity(uuid)
             self._checked_at = started
         self._last_started = started
         return started

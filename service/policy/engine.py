@@ -188,10 +188,6 @@ class PolicyEngine:
         """Return the entity itself, then its parent, up to the root; empty for an unknown entity."""
         return list(self._facts.chain(uuid))
 
-    def entity_count(self) -> int:
-        """How many entities are mirrored."""
-        return len(self._facts.entities)
-
     def entity_uuids(self) -> set[str]:
         """Every mirrored entity's uuid."""
         return set(self._facts.entities)
