@@ -13,6 +13,7 @@ local revocation, say) is ignored, so a stale read can never bring a revoked rol
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ from service.policy import AssignmentFact, EntityFact
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
+
+logger = logging.getLogger("tokengate.facts")
 
 _Parent = aliased(Entity)
 ENTITY_ROWS = select(
@@ -190,12 +193,31 @@ class FactSync:
         return True
 
     def apply_entities(self, rows: Sequence[Any]) -> None:
-        """Mirror these entity rows (parents first), skipping any older than what is mirrored."""
+        """Mirror these entity rows (parents first), skipping any older than what is mirrored.
+
+        A row whose parent is the entity's own descendant (a cycle, written around the service) forgets the entity,
+        the roles held on it and, with it, its subtree's inheritance: refusing is the safe side, and the poll goes
+        on. (Raised, it failed every poll and stopped the worker learning of any change, revocations too; a cycle
+        among the rows of one poll had kept the old tree.)
+        """
         policy = self.runtime.policy
         fresh = {spelled(row[0]) for row in rows if self._is_new(row)}
-        for fact in _in_tree_order([_entity_fact(row) for row in rows]):
+        facts = [_entity_fact(row) for row in rows]
+        placed: set[str] = set()
+        for fact in _in_tree_order(facts):
+            placed.add(fact.uuid)
             if fact.uuid in fresh and policy.entity(fact.uuid) != fact:
-                policy.put_entity(fact)
+                try:
+                    policy.put_entity(fact)
+                except ValueError:  # its parent is mirrored below it
+                    self._forget_cycle(fact)
+        for fact in facts:  # a cycle among these rows: no member comes in tree order
+            if fact.uuid in fresh and fact.uuid not in placed:
+                self._forget_cycle(fact)
+
+    def _forget_cycle(self, fact: EntityFact) -> None:
+        logger.warning("entity %s has its own descendant %s as parent: forgotten", fact.uuid, fact.parent)
+        self.forget_entity(fact.uuid)
 
     def apply_assignments(self, rows: Sequence[Any]) -> None:
         """Mirror these assignment rows (inactive: forgotten), skipping any older than what is mirrored."""

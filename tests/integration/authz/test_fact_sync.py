@@ -330,6 +330,41 @@ async def test_a_deletion_around_the_service_is_found_though_another_row_was_nev
         await other.alchemy.get_engine().dispose()
 
 
+@pytest.mark.parametrize("tree_dated_back", [False, True], ids=["cycle-in-one-poll", "cycle-against-the-mirror"])
+async def test_a_cycle_written_around_the_service_forgets_the_entity_and_polls_go_on(
+    settings: Settings, runtime: Runtime, tree: Tree, tree_dated_back: bool
+) -> None:
+    """web is made a child of its own resource, straight in the database: B forgets web (its resource no longer
+    inherits acme's roles), and its polls still apply what changes next. The resource's row is read in the same
+    poll, or (dated back) only mirrored."""
+    other = Runtime.build(settings)
+    try:
+        if tree_dated_back:
+            async with runtime.session() as session:
+                await session.execute(update(Entity).values(updated_at=datetime.now(UTC) - timedelta(hours=1)))
+        watcher = FactWatcher(other)
+        await watcher.load_all()
+        owner = await make_caller(runtime, "owner")
+        await grant(runtime, owner.user, "CUSTOMER.OWNER", tree.acme)
+        await watcher.poll()
+        subject = Subject(owner.user.id, False)
+        assert other.policy.decide(subject, "RESOURCE.UPDATE", str(tree.web_vm.uuid)).allowed
+        async with runtime.session() as session:
+            await session.execute(
+                update(Entity)
+                .where(Entity.id == tree.web.id)
+                .values(parent_id=tree.web_vm.id, updated_at=datetime.now(UTC))
+            )
+        await watcher.poll()
+        assert other.policy.entity(str(tree.web.uuid)) is None
+        assert not other.policy.decide(subject, "RESOURCE.UPDATE", str(tree.web_vm.uuid)).allowed
+        newcomer = await make_entity(runtime, "resource", "newcomer", parent=tree.data)
+        await watcher.poll()
+        assert other.policy.entity(str(newcomer.uuid)) is not None
+    finally:
+        await other.alchemy.get_engine().dispose()
+
+
 async def test_a_change_made_while_start_up_continues_after_the_load_is_read(
     settings: Settings, runtime: Runtime, tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
