@@ -52,9 +52,8 @@ class PolicyEngine:
     Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries. An allow is also memoised for the
     target's *shape*, what the check matcher can see of it (``service.policy.views``), in a map of its own (a
     quarter of that size), so a question about another target of the same shape (another resource of the same
-    project, say) is answered without Casbin (and not memoised again as asked: with many tokens and targets a
-    question is seldom asked twice, and the memo keeps its room for Casbin's answers). A change forgets only the
-    decisions it can affect:
+    project, say) is answered without Casbin, and memoised as asked. A change forgets only the decisions it can
+    affect:
 
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
       by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
@@ -277,7 +276,7 @@ class PolicyEngine:
     ) -> Decision:
         """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or Casbin.
 
-        Only Casbin's answers are memoised as ``key``, and never one about an entity that is not mirrored.
+        A question about an entity that is not mirrored is never memoised.
         """
         if entity is not None and not self._facts.exists(entity):
             return self._evaluate(subject, permission, entity, at)
@@ -286,11 +285,10 @@ class PolicyEngine:
         shape = self._shape(subject, entity, key[3]) if entity and self._by_shape.size else None
         like: _MemoKey = (subject, permission, shape, key[3])
         decision = self._by_shape.items.get(like) if shape is not None else None
-        if decision is not None:
-            return decision
-        decision = self._evaluate(subject, permission, entity, at)
-        if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
-            self._by_shape.put(like, decision)
+        if decision is None:
+            decision = self._evaluate(subject, permission, entity, at)
+            if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
+                self._by_shape.put(like, decision)
         self._memo.put(key, decision)
         return decision
 
