@@ -1,4 +1,6 @@
-"""Bench databases, the data they hold, and the servers that serve them (127.0.0.1 only)."""
+"""Bench databases, the data they hold, and the servers that serve them (127.0.0.1 only).
+
+The test suite makes its PostgreSQL databases with the same helpers (``throwaway_postgres``, ``pg_admin``)."""
 
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def postgres_reachable() -> bool:
         return False
 
 
-async def _pg_admin(sql: str) -> None:
+async def pg_admin(sql: str) -> None:
+    """Run one statement as ``postgres`` in the machine's ``test`` database (creating and dropping databases)."""
     import asyncpg
 
     connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
@@ -55,6 +58,17 @@ async def _pg_admin(sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the duration of the block (dropped after, even if in use)."""
+    name = f"{prefix}_{uuid_lib.uuid4().hex[:12]}"
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
@@ -66,12 +80,8 @@ def database(backend: str, workdir: Path, label: str) -> Iterator[str]:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    name = f"tokengate_bench_{label}_{uuid_lib.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_postgres(f"tokengate_bench_{label}") as url:
+        yield url
 
 
 def service_env(url: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench.world import postgres_reachable, throwaway_postgres
 from service.app import create_app
 from service.config import Settings
 from service.db import upgrade_database
@@ -36,10 +37,8 @@ from service.runtime import Runtime
 from tests.support.app import (
     http_client,
     make_settings,
-    postgres_reachable,
     reset_database,
     running,
-    throwaway_postgres,
 )
 from tests.support.world import Caller, Tree, World, build_tree, build_world, make_caller
 

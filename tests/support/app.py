@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
@@ -21,7 +18,6 @@ from service.runtime import Runtime
 SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")
 """Marks a test that uses ``module_app`` or ``module_client``: it runs on their module-wide event loop."""
 ROOT = Path(__file__).resolve().parent.parent.parent
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 TABLES = [
     "webhook_delivery",  # children before their parents: the rows are deleted in this order
     "audit_event",
@@ -35,14 +31,6 @@ TABLES = [
 ]
 
 
-def postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def make_settings(database_url: str, tmp: Path, **overrides: str) -> Settings:
     """Settings for a test database: a fixed secret, the shipped policy, no automatic flushing."""
     environ = {
@@ -53,25 +41,6 @@ def make_settings(database_url: str, tmp: Path, **overrides: str) -> Settings:
         **overrides,
     }
     return load_settings(path=tmp / "absent.toml", environ=environ)
-
-
-async def pg_admin(sql: str) -> None:
-    connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test")
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for the duration of the block (dropped after, even if in use)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def reset_database(runtime: Runtime) -> None:

@@ -11,10 +11,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from bench.world import pg_admin
 from service.app import create_app
 from service.db import upgrade_database
 from service.runtime import Runtime
-from tests.support.app import http_client, make_settings, pg_admin, running
+from tests.support.app import http_client, make_settings, running
 from tests.support.pats import check, create_pat
 from tests.support.world import World
 
