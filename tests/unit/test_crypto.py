@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import math
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,16 @@ def test_the_token_hash_is_hmac_sha256_of_the_token(key_bytes: int) -> None:
     keyring = Keyring(hash_key=hash_key, encryption_key=b"e" * 32, session_key=b"s" * 32, csrf_key=b"c" * 32)
     for token in ("", new_legacy_key(), new_pat(EXPIRY), "x" * 500):
         assert keyring.token_hash(token) == hmac.new(hash_key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_token_hash_uses_cpythons_own_sha256_and_falls_back_to_hashlibs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert crypto._plain_sha256() is not hashlib.sha256  # CPython ships one: 3.11 as _sha256, later as _sha2
+    monkeypatch.setitem(sys.modules, "_sha2", None)  # None in sys.modules: the import raises ImportError
+    monkeypatch.setitem(sys.modules, "_sha256", None)
+    assert crypto._plain_sha256() is hashlib.sha256
+    keyring = Keyring(hash_key=b"k" * 32, encryption_key=b"e" * 32, session_key=b"s" * 32, csrf_key=b"c" * 32)
+    token = new_pat(EXPIRY)
+    assert keyring.token_hash(token) == hmac.new(b"k" * 32, token.encode(), hashlib.sha256).hexdigest()
 
 
 def test_encrypt_round_trip_with_fresh_nonces(keyring: Keyring) -> None:
