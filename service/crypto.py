@@ -135,10 +135,8 @@ _SHA256_BLOCK = 64
 def _plain_sha256() -> Any:
     """CPython's own SHA-256 constructor (``_sha2``, ``_sha256`` before 3.12), else hashlib's (OpenSSL).
 
-    The same digests. The token's HMAC runs on every authenticated request between a hundred-odd microseconds of
-    framework code, so what matters is its cost with cold CPU caches: driven in process among real requests, it
-    took 3.5-3.8 µs with these states and 6.1-6.7 µs with OpenSSL's, whose state copy goes through its provider
-    machinery (a tight loop shows only 1.2 against 1.7 µs).
+    The same digests. The token's HMAC runs on every authenticated request, among enough framework code to leave
+    the CPU's caches cold, and there OpenSSL's state copy costs nearly twice as much (docs/decisions.md, 2).
     """
     for module in ("_sha2", "_sha256"):
         with contextlib.suppress(ImportError):
