@@ -378,6 +378,12 @@ def decision_phase(report: Report) -> None:
     ratio = scale.quiet_us / scale.churn_us
     report.target("decision rate at scale with churn / without", ratio, ".2f", "≥ 0.90", ratio >= 0.9)
     report.say(
+        f"    the same with one of those entities (a leaf) removed and one of those roles revoked per 100 decisions: "
+        f"{scale.removal_us:.2f} µs; the pair of changes itself: {scale.removal_change_us:.2f} µs"
+    )
+    ratio = scale.quiet_us / scale.removal_us
+    report.target("decision rate at scale with removals / without", ratio, ".2f", "≥ 0.90", ratio >= 0.9)
+    report.say(
         f"    there, a question about a target the user never asked about, of a shape already answered (another folder"
         f" of the same org): {scale.new_target_us:.2f} µs"
     )

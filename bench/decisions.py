@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,8 @@ class Scale:
     quiet_us: float  # µs of CPU per decision, nothing changing
     churn_us: float  # the same decisions, an entity registered and a role granted elsewhere per 100 (their cost out)
     change_us: float  # µs of CPU to register one of those entities and grant one of those roles
+    removal_us: float  # the same decisions, one of those entities removed and one of those roles revoked per 100
+    removal_change_us: float  # µs of CPU to remove one of those entities and revoke one of those roles
     new_target_us: float  # µs of CPU per question about a target not asked before, of a shape the memo knows
     changes: int  # entities registered (and roles granted) during the churn rounds
     memo_bytes: float  # memory one memoised decision takes, a full memo's worth measured at once
@@ -119,7 +122,8 @@ def at_scale(entities: int, assignments: int) -> Scale:
     - seconds to load them into a new engine, and the resident memory that added, in MiB;
     - µs per decision over many users and targets, with and without one entity registered (under a random
       folder) and one role granted (to a user who is not asking) per 100 decisions, and µs per such pair of
-      changes (timed apart: their cost is the fact store's, not the memo's);
+      changes (timed apart: their cost is the fact store's, not the memo's); the same with one of those entities
+      (a leaf) removed and one of those roles revoked per 100 decisions;
     - µs per question of those users about the other folders of their org, asked for the first time (each one's
       shape already answered: ``service.policy.views``);
     - bytes per memoised decision: memory traced while a full memo of new questions is answered (their
@@ -179,26 +183,39 @@ def _at_scale_here(entities: int, assignments: int) -> None:
 
     blocks = [asked[start : start + 100] for start in range(0, len(asked), 100)]
 
-    def run(churn: bool) -> tuple[float, float]:
-        """CPU seconds of one round's decisions, and of its changes (one of each kind after every 100 decisions)."""
+    added: list[tuple[EntityFact, AssignmentFact]] = []
+
+    def grow() -> None:
+        entity, assignment = pending.pop()
+        engine.put_entity(entity)
+        engine.put_assignment(assignment)
+        added.append((entity, assignment))
+
+    def shrink() -> None:
+        entity, assignment = added.pop()
+        engine.remove_entity(entity.uuid)
+        engine.remove_assignment(assignment.uuid)
+
+    def run(change: Callable[[], None] | None) -> tuple[float, float]:
+        """CPU seconds of one round's decisions, and of its changes (one ``change`` after every 100 decisions)."""
         changing = 0.0
         begin = time.thread_time()
         for index in range(ROUND_DECISIONS // 100):
             for question in blocks[index % len(blocks)]:
                 engine.decide(*question, NOW)
-            if churn:
-                entity, assignment = pending.pop()
+            if change is not None:
                 before = time.thread_time()
-                engine.put_entity(entity)
-                engine.put_assignment(assignment)
+                change()
                 changing += time.thread_time() - before
         return time.thread_time() - begin - changing, changing
 
-    quiet = churned = changing = 0.0
+    quiet = churned = changing = removing = removals = 0.0
     for _ in range(ROUNDS):
-        quiet += run(churn=False)[0]
-        decisions, changes = run(churn=True)
+        quiet += run(None)[0]
+        decisions, changes = run(grow)
         churned, changing = churned + decisions, changing + changes
+        decisions, changes = run(shrink)
+        removing, removals = removing + decisions, removals + changes
 
     asked_targets = {(subject.user_id, entity) for subject, _, entity in asked}
     new_targets = [
@@ -231,6 +248,8 @@ def _at_scale_here(entities: int, assignments: int) -> None:
         quiet_us=quiet / asked_in_all * 1e6,
         churn_us=churned / asked_in_all * 1e6,
         change_us=changing / changed * 1e6,
+        removal_us=removing / asked_in_all * 1e6,
+        removal_change_us=removals / changed * 1e6,
         new_target_us=new_target_us,
         changes=changed,
         memo_bytes=traced / len(fresh),
@@ -248,6 +267,8 @@ def main() -> None:
     print(f"{'many users, nothing changing':<46}{scale.quiet_us:>12.2f}{1e6 / scale.quiet_us:>14,.0f}")
     print(f"{'the same, 2 fact changes per 100 decisions':<46}{scale.churn_us:>12.2f}{1e6 / scale.churn_us:>14,.0f}")
     print(f"one entity registered and one role granted: {scale.change_us:.2f} µs")
+    print(f"{'the same, 2 removals per 100 decisions':<46}{scale.removal_us:>12.2f}{1e6 / scale.removal_us:>14,.0f}")
+    print(f"one entity removed and one role revoked: {scale.removal_change_us:.2f} µs")
     new = scale.new_target_us
     print(f"{'a new target, of a shape already answered':<46}{new:>12.2f}{1e6 / new:>14,.0f}")
     print(f"memoised decision: {scale.memo_bytes:.0f} bytes")

@@ -41,6 +41,7 @@ _NO_WINDOW = (math.inf, -math.inf)  # contains no time: the next question comput
 _ALWAYS = (-math.inf, math.inf)
 REACHABLE_SIZE = 4_096  # subjects whose reachable entities are remembered (see _shape)
 EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
+REMOVED_LEAVES = 65_536  # removed leaves whose memoised decisions are distrusted before everything is forgotten
 
 
 class PolicyEngine:
@@ -63,7 +64,11 @@ class PolicyEngine:
     - a new entity that no mirrored entity names as parent (see :class:`FactStore`): nothing, because a
       decision about an entity that is not mirrored is never memoised (such questions are rare on the service
       path, and a client naming random uuids cannot flush the memo with them);
-    - an entity moved, retyped or removed, or one registered that others name as parent: everything. Those
+    - a leaf removed (no mirrored entity names it as parent): the decisions about it. The uuid joins a set of
+      removed leaves, and a memoised decision about one of them is not trusted (a hit costs one more test while
+      the set is not empty); no other target's chain runs through a leaf. The set holds :data:`REMOVED_LEAVES`
+      uuids, then everything is forgotten and it starts empty;
+    - an entity moved or retyped, or one registered or removed that others name as parent: everything. Those
       changes reach the decisions on the entity's whole subtree; finding the subtree needs an index of children
       (tens of MiB at a million entities) or a check of the chain on every hit, and the changes are rare;
     - rules reloaded, every fact replaced, an assignment expired (the decision time left the window in which the
@@ -92,6 +97,7 @@ class PolicyEngine:
         self._reachable: FifoMap[tuple[Subject, int], set[object]] = FifoMap(min(memo_size, REACHABLE_SIZE))
         self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
         self._slots = len(self._epochs)
+        self._removed: set[str] = set()  # leaves removed since everything was last forgotten
         self._held = _ALWAYS  # every memoised decision holds at any time in this span
         self._window = _NO_WINDOW  # _held, or _NO_WINDOW while _held must first shrink to the live window
         self._generation = 0
@@ -167,8 +173,13 @@ class PolicyEngine:
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity: roles held on it and bindings to it grant nothing from now on."""
-        self._facts.remove_entity(uuid)
-        self._forget_all()
+        if not self._facts.exists(uuid):
+            return
+        if self._facts.remove_entity(uuid) or len(self._removed) >= REMOVED_LEAVES:
+            self._forget_all()
+            return
+        self._bump()
+        self._removed.add(uuid)
 
     def put_assignment(self, a: AssignmentFact) -> None:
         """Add or update an active role assignment."""
@@ -220,6 +231,7 @@ class PolicyEngine:
         self._memo.clear()
         self._by_shape.clear()
         self._reachable.clear()
+        self._removed.clear()
         self._held, self._window = _ALWAYS, _NO_WINDOW
 
     def _forget_users(self, user_ids: list[int], *, new_expiry: bool) -> None:
@@ -266,7 +278,7 @@ class PolicyEngine:
             self._fit_window(at)
         key = (subject, permission, entity, self._epochs[subject.user_id % self._slots])
         decision = self._decisions.get(key)
-        if decision is None:
+        if decision is None or (self._removed and entity in self._removed):
             decision = self._recall_or_evaluate(subject, permission, entity, key, at)
         self._count(decision)
         return decision

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from service.policy import AssignmentFact, Binding, Decision, EntityFact, PolicyEngine, Subject, TokenLimits
+from service.policy import engine as engine_module
 from service.policy import evaluator as evaluator_module
 from service.policy.store import FactStore
 from tests.unit.policy.reference import Reference
@@ -258,6 +259,66 @@ def test_an_entity_registered_again_after_removal_reaches_its_children(engine: P
     assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW).allowed
 
 
+def test_removing_a_leaf_keeps_the_decisions_about_other_entities(
+    engine: PolicyEngine, checks: list[tuple[Any, ...]]
+) -> None:
+    engine.put_entity(EntityFact("f3", "folder", "f2"))
+    alice = engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW)
+    assert engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed
+    engine.remove_entity("f3")
+    asked = len(checks)
+    assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW) is alice
+    assert len(checks) == asked  # answered from the memo
+    assert engine.decide(BOB, "FOLDER.READ", "f3", NOW).clause == "unknown-entity"  # not the memoised allow
+    assert engine.ancestors("f3") == []
+
+
+def test_a_leaf_registered_again_under_another_parent_is_decided_afresh(engine: PolicyEngine) -> None:
+    engine.put_entity(EntityFact("f3", "folder", "f2"))
+    assert engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed
+    engine.remove_entity("f3")
+    engine.put_entity(EntityFact("f3", "folder", "org2"))  # a host system keeps its uuids
+    assert engine.ancestors("f3") == ["f3", "org2"]
+    assert not engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed
+    assert not engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed  # asked twice: no memoised answer of before
+
+
+def test_removing_an_entity_with_children_forgets_every_decision(
+    engine: PolicyEngine, checks: list[tuple[Any, ...]]
+) -> None:
+    bob = engine.decide(BOB, "FOLDER.READ", "org2", NOW)
+    assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW).allowed
+    engine.remove_entity("f1")
+    asked = len(checks)
+    assert engine.decide(BOB, "FOLDER.READ", "org2", NOW) == bob
+    assert len(checks) == asked + 1  # asked again
+    assert not engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW).allowed  # f2 lost f1, where alice's role was
+
+
+def test_after_many_leaf_removals_everything_is_forgotten(
+    engine: PolicyEngine, checks: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "REMOVED_LEAVES", 3)
+    alice = engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW)
+    for n in range(3):
+        engine.put_entity(EntityFact(f"leaf{n}", "folder", "org"))
+        engine.remove_entity(f"leaf{n}")
+    assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW) is alice
+    engine.put_entity(EntityFact("leaf3", "folder", "org"))
+    engine.remove_entity("leaf3")  # one more than the set holds
+    asked = len(checks)
+    assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW) == alice
+    assert len(checks) == asked + 1
+
+
+def test_removing_an_entity_that_is_not_mirrored_changes_nothing(engine: PolicyEngine) -> None:
+    alice = engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW)
+    generation = engine.generation
+    engine.remove_entity("never-mirrored")
+    assert engine.generation == generation
+    assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW) is alice
+
+
 def test_moving_an_entity_changes_the_decisions_on_its_subtree(engine: PolicyEngine) -> None:
     assert engine.decide(ALICE, "FOLDER.WRITE", "f2", NOW).allowed
     engine.put_entity(EntityFact("f2", "folder", "org2"))
@@ -338,12 +399,41 @@ def test_a_parent_named_before_it_is_mirrored_reaches_its_child(store: FactStore
 
 def test_a_removed_parent_registered_again_reaches_its_children_after_many_removals(store: FactStore) -> None:
     store.put_entity(EntityFact("f2", "folder", "f1"))
-    store.remove_entity("f1")
-    for n in range(200):  # enough removals for the store to recompute what is named and not mirrored
+    assert store.remove_entity("f1") is True  # f2 names it
+    for n in range(200):
         store.put_entity(EntityFact(f"leaf{n}", "folder", "org"))
-        store.remove_entity(f"leaf{n}")
+        assert store.remove_entity(f"leaf{n}") is False  # nobody names a leaf
     assert store.put_entity(EntityFact("f1", "folder", "org")) is True
     assert store.chain("f2") == ("f2", "f1", "org")
+
+
+def test_a_leaf_removed_drops_its_own_chain_only(store: FactStore) -> None:
+    store.put_entity(EntityFact("f2", "folder", "f1"))
+    cached = store.chain("f1")
+    assert store.chain("f2") == ("f2", "f1", "org")
+    assert store.remove_entity("f2") is False
+    assert store.chain("f1") is cached
+    assert store.chain("f2") == ()
+
+
+def test_a_parent_whose_last_child_moved_away_is_a_leaf(store: FactStore) -> None:
+    store.put_entity(EntityFact("f2", "folder", "f1"))
+    store.put_entity(EntityFact("f2", "folder", "org"))  # f1 is named by nobody now
+    assert store.remove_entity("f1") is False
+    assert store.chain("f2") == ("f2", "org")
+
+
+def test_the_assignments_held_on_an_entity_follow_grants_and_revocations(store: FactStore) -> None:
+    alice_f1 = AssignmentFact("a1", 1, "FOLDER.EDITOR", "f1", None)
+    bob_f1 = AssignmentFact("a2", 2, "FOLDER.VIEWER", "f1", None)
+    store.put_assignment(alice_f1)
+    store.put_assignment(bob_f1)
+    store.put_assignment(AssignmentFact("a3", 1, "ORG.ADMIN", "org", None))
+    assert sorted(a.uuid for a in store.held_on_entity("f1")) == ["a1", "a2"]
+    assert list(store.held_on(1, "f1")) == [alice_f1]
+    store.remove_assignment("a1")
+    assert store.held_on_entity("f1") == [bob_f1]
+    assert list(store.held_on(1, "f1")) == []
 
 
 def test_a_cycle_closed_through_a_parent_not_yet_mirrored_is_refused(store: FactStore) -> None:
