@@ -97,7 +97,7 @@ class PolicyEngine:
         self._reachable: FifoMap[tuple[Subject, int], set[object]] = FifoMap(min(memo_size, REACHABLE_SIZE))
         self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
         self._slots = len(self._epochs)
-        self._removed: set[str] = set()  # leaves removed since everything was last forgotten
+        self._removed: dict[str, str] = {}  # leaves removed since everything was last forgotten -> their types
         self._held = _ALWAYS  # every memoised decision holds at any time in this span
         self._window = _NO_WINDOW  # _held, or _NO_WINDOW while _held must first shrink to the live window
         self._generation = 0
@@ -166,20 +166,21 @@ class PolicyEngine:
         Raises:
             ValueError: The parent is the entity itself or one of its descendants.
         """
-        if self._facts.put_entity(e):
-            self._forget_all()
+        if self._facts.put_entity(e) or self._removed.get(e.uuid, e.type) != e.type:
+            self._forget_all()  # a removed leaf registered again as another type is a retype: shapes hold types
         else:
             self._bump()
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity: roles held on it and bindings to it grant nothing from now on."""
-        if not self._facts.exists(uuid):
+        removed = self._facts.entities.get(uuid)
+        if removed is None:
             return
         if self._facts.remove_entity(uuid) or len(self._removed) >= REMOVED_LEAVES:
             self._forget_all()
             return
         self._bump()
-        self._removed.add(uuid)
+        self._removed[uuid] = removed.type
 
     def put_assignment(self, a: AssignmentFact) -> None:
         """Add or update an active role assignment."""

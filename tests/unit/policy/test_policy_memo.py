@@ -36,8 +36,9 @@ PERMISSIONS = ["FOLDER.READ", "FOLDER.WRITE", "FOLDER.SHARE", "STAFF.ACCESS", "N
 class Churn:
     """Random facts and questions, applied alike to every engine; ``entities`` is the reference copy of the tree."""
 
-    def __init__(self, seed: int, engines: list[PolicyEngine]) -> None:
+    def __init__(self, seed: int, engines: list[PolicyEngine], uuids: int | None = None) -> None:
         self.rng = random.Random(seed)
+        self.uuids = uuids  # at most this many uuids in all, each registered, removed and registered again
         self.engines = engines
         self.rules = engines[0].rules
         self.entities: dict[str, EntityFact] = {}
@@ -62,7 +63,7 @@ class Churn:
         rng = self.rng
         kind = rng.choices(["entity", "remove-entity", "assignment", "remove-assignment", "time"], [6, 2, 3, 1, 3])[0]
         if kind == "entity":
-            new = len(self.named) == 1 or rng.random() < 0.7
+            new = len(self.named) == 1 or (rng.random() < 0.7 and len(self.named) <= (self.uuids or len(self.named)))
             uuid = self.named[-1] if new else rng.choice(self.named[:-1])  # a new uuid, a mirrored or a removed one
             unmirrored = [named for named in self.named if named not in self.entities and named != uuid]
             if new:
@@ -123,10 +124,20 @@ def _questions(churn: Churn) -> Iterator[tuple[Subject, str, str | None]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_memoised_answers_equal_fresh_ones_under_churn(deep_policy_dir: Path, seed: int) -> None:
+    _compare_under_churn(deep_policy_dir, seed, uuids=None)
+
+
+@pytest.mark.parametrize("seed", range(4, 12))
+def test_memoised_answers_equal_fresh_ones_when_few_uuids_come_and_go(deep_policy_dir: Path, seed: int) -> None:
+    """Eight uuids in all: each is removed and registered again, under other parents and as other types, often."""
+    _compare_under_churn(deep_policy_dir, seed, uuids=8)
+
+
+def _compare_under_churn(deep_policy_dir: Path, seed: int, uuids: int | None) -> None:
     sizes = {"small": 64, "default": 65_536, "fresh": 0}
     engines = {name: PolicyEngine.from_directory(deep_policy_dir, size) for name, size in sizes.items()}
     small, default, fresh = engines.values()
-    churn = Churn(seed, list(engines.values()))
+    churn = Churn(seed, list(engines.values()), uuids)
     questions = _questions(churn)
     last: dict[tuple[Subject, str, str | None], tuple[int, Decision]] = {}  # question -> generation, fresh answer
     answered: dict[tuple[str, tuple[Subject, str, str | None]], Decision] = {}  # (engine, question) -> its answer
@@ -281,6 +292,17 @@ def test_a_leaf_registered_again_under_another_parent_is_decided_afresh(engine: 
     assert engine.ancestors("f3") == ["f3", "org2"]
     assert not engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed
     assert not engine.decide(BOB, "FOLDER.READ", "f3", NOW).allowed  # asked twice: no memoised answer of before
+
+
+def test_a_leaf_registered_again_as_another_type_is_not_answered_from_its_old_shape(engine: PolicyEngine) -> None:
+    bound_to_item = Subject(1, False, TokenLimits(frozenset({"FOLDER.READ"}), frozenset({Binding("item", "f3")})))
+    engine.put_entity(EntityFact("f3", "item", "f1"))
+    assert engine.decide(bound_to_item, "FOLDER.READ", "f3", NOW).allowed  # alice edits f1; the token is bound to f3
+    engine.remove_entity("f3")
+    engine.put_entity(EntityFact("f3", "folder", "f1"))  # the uuid again, now a folder: the binding names an item
+    engine.put_entity(EntityFact("f4", "item", "f3"))  # a new entity of the allow's shape (f3, f1)
+    for target in ("f3", "f4"):
+        assert engine.decide(bound_to_item, "FOLDER.READ", target, NOW).clause == "token-binding"
 
 
 def test_removing_an_entity_with_children_forgets_every_decision(
