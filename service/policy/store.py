@@ -146,9 +146,11 @@ class FactStore:
                 break
             path.append(current)
             current = self.entities[current].parent
-        for node in reversed(path):
+        cyclic = current is not None and current in path  # facts given to ``replace`` unchecked: a tool's
+        for node in reversed(path):  # a chain cut short by a cycle depends on where the walk began: not cached
             tail = (node, *tail)
-            self._chains[node] = tail
+            if not cyclic:
+                self._chains[node] = tail
         return tail
 
     def exists(self, uuid: str) -> bool:
