@@ -173,7 +173,7 @@ class PolicyEngine:
 
     def remove_entity(self, uuid: str) -> None:
         """Forget an entity: roles held on it and bindings to it grant nothing from now on."""
-        removed = self._facts.entities.get(uuid)
+        removed = self.entity(uuid)
         if removed is None:
             return
         if self._facts.remove_entity(uuid) or len(self._removed) >= REMOVED_LEAVES:

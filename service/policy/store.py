@@ -146,8 +146,9 @@ class FactStore:
                 break
             path.append(current)
             current = self.entities[current].parent
-        cyclic = current is not None and current in path  # facts given to ``replace`` unchecked: a tool's
-        for node in reversed(path):  # a chain cut short by a cycle depends on where the walk began: not cached
+        # ended on a cycle (``replace`` takes a tool's facts unchecked): the chain depends on where the walk began
+        cyclic = current is not None and current in path
+        for node in reversed(path):
             tail = (node, *tail)
             if not cyclic:
                 self._chains[node] = tail

@@ -63,7 +63,8 @@ class Churn:
         rng = self.rng
         kind = rng.choices(["entity", "remove-entity", "assignment", "remove-assignment", "time"], [6, 2, 3, 1, 3])[0]
         if kind == "entity":
-            new = len(self.named) == 1 or (rng.random() < 0.7 and len(self.named) <= (self.uuids or len(self.named)))
+            room = self.uuids is None or len(self.named) <= self.uuids
+            new = len(self.named) == 1 or (rng.random() < 0.7 and room)
             uuid = self.named[-1] if new else rng.choice(self.named[:-1])  # a new uuid, a mirrored or a removed one
             unmirrored = [named for named in self.named if named not in self.entities and named != uuid]
             if new:
