@@ -235,6 +235,7 @@ def _at_scale_here(entities: int, assignments: int) -> None:
     for _, _, entity in fresh:
         engine.ancestors(entity)  # cache the chain, as answering the question would
     engine.reload(DEEP_POLICY)  # empties the memo
+    engine.shape_admission = 1.0  # every answer memoised as asked: the memo fills with exactly these questions
     engine.decide(*asked[0], NOW)  # the new rules' first question builds their role closure
     tracemalloc.start()
     for question in fresh:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -42,6 +43,9 @@ _ALWAYS = (-math.inf, math.inf)
 REACHABLE_SIZE = 4_096  # subjects whose reachable entities are remembered (see _shape)
 EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
 REMOVED_LEAVES = 65_536  # removed leaves whose memoised decisions are distrusted before everything is forgotten
+SHAPE_ANSWER_ADMISSION = (
+    1 / 8
+)  # the chance that an answer found by shape is memoised as asked (see _recall_or_evaluate)
 
 
 class PolicyEngine:
@@ -53,8 +57,9 @@ class PolicyEngine:
     Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries. An allow is also memoised for the
     target's *shape*, what the check matcher can see of it (``service.policy.views``), in a map of its own (a
     quarter of that size), so a question about another target of the same shape (another resource of the same
-    project, say) is answered without Casbin, and memoised as asked. A change forgets only the decisions it can
-    affect:
+    project, say) is answered without Casbin; such an answer is memoised as asked one time in eight, so a target
+    asked about again and again soon has it while a stream of ever new targets does not churn the memo. A change
+    forgets only the decisions it can affect:
 
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
       by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
@@ -95,6 +100,8 @@ class PolicyEngine:
         # allows by shape, apart: questions about ever new targets churn the memo, and must not push these out
         self._by_shape: FifoMap[_MemoKey, Decision] = FifoMap(memo_size // 4)
         self._reachable: FifoMap[tuple[Subject, int], set[object]] = FifoMap(min(memo_size, REACHABLE_SIZE))
+        self.shape_admission = SHAPE_ANSWER_ADMISSION
+        """The chance that an answer found by shape is memoised as asked (1.0: every answer is)."""
         self._epochs = [0] * (EPOCHS if memo_size else 1)  # user id modulo the length -> changes to their roles
         self._slots = len(self._epochs)
         self._removed: dict[str, str] = {}  # leaves removed since everything was last forgotten -> their types
@@ -289,7 +296,11 @@ class PolicyEngine:
     ) -> Decision:
         """A question not memoised as ``key``: answered by an allow memoised for a target of the same shape, or Casbin.
 
-        A question about an entity that is not mirrored is never memoised.
+        A question about an entity that is not mirrored is never memoised. Casbin's answers are memoised as asked;
+        one found by shape only by chance (``shape_admission``): with targets spread wide (a resource server's clients
+        asking about 100,000 resources) nearly every question is new, and memoising each would push out the
+        answers that are asked again (denials among them) and cost every request an insertion and an eviction.
+        A target asked about repeatedly is memoised after a few asks.
         """
         if entity is not None and not self._facts.exists(entity):
             return self._evaluate(subject, permission, entity, at)
@@ -298,10 +309,13 @@ class PolicyEngine:
         shape = self._shape(subject, entity, key[3]) if entity and self._by_shape.size else None
         like: _MemoKey = (subject, permission, shape, key[3])
         decision = self._by_shape.items.get(like) if shape is not None else None
-        if decision is None:
-            decision = self._evaluate(subject, permission, entity, at)
-            if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
-                self._by_shape.put(like, decision)
+        if decision is not None:
+            if random.random() < self.shape_admission:  # noqa: S311 (no secret: which answers to keep)
+                self._memo.put(key, decision)
+            return decision
+        decision = self._evaluate(subject, permission, entity, at)
+        if shape is not None and decision.allowed:  # a denial names its target: it holds for that target alone
+            self._by_shape.put(like, decision)
         self._memo.put(key, decision)
         return decision
 

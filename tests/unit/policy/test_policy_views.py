@@ -2,7 +2,8 @@
 
 The analysis accepts only the uses of ``r.obj`` under which two targets of the same shape are alike to the
 matcher; every other use leaves each target its own question. The engine tests show an allow answered for a new
-target without Casbin (``Evaluator.check`` counted), denials never shared, and an edited matcher that compares
+target without Casbin (``Evaluator.check`` counted), such answers memoised as asked only by chance (so a stream
+of new targets does not churn the memo), denials never shared, and an edited matcher that compares
 the target with a constant answered right for both of two targets of one shape.
 """
 
@@ -150,17 +151,61 @@ def test_a_matcher_comparing_the_target_with_a_constant_answers_each_target(copy
     assert not engine.decide(ALICE, "RESOURCE.UPDATE", "vm2", NOW).allowed  # the same shape as vm1: not the answer
 
 
-def test_a_question_answered_by_shape_is_memoised_as_asked(policy_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = world(policy_dir)
-    engine.decide(ALICE, "RESOURCE.UPDATE", "vm1", NOW)
+def count_shapes(engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The targets whose shape the engine works out from now on."""
     shaped: list[str] = []
     shape = engine._shape
     monkeypatch.setattr(
         engine, "_shape", lambda subject, entity, epoch: shaped.append(entity) or shape(subject, entity, epoch)
     )
+    return shaped
+
+
+def test_a_question_answered_by_shape_is_memoised_as_asked_when_admitted(
+    policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = world(policy_dir)
+    engine.decide(ALICE, "RESOURCE.UPDATE", "vm1", NOW)
+    engine.shape_admission = 1.0
+    shaped = count_shapes(engine, monkeypatch)
     first = engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW)
     assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW) is first
     assert shaped == ["vm3"]  # the repeat was answered as asked, without working out the shape again
+
+
+def test_a_target_asked_about_again_and_again_is_soon_memoised_as_asked(
+    policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = world(policy_dir)
+    engine.decide(ALICE, "RESOURCE.UPDATE", "vm1", NOW)
+    shaped = count_shapes(engine, monkeypatch)
+    for _ in range(300):  # admitted one time in eight: never in 300 asks has a chance of (7/8)^300, about 4e-18
+        assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW).allowed
+    assert 1 <= len(shaped) < 300
+    asked = len(shaped)
+    assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm3", NOW).allowed
+    assert len(shaped) == asked  # memoised as asked from then on
+
+
+def test_answers_found_by_shape_do_not_push_out_the_memoised_answers(policy_dir: Path, checks: list[str]) -> None:
+    def bobs_denial_after_alice_asks_about_40_resources(admission: float) -> list[str]:
+        engine = PolicyEngine.from_directory(policy_dir, memo_size=8)
+        engine.replace_facts(
+            [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
+            + [EntityFact(f"vm{n}", "resource", "apollo") for n in range(40)],
+            [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)],
+        )
+        engine.shape_admission = admission
+        assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm0", NOW).allowed
+        assert not engine.decide(BOB, "RESOURCE.UPDATE", "vm0", NOW).allowed
+        for n in range(1, 40):
+            assert engine.decide(ALICE, "RESOURCE.UPDATE", f"vm{n}", NOW).allowed
+        checks.clear()
+        assert not engine.decide(BOB, "RESOURCE.UPDATE", "vm0", NOW).allowed
+        return list(checks)
+
+    assert bobs_denial_after_alice_asks_about_40_resources(admission=0.0) == []  # still memoised
+    assert bobs_denial_after_alice_asks_about_40_resources(admission=1.0) == ["vm0"]  # pushed out: Casbin again
 
 
 def test_questions_about_ever_new_targets_do_not_push_out_the_allows_by_shape(
