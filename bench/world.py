@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid as uuid_lib
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -206,22 +208,22 @@ def uvicorn_server(
     """Serve ``target`` on a free port with ``workers`` uvicorn processes (uvloop + httptools, never plain asyncio).
 
     Each has its own ``SO_REUSEPORT`` socket so connections spread evenly (docs/decisions.md, 6; ``bench/serve.py``);
-    their process ids are appended to ``pids``.
+    their process ids are appended to ``pids``. Their standard error goes to a temporary file, never a pipe: a
+    worker logging more than a pipe holds while nobody reads it would block in the middle of the bench.
     """
     port = free_port()
     command = [sys.executable, "-m", "bench.serve", target, "--port", str(port), "--lifespan", lifespan]
     if factory:
         command.append("--factory")
+    errors = [tempfile.TemporaryFile() for _ in range(workers)]
     processes = [
-        subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        for _ in range(workers)
+        subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=error)
+        for error in errors
     ]
     if pids is not None:
         pids.extend(process.pid for process in processes)
     try:
-        _wait_ready(port, processes)
+        _wait_ready(port, processes, errors)
         yield port
     finally:
         for process in processes:
@@ -232,14 +234,17 @@ def uvicorn_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for error in errors:
+            error.close()
 
 
-def _wait_ready(port: int, processes: list[subprocess.Popen]) -> None:
+def _wait_ready(port: int, processes: list[subprocess.Popen], errors: list[IO[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        for process in processes:
+        for process, error in zip(processes, errors, strict=True):
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                error.seek(0)
+                raise RuntimeError(f"server exited: {error.read().decode()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
                 if response.status == 200:
