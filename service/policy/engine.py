@@ -43,9 +43,8 @@ _ALWAYS = (-math.inf, math.inf)
 REACHABLE_SIZE = 4_096  # subjects whose reachable entities are remembered (see _shape)
 EPOCHS = 1 << 18  # user epochs of a memoising engine (2 MiB): one per user id up to 262,143, shared above
 REMOVED_LEAVES = 65_536  # removed leaves whose memoised decisions are distrusted before everything is forgotten
-SHAPE_ANSWER_ADMISSION = (
-    1 / 8
-)  # the chance that an answer found by shape is memoised as asked (see _recall_or_evaluate)
+# the chance that an answer found by shape is memoised as asked (see _recall_or_evaluate)
+SHAPE_ANSWER_ADMISSION = 1 / 8
 
 
 class PolicyEngine:
@@ -57,9 +56,9 @@ class PolicyEngine:
     Decisions are memoised in a :class:`FifoMap` of ``memo_size`` entries. An allow is also memoised for the
     target's *shape*, what the check matcher can see of it (``service.policy.views``), in a map of its own (a
     quarter of that size), so a question about another target of the same shape (another resource of the same
-    project, say) is answered without Casbin; such an answer is memoised as asked one time in eight, so a target
-    asked about again and again soon has it while a stream of ever new targets does not churn the memo. A change
-    forgets only the decisions it can affect:
+    project, say) is answered without Casbin; such an answer is memoised as asked only by chance (one time in
+    eight: :data:`SHAPE_ANSWER_ADMISSION`), so a target asked about again and again soon has it while a stream of
+    ever new targets does not churn the memo. A change forgets only the decisions it can affect:
 
     - an assignment added, changed or removed: the decisions of its holder(s). Each user has an epoch, bumped
       by such a change and part of the memo key, so a hit costs one more lookup and a change no scan: the
