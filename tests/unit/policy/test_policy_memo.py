@@ -1,10 +1,10 @@
 """The decision memo under churn: a change forgets what it can affect, and no answer differs from a fresh engine's.
 
 The randomized test interleaves every kind of fact change with questions and compares each answer of memoising
-engines (a small memo, so entries are evicted and users share epochs; and the default size) with an engine that
-memoises nothing, on the same facts. The direct tests show which entries a change keeps: a memoised decision is
-returned as the very same object, and every answer not memoised is one more question to Casbin (``Evaluator.check``,
-counted).
+engines (a small memo, so entries are evicted and users share epochs; the default size; and the default size
+memoising no answer found by shape as asked) with an engine that memoises nothing, on the same facts. The direct
+tests show which entries a change keeps: a memoised decision is returned as the very same object, and every answer
+not memoised is one more question to Casbin (``Evaluator.check``, counted).
 """
 
 from __future__ import annotations
