@@ -187,14 +187,20 @@ def test_a_target_asked_about_again_and_again_is_soon_memoised_as_asked(
     assert len(shaped) == asked  # memoised as asked from then on
 
 
+def forty_resources(policy_dir: Path) -> PolicyEngine:
+    """An engine with a memo of 8: vm0..vm39 in project apollo of customer acme, which alice owns."""
+    engine = PolicyEngine.from_directory(policy_dir, memo_size=8)
+    engine.replace_facts(
+        [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
+        + [EntityFact(f"vm{n}", "resource", "apollo") for n in range(40)],
+        [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)],
+    )
+    return engine
+
+
 def test_answers_found_by_shape_do_not_push_out_the_memoised_answers(policy_dir: Path, checks: list[str]) -> None:
     def bobs_denial_after_alice_asks_about_40_resources(admission: float) -> list[str]:
-        engine = PolicyEngine.from_directory(policy_dir, memo_size=8)
-        engine.replace_facts(
-            [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
-            + [EntityFact(f"vm{n}", "resource", "apollo") for n in range(40)],
-            [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)],
-        )
+        engine = forty_resources(policy_dir)
         engine.shape_admission = admission
         assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm0", NOW).allowed
         assert not engine.decide(BOB, "RESOURCE.UPDATE", "vm0", NOW).allowed
@@ -211,12 +217,7 @@ def test_answers_found_by_shape_do_not_push_out_the_memoised_answers(policy_dir:
 def test_questions_about_ever_new_targets_do_not_push_out_the_allows_by_shape(
     policy_dir: Path, checks: list[str]
 ) -> None:
-    engine = PolicyEngine.from_directory(policy_dir, memo_size=8)
-    engine.replace_facts(
-        [EntityFact("acme", "customer", None), EntityFact("apollo", "project", "acme")]
-        + [EntityFact(f"vm{n}", "resource", "apollo") for n in range(40)],
-        [AssignmentFact("a-alice", 1, "CUSTOMER.OWNER", "acme", None)],
-    )
+    engine = forty_resources(policy_dir)
     assert engine.decide(ALICE, "RESOURCE.UPDATE", "vm0", NOW).allowed
     for n in range(1, 40):  # each denial Casbin's, memoised as asked: the memo of 8 turns over many times
         assert not engine.decide(BOB, "RESOURCE.UPDATE", f"vm{n}", NOW).allowed
